@@ -1,0 +1,150 @@
+"""Request and response shapes, as marshmallow schemas; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+import pipeline
+
+PROMPT_MAX = 2000
+SEED_MAX = 2**31 - 1
+LIMIT_MAX = 100
+
+
+class TrimmedString(fields.String):
+    """A string with surrounding whitespace removed before validation; must be valid Unicode."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # JSON can spell lone surrogates ("\ud800"); no store can keep them.
+            raise ValidationError("Not valid Unicode (lone surrogate).") from exc
+        return text
+
+
+class StrictInteger(fields.Integer):
+    """An integer that refuses booleans, floats and numeric strings."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class GenerateSceneRequest(StrictSchema):
+    prompt = TrimmedString(
+        required=True,
+        validate=validate.Length(min=1, max=PROMPT_MAX),
+        metadata={"description": "What to generate; 1-2000 characters after trimming.", "example": "a spooky hallway"},
+    )
+    seed = StrictInteger(
+        load_default=None,
+        validate=validate.Range(min=0, max=SEED_MAX),
+        metadata={"description": "0..2^31-1; chosen at random and echoed when absent.", "example": 123},
+    )
+    style = fields.String(
+        load_default=pipeline.DEFAULT_STYLE,
+        validate=validate.OneOf(pipeline.STYLES),
+        metadata={"description": f"One of {', '.join(pipeline.STYLES)}; default {pipeline.DEFAULT_STYLE}."},
+    )
+
+
+class JobAccepted(Schema):
+    jobId = fields.String(required=True)
+    statusUrl = fields.String(required=True)
+    seed = fields.Integer(required=True)
+    style = fields.String(required=True)
+    state = fields.String(required=True)
+
+
+class StepEventSchema(Schema):
+    stepId = fields.String(required=True)
+    name = fields.String(required=True)
+    startedAt = fields.String(required=True)
+    endedAt = fields.String(required=True)
+    durationMs = fields.Integer(required=True)
+    summary = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "error"]))
+
+
+class JobErrorSchema(Schema):
+    message = fields.String(required=True)
+    code = fields.String(required=True)
+    details = fields.Dict()
+
+
+class JobResultSchema(Schema):
+    summary = fields.String(allow_none=True)
+    sceneGraphKey = fields.String()
+    asciiMinimapKey = fields.String()
+    resultKey = fields.String()
+    sceneGraphUrl = fields.String(metadata={"description": "Presigned GET URL (absent in demo mode)."})
+    asciiMinimapUrl = fields.String(metadata={"description": "Presigned GET URL (absent in demo mode)."})
+    expiresIn = fields.Integer(metadata={"description": "Seconds the URLs stay valid."})
+    sceneGraph = fields.Dict(metadata={"description": "Inlined in demo mode (no bucket)."})
+    asciiMinimap = fields.String(metadata={"description": "Inlined in demo mode (no bucket)."})
+
+
+class JobRequestSchema(Schema):
+    prompt = fields.String(required=True)
+    seed = fields.Integer(required=True)
+    style = fields.String(required=True)
+
+
+class JobStatus(Schema):
+    jobId = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(["queued", "running", "done", "failed", "cancelled"]))
+    progress = fields.Float(required=True, metadata={"description": "Completed steps / total steps, 0..1."})
+    steps = fields.List(fields.Nested(StepEventSchema), required=True)
+    result = fields.Nested(JobResultSchema, allow_none=True, required=True)
+    error = fields.Nested(JobErrorSchema, allow_none=True, required=True)
+    createdAt = fields.String(required=True)
+    updatedAt = fields.String(required=True)
+    request = fields.Nested(JobRequestSchema, required=True)
+
+
+class JobSummary(Schema):
+    jobId = fields.String(required=True)
+    state = fields.String(required=True)
+    progress = fields.Float(required=True)
+    promptPreview = fields.String(required=True)
+    createdAt = fields.String(required=True)
+    updatedAt = fields.String(required=True)
+    statusUrl = fields.String(required=True)
+
+
+class JobList(Schema):
+    jobs = fields.List(fields.Nested(JobSummary), required=True)
+    nextCursor = fields.String(allow_none=True, required=True)
+
+
+class ListJobsQuery(StrictSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=LIMIT_MAX))
+    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=1024))
+
+
+class Health(Schema):
+    ok = fields.Boolean(required=True)
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict()
+
+
+class ErrorResponse(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+__all__ = ["ValidationError"]

@@ -1,0 +1,70 @@
+"""Celery settings for ghost-engine, read from the same Settings as the API.
+
+Each setting says why it is what it is: the job item in DynamoDB is the only
+source of truth, and SQS delivers at least once.
+"""
+
+from storage.errors import DependencyUnavailable
+from storage.settings import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.broker_url
+broker_transport_options = {
+    "region": _settings.region,
+    # The emulator speaks plain HTTP; real SQS endpoints are HTTPS.
+    "is_secure": not (_settings.aws_endpoint_url or "").startswith("http://"),
+    # A message stays invisible longer than its step may run (checked in Settings).
+    "visibility_timeout": _settings.visibility_timeout_seconds,
+    # Long polling: SQS holds an empty receive up to this long, so idle workers cost little.
+    "wait_time_seconds": 10,
+    # Pause after an empty long poll; it adds to wait_time_seconds, so keep it short.
+    "polling_interval": 0.5,
+    # With the queue URL known, producers and workers never list or create queues.
+    **(
+        {"predefined_queues": {_settings.queue_name: {"url": _settings.sqs_queue_url}}}
+        if _settings.sqs_queue_url
+        else {}
+    ),
+}
+# Every step task goes to the one job queue.
+task_default_queue = _settings.queue_name
+# Keep retrying the broker at start-up instead of exiting when SQS is briefly away.
+broker_connection_retry_on_startup = True
+# Bounded publish retries: a submission fails fast (503, job marked failed) rather than hang.
+task_publish_retry_policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
+# Ack after the step ran, so a worker that dies mid-step leaves the message to be redelivered.
+task_acks_late = True
+# A worker process killed mid-step (OOM, SIGKILL) also leaves the message for redelivery.
+task_reject_on_worker_lost = True
+# The job item is the only source of truth; there is no result backend to write to.
+task_ignore_result = True
+result_backend = None
+# One message at a time per process: a slow step never holds others invisible behind it.
+worker_prefetch_multiplier = 1
+# JSON only: no pickle from a queue anyone with SendMessage could write to.
+task_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+# A step that hangs is interrupted (soft: raises in the task) and then killed (hard).
+task_soft_time_limit = _settings.step_time_limit_seconds - 5
+task_time_limit = _settings.step_time_limit_seconds
+# Our own JSON logging is configured on the worker_process_init/setup_logging signals.
+worker_hijack_root_logger = False
+# SQS has no fanout exchange, so stock Celery cannot run remote control or events over it.
+worker_enable_remote_control = False
+worker_send_task_events = False
+task_send_sent_event = False
+
+# Transient AWS errors (throttling, timeouts, a dependency down) are retried with
+# exponential backoff and jitter; anything else fails the job at once.
+step_retry_policy = {
+    "autoretry_for": (DependencyUnavailable,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+include = ["tasks.steps"]

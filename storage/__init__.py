@@ -1,0 +1,1 @@
+"""Storage ports (JobStore, ArtifactStore), their AWS adapters, settings and the composition root."""

@@ -1,0 +1,55 @@
+"""The composition root: settings -> boto3 clients -> stores, for the API, the worker and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from storage.dynamo import DynamoJobStore
+from storage.dynamo_artifacts import DynamoArtifactStore
+from storage.ports import ArtifactStore, JobStore
+from storage.s3 import S3ArtifactStore
+from storage.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    jobs: JobStore
+    artifacts: ArtifactStore
+
+
+def aws_client(settings: Settings, service: str) -> Any:
+    """A boto3 client with bounded timeouts, so a dead dependency fails fast instead of hanging."""
+    config = Config(
+        region_name=settings.region,
+        connect_timeout=settings.aws_timeout_seconds,
+        read_timeout=settings.aws_timeout_seconds,
+        retries={"max_attempts": settings.aws_max_attempts, "mode": "standard"},
+        # Virtual-host addressing would put the bucket in the emulator's hostname.
+        s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+    )
+    return boto3.session.Session().client(
+        service, endpoint_url=settings.aws_endpoint_url, config=config
+    )
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    """Build the stores from settings (read from the environment when not given)."""
+    settings = settings or Settings.from_env()
+    dynamodb = aws_client(settings, "dynamodb")
+    jobs = DynamoJobStore(dynamodb, settings.jobs_table_name)
+    artifacts: ArtifactStore
+    if settings.artifacts_bucket is None:
+        artifacts = DynamoArtifactStore(
+            dynamodb,
+            settings.jobs_table_name,
+            max_bytes=settings.inline_artifact_max_bytes,
+            ttl_days=settings.job_ttl_days,
+        )
+    else:
+        artifacts = S3ArtifactStore(aws_client(settings, "s3"), settings.artifacts_bucket)
+    return Services(settings=settings, jobs=jobs, artifacts=artifacts)

@@ -1,0 +1,65 @@
+"""The project's own errors; adapters raise these ``from`` the vendor error.
+
+    GhostEngineError
+    ├── ConfigError                 settings missing or out of range (start-up)
+    ├── JobNotFound                 no job with that id
+    ├── InvalidTransition           the job's state does not allow the write
+    │   └── JobTerminal             the job is done, failed or cancelled
+    ├── InvalidCursor               a listing cursor that we did not issue
+    ├── ArtifactNotFound            no artifact under that key
+    ├── ArtifactTooLarge            an artifact over the store's size limit
+    ├── DependencyUnavailable       DynamoDB, S3 or SQS did not answer (transient)
+    └── EnqueueFailed               the job's first message could not be sent
+
+``api/`` maps each of these to one HTTP status; ``tasks/`` retries only
+``DependencyUnavailable`` and fails the job on anything else.
+"""
+
+from __future__ import annotations
+
+
+class GhostEngineError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ConfigError(GhostEngineError):
+    code = "CONFIG_ERROR"
+
+
+class JobNotFound(GhostEngineError):
+    code = "JOB_NOT_FOUND"
+
+
+class InvalidTransition(GhostEngineError):
+    code = "INVALID_TRANSITION"
+
+
+class JobTerminal(InvalidTransition):
+    code = "JOB_TERMINAL"
+
+
+class InvalidCursor(GhostEngineError):
+    code = "INVALID_CURSOR"
+
+
+class ArtifactNotFound(GhostEngineError):
+    code = "ARTIFACT_NOT_FOUND"
+
+
+class ArtifactTooLarge(GhostEngineError):
+    code = "ARTIFACT_TOO_LARGE"
+
+
+class DependencyUnavailable(GhostEngineError):
+    code = "DEPENDENCY_UNAVAILABLE"
+
+
+class EnqueueFailed(GhostEngineError):
+    code = "ENQUEUE_FAILED"

@@ -1,0 +1,158 @@
+"""Jobs, steps and the state machine, as plain values that cross the storage boundary."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+
+# The only edges a job may take. State moves forward; the terminal states
+# have no way out (an operator retry, added later, is its own edge).
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED}),
+    JobState.DONE: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: JobState, target: JobState) -> bool:
+    """True when a job in ``current`` may move to ``target``."""
+    return target in TRANSITIONS[current]
+
+
+def sources_of(target: JobState) -> frozenset[JobState]:
+    """Every state from which ``target`` can be reached in one write."""
+    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
+class RecordOutcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    TERMINAL = "terminal"
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+
+
+JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def new_job_id() -> str:
+    """A fresh job id (a random UUID, lower case, hyphenated)."""
+    return str(uuid.uuid4())
+
+
+def is_job_id(value: str) -> bool:
+    """True when ``value`` is a well-formed job id."""
+    return bool(JOB_ID_PATTERN.match(value))
+
+
+def step_id(job_id: str, step: str) -> str:
+    """The deterministic id under which a step of a job is recorded once."""
+    return f"{job_id}:{step}"
+
+
+def utc_now() -> str:
+    """Now, as ISO 8601 UTC with milliseconds, e.g. ``2026-11-22T03:17:56.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JobError:
+    message: str
+    code: str
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {"message": self.message, "code": self.code}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> JobError:
+        return cls(message=raw["message"], code=raw["code"], details=dict(raw.get("details") or {}))
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step_id: str
+    name: str
+    started_at: str
+    ended_at: str
+    duration_ms: int
+    summary: str
+    status: StepStatus = StepStatus.OK
+
+    def to_dict(self) -> dict:
+        return {
+            "stepId": self.step_id,
+            "name": self.name,
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+            "durationMs": self.duration_ms,
+            "summary": self.summary,
+            "status": str(self.status),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> StepEvent:
+        return cls(
+            step_id=raw["stepId"],
+            name=raw["name"],
+            started_at=raw["startedAt"],
+            ended_at=raw["endedAt"],
+            duration_ms=int(raw["durationMs"]),
+            summary=raw["summary"],
+            status=StepStatus(raw["status"]),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    state: JobState
+    created_at: str
+    updated_at: str
+    request: dict
+    total_steps: int
+    ttl: int
+    plugin: str = "rooms-v1"
+    progress: float = 0.0
+    steps: tuple[StepEvent, ...] = ()
+    step_ids: frozenset[str] = frozenset()
+    result_keys: dict = field(default_factory=dict)
+    result_summary: str | None = None
+    error: JobError | None = None
+    fault_drill: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def prompt_preview(self) -> str:
+        return self.request.get("prompt", "")[:80]
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: tuple[Job, ...]
+    cursor: str | None

@@ -1,0 +1,56 @@
+"""What the rest of the code needs from storage, as protocols; adapters implement them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from storage.model import Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
+
+
+class JobStore(Protocol):
+    """Durable job items. Every state change and step record is one conditional write."""
+
+    def create(self, job: Job) -> None:
+        """Write a new job item; never overwrites an existing one."""
+
+    def get(self, job_id: str) -> Job:
+        """The job, or JobNotFound."""
+
+    def list_jobs(
+        self, *, limit: int, cursor: str | None = None, state: JobState | None = None
+    ) -> JobPage:
+        """Jobs newest first, ``limit`` at a time; InvalidCursor for a cursor we did not issue."""
+
+    def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
+        """Append a step once per stepId; a queued job becomes running; terminal jobs are untouched."""
+
+    def mark_running(self, job_id: str) -> bool:
+        """queued -> running; False when the job was already running. JobTerminal after the end."""
+
+    def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
+        """running -> done; False when it already was done. JobTerminal otherwise."""
+
+    def mark_failed(self, job_id: str, error: JobError) -> bool:
+        """queued|running -> failed; False when the job was already terminal."""
+
+    def check(self) -> None:
+        """Raise DependencyUnavailable when the store cannot be reached."""
+
+
+class ArtifactStore(Protocol):
+    """Blobs: step checkpoints and the final artifacts."""
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        """Store ``body`` under ``key`` (overwriting: the same step writes the same bytes)."""
+
+    def get(self, key: str) -> bytes:
+        """The bytes under ``key``, or ArtifactNotFound."""
+
+    def exists(self, key: str) -> bool:
+        """True when something is stored under ``key``."""
+
+    def url_for(self, key: str, *, expires_in: int) -> str | None:
+        """A time-limited GET URL, or None when this store cannot hand out URLs."""
+
+    def check(self) -> None:
+        """Raise DependencyUnavailable when the store cannot be reached."""

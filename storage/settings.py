@@ -1,0 +1,148 @@
+"""Settings, parsed once from the environment into a frozen object.
+
+Local names and the emulator's endpoint have defaults so that a fresh clone
+runs with no configuration; outside ``ENV=local`` every name must be given
+explicitly, so a production deploy can never fall back to a local default.
+Every variable is listed, with its default, in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+from storage.errors import ConfigError
+
+T = TypeVar("T")
+
+LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    region: str
+    aws_endpoint_url: str | None
+    jobs_table_name: str
+    artifacts_bucket: str | None  # None: demo mode, artifacts inlined from the table
+    queue_name: str
+    dead_letter_queue_name: str
+    sqs_queue_url: str | None
+    broker_url: str
+    visibility_timeout_seconds: int
+    step_time_limit_seconds: int
+    presign_ttl_seconds: int
+    job_ttl_days: int
+    inline_artifact_max_bytes: int
+    internal_token: str | None
+    fault_drills: bool
+    aws_timeout_seconds: float
+    aws_max_attempts: int
+    log_level: str
+
+    @property
+    def demo_mode(self) -> bool:
+        return self.artifacts_bucket is None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; raise ConfigError naming the bad one."""
+        environ = os.environ if environ is None else environ
+        read = _Reader(environ)
+        env = read("ENV", str, "local")
+        local = env == "local"
+
+        def name(var: str, local_default: str) -> str:
+            return read(var, str, local_default if local else None)
+
+        endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
+        bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
+        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 300, low=30, high=43200)
+        step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=5, high=3600)
+        if step_limit >= visibility:
+            # A message must stay invisible for longer than its step may run,
+            # or SQS hands it to a second worker while the first still runs it.
+            raise ConfigError(
+                "VISIBILITY_TIMEOUT_SECONDS must be greater than STEP_TIME_LIMIT_SECONDS",
+                details={"visibility": visibility, "stepTimeLimit": step_limit},
+            )
+        fault_drills = read("FAULT_DRILLS", _flag, False)
+        if fault_drills and env == "prod":
+            raise ConfigError("FAULT_DRILLS cannot be enabled when ENV=prod")
+        return cls(
+            env=env,
+            region=read("AWS_REGION", str, environ.get("AWS_DEFAULT_REGION") or "us-east-1"),
+            aws_endpoint_url=endpoint,
+            jobs_table_name=name("JOBS_TABLE_NAME", f"ghost-engine-jobs-{env}"),
+            artifacts_bucket=bucket,
+            queue_name=name("QUEUE_NAME", f"ghost-engine-jobs-{env}"),
+            dead_letter_queue_name=name("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
+            sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
+            broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, environ)),
+            visibility_timeout_seconds=visibility,
+            step_time_limit_seconds=step_limit,
+            presign_ttl_seconds=read("PRESIGN_TTL_SECONDS", int, 900, low=60, high=3600),
+            job_ttl_days=read("JOB_TTL_DAYS", int, 14, low=1, high=365),
+            inline_artifact_max_bytes=read(
+                "INLINE_ARTIFACT_MAX_BYTES", int, 256 * 1024, low=1024, high=350 * 1024
+            ),
+            internal_token=read("INTERNAL_TOKEN", str, "") or None,
+            fault_drills=fault_drills,
+            aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 2.0, low=0.1, high=60),
+            aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
+            log_level=read("LOG_LEVEL", str, "INFO").upper(),
+        )
+
+
+def _default_broker_url(endpoint: str | None, environ: Mapping[str, str]) -> str:
+    # kombu's SQS transport takes its endpoint from the broker URL, not from
+    # AWS_ENDPOINT_URL, so an emulator endpoint must be spelled out here.
+    if not endpoint:
+        return "sqs://"
+    parts = urlsplit(endpoint)
+    key = quote(environ.get("AWS_ACCESS_KEY_ID", "test"), safe="")
+    secret = quote(environ.get("AWS_SECRET_ACCESS_KEY", "test"), safe="")
+    return f"sqs://{key}:{secret}@{parts.netloc}"
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean, got {raw!r}")
+
+
+class _Reader:
+    """Reads one variable, coerces it and checks its range."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def __call__(
+        self,
+        var: str,
+        coerce: Callable[[str], T],
+        default: T | None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> T:
+        raw = self._environ.get(var)
+        if raw is None:
+            if default is None:
+                raise ConfigError(f"{var} must be set outside ENV=local", details={"setting": var})
+            return default
+        try:
+            value = coerce(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{var} is not valid: {exc}", details={"setting": var}) from exc
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(
+                f"{var} must be between {low:g} and {high:g}, got {raw}", details={"setting": var}
+            )
+        return value

@@ -1,0 +1,72 @@
+"""Submitting a job: write its item, then send its chain of step messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from celery import chain
+
+import pipeline
+from storage.errors import EnqueueFailed, GhostEngineError
+from storage.model import Job, JobError, JobState, new_job_id, utc_now
+from storage.ports import JobStore
+from tasks import app
+from tasks.logs import get_logger
+
+log = get_logger(__name__)
+
+Enqueue = Callable[[str, str | None], None]
+
+
+def send_chain(job_id: str, request_id: str | None) -> None:
+    """Send the job's chain: one immutable signature per step, carrying only ids.
+
+    Signatures by name keep the API process from importing the step tasks.
+    """
+    signatures = [
+        app.signature(f"tasks.steps.{step}", args=(job_id,), kwargs={"request_id": request_id}, immutable=True)
+        for step in pipeline.STEPS
+    ]
+    try:
+        chain(*signatures).apply_async()
+    except Exception as exc:  # kombu and botocore raise many kinds; all mean "not sent"
+        raise EnqueueFailed(
+            f"could not send the job to the queue ({type(exc).__name__})", details={"jobId": job_id}
+        ) from exc
+
+
+def submit_job(
+    jobs: JobStore,
+    request: Mapping,
+    *,
+    ttl_days: int,
+    request_id: str | None = None,
+    fault_drill: str | None = None,
+    enqueue: Enqueue = send_chain,
+) -> Job:
+    """Create a queued job and enqueue it; on a send failure the job ends failed, never stuck queued."""
+    now = utc_now()
+    job = Job(
+        job_id=new_job_id(),
+        state=JobState.QUEUED,
+        created_at=now,
+        updated_at=now,
+        request=dict(request),
+        total_steps=len(pipeline.STEPS),
+        ttl=int(time.time()) + ttl_days * 86400,
+        fault_drill=fault_drill,
+    )
+    # The item exists before any message: a worker never sees a job it cannot load.
+    jobs.create(job)
+    try:
+        enqueue(job.job_id, request_id)
+    except EnqueueFailed as exc:
+        log.error("job.enqueue_failed", jobId=job.job_id, error=exc.message)
+        try:
+            jobs.mark_failed(job.job_id, JobError(exc.message, exc.code, exc.details))
+        except GhostEngineError:
+            log.exception("job.enqueue_failed_unrecorded", jobId=job.job_id)
+        raise
+    log.info("job.queued", jobId=job.job_id)
+    return job

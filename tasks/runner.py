@@ -1,0 +1,179 @@
+"""Runs one pipeline step of one job: load input, compute, checkpoint, record, hand on.
+
+Everything here is written for at-least-once delivery: a step may run twice,
+concurrently, or be killed half way, and the job item still ends correct,
+because each write is conditional and keyed by the step's deterministic id.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+import pipeline
+from storage.bootstrap import Services
+from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
+from storage.model import Job, JobError, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
+from tasks.checkpoints import (
+    ASCII_MINIMAP,
+    CONTENT_TYPES,
+    RESULT,
+    SCENE_GRAPH,
+    artifact_key,
+    checkpoint_key,
+)
+from tasks.logs import get_logger
+
+log = get_logger(__name__)
+
+SLOW_DRILL_SECONDS = 5.0
+
+
+class Next(Enum):
+    """What the chain should do after a step."""
+
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+class FaultDrill(Exception):
+    """A failure injected on purpose (X-Fault-Drill), to rehearse failure handling."""
+
+
+@dataclass(frozen=True)
+class StepRun:
+    next: Next
+    outcome: str  # recorded | duplicate | terminal | skipped | missing
+
+
+def run_step(services: Services, job_id: str, step: str) -> StepRun:
+    """Run ``step`` for ``job_id`` once in effect, however often it is delivered."""
+    try:
+        job = services.jobs.get(job_id)
+    except JobNotFound:
+        # A message for a job that does not exist can never succeed: drop it.
+        log.error("step.job_missing", step=step)
+        return StepRun(Next.STOP, "missing")
+    if job.terminal:
+        log.info("step.skipped_terminal", step=step, state=str(job.state))
+        return StepRun(Next.STOP, "terminal")
+    sid = step_id(job_id, step)
+    last = step == pipeline.STEPS[-1]
+    if sid in job.step_ids:
+        # Redelivered after it was recorded (the worker died before acking,
+        # or before sending the next message): finish what was left undone.
+        log.info("step.already_recorded", step=step)
+        if last:
+            _finish(services, job)
+        return StepRun(Next.CONTINUE, "duplicate")
+
+    services.jobs.mark_running(job_id)
+    started_at, started = utc_now(), time.monotonic()
+    summary = _compute(services, job, step)
+    event = StepEvent(
+        step_id=sid,
+        name=step,
+        started_at=started_at,
+        ended_at=utc_now(),
+        duration_ms=int((time.monotonic() - started) * 1000),
+        summary=summary,
+        status=StepStatus.OK,
+    )
+    outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
+    log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
+    if outcome is RecordOutcome.TERMINAL:
+        return StepRun(Next.STOP, str(outcome))
+    if last:
+        _finish(services, job)
+    return StepRun(Next.CONTINUE, str(outcome))
+
+
+def fail_job(services: Services, job_id: str, step: str, error: JobError) -> None:
+    """Record the failed step and move the job to failed, keeping the steps done so far."""
+    now = utc_now()
+    event = StepEvent(
+        step_id=step_id(job_id, step),
+        name=step,
+        started_at=now,
+        ended_at=now,
+        duration_ms=0,
+        summary=error.message,
+        status=StepStatus.ERROR,
+    )
+    try:
+        services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
+        moved = services.jobs.mark_failed(job_id, error)
+    except JobNotFound:
+        return
+    log.error("job.failed", step=step, code=error.code, moved=moved, error=error.message)
+
+
+def _compute(services: Services, job: Job, step: str) -> str:
+    """The step's summary; its output is checkpointed, or read back if a run already wrote it."""
+    key = checkpoint_key(job.job_id, step)
+    try:
+        # A run killed after its checkpoint but before its record left this
+        # behind: the pipeline is deterministic, so reuse it, don't recompute.
+        return json.loads(services.artifacts.get(key))["summary"]
+    except ArtifactNotFound:
+        pass
+    _apply_drill(job, step)
+    output = pipeline.run_step(step, _load_input(services, job, step))
+    if step == pipeline.STEPS[-1]:
+        _write_artifacts(services, job, output.data)
+    checkpoint = {"step": step, "summary": output.summary, "data": output.data}
+    services.artifacts.put(key, pipeline.encode_json(checkpoint), CONTENT_TYPES[RESULT])
+    return output.summary
+
+
+def _load_input(services: Services, job: Job, step: str) -> dict:
+    index = pipeline.STEPS.index(step)
+    if index == 0:
+        return dict(job.request)
+    previous = checkpoint_key(job.job_id, pipeline.STEPS[index - 1])
+    return json.loads(services.artifacts.get(previous))["data"]
+
+
+def _apply_drill(job: Job, step: str) -> None:
+    if not job.fault_drill:
+        return
+    kind, _, target = job.fault_drill.partition(":")
+    if target != step:
+        return
+    if kind == "fail":
+        raise FaultDrill(f"fault drill: {step} failed on purpose")
+    if kind == "slow":
+        time.sleep(SLOW_DRILL_SECONDS)
+
+
+def _write_artifacts(services: Services, job: Job, data: dict) -> None:
+    scene, minimap = data["sceneGraph"], data["asciiMinimap"]
+    store = services.artifacts
+    store.put(artifact_key(job.job_id, SCENE_GRAPH), pipeline.encode_json(scene), CONTENT_TYPES[SCENE_GRAPH])
+    store.put(artifact_key(job.job_id, ASCII_MINIMAP), minimap.encode(), CONTENT_TYPES[ASCII_MINIMAP])
+
+
+def _finish(services: Services, job: Job) -> None:
+    """Write result.json and mark the job done (both idempotent)."""
+    final = json.loads(services.artifacts.get(checkpoint_key(job.job_id, pipeline.STEPS[-1])))
+    keys = {
+        "sceneGraph": artifact_key(job.job_id, SCENE_GRAPH),
+        "asciiMinimap": artifact_key(job.job_id, ASCII_MINIMAP),
+        "result": artifact_key(job.job_id, RESULT),
+    }
+    result = {
+        "jobId": job.job_id,
+        "request": job.request,
+        "summary": final["summary"],
+        "artifacts": {name: key for name, key in keys.items() if name != "result"},
+        "stats": final["data"]["sceneGraph"].get("stats", {}),
+    }
+    services.artifacts.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
+    try:
+        if services.jobs.mark_done(job.job_id, result_keys=keys, summary=final["summary"]):
+            log.info("job.done", summary=final["summary"])
+    except InvalidTransition as exc:
+        # Cancelled or failed while the last step ran: the terminal state stands.
+        log.info("job.not_done", reason=exc.message)

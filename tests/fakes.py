@@ -1,0 +1,132 @@
+"""In-memory fakes of our own storage ports, for the unit tier (no boto3, no network)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from storage.errors import ArtifactNotFound, DependencyUnavailable, InvalidTransition, JobNotFound, JobTerminal
+from storage.model import (
+    TERMINAL_STATES,
+    Job,
+    JobError,
+    JobPage,
+    JobState,
+    RecordOutcome,
+    StepEvent,
+    StepStatus,
+    sources_of,
+    utc_now,
+)
+
+
+class FakeJobStore:
+    """JobStore with the same conditional semantics as DynamoJobStore."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.down = False
+        self._lock = threading.Lock()
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise DependencyUnavailable("dynamodb is unreachable")
+
+    def create(self, job: Job) -> None:
+        self._check_up()
+        with self._lock:
+            assert job.job_id not in self.jobs
+            self.jobs[job.job_id] = job
+
+    def get(self, job_id: str) -> Job:
+        self._check_up()
+        try:
+            return self.jobs[job_id]
+        except KeyError:
+            raise JobNotFound(f"no job {job_id}") from None
+
+    def list_jobs(self, *, limit: int, cursor: str | None = None, state: JobState | None = None) -> JobPage:
+        self._check_up()
+        ordered = sorted(self.jobs.values(), key=lambda j: (j.created_at, j.job_id), reverse=True)
+        ordered = [j for j in ordered if state is None or j.state is state]
+        start = 0
+        if cursor is not None:
+            start = next(i for i, j in enumerate(ordered) if j.job_id == cursor) + 1
+        page = ordered[start : start + limit]
+        more = len(ordered) > start + limit
+        return JobPage(jobs=tuple(page), cursor=page[-1].job_id if more else None)
+
+    def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
+        self._check_up()
+        with self._lock:
+            job = self.get(job_id)
+            if event.step_id in job.step_ids:
+                return RecordOutcome.DUPLICATE
+            if job.state in TERMINAL_STATES:
+                return RecordOutcome.TERMINAL
+            share = 1 / total_steps if event.status is StepStatus.OK else 0
+            self.jobs[job_id] = replace(
+                job,
+                state=JobState.RUNNING,
+                steps=(*job.steps, event),
+                step_ids=job.step_ids | {event.step_id},
+                progress=min(1.0, job.progress + share),
+                updated_at=utc_now(),
+            )
+            return RecordOutcome.RECORDED
+
+    def _transition(self, job_id: str, target: JobState, **fields) -> bool:
+        self._check_up()
+        with self._lock:
+            job = self.get(job_id)
+            if job.state is target:
+                return False
+            if job.state not in sources_of(target):
+                if job.state in TERMINAL_STATES:
+                    raise JobTerminal(f"job is {job.state}")
+                raise InvalidTransition(f"{job.state} -> {target}")
+            self.jobs[job_id] = replace(job, state=target, updated_at=utc_now(), **fields)
+            return True
+
+    def mark_running(self, job_id: str) -> bool:
+        return self._transition(job_id, JobState.RUNNING)
+
+    def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
+        return self._transition(job_id, JobState.DONE, result_keys=result_keys, result_summary=summary, progress=1.0)
+
+    def mark_failed(self, job_id: str, error: JobError) -> bool:
+        try:
+            return self._transition(job_id, JobState.FAILED, error=error)
+        except JobTerminal:
+            return False
+
+    def check(self) -> None:
+        self._check_up()
+
+
+class FakeArtifactStore:
+    """ArtifactStore in a dict; ``presign`` False behaves like demo mode."""
+
+    def __init__(self, *, presign: bool = True) -> None:
+        self.blobs: dict[str, bytes] = {}
+        self.puts: list[str] = []
+        self.presign = presign
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        self.puts.append(key)
+        self.blobs[key] = body
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.blobs[key]
+        except KeyError:
+            raise ArtifactNotFound(f"no artifact {key}") from None
+
+    def exists(self, key: str) -> bool:
+        return key in self.blobs
+
+    def url_for(self, key: str, *, expires_in: int) -> str | None:
+        return f"https://artifacts.example/{key}?X-Amz-Expires={expires_in}" if self.presign else None
+
+    def check(self) -> None:
+        pass
