@@ -31,6 +31,8 @@ def aws_client(settings: Settings, service: str) -> Any:
         retries={"max_attempts": settings.aws_max_attempts, "mode": "standard"},
         # Virtual-host addressing would put the bucket in the emulator's hostname.
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+        # SigV4 presigned URLs (X-Amz-Expires), as every current region requires.
+        signature_version="s3v4" if service == "s3" else None,
     )
     return boto3.session.Session().client(
         service, endpoint_url=settings.aws_endpoint_url, config=config

@@ -29,7 +29,7 @@ locals {
 
   services = {
     api = {
-      command       = ["gunicorn", "--bind", "0.0.0.0:${local.api_port}", "--workers", "2", "--access-logfile", "-", "api:create_app()"]
+      command       = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:${local.api_port}", "--workers", "2", "api:create_app()"]
       port          = local.api_port
       cpu           = var.api_cpu
       memory        = var.api_memory

@@ -56,7 +56,7 @@ SECRET_NAMES = {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"}
 
 SERVICE_COMMANDS = {
     "api": [
-        "gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-", "api:create_app()",
+        "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "api:create_app()",
     ],
     "worker": ["celery", "-A", "tasks", "worker", "--loglevel", "INFO", "--concurrency", "2"],
     "flower": ["celery", "-A", "tasks", "flower", "--port=5555"],

@@ -1,0 +1,46 @@
+# ghost-engine: `make run` starts the local stack, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+API_PORT ?= 8000
+
+.PHONY: run test unit integration smoke clean help
+
+help:
+	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
+	@echo "make test   - install the dev dependencies and run the whole suite"
+	@echo "make unit   - the fast offline tests only"
+	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "ghost-engine needs Python 3.11+; set PYTHON=python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.local-installed
+
+run: $(VENV)/.local-installed
+	$(BIN)/python scripts/local_stack.py
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest
+
+unit: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/integration tests/e2e
+
+smoke:
+	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)
+
+clean:
+	rm -rf $(VENV) .local-stack .pytest_cache

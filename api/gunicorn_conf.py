@@ -1,0 +1,27 @@
+"""gunicorn settings (``gunicorn -c python:api.gunicorn_conf 'api:create_app()'``).
+
+gunicorn installs its own plain-text handlers; these settings hand its loggers
+to the root logger instead, so its lines are JSON like the API's own.
+"""
+
+import os
+
+from tasks.logs import configure_logging
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+}
+# The API logs one JSON line per request itself, with its requestId.
+accesslog = None
+# Let a request in flight finish on SIGTERM, but not for long (ECS waits 30 s).
+graceful_timeout = 10
+
+
+def on_starting(server) -> None:
+    """Configure JSON logging in the master; forked workers inherit it."""
+    configure_logging("api", os.environ.get("LOG_LEVEL", "INFO").upper())

@@ -1,0 +1,262 @@
+"""The local stack: AWS emulator, provisioned resources, Celery worker, API — one command.
+
+    python scripts/local_stack.py        (what `make run` runs)
+
+Everything binds to 127.0.0.1. Ctrl-C (SIGINT) or SIGTERM stops every process
+it started, API first and the emulator last, and leaves no port bound. The
+same class starts the pieces for the integration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script, the project root is not on the path
+    sys.path.insert(0, str(ROOT))
+
+from storage.provision import provision  # noqa: E402
+from storage.settings import Settings  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class StackConfig:
+    """The stack's ports and sizes; every one overridable from the environment."""
+
+    emulator_port: int = 4566
+    api_port: int = 8000
+    api_workers: int = 2
+    worker_concurrency: int = 2
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        return cls(
+            emulator_port=int(env.get("EMULATOR_PORT", cls.emulator_port)),
+            api_port=int(env.get("API_PORT", cls.api_port)),
+            api_workers=int(env.get("API_WORKERS", cls.api_workers)),
+            worker_concurrency=int(env.get("WORKER_CONCURRENCY", cls.worker_concurrency)),
+        )
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex((HOST, port)) != 0
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers any HTTP status; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[2:4]} exited with {proc.returncode} while starting")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class Stack:
+    """Starts and stops the local stack's processes."""
+
+    config: StackConfig = field(default_factory=StackConfig)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None  # None: children write to this terminal
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        endpoint = f"http://{HOST}:{self.config.emulator_port}"
+        self.env = {
+            **os.environ,
+            "ENV": "local",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "INTERNAL_TOKEN": os.environ.get("INTERNAL_TOKEN") or secrets.token_urlsafe(24),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        if "BROKER_URL" not in self.extra_env:
+            # The broker URL is built from the emulator endpoint, never taken from the shell.
+            self.env.pop("BROKER_URL", None)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.config.api_port}"
+
+    @property
+    def emulator_url(self) -> str:
+        return self.env["AWS_ENDPOINT_URL"]
+
+    # --- pieces ----------------------------------------------------------------
+
+    def start_emulator(self) -> None:
+        """moto in server mode, then the table, bucket and queues inside it."""
+        self._require_free(self.config.emulator_port, "EMULATOR_PORT")
+        proc = self._spawn(
+            "emulator",
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.config.emulator_port)],
+            # The emulator's request log is noise next to the services' JSON lines.
+            log_dir=self.log_dir or ROOT / ".local-stack",
+        )
+        wait_http(f"{self.emulator_url}/moto-api/", 30, proc)
+        self.provision()
+
+    def provision(self) -> None:
+        """Create the resources (idempotent) and point producers at the queue's URL."""
+        # boto3 takes credentials from the process environment; lend it the stack's.
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        saved = {key: os.environ.get(key) for key in keys}
+        os.environ.update({key: self.env[key] for key in keys})
+        try:
+            urls = provision(self.settings)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.env["SQS_QUEUE_URL"] = urls["queue"]
+        self.env["DEAD_LETTER_QUEUE_URL"] = urls["deadLetterQueue"]
+
+    def start_worker(self, name: str = "worker", concurrency: int | None = None) -> subprocess.Popen:
+        """A Celery worker consuming the job queue over the SQS transport."""
+        concurrency = concurrency or self.config.worker_concurrency
+        return self._spawn(
+            name,
+            [
+                sys.executable, "-m", "celery", "-A", "tasks", "worker",
+                "--loglevel", "INFO", "--concurrency", str(concurrency),
+                "--hostname", f"{name}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip",
+            ],
+        )
+
+    def start_api(self) -> None:
+        """The API under gunicorn."""
+        self._require_free(self.config.api_port, "API_PORT")
+        proc = self._spawn(
+            "api",
+            [
+                sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
+                "--bind", f"{HOST}:{self.config.api_port}", "--workers", str(self.config.api_workers),
+                "api:create_app()",
+            ],
+        )
+        wait_http(f"{self.api_url}/healthz", 30, proc)
+
+    def start(self) -> None:
+        """Everything, in dependency order."""
+        self.start_emulator()
+        self.start_worker()
+        self.start_api()
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
+        """Stop one process and its children (SIGTERM, then SIGKILL after ``timeout``)."""
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        """Stop everything: the API, then workers, then the emulator last."""
+        order = sorted(self.procs, key=lambda n: (n != "api", n == "emulator"))
+        for name in order:
+            self.stop_process(name)
+
+    def exited(self) -> list[str]:
+        """Names of started processes that are no longer running."""
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def _spawn(self, name: str, argv: list[str], log_dir: Path | None = None) -> subprocess.Popen:
+        out = None
+        log_dir = log_dir or self.log_dir
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
+        # Own session per child: we stop each with its children (Celery's pool) explicitly.
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    @staticmethod
+    def _require_free(port: int, variable: str) -> None:
+        if not port_free(port):
+            raise RuntimeError(f"port {port} is in use; stop what holds it or set {variable}")
+
+
+def main() -> int:
+    """Run the stack in the foreground until Ctrl-C or SIGTERM."""
+    stack = Stack(StackConfig.from_env())
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(
+            "\nghost-engine local stack is up\n"
+            f"  API           {stack.api_url}   (try: curl {stack.api_url}/healthz)\n"
+            f"  OpenAPI       {stack.api_url}/openapi.json\n"
+            f"  AWS emulator  {stack.emulator_url}   (its log: .local-stack/emulator.log)\n"
+            f"  INTERNAL_TOKEN {stack.env['INTERNAL_TOKEN']}\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while not stopping:
+            if dead := stack.exited():
+                print(f"stopping: {', '.join(dead)} exited unexpectedly", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    except RuntimeError as exc:
+        print(f"local stack failed to start: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping the local stack...", file=sys.stderr, flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
