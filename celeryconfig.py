@@ -17,7 +17,7 @@ broker_transport_options = {
     # A message stays invisible longer than its step may run (checked in Settings).
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # Long polling: SQS holds an empty receive up to this long, so idle workers cost little.
-    "wait_time_seconds": 10,
+    "wait_time_seconds": _settings.sqs_wait_time_seconds,
     # Pause after an empty long poll; it adds to wait_time_seconds, so keep it short.
     "polling_interval": 0.5,
     # With the queue URL known, producers and workers never list or create queues.

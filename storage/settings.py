@@ -33,6 +33,7 @@ class Settings:
     sqs_queue_url: str | None
     broker_url: str
     visibility_timeout_seconds: int
+    sqs_wait_time_seconds: int
     step_time_limit_seconds: int
     presign_ttl_seconds: int
     job_ttl_days: int
@@ -83,6 +84,7 @@ class Settings:
             sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
             broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, environ)),
             visibility_timeout_seconds=visibility,
+            sqs_wait_time_seconds=read("SQS_WAIT_TIME_SECONDS", int, 10, low=0, high=20),
             step_time_limit_seconds=step_limit,
             presign_ttl_seconds=read("PRESIGN_TTL_SECONDS", int, 900, low=60, high=3600),
             job_ttl_days=read("JOB_TTL_DAYS", int, 14, low=1, high=365),

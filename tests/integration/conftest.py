@@ -1,0 +1,147 @@
+"""Real processes on loopback: moto's server, Celery workers and gunicorn, started and stopped here."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from local_stack import Stack, StackConfig
+from storage.bootstrap import Services, aws_client, build_services
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_credentials() -> Iterator[None]:
+    """boto3 in the test process signs with the emulator's dummy credentials."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("stack-logs")
+
+
+@pytest.fixture(scope="session")
+def emulator(logs_dir) -> Iterator[Stack]:
+    """moto's server on a free port, shared by every integration test."""
+    stack = Stack(StackConfig(emulator_port=free_port()), log_dir=logs_dir / "emulator")
+    stack.start_emulator()
+    yield stack
+    stack.stop()
+
+
+class LiveStack:
+    """A worker and an API on the shared emulator, with their own table, bucket and queue."""
+
+    def __init__(self, emulator: Stack, logs_dir: Path, env: dict[str, str]) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        names = {
+            "JOBS_TABLE_NAME": f"jobs-{suffix}",
+            "ARTIFACTS_BUCKET": f"artifacts-{suffix}",
+            "QUEUE_NAME": f"jobs-{suffix}",
+            "DEAD_LETTER_QUEUE_NAME": f"jobs-dlq-{suffix}",
+        }
+        self.log_dir = logs_dir / suffix
+        self.stack = Stack(
+            StackConfig(emulator_port=emulator.config.emulator_port, api_port=free_port(), api_workers=2),
+            # Short long-polls: a stopped worker's last poll can still take a message
+            # (on SQS too); it comes back after the visibility timeout, too slow for a test.
+            extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1", **env},
+            log_dir=self.log_dir,
+        )
+        self.stack.provision()
+        self.services: Services = build_services(self.stack.settings)
+        self.url = self.stack.api_url
+        self.workers = 0
+
+    def start_worker(self, concurrency: int = 2) -> str:
+        self.workers += 1
+        name = f"worker{self.workers}"
+        self.stack.start_worker(name, concurrency=concurrency)
+        return name
+
+    def start_api(self) -> None:
+        self.stack.start_api()
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    def submit(self, body: dict | None = None, headers: dict | None = None) -> dict:
+        response = requests.post(
+            f"{self.url}/generate-scene",
+            json=body or {"prompt": "a spooky hallway", "seed": 123, "style": "doom"},
+            headers=headers or {},
+            timeout=10,
+        )
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def status(self, job_id: str) -> dict:
+        response = requests.get(f"{self.url}/status/{job_id}", timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_terminal(self, job_id: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.status(job_id)
+            if body["state"] in {"done", "failed", "cancelled"}:
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"job {job_id} not terminal after {timeout}s: {body}")
+
+    def log_lines(self, process: str) -> list[str]:
+        path = self.log_dir / f"{process}.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    def raw_item(self, job_id: str) -> dict:
+        client = aws_client(self.stack.settings, "dynamodb")
+        return client.get_item(
+            TableName=self.stack.settings.jobs_table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True
+        )["Item"]
+
+
+@pytest.fixture(scope="session")
+def make_stack(emulator, logs_dir) -> Iterator[Callable[..., LiveStack]]:
+    """Build LiveStacks (stopped at session end); env overrides settings for that stack only."""
+    made: list[LiveStack] = []
+
+    def make(env: dict[str, str] | None = None, *, worker: bool = True, api: bool = True) -> LiveStack:
+        live = LiveStack(emulator, logs_dir, env or {})
+        made.append(live)
+        if worker:
+            live.start_worker()
+        if api:
+            live.start_api()
+        return live
+
+    yield make
+    for live in made:
+        live.stop()
+
+
+@pytest.fixture(scope="session")
+def live(make_stack) -> LiveStack:
+    """The default stack: one worker, one API, S3 artifacts."""
+    return make_stack({"FAULT_DRILLS": "1"})

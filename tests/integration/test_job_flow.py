@@ -1,0 +1,94 @@
+"""A job through the real parts: gunicorn API -> Celery over SQS -> DynamoDB -> S3, on the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+import pipeline
+from tasks.checkpoints import checkpoint_key
+
+pytestmark = pytest.mark.integration
+
+
+def test_default_job_reaches_done_with_one_entry_per_step(live):
+    started = time.monotonic()
+    accepted = live.submit()
+    body = live.wait_terminal(accepted["jobId"], timeout=10)
+    elapsed = time.monotonic() - started
+
+    assert body["state"] == "done", body
+    assert [step["name"] for step in body["steps"]] == list(pipeline.STEPS)
+    assert [step["stepId"] for step in body["steps"]] == [f"{accepted['jobId']}:{s}" for s in pipeline.STEPS]
+    assert all(step["status"] == "ok" and step["summary"] for step in body["steps"])
+    assert body["progress"] == 1.0
+    assert body["request"] == {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+    item = live.raw_item(accepted["jobId"])
+    assert sorted(item["stepIds"]["SS"]) == sorted(f"{accepted['jobId']}:{s}" for s in pipeline.STEPS)
+    assert elapsed < 10, f"a default job took {elapsed:.1f}s"
+
+
+def test_presigned_urls_return_the_artifact_bytes(live):
+    job_id = live.submit()["jobId"]
+    result = live.wait_terminal(job_id)["result"]
+
+    scene = requests.get(result["sceneGraphUrl"], timeout=10)
+    minimap = requests.get(result["asciiMinimapUrl"], timeout=10)
+    assert scene.status_code == 200 and minimap.status_code == 200
+    # Byte-identical to what the pure pipeline gives for the same request.
+    data: dict = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+    for step in pipeline.STEPS:
+        data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
+    assert scene.content == pipeline.encode_json(data["sceneGraph"])
+    assert minimap.content.decode() == data["asciiMinimap"]
+    assert result["sceneGraphKey"] == f"jobs/{job_id}/sceneGraph.json"
+    assert result["asciiMinimapKey"] == f"jobs/{job_id}/asciiMinimap.txt"
+    expires = parse_qs(urlsplit(result["sceneGraphUrl"]).query)["X-Amz-Expires"]
+    assert expires == ["900"]
+    # Every step left its checkpoint, and result.json names the artifacts.
+    for step in pipeline.STEPS:
+        assert live.services.artifacts.exists(checkpoint_key(job_id, step))
+    stored = json.loads(live.services.artifacts.get(f"jobs/{job_id}/result.json"))
+    assert stored["artifacts"]["sceneGraph"] == result["sceneGraphKey"]
+
+
+def test_artifact_route_redirects_to_the_presigned_url(live):
+    job_id = live.submit()["jobId"]
+    live.wait_terminal(job_id)
+    response = requests.get(f"{live.url}/jobs/{job_id}/artifacts/asciiMinimap.txt", timeout=10)
+    assert response.status_code == 200
+    assert "S" in response.text and "E" in response.text
+
+
+def test_worker_log_lines_carry_the_request_id_of_the_submission(live):
+    request_id = "smoke-req-4242"
+    job_id = live.submit(headers={"X-Request-Id": request_id})["jobId"]
+    live.wait_terminal(job_id)
+    lines = [json.loads(line) for line in live.log_lines("worker1") if line.startswith("{")]
+    mine = [line for line in lines if line.get("jobId") == job_id]
+    recorded = [line for line in mine if line["event"] == "step.recorded"]
+    assert len(recorded) == len(pipeline.STEPS)
+    assert all(line["requestId"] == request_id for line in mine)
+    assert all(line["service"] == "worker" and line["timestamp"] and line["level"] for line in mine)
+    api_lines = [json.loads(line) for line in live.log_lines("api") if line.startswith("{")]
+    assert any(line.get("requestId") == request_id and line.get("service") == "api" for line in api_lines)
+
+
+def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
+    job_id = live.submit(headers={"X-Fault-Drill": "fail:connect_doors"})["jobId"]
+    body = live.wait_terminal(job_id)
+
+    assert body["state"] == "failed"
+    assert body["error"]["code"] == "FAULT_DRILL"
+    assert body["error"]["details"]["step"] == "connect_doors"
+    assert [(s["name"], s["status"]) for s in body["steps"]] == [
+        ("parse_prompt", "ok"),
+        ("layout_rooms", "ok"),
+        ("connect_doors", "error"),
+    ]
+    assert body["result"] is None
+    assert body["progress"] == pytest.approx(0.4)

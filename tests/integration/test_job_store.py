@@ -1,0 +1,183 @@
+"""The job store's conditional-write contract, against a real DynamoDB implementation (the emulator)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from storage.dynamo import DynamoJobStore
+from storage.errors import GhostEngineError, InvalidCursor, InvalidTransition, JobNotFound, JobTerminal
+from storage.model import Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, new_job_id, step_id, utc_now
+from storage.provision import provision
+
+pytestmark = pytest.mark.integration
+
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def store(emulator) -> DynamoJobStore:
+    """A DynamoJobStore on a table of its own, so listings see only this module's jobs."""
+    settings = dataclasses.replace(
+        emulator.settings, jobs_table_name=f"contract-{uuid.uuid4().hex[:8]}", artifacts_bucket=None
+    )
+    provision(settings)
+    from storage.bootstrap import aws_client
+
+    return DynamoJobStore(aws_client(settings, "dynamodb"), settings.jobs_table_name)
+
+
+def new_job(store: DynamoJobStore, **overrides) -> Job:
+    now = utc_now()
+    fields = {
+        "job_id": new_job_id(),
+        "state": JobState.QUEUED,
+        "created_at": now,
+        "updated_at": now,
+        "request": {"prompt": "p", "seed": 1, "style": "doom"},
+        "total_steps": STEPS,
+        "ttl": int(time.time()) + 86400,
+        **overrides,
+    }
+    job = Job(**fields)
+    store.create(job)
+    return job
+
+
+def event(job_id: str, name: str, status: StepStatus = StepStatus.OK) -> StepEvent:
+    now = utc_now()
+    return StepEvent(step_id(job_id, name), name, now, now, 3, f"did {name}", status)
+
+
+def test_recording_a_step_moves_queued_to_running_and_counts_progress(store):
+    job = new_job(store)
+    assert store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS) is RecordOutcome.RECORDED
+    after = store.get(job.job_id)
+    assert after.state is JobState.RUNNING
+    assert [s.name for s in after.steps] == ["a"]
+    assert after.step_ids == {step_id(job.job_id, "a")}
+    assert after.progress == pytest.approx(0.2)
+
+
+def test_recording_a_duplicate_step_is_a_no_op(store):
+    job = new_job(store)
+    first = event(job.job_id, "a")
+    store.record_step(job.job_id, first, total_steps=STEPS)
+    before = store.get(job.job_id)
+    later = dataclasses.replace(first, summary="a second delivery", duration_ms=99)
+
+    assert store.record_step(job.job_id, later, total_steps=STEPS) is RecordOutcome.DUPLICATE
+    after = store.get(job.job_id)
+    assert after == before  # not even updatedAt moved
+
+
+def test_concurrent_deliveries_of_one_step_record_it_once(store):
+    job = new_job(store)
+    same = event(job.job_id, "a")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(lambda _: store.record_step(job.job_id, same, total_steps=STEPS), range(20)))
+    assert outcomes.count(RecordOutcome.RECORDED) == 1
+    assert outcomes.count(RecordOutcome.DUPLICATE) == 19
+    after = store.get(job.job_id)
+    assert len(after.steps) == 1 and after.progress == pytest.approx(0.2)
+
+
+def test_done_is_terminal_for_every_write(store):
+    job = new_job(store)
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    assert store.mark_done(job.job_id, result_keys={"result": "k"}, summary="s") is True
+    assert store.mark_done(job.job_id, result_keys={"result": "k"}, summary="s") is False  # idempotent
+    done = store.get(job.job_id)
+
+    with pytest.raises(JobTerminal):
+        store.mark_running(job.job_id)  # done -> running is refused
+    assert store.record_step(job.job_id, event(job.job_id, "late"), total_steps=STEPS) is RecordOutcome.TERMINAL
+    assert store.mark_failed(job.job_id, JobError("late", "LATE")) is False
+    assert store.get(job.job_id) == done
+    assert done.state is JobState.DONE and done.progress == 1.0 and done.result_summary == "s"
+
+
+def test_a_queued_job_cannot_jump_to_done(store):
+    job = new_job(store)
+    with pytest.raises(InvalidTransition) as caught:
+        store.mark_done(job.job_id, result_keys={}, summary="s")
+    assert not isinstance(caught.value, JobTerminal)
+    assert store.get(job.job_id).state is JobState.QUEUED
+
+
+def test_failed_keeps_completed_steps_and_the_error(store):
+    job = new_job(store)
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    store.record_step(job.job_id, event(job.job_id, "b", StepStatus.ERROR), total_steps=STEPS)
+    assert store.mark_failed(job.job_id, JobError("b broke", "STEP_FAILED", {"step": "b"})) is True
+    failed = store.get(job.job_id)
+    assert failed.state is JobState.FAILED
+    assert [(s.name, s.status) for s in failed.steps] == [("a", StepStatus.OK), ("b", StepStatus.ERROR)]
+    assert failed.error == JobError("b broke", "STEP_FAILED", {"step": "b"})
+    assert failed.progress == pytest.approx(0.2)  # an error step adds no progress
+
+
+def test_unknown_job(store):
+    missing = new_job_id()
+    with pytest.raises(JobNotFound):
+        store.get(missing)
+    with pytest.raises(JobNotFound):
+        store.record_step(missing, event(missing, "a"), total_steps=STEPS)
+    with pytest.raises(JobNotFound):
+        store.mark_running(missing)
+
+
+def test_create_never_overwrites(store):
+    job = new_job(store)
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    with pytest.raises(GhostEngineError, match="ConditionalCheckFailed"):
+        store.create(job)
+    assert len(store.get(job.job_id).steps) == 1
+
+
+def test_listing_pages_through_45_jobs_newest_first(store):
+    # Make this module's table hold exactly 45 more jobs with distinct, known timestamps.
+    existing = _all_ids(store)
+    created = []
+    for i in range(45):
+        stamp = f"2030-01-01T00:00:{i:02d}.000Z"
+        created.append(new_job(store, created_at=stamp, updated_at=stamp).job_id)
+    pages, cursor = [], None
+    while True:
+        page = store.list_jobs(limit=20, cursor=cursor)
+        pages.append([job.job_id for job in page.jobs])
+        cursor = page.cursor
+        if cursor is None:
+            break
+    listed = [job_id for page in pages for job_id in page]
+    new = [job_id for job_id in listed if job_id not in existing]
+    assert new == list(reversed(created))  # newest first, none lost, none twice
+    assert len(listed) == len(set(listed)) == len(existing) + 45
+    assert all(len(page) == 20 for page in pages[:-1]) and 0 < len(pages[-1]) <= 20
+
+
+def test_listing_by_state_uses_the_state_index(store):
+    job = new_job(store)
+    store.mark_failed(job.job_id, JobError("x", "X"))
+    failed = store.list_jobs(limit=100, state=JobState.FAILED)
+    assert job.job_id in [j.job_id for j in failed.jobs]
+    assert all(j.state is JobState.FAILED for j in failed.jobs)
+
+
+def test_a_forged_cursor_is_refused(store):
+    for cursor in ["garbage", "eyJrIjoiMSJ9", "e30"]:
+        with pytest.raises(InvalidCursor):
+            store.list_jobs(limit=5, cursor=cursor)
+
+
+def _all_ids(store: DynamoJobStore) -> set[str]:
+    ids, cursor = set(), None
+    while True:
+        page = store.list_jobs(limit=100, cursor=cursor)
+        ids |= {job.job_id for job in page.jobs}
+        if (cursor := page.cursor) is None:
+            return ids

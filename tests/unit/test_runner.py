@@ -1,0 +1,374 @@
+"""Unit tests for tasks.runner and tasks.steps.job_error: one step of one job, over the fake stores."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+
+import pipeline
+from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
+from storage.model import JobError, JobState, StepStatus, step_id
+from tasks import runner
+from tasks.checkpoints import ASCII_MINIMAP, RESULT, SCENE_GRAPH, artifact_key, checkpoint_key
+from tasks.dispatch import submit_job
+from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
+from tasks.steps import job_error
+
+REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+LAST = pipeline.STEPS[-1]
+
+
+@pytest.fixture
+def new_job(services):
+    """Create a queued job the way the API does, with a no-op enqueue."""
+
+    def make(request=REQUEST, fault_drill: str | None = None) -> str:
+        job = submit_job(services.jobs, request, ttl_days=1, fault_drill=fault_drill, enqueue=lambda *a: None)
+        return job.job_id
+
+    return make
+
+
+@pytest.fixture
+def pipeline_calls(monkeypatch) -> list[str]:
+    """Count pipeline.run_step calls (still running the real step)."""
+    calls: list[str] = []
+    real = pipeline.run_step
+
+    def counting(name, previous):
+        calls.append(name)
+        return real(name, previous)
+
+    monkeypatch.setattr(pipeline, "run_step", counting)
+    return calls
+
+
+def run_all(services, job_id, steps=pipeline.STEPS) -> list[StepRun]:
+    return [run_step(services, job_id, step) for step in steps]
+
+
+def expected_output(request=REQUEST) -> dict:
+    """The pipeline's final data for ``request``, computed directly (the pipeline is deterministic)."""
+    data = dict(request)
+    for step in pipeline.STEPS:
+        data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
+    return data
+
+
+# --- the happy path ---------------------------------------------------------------
+
+
+def test_all_steps_in_order_end_done(services, new_job):
+    """Every step once, in order: each is recorded, the job ends done with progress 1 and one entry per step."""
+    job_id = new_job()
+    runs = run_all(services, job_id)
+    assert runs == [StepRun(Next.CONTINUE, "recorded")] * len(pipeline.STEPS)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE
+    assert job.progress == 1
+    assert [step.name for step in job.steps] == list(pipeline.STEPS)
+    assert [step.step_id for step in job.steps] == [step_id(job_id, s) for s in pipeline.STEPS]
+    assert all(step.status is StepStatus.OK and step.summary for step in job.steps)
+    assert job.error is None
+    assert job.result_keys == {
+        "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
+        "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+        "result": artifact_key(job_id, RESULT),
+    }
+    assert job.result_summary == job.steps[-1].summary
+
+
+def test_first_step_moves_job_to_running(services, new_job):
+    """After the first step the job is running with progress 1/len(STEPS)."""
+    job_id = new_job()
+    run_step(services, job_id, pipeline.STEPS[0])
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.RUNNING
+    assert job.progress == pytest.approx(1 / len(pipeline.STEPS))
+
+
+def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
+    """One checkpoint per step plus sceneGraph.json, asciiMinimap.txt and result.json, with the pipeline's bytes."""
+    job_id = new_job()
+    run_all(services, job_id)
+    blobs = services.artifacts.blobs
+    for step in pipeline.STEPS:
+        checkpoint = json.loads(blobs[checkpoint_key(job_id, step)])
+        assert checkpoint["step"] == step and "data" in checkpoint and checkpoint["summary"]
+    final = expected_output()
+    assert blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
+    assert blobs[artifact_key(job_id, ASCII_MINIMAP)].decode("utf-8") == final["asciiMinimap"]
+    result = json.loads(blobs[artifact_key(job_id, RESULT)])
+    assert result["jobId"] == job_id
+    assert result["request"] == REQUEST
+    assert result["artifacts"] == {
+        "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
+        "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+    }
+    assert result["summary"] == services.jobs.get(job_id).result_summary
+    assert result["stats"] == final["sceneGraph"].get("stats", {})
+
+
+def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch):
+    """A step's input is the previous step's checkpointed data, not recomputed or taken from elsewhere."""
+    job_id = new_job()
+    run_step(services, job_id, pipeline.STEPS[0])
+    key = checkpoint_key(job_id, pipeline.STEPS[0])
+    checkpoint = json.loads(services.artifacts.blobs[key])
+    checkpoint["data"]["marker"] = "from-checkpoint"
+    services.artifacts.blobs[key] = json.dumps(checkpoint).encode()
+    seen = []
+    monkeypatch.setattr(pipeline, "run_step", lambda name, previous: seen.append(dict(previous)) or _stop())
+    with pytest.raises(_Stop):
+        run_step(services, job_id, pipeline.STEPS[1])
+    assert seen[0]["marker"] == "from-checkpoint"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop():
+    raise _Stop
+
+
+# --- at-least-once delivery -------------------------------------------------------
+
+
+def test_step_delivered_twice_is_recorded_once(services, new_job, pipeline_calls):
+    """A redelivered step is a duplicate: no second entry, no recomputation, the chain continues."""
+    job_id = new_job()
+    first = run_step(services, job_id, pipeline.STEPS[0])
+    before = services.jobs.get(job_id)
+    second = run_step(services, job_id, pipeline.STEPS[0])
+    assert first == StepRun(Next.CONTINUE, "recorded")
+    assert second == StepRun(Next.CONTINUE, "duplicate")
+    after = services.jobs.get(job_id)
+    assert len(after.steps) == 1 and after.progress == before.progress
+    assert pipeline_calls == [pipeline.STEPS[0]]
+
+
+def test_every_step_delivered_twice_still_ends_done_once(services, new_job):
+    """Each message delivered twice in a row: still one entry per step and a done job."""
+    job_id = new_job()
+    for step in pipeline.STEPS[:-1]:
+        run_step(services, job_id, step)
+        assert run_step(services, job_id, step).outcome == "duplicate"
+    run_step(services, job_id, LAST)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and len(job.steps) == len(pipeline.STEPS) and job.progress == 1
+
+
+def test_last_step_after_done_stops_and_changes_nothing(services, new_job, pipeline_calls):
+    """The last step redelivered after the job is done: STOP, and neither the job nor the artifacts change."""
+    job_id = new_job()
+    run_all(services, job_id)
+    job_before, puts_before, calls_before = services.jobs.get(job_id), list(services.artifacts.puts), len(pipeline_calls)
+    assert run_step(services, job_id, LAST) == StepRun(Next.STOP, "terminal")
+    assert services.jobs.get(job_id) == job_before
+    assert services.artifacts.puts == puts_before
+    assert len(pipeline_calls) == calls_before
+
+
+def test_last_step_redelivered_before_done_finishes_the_job(services, new_job, monkeypatch):
+    """If the worker died after recording the last step but before mark_done, the redelivery finishes the job."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:-1])
+    real_mark_done = services.jobs.mark_done
+
+    def flaky(*args, **kwargs):
+        raise DependencyUnavailable("dynamodb is unreachable")
+
+    monkeypatch.setattr(services.jobs, "mark_done", flaky)
+    with pytest.raises(DependencyUnavailable):
+        run_step(services, job_id, LAST)
+    assert services.jobs.get(job_id).state is JobState.RUNNING
+    monkeypatch.setattr(services.jobs, "mark_done", real_mark_done)
+    assert run_step(services, job_id, LAST) == StepRun(Next.CONTINUE, "duplicate")
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and len(job.steps) == len(pipeline.STEPS)
+    assert artifact_key(job_id, RESULT) in services.artifacts.blobs
+
+
+def test_existing_checkpoint_is_reused_not_recomputed(services, new_job, pipeline_calls):
+    """A run killed after its checkpoint but before its record left the checkpoint: the retry reuses it."""
+    job_id = new_job()
+    step = pipeline.STEPS[0]
+    real = pipeline.STEP_FUNCTIONS[step](REQUEST)
+    checkpoint = {"step": step, "summary": "from the checkpoint", "data": real.data}
+    services.artifacts.put(checkpoint_key(job_id, step), pipeline.encode_json(checkpoint), "application/json")
+    assert run_step(services, job_id, step).outcome == "recorded"
+    assert pipeline_calls == []
+    assert services.jobs.get(job_id).steps[0].summary == "from the checkpoint"
+
+
+def test_reused_last_checkpoint_still_finishes(services, new_job, pipeline_calls):
+    """Reusing the last step's checkpoint still marks the job done and writes result.json."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:-1])
+    data = json.loads(services.artifacts.blobs[checkpoint_key(job_id, pipeline.STEPS[-2])])["data"]
+    output = pipeline.STEP_FUNCTIONS[LAST](data)
+    checkpoint = {"step": LAST, "summary": output.summary, "data": output.data}
+    services.artifacts.put(checkpoint_key(job_id, LAST), pipeline.encode_json(checkpoint), "application/json")
+    pipeline_calls.clear()
+    run_step(services, job_id, LAST)
+    assert pipeline_calls == []
+    assert services.jobs.get(job_id).state is JobState.DONE
+    assert artifact_key(job_id, RESULT) in services.artifacts.blobs
+
+
+def test_missing_job_stops_the_chain(services, pipeline_calls):
+    """A message for a job that does not exist is dropped: STOP, outcome missing, nothing computed or written."""
+    assert run_step(services, str(uuid.uuid4()), pipeline.STEPS[0]) == StepRun(Next.STOP, "missing")
+    assert pipeline_calls == [] and services.artifacts.puts == []
+
+
+# --- failure ------------------------------------------------------------------------
+
+
+def fail_at(services, job_id: str, step: str, expected: type[BaseException] = Exception) -> JobError:
+    """Run ``step`` expecting it to raise ``expected``, then fail the job as StepTask.on_failure does."""
+    with pytest.raises(expected) as info:
+        run_step(services, job_id, step)
+    error = job_error(step, info.value)
+    fail_job(services, job_id, step, error)
+    return error
+
+
+@pytest.mark.parametrize("index", range(len(pipeline.STEPS)))
+def test_fault_drill_fails_its_step_and_keeps_earlier_steps(services, new_job, index):
+    """fail:<step> raises FaultDrill at that step; fail_job keeps earlier steps, adds an error step, job failed."""
+    target = pipeline.STEPS[index]
+    job_id = new_job(fault_drill=f"fail:{target}")
+    run_all(services, job_id, pipeline.STEPS[:index])
+    with pytest.raises(FaultDrill):
+        run_step(services, job_id, target)
+    assert checkpoint_key(job_id, target) not in services.artifacts.blobs
+    error = job_error(target, FaultDrill("x"))
+    fail_job(services, job_id, target, error)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.FAILED
+    assert job.error == error and job.error.code == "FAULT_DRILL"
+    assert [s.name for s in job.steps] == list(pipeline.STEPS[: index + 1])
+    assert [s.status for s in job.steps] == [StepStatus.OK] * index + [StepStatus.ERROR]
+    assert job.steps[-1].step_id == step_id(job_id, target)
+    assert job.progress == pytest.approx(index / len(pipeline.STEPS))
+    assert artifact_key(job_id, RESULT) not in services.artifacts.blobs
+
+
+def test_steps_after_failure_do_nothing(services, new_job, pipeline_calls):
+    """Once failed, every later (or repeated) step stops the chain without computing or writing."""
+    job_id = new_job(fault_drill=f"fail:{pipeline.STEPS[1]}")
+    run_step(services, job_id, pipeline.STEPS[0])
+    fail_at(services, job_id, pipeline.STEPS[1], FaultDrill)
+    before, puts, calls = services.jobs.get(job_id), list(services.artifacts.puts), list(pipeline_calls)
+    for step in pipeline.STEPS:
+        assert run_step(services, job_id, step) == StepRun(Next.STOP, "terminal")
+    assert services.jobs.get(job_id) == before
+    assert services.artifacts.puts == puts and pipeline_calls == calls
+
+
+def test_fault_drill_for_another_step_has_no_effect(services, new_job):
+    """A drill aimed at one step leaves the others alone."""
+    job_id = new_job(fault_drill=f"fail:{LAST}")
+    run_all(services, job_id, pipeline.STEPS[:-1])
+    assert services.jobs.get(job_id).state is JobState.RUNNING
+    with pytest.raises(FaultDrill):
+        run_step(services, job_id, LAST)
+
+
+def test_slow_drill_sleeps_only_at_its_step(services, new_job, monkeypatch):
+    """slow:<step> sleeps SLOW_DRILL_SECONDS once, at that step, and the job still completes."""
+    slept = []
+    monkeypatch.setattr(runner.time, "sleep", slept.append)
+    job_id = new_job(fault_drill=f"slow:{pipeline.STEPS[2]}")
+    run_all(services, job_id)
+    assert slept == [runner.SLOW_DRILL_SECONDS]
+    assert services.jobs.get(job_id).state is JobState.DONE
+
+
+def test_fail_job_twice_keeps_the_first_error_and_one_error_step(services, new_job):
+    """fail_job is idempotent: a second call adds no step and does not overwrite the stored error."""
+    job_id = new_job()
+    run_step(services, job_id, pipeline.STEPS[0])
+    first = JobError("first", "STEP_FAILED", {"step": pipeline.STEPS[1]})
+    fail_job(services, job_id, pipeline.STEPS[1], first)
+    fail_job(services, job_id, pipeline.STEPS[1], JobError("second", "STEP_TIMEOUT"))
+    job = services.jobs.get(job_id)
+    assert job.error == first
+    assert len(job.steps) == 2
+
+
+def test_fail_job_on_done_job_changes_nothing(services, new_job):
+    """A terminal job is never rewritten: fail_job after done adds no step and keeps it done."""
+    job_id = new_job()
+    run_all(services, job_id)
+    before = services.jobs.get(job_id)
+    fail_job(services, job_id, LAST, JobError("late", "STEP_FAILED"))
+    assert services.jobs.get(job_id) == before
+
+
+def test_fail_job_of_missing_job_is_quiet(services):
+    """fail_job for a job that does not exist returns without raising."""
+    fail_job(services, str(uuid.uuid4()), pipeline.STEPS[0], JobError("x", "STEP_FAILED"))
+
+
+def test_pipeline_error_propagates_and_maps_to_step_failed(services, new_job):
+    """A request the pipeline rejects raises PipelineError from run_step; the job then fails with STEP_FAILED."""
+    job_id = new_job(request={"prompt": "a", "seed": 1, "style": "not-a-style"})
+    error = fail_at(services, job_id, pipeline.STEPS[0], pipeline.PipelineError)
+    assert error.code == "STEP_FAILED" and "rejected its input" in error.message
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.FAILED and job.error == error
+
+
+# --- tasks.steps.job_error --------------------------------------------------------------
+
+
+def test_job_error_fault_drill():
+    """FaultDrill -> FAULT_DRILL, naming the step."""
+    error = job_error("populate", FaultDrill("fault drill: populate failed on purpose"))
+    assert error.code == "FAULT_DRILL"
+    assert error.details == {"step": "populate"}
+    assert "populate" in error.message
+
+
+def test_job_error_soft_time_limit():
+    """Celery's SoftTimeLimitExceeded -> STEP_TIMEOUT."""
+    error = job_error("layout_rooms", SoftTimeLimitExceeded())
+    assert error.code == "STEP_TIMEOUT"
+    assert error.details == {"step": "layout_rooms"}
+    assert "layout_rooms" in error.message
+
+
+def test_job_error_pipeline_error_keeps_its_reason():
+    """PipelineError -> STEP_FAILED; the reason (about the input, safe to show) is kept."""
+    error = job_error("connect_doors", pipeline.PipelineError("rooms must be a list"))
+    assert error.code == "STEP_FAILED"
+    assert "rooms must be a list" in error.message
+    assert error.details == {"step": "connect_doors"}
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("password=hunter2"), KeyError("hunter2"), ZeroDivisionError("hunter2")])
+def test_job_error_unexpected_hides_the_message(exc):
+    """An unexpected exception -> STEP_FAILED naming the step and the type, never its message."""
+    error = job_error("populate", exc)
+    assert error.code == "STEP_FAILED"
+    assert "hunter2" not in error.message and "hunter2" not in json.dumps(error.to_dict())
+    assert type(exc).__name__ in error.message and "populate" in error.message
+
+
+def test_job_error_project_error_keeps_code_and_details():
+    """A project error keeps its own code and details, with the step added."""
+    error = job_error(LAST, ArtifactTooLarge("scene is 400000 bytes", details={"bytes": 400000}))
+    assert error.code == "ARTIFACT_TOO_LARGE"
+    assert error.message == "scene is 400000 bytes"
+    assert error.details == {"step": LAST, "bytes": 400000}
+
+
+def test_job_error_project_subclass_code():
+    """The most specific project error's code wins (JobNotFound, not the base INTERNAL)."""
+    assert job_error("populate", JobNotFound("no job")).code == "JOB_NOT_FOUND"
