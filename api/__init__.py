@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 
 from api.errors import register_error_handlers
 from api.openapi import build_spec
-from api.routes import bp
+from api import internal, routes
 from storage.bootstrap import Services, build_services
 from tasks import logs
 from tasks.dispatch import Enqueue, send_chain
@@ -32,7 +32,8 @@ def create_app(services: Services | None = None, enqueue: Enqueue | None = None)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["ghost_engine"] = {"services": services, "enqueue": enqueue or send_chain}
-    app.register_blueprint(bp)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(internal.bp)
     register_error_handlers(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)

@@ -6,6 +6,8 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from storage.errors import (
+    ArtifactNotFound,
+    IdempotencyKeyReused,
     DependencyUnavailable,
     EnqueueFailed,
     GhostEngineError,
@@ -19,6 +21,8 @@ log = get_logger(__name__)
 
 STATUS_FOR: dict[type[GhostEngineError], int] = {
     JobNotFound: 404,
+    ArtifactNotFound: 404,
+    IdempotencyKeyReused: 422,
     InvalidCursor: 400,
     InvalidTransition: 409,
     DependencyUnavailable: 503,

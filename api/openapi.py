@@ -17,7 +17,7 @@ def _json(schema: str, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     text = {
-        400: "Malformed request", 404: "Not found", 409: "Conflict", 413: "Body too large",
+        400: "Malformed request", 401: "Missing or wrong X-INTERNAL-TOKEN", 404: "Not found", 409: "Conflict", 413: "Body too large",
         415: "Not JSON", 422: "Validation failed", 503: "A dependency is unavailable",
     }
     return {str(status): {"description": text[status], **ERROR_REF} for status in statuses}
@@ -88,6 +88,27 @@ PATHS: dict[str, dict] = {
     "/healthz": {
         "get": {"operationId": "healthz", "summary": "Liveness", "responses": {"200": _json("Health", "Alive")}}
     },
+    "/readyz": {
+        "get": {
+            "operationId": "readyz",
+            "summary": "Readiness: DynamoDB, the artifact store and SQS answer",
+            "responses": {"200": _json("Readiness", "Ready"), **_errors(503)},
+        }
+    },
+    "/internal/jobs/{job_id}/step": {
+        "post": {
+            "operationId": "recordStep",
+            "summary": "Record a step event from a worker outside Celery (once per stepId)",
+            "security": [{"internalToken": []}],
+            "parameters": [JOB_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": "StepEventRequest"}}},
+            "responses": {
+                "201": _json("StepRecorded", "Recorded"),
+                "200": _json("StepRecorded", "Already recorded; nothing changed"),
+                **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "operationId": "openapi",
@@ -111,6 +132,9 @@ COMPONENTS = (
     schemas.Health,
     schemas.ErrorBody,
     schemas.ErrorResponse,
+    schemas.StepEventRequest,
+    schemas.StepRecorded,
+    schemas.Readiness,
 )
 
 
@@ -126,6 +150,9 @@ def build_spec(app: Flask) -> dict:
     for schema in COMPONENTS:
         name = schema.__name__.removesuffix("Schema") if schema.__name__.endswith("Schema") else schema.__name__
         spec.components.schema(name, schema=schema)
+    spec.components.security_scheme(
+        "internalToken", {"type": "apiKey", "in": "header", "name": "X-INTERNAL-TOKEN"}
+    )
     for path, operations in PATHS.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

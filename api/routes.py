@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import secrets
+import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request
@@ -12,7 +13,7 @@ from marshmallow import Schema, ValidationError
 import pipeline
 from api import presenters
 from api.errors import ApiError
-from api.schemas import SEED_MAX, GenerateSceneRequest, ListJobsQuery
+from api.schemas import GenerateSceneRequest, ListJobsQuery
 from storage.bootstrap import Services
 from storage.model import is_job_id
 from tasks.checkpoints import ARTIFACT_NAMES, CONTENT_TYPES, artifact_key
@@ -21,13 +22,15 @@ from tasks.dispatch import submit_job
 bp = Blueprint("jobs", __name__)
 
 FAULT_DRILL_HEADER = "X-Fault-Drill"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
-def _services() -> Services:
+def services() -> Services:
     return current_app.extensions["ghost_engine"]["services"]
 
 
-def _load(schema: Schema, data: Any) -> dict:
+def load(schema: Schema, data: Any) -> dict:
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -35,17 +38,38 @@ def _load(schema: Schema, data: Any) -> dict:
         raise ApiError(422, "VALIDATION_ERROR", f"invalid {fields or 'request'}", {"fields": exc.messages}) from None
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as JSON with Content-Type: application/json")
     raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH turns an oversized body into a 413 here
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "MALFORMED_JSON", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "MALFORMED_JSON", "the body is nested too deeply") from None
+    # JSON can spell lone surrogates ("\ud800") that no store, log or response can encode.
+    if not _encodable(data):
+        entries = data.items() if isinstance(data, dict) else [("_schema", data)]
+        bad = {_printable(key): ["Contains a lone surrogate, which is not valid Unicode."]
+               for key, value in entries if not (_encodable(key) and _encodable(value))}
+        raise ApiError(422, "VALIDATION_ERROR", f"invalid {', '.join(sorted(bad))}", {"fields": bad})
+    return data
 
 
-def _job_id(value: str) -> str:
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def job_id_from(value: str) -> str:
     if not is_job_id(value):
         raise ApiError(400, "INVALID_JOB_ID", "a job id is a lower-case UUID, e.g. 3f0c…-…", {"jobId": value[:64]})
     return value
@@ -55,7 +79,7 @@ def _fault_drill() -> str | None:
     drill = request.headers.get(FAULT_DRILL_HEADER)
     if drill is None:
         return None
-    if not _services().settings.fault_drills:
+    if not services().settings.fault_drills:
         raise ApiError(400, "FAULT_DRILLS_DISABLED", f"{FAULT_DRILL_HEADER} needs FAULT_DRILLS=1 on the server")
     kind, _, step = drill.partition(":")
     if kind not in {"fail", "slow"} or step not in pipeline.STEPS:
@@ -67,59 +91,86 @@ def _fault_drill() -> str | None:
     return drill
 
 
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(400, "INVALID_IDEMPOTENCY_KEY", f"{IDEMPOTENCY_HEADER} is 1-255 printable ASCII characters")
+    return key
+
+
 @bp.post("/generate-scene")
 def generate_scene():
     """Accept a job; 202 with its id and status URL."""
-    body = _load(GenerateSceneRequest(), _json_body())
-    if body["seed"] is None:
-        body["seed"] = secrets.randbelow(SEED_MAX + 1)
-    services = _services()
-    job = submit_job(
-        services.jobs,
+    body = load(GenerateSceneRequest(), json_body())
+    current = services()
+    job, replayed = submit_job(
+        current.jobs,
         body,
-        ttl_days=services.settings.job_ttl_days,
+        ttl_days=current.settings.job_ttl_days,
         request_id=request.environ.get("ghost_engine.request_id"),
         fault_drill=_fault_drill(),
+        idempotency_key=_idempotency_key(),
         enqueue=current_app.extensions["ghost_engine"]["enqueue"],
     )
     url = presenters.status_url(job.job_id)
-    response = jsonify(jobId=job.job_id, statusUrl=url, seed=body["seed"], style=body["style"], state=job.state.value)
+    response = jsonify(
+        jobId=job.job_id, statusUrl=url, seed=job.request["seed"], style=job.request["style"], state=job.state.value
+    )
     response.headers["Location"] = url
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response, 202
 
 
 @bp.get("/status/<job_id>")
 def get_status(job_id: str):
     """A job's state, steps, progress, and its artifacts once done."""
-    services = _services()
-    return jsonify(presenters.job_status(services.jobs.get(_job_id(job_id)), services))
+    current = services()
+    return jsonify(presenters.job_status(current.jobs.get(job_id_from(job_id)), current))
 
 
 @bp.get("/jobs")
 def list_jobs():
     """Jobs newest first, a page at a time."""
-    query = _load(ListJobsQuery(), request.args.to_dict())
-    page = _services().jobs.list_jobs(limit=query["limit"], cursor=query["cursor"])
+    query = load(ListJobsQuery(), request.args.to_dict())
+    page = services().jobs.list_jobs(limit=query["limit"], cursor=query["cursor"])
     return jsonify(jobs=[presenters.job_summary(job) for job in page.jobs], nextCursor=page.cursor)
 
 
 @bp.get("/jobs/<job_id>/artifacts/<name>")
 def get_artifact(job_id: str, name: str):
     """Redirect to a presigned URL of an artifact, or (demo mode) serve its bytes."""
-    services = _services()
-    job = services.jobs.get(_job_id(job_id))
+    current = services()
+    job = current.jobs.get(job_id_from(job_id))
     if name not in ARTIFACT_NAMES:
         raise ApiError(404, "ARTIFACT_NOT_FOUND", f"artifacts are {', '.join(ARTIFACT_NAMES)}")
     if job.state.value != "done":
         raise ApiError(409, "JOB_NOT_DONE", f"job is {job.state.value}; artifacts exist once it is done")
     key = artifact_key(job_id, name)
-    url = services.artifacts.url_for(key, expires_in=services.settings.presign_ttl_seconds)
+    url = current.artifacts.url_for(key, expires_in=current.settings.presign_ttl_seconds)
     if url is not None:
         return redirect(url, code=302)
-    return services.artifacts.get(key), 200, {"Content-Type": CONTENT_TYPES[name]}
+    return current.artifacts.get(key), 200, {"Content-Type": CONTENT_TYPES[name]}
 
 
 @bp.get("/healthz")
 def healthz():
-    """Liveness: the process serves requests. Dependencies are not checked here."""
+    """Liveness: the process serves requests. Dependencies are checked by /readyz."""
     return jsonify(ok=True)
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: DynamoDB, the artifact store and SQS answer; 503 naming the ones that do not."""
+    current = services()
+    probes = {"dynamodb": current.jobs.check, "artifacts": current.artifacts.check}
+    if current.queue is not None:
+        probes["sqs"] = current.queue.check
+    # In parallel, so a dead dependency costs one timeout, not one per probe.
+    with ThreadPoolExecutor(max_workers=len(probes)) as pool:
+        futures = {name: pool.submit(probe) for name, probe in probes.items()}
+    checks = {name: "ok" if future.exception() is None else "unavailable" for name, future in futures.items()}
+    down = sorted(name for name, state in checks.items() if state != "ok")
+    if down:
+        raise ApiError(503, "DEPENDENCY_UNAVAILABLE", f"not ready: {', '.join(down)} unavailable", {"checks": checks})
+    return jsonify(ok=True, checks=checks)

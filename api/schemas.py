@@ -12,16 +12,10 @@ LIMIT_MAX = 100
 
 
 class TrimmedString(fields.String):
-    """A string with surrounding whitespace removed before validation; must be valid Unicode."""
+    """A string with surrounding whitespace removed before validation."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            # JSON can spell lone surrogates ("\ud800"); no store can keep them.
-            raise ValidationError("Not valid Unicode (lone surrogate).") from exc
-        return text
+        return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
 class StrictInteger(fields.Integer):
@@ -148,3 +142,28 @@ class ErrorResponse(Schema):
 
 
 __all__ = ["ValidationError"]
+
+
+ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
+
+
+class StepEventRequest(StrictSchema):
+    stepId = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                           metadata={"description": "{jobId}:{name}"})
+    name = fields.String(required=True, validate=validate.OneOf(pipeline.STEPS))
+    startedAt = fields.String(required=True, validate=validate.Regexp(ISO_UTC, error="Not an ISO 8601 timestamp."))
+    endedAt = fields.String(required=True, validate=validate.Regexp(ISO_UTC, error="Not an ISO 8601 timestamp."))
+    durationMs = StrictInteger(required=True, validate=validate.Range(min=0, max=7 * 86400 * 1000))
+    summary = TrimmedString(required=True, validate=validate.Length(max=500))
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "error"]))
+
+
+class StepRecorded(Schema):
+    jobId = fields.String(required=True)
+    stepId = fields.String(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(["recorded", "duplicate"]))
+
+
+class Readiness(Schema):
+    ok = fields.Boolean(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

@@ -13,6 +13,7 @@ from storage.dynamo_artifacts import DynamoArtifactStore
 from storage.ports import ArtifactStore, JobStore
 from storage.s3 import S3ArtifactStore
 from storage.settings import Settings
+from storage.sqs import SqsQueue
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Services:
     settings: Settings
     jobs: JobStore
     artifacts: ArtifactStore
+    queue: SqsQueue | None = None  # only what readiness checks need; Celery owns the traffic
 
 
 def aws_client(settings: Settings, service: str) -> Any:
@@ -54,4 +56,5 @@ def build_services(settings: Settings | None = None) -> Services:
         )
     else:
         artifacts = S3ArtifactStore(aws_client(settings, "s3"), settings.artifacts_bucket)
-    return Services(settings=settings, jobs=jobs, artifacts=artifacts)
+    queue = SqsQueue(aws_client(settings, "sqs"), settings.queue_name, settings.sqs_queue_url)
+    return Services(settings=settings, jobs=jobs, artifacts=artifacts, queue=queue)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import ROUND_FLOOR, Decimal
@@ -15,9 +16,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from storage.aws_errors import error_code, translated
-from storage.errors import InvalidCursor, InvalidTransition, JobNotFound, JobTerminal
+from storage.errors import InvalidCursor, InvalidTransition, JobExists, JobNotFound, JobTerminal
 from storage.model import (
     TERMINAL_STATES,
+    Claim,
+    ClaimOutcome,
     Job,
     JobError,
     JobPage,
@@ -105,12 +108,54 @@ class DynamoJobStore:
     # --- writes ----------------------------------------------------------------
 
     def create(self, job: Job) -> None:
-        with translated("dynamodb", "PutItem"):
-            self._client.put_item(
-                TableName=self._table,
-                Item={key: _to_attr(value) for key, value in item_from_job(job).items()},
-                ConditionExpression="attribute_not_exists(jobId)",
-            )
+        try:
+            with self._condition_guard("PutItem"):
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={key: _to_attr(value) for key, value in item_from_job(job).items()},
+                    ConditionExpression="attribute_not_exists(jobId)",
+                )
+        except _ConditionFailed:
+            raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
+
+    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
+        now_ms = int(time.time() * 1000)
+        expires_ms = now_ms + int(lease_seconds * 1000)
+        try:
+            # The lease is taken only if nobody holds one or the holder's ran
+            # out (its worker died or hung past the step's time limit), so two
+            # deliveries of one message never compute the step side by side.
+            with self._condition_guard("UpdateItem"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET leases.#lease = :lease",
+                    ConditionExpression=(
+                        "attribute_exists(jobId) AND #state IN (:queued, :running)"
+                        " AND NOT contains(stepIds, :sid)"
+                        " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now)"
+                    ),
+                    ExpressionAttributeNames={"#state": "state", "#lease": step_id},
+                    ExpressionAttributeValues={
+                        ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
+                        ":queued": {"S": JobState.QUEUED.value},
+                        ":running": {"S": JobState.RUNNING.value},
+                        ":sid": {"S": step_id},
+                        ":now": {"N": str(now_ms)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except _ConditionFailed as failed:
+            old = failed.old
+            if old is None:
+                raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
+            if step_id in old.get("stepIds", set()):
+                return Claim(ClaimOutcome.DUPLICATE)
+            if JobState(old["state"]) in TERMINAL_STATES:
+                return Claim(ClaimOutcome.TERMINAL)
+            lease = old.get("leases", {}).get(step_id, {})
+            return Claim(ClaimOutcome.HELD, expires_at_ms=int(lease.get("expiresAt", expires_ms)))
+        return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms)
 
     def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
         values = {
@@ -134,19 +179,21 @@ class DynamoJobStore:
                         "SET steps = list_append(if_not_exists(steps, :empty), :step),"
                         " updatedAt = :now, #state = :running"
                         " ADD stepIds :sid, progress :share"
+                        " REMOVE leases.#lease"
                     ),
                     ConditionExpression=(
                         "attribute_exists(jobId) AND #state IN (:queued, :running)"
                         " AND NOT contains(stepIds, :sid_str)"
                     ),
-                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeNames={"#state": "state", "#lease": event.step_id},
                     ExpressionAttributeValues=values,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except _ConditionFailed as failed:
-            if failed.old is None:
+            old = failed.old or self._item_after_failed_condition(job_id)
+            if old is None:
                 raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            if event.step_id in failed.old.get("stepIds", set()):
+            if event.step_id in old.get("stepIds", set()):
                 return RecordOutcome.DUPLICATE
             return RecordOutcome.TERMINAL
         return RecordOutcome.RECORDED
@@ -195,9 +242,10 @@ class DynamoJobStore:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except _ConditionFailed as failed:
-            if failed.old is None:
+            old = failed.old or self._item_after_failed_condition(job_id)
+            if old is None:
                 raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            current = JobState(failed.old["state"])
+            current = JobState(old["state"])
             if current is target:
                 return False
             details = {"jobId": job_id, "state": current.value, "target": target.value}
@@ -217,6 +265,19 @@ class DynamoJobStore:
                     raise
                 old = exc.response.get("Item")
                 raise _ConditionFailed(_from_item(old) if old else None) from None
+
+    def _item_after_failed_condition(self, job_id: str) -> dict | None:
+        """The job's item read after a failed condition; None if there is no such job.
+
+        For implementations that ignore ReturnValuesOnConditionCheckFailure (dynalite returns no
+        item). A job's state and stepIds only move forward, so this later read classifies the
+        refusal (duplicate, terminal) as the failed write's own old item would.
+        """
+        with translated("dynamodb", "GetItem"):
+            response = self._client.get_item(
+                TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
+            )
+        return _from_item(response["Item"]) if "Item" in response else None
 
 
 class _ConditionFailed(Exception):
@@ -258,6 +319,7 @@ def item_from_job(job: Job) -> dict:
         "request": job.request,
         "steps": [step.to_dict() for step in job.steps],
         "totalSteps": job.total_steps,
+        "leases": {},  # stepId -> {owner, expiresAt}: who computes a step right now
         "ttl": job.ttl,
         "GSI1PK": LIST_PARTITION,
         "GSI1SK": list_sort_key(job),
@@ -266,6 +328,9 @@ def item_from_job(job: Job) -> dict:
         item["stepIds"] = set(job.step_ids)
     if job.fault_drill:
         item["faultDrill"] = job.fault_drill
+    if job.idempotency_key:
+        item["idempotencyKey"] = job.idempotency_key
+        item["requestFingerprint"] = job.request_fingerprint
     return item
 
 
@@ -288,6 +353,8 @@ def job_from_item(item: dict) -> Job:
         result_summary=item.get("resultSummary"),
         error=JobError.from_dict(_plain(error)) if error else None,
         fault_drill=item.get("faultDrill"),
+        idempotency_key=item.get("idempotencyKey"),
+        request_fingerprint=item.get("requestFingerprint"),
     )
 
 
@@ -317,8 +384,8 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         sort_key, job_id = data["k"], data["id"]
-        match = _SORT_KEY.match(sort_key) if isinstance(sort_key, str) else None
-    except (ValueError, KeyError, TypeError, UnicodeEncodeError, binascii.Error):
+        match = _SORT_KEY.fullmatch(sort_key) if isinstance(sort_key, str) else None
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
         match = None
     if not match or match["job_id"] != job_id or not is_job_id(job_id):
         raise InvalidCursor("cursor is malformed or was not issued by this API")

@@ -3,6 +3,8 @@
     GhostEngineError
     ├── ConfigError                 settings missing or out of range (start-up)
     ├── JobNotFound                 no job with that id
+    ├── JobExists                   a job with that id is already stored
+    ├── IdempotencyKeyReused        an Idempotency-Key sent again with another body
     ├── InvalidTransition           the job's state does not allow the write
     │   └── JobTerminal             the job is done, failed or cancelled
     ├── InvalidCursor               a listing cursor that we did not issue
@@ -35,6 +37,14 @@ class ConfigError(GhostEngineError):
 
 class JobNotFound(GhostEngineError):
     code = "JOB_NOT_FOUND"
+
+
+class JobExists(GhostEngineError):
+    code = "JOB_EXISTS"
+
+
+class IdempotencyKeyReused(GhostEngineError):
+    code = "IDEMPOTENCY_KEY_REUSED"
 
 
 class InvalidTransition(GhostEngineError):

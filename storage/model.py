@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -46,6 +48,21 @@ class RecordOutcome(StrEnum):
     TERMINAL = "terminal"
 
 
+class ClaimOutcome(StrEnum):
+    """What claiming a step's lease found."""
+
+    CLAIMED = "claimed"  # this run holds the lease: compute the step
+    HELD = "held"  # another run holds an unexpired lease: try again after it
+    DUPLICATE = "duplicate"  # the step is already recorded
+    TERMINAL = "terminal"  # the job is done, failed or cancelled
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    expires_at_ms: int = 0  # with HELD: when the other run's lease runs out
+
+
 class StepStatus(StrEnum):
     OK = "ok"
     ERROR = "error"
@@ -59,9 +76,28 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
+def job_id_for_key(idempotency_key: str) -> str:
+    """The job id an Idempotency-Key maps to: the same key always names the same job.
+
+    Deriving the id makes the job's own conditional create the idempotency
+    check, with no second item to keep in step, and the key lives exactly as
+    long as the job. Shaped as a version-4 UUID so it is a well-formed job id.
+    """
+    digest = bytearray(hashlib.sha256(b"ghost-engine/idempotency/" + idempotency_key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x40
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+def request_fingerprint(request: dict) -> str:
+    """A stable digest of a validated request body, to tell a replay from a different body."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def is_job_id(value: str) -> bool:
     """True when ``value`` is a well-formed job id."""
-    return bool(JOB_ID_PATTERN.match(value))
+    return bool(JOB_ID_PATTERN.fullmatch(value))
 
 
 def step_id(job_id: str, step: str) -> str:
@@ -142,6 +178,8 @@ class Job:
     result_summary: str | None = None
     error: JobError | None = None
     fault_drill: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
 
     @property
     def terminal(self) -> bool:

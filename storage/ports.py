@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from storage.model import Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
+from storage.model import Claim, Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
 
 
 class JobStore(Protocol):
     """Durable job items. Every state change and step record is one conditional write."""
 
     def create(self, job: Job) -> None:
-        """Write a new job item; never overwrites an existing one."""
+        """Write a new job item; JobExists, and nothing written, if the id is taken."""
+
+    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
+        """Take the lease to compute a step, unless it is recorded, held by a live lease, or the job ended."""
 
     def get(self, job_id: str) -> Job:
         """The job, or JobNotFound."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping
 
 from celery import chain
 
 import pipeline
-from storage.errors import EnqueueFailed, GhostEngineError
-from storage.model import Job, JobError, JobState, new_job_id, utc_now
+from storage.errors import EnqueueFailed, GhostEngineError, IdempotencyKeyReused, JobExists
+from storage.model import Job, JobError, JobState, job_id_for_key, new_job_id, request_fingerprint, utc_now
 from storage.ports import JobStore
 from tasks import app
 from tasks.logs import get_logger
@@ -43,12 +44,23 @@ def submit_job(
     ttl_days: int,
     request_id: str | None = None,
     fault_drill: str | None = None,
+    idempotency_key: str | None = None,
     enqueue: Enqueue = send_chain,
-) -> Job:
-    """Create a queued job and enqueue it; on a send failure the job ends failed, never stuck queued."""
+) -> tuple[Job, bool]:
+    """Create a queued job and enqueue it; (job, replayed).
+
+    On a send failure the job ends failed, never stuck queued. With an
+    idempotency key, a repeat of the same request returns the original job
+    (replayed=True) and sends nothing; another request under the key raises
+    IdempotencyKeyReused.
+    """
     now = utc_now()
+    # The fingerprint is of the request as sent, before a seed is chosen for it.
+    fingerprint = request_fingerprint({**request, "faultDrill": fault_drill}) if idempotency_key else None
+    if request.get("seed") is None:
+        request = {**request, "seed": secrets.randbelow(pipeline.MAX_SEED + 1)}
     job = Job(
-        job_id=new_job_id(),
+        job_id=job_id_for_key(idempotency_key) if idempotency_key else new_job_id(),
         state=JobState.QUEUED,
         created_at=now,
         updated_at=now,
@@ -56,11 +68,29 @@ def submit_job(
         total_steps=len(pipeline.STEPS),
         ttl=int(time.time()) + ttl_days * 86400,
         fault_drill=fault_drill,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
     )
-    # The item exists before any message: a worker never sees a job it cannot load.
-    jobs.create(job)
     try:
-        enqueue(job.job_id, request_id)
+        # The item exists before any message: a worker never sees a job it cannot load.
+        jobs.create(job)
+    except JobExists:
+        if idempotency_key is None:
+            raise
+        original = jobs.get(job.job_id)
+        if original.request_fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request", details={"jobId": original.job_id}
+            ) from None
+        log.info("job.replayed", jobId=original.job_id)
+        return original, True
+    try:
+        try:
+            enqueue(job.job_id, request_id)
+        except EnqueueFailed:
+            raise
+        except Exception as exc:  # whatever the transport raised, the job was not sent
+            raise EnqueueFailed(f"could not send the job ({type(exc).__name__})", details={"jobId": job.job_id}) from exc
     except EnqueueFailed as exc:
         log.error("job.enqueue_failed", jobId=job.job_id, error=exc.message)
         try:
@@ -69,4 +99,4 @@ def submit_job(
             log.exception("job.enqueue_failed_unrecorded", jobId=job.job_id)
         raise
     log.info("job.queued", jobId=job.job_id)
-    return job
+    return job, False

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from enum import Enum
 
 import pipeline
 from storage.bootstrap import Services
 from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
-from storage.model import Job, JobError, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
+from storage.model import ClaimOutcome, Job, JobError, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
 from tasks.checkpoints import (
     ASCII_MINIMAP,
     CONTENT_TYPES,
@@ -36,6 +37,12 @@ class Next(Enum):
 
     CONTINUE = "continue"
     STOP = "stop"
+    RETRY = "retry"  # another run holds the step's lease: deliver this message again later
+
+
+# A lease outlives the step's hard time limit by this much, so it can only
+# lapse once the run that took it has finished, failed or been killed.
+LEASE_MARGIN_SECONDS = 5
 
 
 class FaultDrill(Exception):
@@ -45,7 +52,8 @@ class FaultDrill(Exception):
 @dataclass(frozen=True)
 class StepRun:
     next: Next
-    outcome: str  # recorded | duplicate | terminal | skipped | missing
+    outcome: str  # recorded | duplicate | terminal | held | missing
+    retry_in: float = 0.0  # with RETRY: seconds until the other run's lease lapses
 
 
 def run_step(services: Services, job_id: str, step: str) -> StepRun:
@@ -60,14 +68,25 @@ def run_step(services: Services, job_id: str, step: str) -> StepRun:
         log.info("step.skipped_terminal", step=step, state=str(job.state))
         return StepRun(Next.STOP, "terminal")
     sid = step_id(job_id, step)
-    last = step == pipeline.STEPS[-1]
     if sid in job.step_ids:
-        # Redelivered after it was recorded (the worker died before acking,
-        # or before sending the next message): finish what was left undone.
-        log.info("step.already_recorded", step=step)
-        if last:
-            _finish(services, job)
-        return StepRun(Next.CONTINUE, "duplicate")
+        return _already_recorded(services, job, step)
+    claim = services.jobs.claim_step(
+        job_id,
+        sid,
+        owner=uuid.uuid4().hex,
+        lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
+    )
+    if claim.outcome is ClaimOutcome.DUPLICATE:
+        return _already_recorded(services, services.jobs.get(job_id), step)
+    if claim.outcome is ClaimOutcome.TERMINAL:
+        return StepRun(Next.STOP, "terminal")
+    if claim.outcome is ClaimOutcome.HELD:
+        # SQS handed this message out again while a run still computes the step
+        # (visibility timeout ran out). Don't run it beside that run; look again
+        # once its lease lapses — by then it is recorded, or its run is dead.
+        retry_in = max(1.0, claim.expires_at_ms / 1000 - time.time() + 0.5)
+        log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
+        return StepRun(Next.RETRY, "held", retry_in)
 
     services.jobs.mark_running(job_id)
     started_at, started = utc_now(), time.monotonic()
@@ -85,9 +104,24 @@ def run_step(services: Services, job_id: str, step: str) -> StepRun:
     log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
     if outcome is RecordOutcome.TERMINAL:
         return StepRun(Next.STOP, str(outcome))
-    if last:
+    if step == pipeline.STEPS[-1]:
         _finish(services, job)
     return StepRun(Next.CONTINUE, str(outcome))
+
+
+def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
+    """A delivery of a step that is recorded: finish what its first run may have left undone."""
+    log.info("step.already_recorded", step=step)
+    index = pipeline.STEPS.index(step)
+    if index == len(pipeline.STEPS) - 1:
+        _finish(services, job)
+        return StepRun(Next.STOP, "duplicate")
+    if step_id(job.job_id, pipeline.STEPS[index + 1]) in job.step_ids:
+        # The chain already went past this step; sending its next message again would only
+        # start a second tail of duplicates.
+        return StepRun(Next.STOP, "duplicate")
+    # The first run died after recording but before sending the next message: send it.
+    return StepRun(Next.CONTINUE, "duplicate")
 
 
 def fail_job(services: Services, job_id: str, step: str, error: JobError) -> None:

@@ -16,6 +16,10 @@ from tasks.runner import FaultDrill, Next, fail_job, run_step
 
 log = logs.get_logger(__name__)
 
+# How often a delivery may find its step leased to another run before giving up
+# (each wait lasts until that lease lapses, so a few suffice).
+LEASE_RETRIES = 10
+
 
 @functools.cache
 def services() -> Services:
@@ -62,8 +66,12 @@ class StepTask(Task):
 
 def _make_step_task(step: str) -> StepTask:
     def run(self: StepTask, job_id: str, request_id: str | None = None) -> None:
-        if run_step(services(), job_id, step).next is Next.STOP:
-            # Ends the chain here: the job is terminal or gone.
+        result = run_step(services(), job_id, step)
+        if result.next is Next.RETRY:
+            # A new message with the same chain; this one is acked.
+            raise self.retry(countdown=result.retry_in, max_retries=LEASE_RETRIES)
+        if result.next is Next.STOP:
+            # Ends the chain here: the job is terminal or gone, or the chain already moved on.
             self.request.chain = None
 
     run.__name__ = step

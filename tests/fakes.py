@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
-from storage.errors import ArtifactNotFound, DependencyUnavailable, InvalidTransition, JobNotFound, JobTerminal
+from storage.errors import (
+    ArtifactNotFound,
+    DependencyUnavailable,
+    InvalidTransition,
+    JobExists,
+    JobNotFound,
+    JobTerminal,
+)
 from storage.model import (
     TERMINAL_STATES,
+    Claim,
+    ClaimOutcome,
     Job,
     JobError,
     JobPage,
@@ -26,6 +36,7 @@ class FakeJobStore:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.down = False
+        self.leases: dict[tuple[str, str], tuple[str, int]] = {}
         self._lock = threading.Lock()
 
     def _check_up(self) -> None:
@@ -35,8 +46,25 @@ class FakeJobStore:
     def create(self, job: Job) -> None:
         self._check_up()
         with self._lock:
-            assert job.job_id not in self.jobs
+            if job.job_id in self.jobs:
+                raise JobExists(f"job {job.job_id} already exists")
             self.jobs[job.job_id] = job
+
+    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
+        self._check_up()
+        with self._lock:
+            job = self.get(job_id)
+            if step_id in job.step_ids:
+                return Claim(ClaimOutcome.DUPLICATE)
+            if job.state in TERMINAL_STATES:
+                return Claim(ClaimOutcome.TERMINAL)
+            now_ms = int(time.time() * 1000)
+            held = self.leases.get((job_id, step_id))
+            if held and held[1] >= now_ms:
+                return Claim(ClaimOutcome.HELD, expires_at_ms=held[1])
+            expires = now_ms + int(lease_seconds * 1000)
+            self.leases[(job_id, step_id)] = (owner, expires)
+            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires)
 
     def get(self, job_id: str) -> Job:
         self._check_up()
@@ -64,6 +92,7 @@ class FakeJobStore:
                 return RecordOutcome.DUPLICATE
             if job.state in TERMINAL_STATES:
                 return RecordOutcome.TERMINAL
+            self.leases.pop((job_id, event.step_id), None)
             share = 1 / total_steps if event.status is StepStatus.OK else 0
             self.jobs[job_id] = replace(
                 job,

@@ -248,11 +248,6 @@ def test_lone_surrogate_prompt_is_422(client, services):
     assert services.jobs.jobs == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a lone surrogate in an unknown field name is echoed into the 422 body, which cannot be "
-    "encoded as UTF-8, so the error handler itself fails and Flask answers a non-project 500",
-)
 def test_lone_surrogate_in_unknown_field_name_is_422(client):
     """An unknown key spelled with a lone surrogate is still a 422, not a crash while rendering the error."""
     assert_error(post_raw(client, '{"prompt": "a", "\\ud800": 1}'), 422, "VALIDATION_ERROR")
@@ -302,11 +297,6 @@ def test_malformed_json_is_400(client, services, raw):
     assert services.jobs.jobs == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: json.loads raises RecursionError (not ValueError) on deeply nested arrays, which "
-    "_json_body does not catch, so a 60 KB body of '[' is a 500 instead of a 4xx",
-)
 def test_deeply_nested_json_is_a_client_error(client):
     """A small but deeply nested body is the client's fault (400 or 422), never a 500."""
     response = post_raw(client, "[" * 60_000)
@@ -431,11 +421,6 @@ def test_status_of_malformed_id_is_400(client, bad_id):
     assert_error(client.get(f"/status/{bad_id}"), 400, "INVALID_JOB_ID")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: storage.model.is_job_id uses re.match with '$', which also matches before a trailing "
-    "newline, so '<uuid>\\n' passes as a job id (404 instead of 400); use fullmatch or \\Z",
-)
 def test_status_of_id_with_trailing_newline_is_400(client):
     """'<uuid>%0A' is not a job id."""
     assert_error(client.get(f"/status/{uuid.uuid4()}%0A"), 400, "INVALID_JOB_ID")

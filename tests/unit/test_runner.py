@@ -26,7 +26,7 @@ def new_job(services):
     """Create a queued job the way the API does, with a no-op enqueue."""
 
     def make(request=REQUEST, fault_drill: str | None = None) -> str:
-        job = submit_job(services.jobs, request, ttl_days=1, fault_drill=fault_drill, enqueue=lambda *a: None)
+        job, _ = submit_job(services.jobs, request, ttl_days=1, fault_drill=fault_drill, enqueue=lambda *a: None)
         return job.job_id
 
     return make
@@ -187,7 +187,7 @@ def test_last_step_redelivered_before_done_finishes_the_job(services, new_job, m
         run_step(services, job_id, LAST)
     assert services.jobs.get(job_id).state is JobState.RUNNING
     monkeypatch.setattr(services.jobs, "mark_done", real_mark_done)
-    assert run_step(services, job_id, LAST) == StepRun(Next.CONTINUE, "duplicate")
+    assert run_step(services, job_id, LAST) == StepRun(Next.STOP, "duplicate")
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and len(job.steps) == len(pipeline.STEPS)
     assert artifact_key(job_id, RESULT) in services.artifacts.blobs
@@ -372,3 +372,36 @@ def test_job_error_project_error_keeps_code_and_details():
 def test_job_error_project_subclass_code():
     """The most specific project error's code wins (JobNotFound, not the base INTERNAL)."""
     assert job_error("populate", JobNotFound("no job")).code == "JOB_NOT_FOUND"
+
+
+def test_a_step_leased_to_another_run_is_not_computed_but_retried_after_the_lease(
+    services, new_job, pipeline_calls
+):
+    """A redelivery while another run holds the step's lease must not compute it side by side."""
+    job_id = new_job()
+    first = pipeline.STEPS[0]
+    claim = services.jobs.claim_step(job_id, f"{job_id}:{first}", owner="other-run", lease_seconds=30)
+    assert claim.outcome.value == "claimed"
+
+    result = run_step(services, job_id, first)
+
+    assert result.next is Next.RETRY and result.outcome == "held"
+    assert 25 <= result.retry_in <= 31
+    assert pipeline_calls == []
+    assert services.jobs.get(job_id).steps == ()
+
+
+def test_an_expired_lease_is_taken_over(services, new_job):
+    """A lease whose run died (it lapsed) does not block the step for ever."""
+    job_id = new_job()
+    first = pipeline.STEPS[0]
+    services.jobs.claim_step(job_id, f"{job_id}:{first}", owner="dead-run", lease_seconds=-1)
+    assert run_step(services, job_id, first) == StepRun(Next.CONTINUE, "recorded")
+
+
+def test_a_duplicate_delivery_stops_the_chain_once_the_next_step_is_recorded(services, new_job):
+    """Re-sending the next message would only start a second tail of duplicates."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:2])
+    assert run_step(services, job_id, pipeline.STEPS[0]) == StepRun(Next.STOP, "duplicate")
+    assert run_step(services, job_id, pipeline.STEPS[1]) == StepRun(Next.CONTINUE, "duplicate")

@@ -1,0 +1,139 @@
+"""The internal step callback, idempotent submission and readiness, with fakes of the storage ports."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import pipeline
+from api import create_app
+from storage.bootstrap import Services
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def services(settings, services) -> Services:
+    return dataclasses.replace(services, settings=dataclasses.replace(settings, internal_token=TOKEN))
+
+
+def submit(client, body=None, key=None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post("/generate-scene", json=body or {"prompt": "a hall", "seed": 7}, headers=headers)
+
+
+def step_body(job_id: str, name: str = "parse_prompt", **overrides) -> dict:
+    return {
+        "stepId": f"{job_id}:{name}",
+        "name": name,
+        "startedAt": "2026-11-22T03:00:00.000Z",
+        "endedAt": "2026-11-22T03:00:01.000Z",
+        "durationMs": 1000,
+        "summary": "did it",
+        "status": "ok",
+        **overrides,
+    }
+
+
+def post_step(client, job_id, body, token=TOKEN):
+    headers = {"X-INTERNAL-TOKEN": token} if token is not None else {}
+    return client.post(f"/internal/jobs/{job_id}/step", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x", TOKEN[:-1]])
+def test_step_callback_refuses_a_missing_or_wrong_token(client, token, services):
+    job_id = submit(client).json["jobId"]
+    response = post_step(client, job_id, step_body(job_id), token=token)
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "UNAUTHORIZED"
+    assert services.jobs.get(job_id).steps == ()
+
+
+def test_step_callback_fails_closed_with_no_token_configured(settings, services, sent):
+    unconfigured = dataclasses.replace(services, settings=dataclasses.replace(settings, internal_token=None))
+    client = create_app(unconfigured, enqueue=lambda *a: None).test_client()
+    job_id = submit(client).json["jobId"]
+    assert post_step(client, job_id, step_body(job_id), token="").status_code == 401
+    assert post_step(client, job_id, step_body(job_id), token="None").status_code == 401
+
+
+def test_step_callback_tells_recorded_duplicate_and_terminal_apart(client, services):
+    job_id = submit(client).json["jobId"]
+    first = post_step(client, job_id, step_body(job_id))
+    assert first.status_code == 201 and first.json["outcome"] == "recorded"
+    again = post_step(client, job_id, step_body(job_id, summary="another delivery"))
+    assert again.status_code == 200 and again.json["outcome"] == "duplicate"
+    job = services.jobs.get(job_id)
+    assert [s.summary for s in job.steps] == ["did it"]
+    assert job.progress == pytest.approx(1 / len(pipeline.STEPS))
+
+    services.jobs.mark_done(job_id, result_keys={}, summary="s")
+    late = post_step(client, job_id, step_body(job_id, "populate"))
+    assert late.status_code == 409 and late.json["error"]["code"] == "JOB_TERMINAL"
+    assert len(services.jobs.get(job_id).steps) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"stepId": "someone-else:parse_prompt"}, "stepId"),
+        ({"name": "mine_bitcoin"}, "name"),
+        ({"status": "maybe"}, "status"),
+        ({"durationMs": -1}, "durationMs"),
+        ({"startedAt": "yesterday"}, "startedAt"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_step_callback_validates_the_event(client, overrides, field):
+    job_id = submit(client).json["jobId"]
+    response = post_step(client, job_id, step_body(job_id, **overrides))
+    assert response.status_code == 422
+    assert field in response.json["error"]["details"]["fields"]
+
+
+def test_step_callback_for_an_unknown_job_is_404(client):
+    job_id = "0" * 8 + "-0000-4000-8000-" + "0" * 12
+    assert post_step(client, job_id, step_body(job_id)).status_code == 404
+
+
+def test_same_idempotency_key_and_body_returns_the_original_job(client, sent, services):
+    first = submit(client, {"prompt": "a hall"}, key="order-1")
+    second = submit(client, {"prompt": "a hall"}, key="order-1")
+    assert first.status_code == second.status_code == 202
+    assert first.json["jobId"] == second.json["jobId"]
+    assert second.json["seed"] == first.json["seed"]  # the seed chosen the first time
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert len(sent) == 1 and len(services.jobs.jobs) == 1
+
+
+def test_same_idempotency_key_with_another_body_is_422(client, sent):
+    submit(client, {"prompt": "a hall"}, key="order-2")
+    response = submit(client, {"prompt": "a cellar"}, key="order-2")
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert len(sent) == 1
+
+
+def test_different_keys_make_different_jobs(client, sent):
+    assert submit(client, key="a").json["jobId"] != submit(client, key="b").json["jobId"]
+    assert len(sent) == 2
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ünï"])
+def test_malformed_idempotency_keys_are_refused(client, key, sent):
+    response = client.post("/generate-scene", json={"prompt": "a"}, headers={"Idempotency-Key": key.encode().decode("latin-1")})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
+    assert sent == []
+
+
+def test_readyz_names_the_dependency_that_is_down(client, services):
+    ok = client.get("/readyz")
+    assert ok.status_code == 200 and ok.json["ok"] is True
+    services.jobs.down = True
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json["error"]["details"]["checks"]["dynamodb"] == "unavailable"
+    assert "dynamodb" in down.json["error"]["message"]
+    assert client.get("/healthz").status_code == 200  # liveness does not depend on it
