@@ -27,20 +27,27 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.local-installed
 
+# dynalite, the second DynamoDB implementation the integration tests run on (package.json).
+# The stamp lives in node_modules, so deleting node_modules reinstalls too.
+NODE_STAMP := node_modules/.npm-installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 run: $(VENV)/.local-installed
 	$(BIN)/python scripts/local_stack.py
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(VENV)/.dev-installed
+integration: $(VENV)/.dev-installed $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/integration tests/e2e
 
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)
 
 clean:
-	rm -rf $(VENV) .local-stack .pytest_cache
+	rm -rf $(VENV) node_modules .local-stack .pytest_cache

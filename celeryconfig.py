@@ -48,7 +48,7 @@ task_serializer = "json"
 accept_content = ["json"]
 result_accept_content = ["json"]
 # A step that hangs is interrupted (soft: raises in the task) and then killed (hard).
-task_soft_time_limit = _settings.step_time_limit_seconds - 5
+task_soft_time_limit = _settings.step_soft_time_limit_seconds
 task_time_limit = _settings.step_time_limit_seconds
 # Our own JSON logging is configured on the worker_process_init/setup_logging signals.
 worker_hijack_root_logger = False

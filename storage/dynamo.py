@@ -146,7 +146,7 @@ class DynamoJobStore:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except _ConditionFailed as failed:
-            old = failed.old
+            old = failed.old or self._item_after_failed_condition(job_id)
             if old is None:
                 raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
             if step_id in old.get("stepIds", set()):

@@ -45,6 +45,11 @@ class Settings:
     log_level: str
 
     @property
+    def step_soft_time_limit_seconds(self) -> float:
+        """When a step is asked to stop (it raises), before the hard limit kills it."""
+        return max(self.step_time_limit_seconds - 5, self.step_time_limit_seconds * 0.8)
+
+    @property
     def demo_mode(self) -> bool:
         return self.artifacts_bucket is None
 
@@ -61,8 +66,8 @@ class Settings:
 
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
-        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 300, low=30, high=43200)
-        step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=5, high=3600)
+        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 300, low=5, high=43200)
+        step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=2, high=3600)
         if step_limit >= visibility:
             # A message must stay invisible for longer than its step may run,
             # or SQS hands it to a second worker while the first still runs it.

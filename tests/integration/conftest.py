@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -111,6 +114,25 @@ class LiveStack:
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} not terminal after {timeout}s: {body}")
 
+    def send_task(self, name: str, *args, **kwargs) -> None:
+        """Send one Celery message to this stack's queue, from a process configured like its API."""
+        code = (
+            "import json, sys; from tasks import app; "
+            "app.send_task(sys.argv[1], args=json.loads(sys.argv[2]), kwargs=json.loads(sys.argv[3]))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, name, json.dumps(args), json.dumps(kwargs)],
+            env=self.stack.env, check=True, timeout=60, cwd=self.stack_root,
+        )
+
+    @property
+    def stack_root(self) -> Path:
+        return Path(__file__).resolve().parents[2]
+
+    def log_events(self, process: str) -> list[dict]:
+        """The JSON log lines of one of this stack's processes."""
+        return [json.loads(line) for line in self.log_lines(process) if line.startswith("{")]
+
     def log_lines(self, process: str) -> list[str]:
         path = self.log_dir / f"{process}.log"
         return path.read_text(errors="replace").splitlines() if path.exists() else []
@@ -145,3 +167,48 @@ def make_stack(emulator, logs_dir) -> Iterator[Callable[..., LiveStack]]:
 def live(make_stack) -> LiveStack:
     """The default stack: one worker, one API, S3 artifacts."""
     return make_stack({"FAULT_DRILLS": "1"})
+
+
+# --- DynamoDB implementations: the emulator and dynalite (see dynamo_backends.py) ---
+
+from storage.dynamo import DynamoJobStore  # noqa: E402
+from storage.settings import Settings  # noqa: E402
+from tests.integration.dynamo_backends import DYNAMO_BACKENDS, Dynalite, create_jobs_table  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dynalite(logs_dir) -> Iterator[Dynalite]:
+    """dynalite (npm) on a free loopback port, in memory; stopped, port freed, at session end."""
+    server = Dynalite(free_port(), logs_dir / "dynalite.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=DYNAMO_BACKENDS)
+def dynamo_settings(request) -> Settings:
+    """Settings whose DynamoDB endpoint is one implementation: a test using this runs once per backend.
+
+    Test ids end in ``[moto]`` or ``[dynalite]``. Use only the DynamoDB client of these settings:
+    dynalite serves nothing else. dynalite is started only when a test asks for it.
+    """
+    if request.param == "moto":
+        return request.getfixturevalue("emulator").settings
+    return request.getfixturevalue("dynalite").settings
+
+
+@pytest.fixture(scope="session")
+def job_store_factory(dynamo_settings) -> Callable[[], DynamoJobStore]:
+    """Make a DynamoJobStore on a new table of provision's shape, on each backend in turn.
+
+    Any integration test (or module-scoped fixture) that takes this runs on moto and on dynalite,
+    so conditional writes are shown to behave alike on two implementations of DynamoDB's rules.
+    """
+    client = aws_client(dynamo_settings, "dynamodb")
+
+    def make() -> DynamoJobStore:
+        name = f"jobs-{uuid.uuid4().hex[:8]}"
+        create_jobs_table(client, name)
+        return DynamoJobStore(client, name)
+
+    return make

@@ -1,18 +1,19 @@
-"""The job store's conditional-write contract, against a real DynamoDB implementation (the emulator)."""
+"""The job store's conditional-write contract, on two DynamoDB implementations: moto and dynalite.
+
+Every test runs once per backend (ids ``[moto]``, ``[dynalite]``; see dynamo_backends.py).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from storage.dynamo import DynamoJobStore
-from storage.errors import GhostEngineError, InvalidCursor, InvalidTransition, JobNotFound, JobTerminal
+from storage.errors import InvalidCursor, InvalidTransition, JobExists, JobNotFound, JobTerminal
 from storage.model import Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, new_job_id, step_id, utc_now
-from storage.provision import provision
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +21,9 @@ STEPS = 5
 
 
 @pytest.fixture(scope="module")
-def store(emulator) -> DynamoJobStore:
+def store(job_store_factory) -> DynamoJobStore:
     """A DynamoJobStore on a table of its own, so listings see only this module's jobs."""
-    settings = dataclasses.replace(
-        emulator.settings, jobs_table_name=f"contract-{uuid.uuid4().hex[:8]}", artifacts_bucket=None
-    )
-    provision(settings)
-    from storage.bootstrap import aws_client
-
-    return DynamoJobStore(aws_client(settings, "dynamodb"), settings.jobs_table_name)
+    return job_store_factory()
 
 
 def new_job(store: DynamoJobStore, **overrides) -> Job:
@@ -134,7 +129,7 @@ def test_unknown_job(store):
 def test_create_never_overwrites(store):
     job = new_job(store)
     store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
-    with pytest.raises(GhostEngineError, match="ConditionalCheckFailed"):
+    with pytest.raises(JobExists):
         store.create(job)
     assert len(store.get(job.job_id).steps) == 1
 
