@@ -116,11 +116,11 @@ class Stack:
     # --- pieces ----------------------------------------------------------------
 
     def start_emulator(self) -> None:
-        """moto in server mode, then the table, bucket and queues inside it."""
+        """moto in server mode (scripts/emulator.py), then the table, bucket and queues inside it."""
         self._require_free(self.config.emulator_port, "EMULATOR_PORT")
         proc = self._spawn(
             "emulator",
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.config.emulator_port)],
+            [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--host", HOST, "--port", str(self.config.emulator_port)],
             # The emulator's request log is noise next to the services' JSON lines.
             log_dir=self.log_dir or ROOT / ".local-stack",
         )

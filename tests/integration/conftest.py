@@ -133,6 +133,10 @@ class LiveStack:
         """The JSON log lines of one of this stack's processes."""
         return [json.loads(line) for line in self.log_lines(process) if line.startswith("{")]
 
+    def worker_events(self) -> list[dict]:
+        """The JSON log lines of every worker this stack started."""
+        return [event for path in sorted(self.log_dir.glob("worker*.log")) for event in self.log_events(path.stem)]
+
     def log_lines(self, process: str) -> list[str]:
         path = self.log_dir / f"{process}.log"
         return path.read_text(errors="replace").splitlines() if path.exists() else []

@@ -1,0 +1,56 @@
+"""moto's server, with DynamoDB writes made atomic as they are on AWS.
+
+    python scripts/emulator.py --port 4566
+
+moto serves each request on its own thread and evaluates a condition
+expression and applies the write without a lock, so two concurrent
+conditional writes to one item can both pass their condition — something
+DynamoDB never allows. Conditional writes are what this project's guarantees
+rest on, so the local stack serialises DynamoDB requests (and only those: SQS
+long polls must not wait behind each other). Everything else is moto as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+
+
+class AtomicDynamoDB:
+    """WSGI middleware: one DynamoDB request at a time."""
+
+    def __init__(self, app) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # Materialise the body inside the lock: the write happens while it is built.
+            return list(self._app(environ, start_response))
+
+
+def main() -> None:
+    """Serve moto on loopback until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    args = parser.parse_args()
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: sys.exit(0))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        args.host, args.port, AtomicDynamoDB(app), threaded=True, request_handler=MotoRequestHandler
+    )
+
+
+if __name__ == "__main__":
+    main()
