@@ -18,6 +18,10 @@ logconfig_dict = {
 }
 # The API logs one JSON line per request itself, with its requestId.
 accesslog = None
+# The API mostly waits on DynamoDB and SQS: threads keep a slow dependency from
+# queueing every other request behind the few worker processes.
+worker_class = "gthread"
+threads = int(os.environ.get("API_THREADS", "8"))
 # Let a request in flight finish on SIGTERM, but not for long (ECS waits 30 s).
 graceful_timeout = 10
 

@@ -6,7 +6,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
 
+import pipeline
 from api import schemas
+from api.routes import FAULT_DRILL_HEADER, IDEMPOTENCY_HEADER
+from storage.model import JOB_ID_PATTERN
 
 ERROR_REF = {"content": {"application/json": {"schema": "ErrorResponse"}}}
 
@@ -23,7 +26,13 @@ def _errors(*statuses: int) -> dict:
     return {str(status): {"description": text[status], **ERROR_REF} for status in statuses}
 
 
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "description": "A lower-case UUID (version 4), as the API issues them.",
+    "schema": {"type": "string", "format": "uuid", "pattern": JOB_ID_PATTERN.pattern},
+}
 
 PATHS: dict[str, dict] = {
     "/generate-scene": {
@@ -32,18 +41,32 @@ PATHS: dict[str, dict] = {
             "summary": "Accept a scene generation job",
             "parameters": [
                 {
-                    "name": "X-Fault-Drill",
+                    "name": FAULT_DRILL_HEADER,
                     "in": "header",
                     "required": False,
-                    "description": "fail:<step> or slow:<step>; only with FAULT_DRILLS=1",
-                    "schema": {"type": "string"},
-                }
+                    "description": "fail:<step> or slow:<step>; only with FAULT_DRILLS=1, else 400",
+                    "schema": {"type": "string", "pattern": f"^(fail|slow):({'|'.join(pipeline.STEPS)})$"},
+                },
+                {
+                    "name": IDEMPOTENCY_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": "Repeating a request with the same key returns the original job; "
+                    "the same key with a different request is refused (422).",
+                    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                },
             ],
             "requestBody": {"required": True, "content": {"application/json": {"schema": "GenerateSceneRequest"}}},
             "responses": {
                 "202": {
                     **_json("JobAccepted", "Job accepted"),
-                    "headers": {"Location": {"schema": {"type": "string"}, "description": "The status URL"}},
+                    "headers": {
+                        "Location": {"schema": {"type": "string"}, "description": "The status URL"},
+                        "Idempotent-Replayed": {
+                            "schema": {"type": "string", "enum": ["true"]},
+                            "description": "Present when an Idempotency-Key repeat returned the original job",
+                        },
+                    },
                 },
                 **_errors(400, 413, 415, 422, 503),
             },

@@ -208,18 +208,28 @@ class DynamoJobStore:
             {"resultKeys": result_keys, "resultSummary": summary, "progress": Decimal(1)},
         )
 
-    def mark_failed(self, job_id: str, error: JobError) -> bool:
+    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         try:
-            return self._transition(job_id, JobState.FAILED, {"error": error.to_dict()})
+            return self._transition(
+                job_id, JobState.FAILED, {"error": error.to_dict()}, if_updated_at=if_updated_at
+            )
         except JobTerminal:
             return False
+        except InvalidTransition:
+            if if_updated_at is None:
+                raise
+            return False  # it moved since ``if_updated_at``: not stalled after all
 
     # --- internals -------------------------------------------------------------
 
-    def _transition(self, job_id: str, target: JobState, fields: dict) -> bool:
+    def _transition(
+        self, job_id: str, target: JobState, fields: dict, *, if_updated_at: str | None = None
+    ) -> bool:
         sources = sorted(sources_of(target))
         names = {"#state": "state"}
         values = {":target": {"S": target.value}, ":now": {"S": utc_now()}}
+        if if_updated_at:
+            values[":seen"] = {"S": if_updated_at}
         values.update({f":src{i}": {"S": state.value} for i, state in enumerate(sources)})
         assignments = ["#state = :target", "updatedAt = :now"]
         for i, (name, value) in enumerate(fields.items()):
@@ -236,6 +246,7 @@ class DynamoJobStore:
                         "attribute_exists(jobId) AND #state IN ("
                         + ", ".join(f":src{i}" for i in range(len(sources)))
                         + ")"
+                        + (" AND updatedAt = :seen" if if_updated_at else "")
                     ),
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,

@@ -33,8 +33,8 @@ class JobStore(Protocol):
     def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
         """running -> done; False when it already was done. JobTerminal otherwise."""
 
-    def mark_failed(self, job_id: str, error: JobError) -> bool:
-        """queued|running -> failed; False when the job was already terminal."""
+    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
+        """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""
 
     def check(self) -> None:
         """Raise DependencyUnavailable when the store cannot be reached."""

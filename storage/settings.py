@@ -34,6 +34,8 @@ class Settings:
     broker_url: str
     visibility_timeout_seconds: int
     sqs_wait_time_seconds: int
+    stall_after_seconds: int
+    sweep_interval_seconds: int
     step_time_limit_seconds: int
     presign_ttl_seconds: int
     job_ttl_days: int
@@ -75,6 +77,13 @@ class Settings:
                 "VISIBILITY_TIMEOUT_SECONDS must be greater than STEP_TIME_LIMIT_SECONDS",
                 details={"visibility": visibility, "stepTimeLimit": step_limit},
             )
+        stall_after = read("STALL_AFTER_SECONDS", int, 1800, low=10, high=7 * 86400)
+        if stall_after <= step_limit * 2:
+            # A job is "stalled" only once no legitimate step, retried, could still be running.
+            raise ConfigError(
+                "STALL_AFTER_SECONDS must be more than twice STEP_TIME_LIMIT_SECONDS",
+                details={"stallAfter": stall_after, "stepTimeLimit": step_limit},
+            )
         fault_drills = read("FAULT_DRILLS", _flag, False)
         if fault_drills and env == "prod":
             raise ConfigError("FAULT_DRILLS cannot be enabled when ENV=prod")
@@ -89,6 +98,8 @@ class Settings:
             sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
             broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, environ)),
             visibility_timeout_seconds=visibility,
+            stall_after_seconds=stall_after,
+            sweep_interval_seconds=read("SWEEP_INTERVAL_SECONDS", int, 60, low=0, high=86400),
             sqs_wait_time_seconds=read("SQS_WAIT_TIME_SECONDS", int, 10, low=0, high=20),
             step_time_limit_seconds=step_limit,
             presign_ttl_seconds=read("PRESIGN_TTL_SECONDS", int, 900, low=60, high=3600),
@@ -98,7 +109,7 @@ class Settings:
             ),
             internal_token=read("INTERNAL_TOKEN", str, "") or None,
             fault_drills=fault_drills,
-            aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 2.0, low=0.1, high=60),
+            aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
         )

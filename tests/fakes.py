@@ -123,7 +123,9 @@ class FakeJobStore:
     def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
         return self._transition(job_id, JobState.DONE, result_keys=result_keys, result_summary=summary, progress=1.0)
 
-    def mark_failed(self, job_id: str, error: JobError) -> bool:
+    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
+        if if_updated_at is not None and self.get(job_id).updated_at != if_updated_at:
+            return False
         try:
             return self._transition(job_id, JobState.FAILED, error=error)
         except JobTerminal:

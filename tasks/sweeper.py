@@ -1,0 +1,71 @@
+"""The safety net under at-least-once delivery: jobs that stopped moving end failed.
+
+Redelivery recovers every step a worker started and lost. What it cannot
+recover is a message that is gone — sent to the dead-letter queue after its
+receives ran out, or a failure that could not be recorded because DynamoDB was
+down at that moment. Such a job would stay queued or running for ever. Every
+worker sweeps for jobs whose ``updatedAt`` is older than STALL_AFTER_SECONDS
+and fails them with code STALLED; the write is conditional on ``updatedAt``
+being unchanged, so a job that moved meanwhile, or a second worker sweeping
+at the same time, changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from storage.bootstrap import Services
+from storage.errors import GhostEngineError
+from storage.model import JobError, JobState
+from tasks.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime | None = None) -> list[str]:
+    """Fail every queued or running job not updated for ``stall_after_seconds``; return their ids."""
+    now = now or datetime.now(UTC)
+    cutoff = (now - timedelta(seconds=stall_after_seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    failed = []
+    for state in (JobState.QUEUED, JobState.RUNNING):
+        cursor = None
+        while True:
+            page = services.jobs.list_jobs(limit=100, cursor=cursor, state=state)
+            for job in page.jobs:
+                if job.updated_at >= cutoff:
+                    continue
+                error = JobError(
+                    f"job made no progress for {stall_after_seconds} s while {job.state}",
+                    "STALLED",
+                    {"state": job.state.value, "updatedAt": job.updated_at,
+                     "completedSteps": [s.name for s in job.steps if s.status.value == "ok"]},
+                )
+                if services.jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at):
+                    log.error("job.stalled", jobId=job.job_id, state=job.state.value, updatedAt=job.updated_at)
+                    failed.append(job.job_id)
+            if (cursor := page.cursor) is None:
+                break
+    return failed
+
+
+class Sweeper(threading.Thread):
+    """Runs sweep_stalled every ``interval`` seconds until stopped."""
+
+    def __init__(self, services: Services, *, interval: float, stall_after_seconds: int) -> None:
+        super().__init__(name="stall-sweeper", daemon=True)
+        self._services = services
+        self._interval = interval
+        self._stall_after = stall_after_seconds
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                sweep_stalled(self._services, stall_after_seconds=self._stall_after)
+            except GhostEngineError as exc:
+                # DynamoDB is down: the next round tries again.
+                log.warning("sweep.failed", error=exc.message)
+
+    def stop(self) -> None:
+        self._stopped.set()

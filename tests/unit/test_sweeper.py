@@ -1,0 +1,50 @@
+"""The stall sweeper fails only jobs that stopped moving, and never one that moved meanwhile."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from storage.model import JobState
+from tasks.dispatch import submit_job
+from tasks.sweeper import sweep_stalled
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+def job_at(services, updated_at: str, state: JobState = JobState.RUNNING) -> str:
+    job, _ = submit_job(services.jobs, {"prompt": "p", "seed": 1, "style": "doom"}, ttl_days=1, enqueue=lambda *a: None)
+    services.jobs.jobs[job.job_id] = dataclasses.replace(job, state=state, updated_at=updated_at)
+    return job.job_id
+
+
+def test_stalled_queued_and_running_jobs_end_failed_with_stalled(services):
+    old_running = job_at(services, "2026-11-22T11:00:00.000Z")
+    old_queued = job_at(services, "2026-11-22T11:00:00.000Z", JobState.QUEUED)
+    fresh = job_at(services, "2026-11-22T11:59:00.000Z")
+    done = job_at(services, "2026-11-01T00:00:00.000Z", JobState.DONE)
+
+    failed = sweep_stalled(services, stall_after_seconds=1800, now=NOW)
+
+    assert sorted(failed) == sorted([old_running, old_queued])
+    for job_id in failed:
+        job = services.jobs.get(job_id)
+        assert job.state is JobState.FAILED and job.error.code == "STALLED"
+    assert services.jobs.get(fresh).state is JobState.RUNNING
+    assert services.jobs.get(done).state is JobState.DONE
+
+
+def test_a_job_that_moved_after_it_was_listed_is_left_alone(services, monkeypatch):
+    job_id = job_at(services, "2026-11-22T11:00:00.000Z")
+    real_list = services.jobs.list_jobs
+
+    def list_then_progress(**kwargs):
+        page = real_list(**kwargs)
+        # A step lands between the sweeper's read and its write.
+        current = services.jobs.jobs[job_id]
+        services.jobs.jobs[job_id] = dataclasses.replace(current, updated_at="2026-11-22T11:59:59.000Z")
+        return page
+
+    monkeypatch.setattr(services.jobs, "list_jobs", list_then_progress)
+    assert sweep_stalled(services, stall_after_seconds=1800, now=NOW) == []
+    assert services.jobs.get(job_id).state is JobState.RUNNING
