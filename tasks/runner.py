@@ -16,7 +16,7 @@ from enum import Enum
 import pipeline
 from storage.bootstrap import Services
 from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
-from storage.model import ClaimOutcome, Job, JobError, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
+from storage.model import ClaimOutcome, Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
 from tasks.checkpoints import (
     ASCII_MINIMAP,
     CONTENT_TYPES,
@@ -88,7 +88,8 @@ def run_step(services: Services, job_id: str, step: str) -> StepRun:
         log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
         return StepRun(Next.RETRY, "held", retry_in)
 
-    services.jobs.mark_running(job_id)
+    if job.state is JobState.QUEUED:
+        services.jobs.mark_running(job_id)
     started_at, started = utc_now(), time.monotonic()
     summary = _compute(services, job, step)
     event = StepEvent(

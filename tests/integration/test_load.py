@@ -1,0 +1,53 @@
+"""Many jobs at once: 300 submissions from 20 concurrent clients, 2 workers, none lost, none stuck."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+import pipeline
+
+pytestmark = pytest.mark.integration
+
+JOBS, CLIENTS = 300, 20
+
+
+def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack):
+    live = make_stack(worker=False)
+    live.start_worker(concurrency=2)
+    live.start_worker(concurrency=2)
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CLIENTS))
+
+    def submit(i: int) -> str:
+        response = session.post(
+            f"{live.url}/generate-scene", json={"prompt": f"load {i}", "seed": i}, timeout=30
+        )
+        assert response.status_code == 202, response.text
+        return response.json()["jobId"]
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        job_ids = list(pool.map(submit, range(JOBS)))
+    submitted = time.monotonic() - started
+    assert len(set(job_ids)) == JOBS
+
+    pending, deadline = set(job_ids), time.monotonic() + 300
+    while pending and time.monotonic() < deadline:
+        for job_id in list(pending):
+            if live.services.jobs.get(job_id).terminal:
+                pending.discard(job_id)
+        time.sleep(1)
+    elapsed = time.monotonic() - started
+    assert not pending, f"{len(pending)} jobs not finished after {elapsed:.0f}s"
+
+    for job_id in job_ids:
+        job = live.services.jobs.get(job_id)
+        assert job.state.value == "done", (job_id, job.state, job.error)
+        assert [s.name for s in job.steps] == list(pipeline.STEPS)
+        assert len(job.step_ids) == len(pipeline.STEPS)
+    print(f"\n{JOBS} jobs: submitted in {submitted:.1f}s, all done in {elapsed:.1f}s "
+          f"({JOBS / elapsed:.1f} jobs/s on this machine)")
