@@ -34,6 +34,7 @@ def create_app(services: Services | None = None, enqueue: Enqueue | None = None)
     app.extensions["ghost_engine"] = {"services": services, "enqueue": enqueue or send_chain}
     app.register_blueprint(routes.bp)
     app.register_blueprint(internal.bp)
+    app.register_blueprint(internal.operators)
     register_error_handlers(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)

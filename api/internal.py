@@ -1,4 +1,4 @@
-"""Endpoints for operators and workers outside Celery, behind X-INTERNAL-TOKEN."""
+"""Endpoints for operators and for workers outside Celery, behind X-INTERNAL-TOKEN."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 
 import pipeline
+from api import presenters
+from tasks import dispatch
 from api.errors import ApiError
 from api.routes import job_id_from, json_body, load, services
 from api.schemas import StepEventRequest
 from storage.model import RecordOutcome, StepEvent, StepStatus, step_id
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
+operators = Blueprint("operators", __name__)
 
 TOKEN_HEADER = "X-INTERNAL-TOKEN"
 
 
-@bp.before_request
 def _require_token() -> None:
     expected = current_app.extensions["ghost_engine"]["services"].settings.internal_token
     given = request.headers.get(TOKEN_HEADER, "")
@@ -27,16 +29,20 @@ def _require_token() -> None:
         raise ApiError(401, "UNAUTHORIZED", f"a valid {TOKEN_HEADER} header is required")
 
 
+bp.before_request(_require_token)
+operators.before_request(_require_token)
+
+
 @bp.post("/jobs/<job_id>/step")
 def record_step(job_id: str):
     """Record a step event once per stepId: 201 recorded, 200 duplicate, 409 job terminal."""
     job_id = job_id_from(job_id)
     body = load(StepEventRequest(), json_body())
-    if body["stepId"] != step_id(job_id, body["name"]):
-        raise ApiError(
-            422, "VALIDATION_ERROR", "invalid stepId",
-            {"fields": {"stepId": [f"must be {step_id(job_id, body['name'])}"]}},
-        )
+    current = services()
+    attempt = current.jobs.get(job_id).attempt
+    expected = step_id(job_id, body["name"], attempt)
+    if body["stepId"] != expected:
+        raise ApiError(422, "VALIDATION_ERROR", "invalid stepId", {"fields": {"stepId": [f"must be {expected}"]}})
     event = StepEvent(
         step_id=body["stepId"],
         name=body["name"],
@@ -46,8 +52,31 @@ def record_step(job_id: str):
         summary=body["summary"],
         status=StepStatus(body["status"]),
     )
-    outcome = services().jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
+    outcome = current.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
     if outcome is RecordOutcome.TERMINAL:
         raise ApiError(409, "JOB_TERMINAL", "the job is already terminal; the step was not recorded", {"jobId": job_id})
     status = 201 if outcome is RecordOutcome.RECORDED else 200
     return jsonify(jobId=job_id, stepId=event.step_id, outcome=outcome.value), status
+
+
+@operators.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """Cancel a job that has not ended: steps not started never run; one in flight changes nothing."""
+    current = services()
+    current.jobs.mark_cancelled(job_id_from(job_id))  # 409 (JobTerminal) once done or failed
+    return jsonify(presenters.job_status(current.jobs.get(job_id), current))
+
+
+@operators.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str):
+    """Re-run a failed job from its first incomplete step as a new attempt; 409 unless it is failed."""
+    current = services()
+    job = dispatch.retry_job(
+        current.jobs,
+        job_id_from(job_id),
+        reason=request.headers.get("X-Retry-Reason", "retried through the API")[:200],
+        by=f"api:{request.remote_addr or 'unknown'}",
+        request_id=request.environ.get("ghost_engine.request_id"),
+        enqueue=current_app.extensions["ghost_engine"]["enqueue"],
+    )
+    return jsonify(presenters.job_status(job, current)), 202

@@ -26,6 +26,24 @@ def _errors(*statuses: int) -> dict:
     return {str(status): {"description": text[status], **ERROR_REF} for status in statuses}
 
 
+# Any URL can be too long: gunicorn (and, on AWS, the load balancer) refuses a request line over its
+# limit (4094 bytes for gunicorn) with its own HTML page, before the API sees the request.
+URI_TOO_LONG = {
+    "414": {
+        "description": "Request line too long; answered by the HTTP server in front of the API, not JSON",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+
+
+REQUEST_ID = {
+    "X-Request-Id": {
+        "required": True,
+        "description": "The request's id: the caller's X-Request-Id, else the Root of X-Amzn-Trace-Id, else a new one",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    }
+}
+
 JOB_ID = {
     "name": "job_id",
     "in": "path",
@@ -132,6 +150,24 @@ PATHS: dict[str, dict] = {
             },
         }
     },
+    "/jobs/{job_id}/cancel": {
+        "post": {
+            "operationId": "cancelJob",
+            "summary": "Cancel a job that has not ended (operators)",
+            "security": [{"internalToken": []}],
+            "parameters": [JOB_ID],
+            "responses": {"200": _json("JobStatus", "The job, now cancelled"), **_errors(400, 401, 404, 409, 503)},
+        }
+    },
+    "/jobs/{job_id}/retry": {
+        "post": {
+            "operationId": "retryJob",
+            "summary": "Re-run a failed job from its first incomplete step (operators)",
+            "security": [{"internalToken": []}],
+            "parameters": [JOB_ID, {"name": "X-Retry-Reason", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"202": _json("JobStatus", "The job, queued again"), **_errors(400, 401, 404, 409, 503)},
+        }
+    },
     "/openapi.json": {
         "get": {
             "operationId": "openapi",
@@ -177,5 +213,34 @@ def build_spec(app: Flask) -> dict:
         "internalToken", {"type": "apiKey", "in": "header", "name": "X-INTERNAL-TOKEN"}
     )
     for path, operations in PATHS.items():
-        spec.path(path=path, operations=operations)
-    return spec.to_dict()
+        spec.path(
+            path=path,
+            operations={
+                method: {**operation, "responses": {**_with_request_id(operation["responses"]), **URI_TOO_LONG}}
+                for method, operation in operations.items()
+            },
+        )
+    document = spec.to_dict()
+    for component in document["components"]["schemas"].values():
+        _only_null_when_null(component)
+    return document
+
+
+def _with_request_id(responses: dict) -> dict:
+    """Every answer of the API carries X-Request-Id (api/__init__.py sets it after every request)."""
+    return {
+        status: {**response, "headers": {**response.get("headers", {}), **REQUEST_ID}}
+        for status, response in responses.items()
+    }
+
+
+def _only_null_when_null(schema: dict) -> None:
+    """Make apispec's null branch of a nullable Nested field admit null only.
+
+    For OpenAPI 3.0 apispec writes ``anyOf: [{type: object, nullable: true}, {$ref: ...}]``, whose first
+    branch admits any object at all, so the referenced schema would never be checked.
+    """
+    for prop in schema.get("properties", {}).values():
+        for branch in prop.get("anyOf", []):
+            if branch == {"type": "object", "nullable": True}:
+                branch["enum"] = [None]

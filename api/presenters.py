@@ -28,6 +28,8 @@ def job_status(job: Job, services: Services) -> dict:
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
         "request": job.request,
+        "attempt": job.attempt,
+        "attempts": list(job.attempts),
     }
 
 

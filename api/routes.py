@@ -15,7 +15,7 @@ from api import presenters
 from api.errors import ApiError
 from api.schemas import GenerateSceneRequest, ListJobsQuery
 from storage.bootstrap import Services
-from storage.model import is_job_id
+from storage.model import JobState, is_job_id
 from tasks.checkpoints import ARTIFACT_NAMES, CONTENT_TYPES, artifact_key
 from tasks.dispatch import submit_job
 
@@ -133,7 +133,8 @@ def get_status(job_id: str):
 def list_jobs():
     """Jobs newest first, a page at a time."""
     query = load(ListJobsQuery(), request.args.to_dict())
-    page = services().jobs.list_jobs(limit=query["limit"], cursor=query["cursor"])
+    state = JobState(query["state"]) if query["state"] else None
+    page = services().jobs.list_jobs(limit=query["limit"], cursor=query["cursor"], state=state)
     return jsonify(jobs=[presenters.job_summary(job) for job in page.jobs], nextCursor=page.cursor)
 
 

@@ -105,6 +105,8 @@ class JobStatus(Schema):
     createdAt = fields.String(required=True)
     updatedAt = fields.String(required=True)
     request = fields.Nested(JobRequestSchema, required=True)
+    attempt = fields.Integer(required=True, metadata={"description": "1, plus one per operator retry."})
+    attempts = fields.List(fields.Dict(), required=True, metadata={"description": "Retries: {attempt, at, reason, by, fromStep}."})
 
 
 class JobSummary(Schema):
@@ -125,6 +127,11 @@ class JobList(Schema):
 class ListJobsQuery(StrictSchema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=LIMIT_MAX))
     cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=1024))
+    state = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["queued", "running", "done", "failed", "cancelled"]),
+        metadata={"description": "Only jobs in this state (a Query on the state index)."},
+    )
 
 
 class Health(Schema):

@@ -208,6 +208,48 @@ class DynamoJobStore:
             {"resultKeys": result_keys, "resultSummary": summary, "progress": Decimal(1)},
         )
 
+    def mark_retry(self, job_id: str, *, attempt: dict) -> int:
+        current = int(attempt["attempt"]) - 1
+        try:
+            # failed -> queued is the one way out of a terminal state, and only
+            # from the attempt the operator saw fail: two retries racing make one.
+            with self._condition_guard("UpdateItem"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression=(
+                        "SET #state = :queued, attempt = :next, updatedAt = :now,"
+                        " attempts = list_append(if_not_exists(attempts, :empty), :entry)"
+                        " REMOVE #error"
+                    ),
+                    ConditionExpression="#state = :failed AND (attempt = :current OR attribute_not_exists(attempt))",
+                    ExpressionAttributeNames={"#state": "state", "#error": "error"},
+                    ExpressionAttributeValues={
+                        ":queued": {"S": JobState.QUEUED.value},
+                        ":failed": {"S": JobState.FAILED.value},
+                        ":next": {"N": str(current + 1)},
+                        ":current": {"N": str(current)},
+                        ":now": {"S": utc_now()},
+                        ":empty": {"L": []},
+                        ":entry": {"L": [_to_attr(attempt)]},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except _ConditionFailed as failed:
+            old = failed.old or self._item_after_failed_condition(job_id)
+            if old is None:
+                raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
+            state = old["state"]
+            details = {"jobId": job_id, "state": state, "attempt": int(old.get("attempt", 1))}
+            raise InvalidTransition(
+                f"job {job_id} is {state} (attempt {details['attempt']}); only a failed job can be retried",
+                details=details,
+            ) from None
+        return current + 1
+
+    def mark_cancelled(self, job_id: str) -> bool:
+        return self._transition(job_id, JobState.CANCELLED, {})
+
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         try:
             return self._transition(
@@ -331,6 +373,7 @@ def item_from_job(job: Job) -> dict:
         "steps": [step.to_dict() for step in job.steps],
         "totalSteps": job.total_steps,
         "leases": {},  # stepId -> {owner, expiresAt}: who computes a step right now
+        "attempt": job.attempt,
         "ttl": job.ttl,
         "GSI1PK": LIST_PARTITION,
         "GSI1SK": list_sort_key(job),
@@ -366,6 +409,8 @@ def job_from_item(item: dict) -> Job:
         fault_drill=item.get("faultDrill"),
         idempotency_key=item.get("idempotencyKey"),
         request_fingerprint=item.get("requestFingerprint"),
+        attempt=int(item.get("attempt", 1)),
+        attempts=tuple(_plain(entry) for entry in item.get("attempts", [])),
     )
 
 

@@ -32,6 +32,11 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+# The one exit from a terminal state: an operator's retry of a failed job,
+# recorded as a new attempt (mark_retry), never an ordinary transition.
+RETRYABLE_STATES = frozenset({JobState.FAILED})
+
+
 def can_transition(current: JobState, target: JobState) -> bool:
     """True when a job in ``current`` may move to ``target``."""
     return target in TRANSITIONS[current]
@@ -100,9 +105,13 @@ def is_job_id(value: str) -> bool:
     return bool(JOB_ID_PATTERN.fullmatch(value))
 
 
-def step_id(job_id: str, step: str) -> str:
-    """The deterministic id under which a step of a job is recorded once."""
-    return f"{job_id}:{step}"
+def step_id(job_id: str, step: str, attempt: int = 1) -> str:
+    """The deterministic id under which a step of a job is recorded once per attempt.
+
+    ``{jobId}:{step}`` in the first attempt, ``{jobId}:{step}#{attempt}`` in a
+    retry, so a step re-run by a retry never collides with what was recorded before.
+    """
+    return f"{job_id}:{step}" if attempt == 1 else f"{job_id}:{step}#{attempt}"
 
 
 def utc_now() -> str:
@@ -180,6 +189,12 @@ class Job:
     fault_drill: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    attempt: int = 1
+    attempts: tuple[dict, ...] = ()  # retries: {attempt, at, reason, by, fromStep}
+
+    def completed_steps(self) -> list[str]:
+        """Names of the steps recorded ok, in any attempt."""
+        return [step.name for step in self.steps if step.status is StepStatus.OK]
 
     @property
     def terminal(self) -> bool:

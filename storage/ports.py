@@ -33,6 +33,12 @@ class JobStore(Protocol):
     def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
         """running -> done; False when it already was done. JobTerminal otherwise."""
 
+    def mark_retry(self, job_id: str, *, attempt: dict) -> int:
+        """failed -> queued as attempt ``attempt["attempt"]``, appended to the history; InvalidTransition otherwise."""
+
+    def mark_cancelled(self, job_id: str) -> bool:
+        """queued|running -> cancelled; False when it already was. JobTerminal after done or failed."""
+
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from celery import chain
 
@@ -17,17 +17,22 @@ from tasks.logs import get_logger
 
 log = get_logger(__name__)
 
-Enqueue = Callable[[str, str | None], None]
+# enqueue(job_id, request_id, *, steps=..., attempt=...): sends the job's chain.
+Enqueue = Callable[..., None]
 
 
-def send_chain(job_id: str, request_id: str | None) -> None:
+def send_chain(
+    job_id: str, request_id: str | None, *, steps: Sequence[str] = pipeline.STEPS, attempt: int = 1
+) -> None:
     """Send the job's chain: one immutable signature per step, carrying only ids.
 
     Signatures by name keep the API process from importing the step tasks.
     """
+    kwargs: dict = {"request_id": request_id}
+    if attempt > 1:
+        kwargs["attempt"] = attempt
     signatures = [
-        app.signature(f"tasks.steps.{step}", args=(job_id,), kwargs={"request_id": request_id}, immutable=True)
-        for step in pipeline.STEPS
+        app.signature(f"tasks.steps.{step}", args=(job_id,), kwargs=kwargs, immutable=True) for step in steps
     ]
     try:
         chain(*signatures).apply_async()
@@ -84,19 +89,60 @@ def submit_job(
             ) from None
         log.info("job.replayed", jobId=original.job_id)
         return original, True
+    _enqueue_or_fail(jobs, job.job_id, lambda: enqueue(job.job_id, request_id))
+    log.info("job.queued", jobId=job.job_id)
+    return job, False
+
+
+def retry_job(
+    jobs: JobStore,
+    job_id: str,
+    *,
+    reason: str,
+    by: str,
+    request_id: str | None = None,
+    enqueue: Enqueue = send_chain,
+) -> Job:
+    """Re-run a failed job from its first incomplete step, as a new attempt; the one exit from failed.
+
+    Steps that completed keep their records and their checkpoints, so they are
+    not run again; the steps of the new attempt get stepIds of their own.
+    """
+    job = jobs.get(job_id)
+    first = first_incomplete_step(job)
+    steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
+    attempt = job.attempt + 1
+    jobs.mark_retry(
+        job_id, attempt={"attempt": attempt, "at": utc_now(), "reason": reason, "by": by, "fromStep": first}
+    )
+    _enqueue_or_fail(jobs, job_id, lambda: enqueue(job_id, request_id, steps=steps, attempt=attempt))
+    log.info("job.retried", jobId=job_id, attempt=attempt, fromStep=first, by=by)
+    return jobs.get(job_id)
+
+
+def first_incomplete_step(job: Job) -> str:
+    """Where a retry of ``job`` starts.
+
+    A job that failed after its last step (e.g. stalled before it was marked
+    done) re-runs that step, which reuses its checkpoint and finishes the job.
+    """
+    done = set(job.completed_steps())
+    return next((step for step in pipeline.STEPS if step not in done), pipeline.STEPS[-1])
+
+
+def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> None:
+    """Send; if that fails, fail the job with ENQUEUE_FAILED (never leave it queued) and raise."""
     try:
         try:
-            enqueue(job.job_id, request_id)
+            send()
         except EnqueueFailed:
             raise
         except Exception as exc:  # whatever the transport raised, the job was not sent
-            raise EnqueueFailed(f"could not send the job ({type(exc).__name__})", details={"jobId": job.job_id}) from exc
+            raise EnqueueFailed(f"could not send the job ({type(exc).__name__})", details={"jobId": job_id}) from exc
     except EnqueueFailed as exc:
-        log.error("job.enqueue_failed", jobId=job.job_id, error=exc.message)
+        log.error("job.enqueue_failed", jobId=job_id, error=exc.message)
         try:
-            jobs.mark_failed(job.job_id, JobError(exc.message, exc.code, exc.details))
+            jobs.mark_failed(job_id, JobError(exc.message, exc.code, exc.details))
         except GhostEngineError:
-            log.exception("job.enqueue_failed_unrecorded", jobId=job.job_id)
+            log.exception("job.enqueue_failed_unrecorded", jobId=job_id)
         raise
-    log.info("job.queued", jobId=job.job_id)
-    return job, False

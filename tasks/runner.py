@@ -56,8 +56,8 @@ class StepRun:
     retry_in: float = 0.0  # with RETRY: seconds until the other run's lease lapses
 
 
-def run_step(services: Services, job_id: str, step: str) -> StepRun:
-    """Run ``step`` for ``job_id`` once in effect, however often it is delivered."""
+def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> StepRun:
+    """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered."""
     try:
         job = services.jobs.get(job_id)
     except JobNotFound:
@@ -67,7 +67,11 @@ def run_step(services: Services, job_id: str, step: str) -> StepRun:
     if job.terminal:
         log.info("step.skipped_terminal", step=step, state=str(job.state))
         return StepRun(Next.STOP, "terminal")
-    sid = step_id(job_id, step)
+    if job.attempt != attempt:
+        # A message of an earlier attempt, delivered after an operator's retry.
+        log.info("step.stale_attempt", step=step, attempt=attempt, current=job.attempt)
+        return StepRun(Next.STOP, "stale")
+    sid = step_id(job_id, step, attempt)
     if sid in job.step_ids:
         return _already_recorded(services, job, step)
     claim = services.jobs.claim_step(
@@ -117,7 +121,7 @@ def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
     if index == len(pipeline.STEPS) - 1:
         _finish(services, job)
         return StepRun(Next.STOP, "duplicate")
-    if step_id(job.job_id, pipeline.STEPS[index + 1]) in job.step_ids:
+    if step_id(job.job_id, pipeline.STEPS[index + 1], job.attempt) in job.step_ids:
         # The chain already went past this step; sending its next message again would only
         # start a second tail of duplicates.
         return StepRun(Next.STOP, "duplicate")
@@ -125,11 +129,11 @@ def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
     return StepRun(Next.CONTINUE, "duplicate")
 
 
-def fail_job(services: Services, job_id: str, step: str, error: JobError) -> None:
+def fail_job(services: Services, job_id: str, step: str, error: JobError, attempt: int = 1) -> None:
     """Record the failed step and move the job to failed, keeping the steps done so far."""
     now = utc_now()
     event = StepEvent(
-        step_id=step_id(job_id, step),
+        step_id=step_id(job_id, step, attempt),
         name=step,
         started_at=now,
         ended_at=now,
@@ -172,7 +176,8 @@ def _load_input(services: Services, job: Job, step: str) -> dict:
 
 
 def _apply_drill(job: Job, step: str) -> None:
-    if not job.fault_drill:
+    # Drills act in the first attempt only, so a retry shows the recovery.
+    if not job.fault_drill or job.attempt > 1:
         return
     kind, _, target = job.fault_drill.partition(":")
     if target != step:

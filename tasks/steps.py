@@ -56,7 +56,7 @@ class StepTask(Task):
         job_id = args[0] if args else kwargs.get("job_id")
         log.error("step.gave_up", step=self.step, error=type(exc).__name__, exc_info=exc)
         try:
-            fail_job(services(), job_id, self.step, job_error(self.step, exc))
+            fail_job(services(), job_id, self.step, job_error(self.step, exc), kwargs.get("attempt", 1))
         except DependencyUnavailable:
             # Storage is down too: the message is not acked (acks_late), so SQS
             # redelivers it, and after maxReceiveCount it goes to the DLQ.
@@ -65,8 +65,8 @@ class StepTask(Task):
 
 
 def _make_step_task(step: str) -> StepTask:
-    def run(self: StepTask, job_id: str, request_id: str | None = None) -> None:
-        result = run_step(services(), job_id, step)
+    def run(self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1) -> None:
+        result = run_step(services(), job_id, step, attempt)
         if result.next is Next.RETRY:
             # A new message with the same chain; this one is acked.
             raise self.retry(countdown=result.retry_in, max_retries=LEASE_RETRIES)

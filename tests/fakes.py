@@ -123,6 +123,21 @@ class FakeJobStore:
     def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
         return self._transition(job_id, JobState.DONE, result_keys=result_keys, result_summary=summary, progress=1.0)
 
+    def mark_retry(self, job_id: str, *, attempt: dict) -> int:
+        self._check_up()
+        with self._lock:
+            job = self.get(job_id)
+            if job.state is not JobState.FAILED or job.attempt != attempt["attempt"] - 1:
+                raise InvalidTransition(f"job is {job.state} (attempt {job.attempt})")
+            self.jobs[job_id] = replace(
+                job, state=JobState.QUEUED, attempt=attempt["attempt"], attempts=(*job.attempts, attempt),
+                error=None, updated_at=utc_now(),
+            )
+            return attempt["attempt"]
+
+    def mark_cancelled(self, job_id: str) -> bool:
+        return self._transition(job_id, JobState.CANCELLED)
+
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         if if_updated_at is not None and self.get(job_id).updated_at != if_updated_at:
             return False

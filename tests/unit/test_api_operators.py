@@ -137,3 +137,33 @@ def test_readyz_names_the_dependency_that_is_down(client, services):
     assert down.json["error"]["details"]["checks"]["dynamodb"] == "unavailable"
     assert "dynamodb" in down.json["error"]["message"]
     assert client.get("/healthz").status_code == 200  # liveness does not depend on it
+
+
+def test_cancel_needs_the_token_and_moves_a_live_job_to_cancelled(client, services):
+    job_id = submit(client).json["jobId"]
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 401
+    response = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    assert response.status_code == 200 and response.json["state"] == "cancelled"
+    again = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    assert again.status_code == 200 and again.json["state"] == "cancelled"  # idempotent
+    late = post_step(client, job_id, step_body(job_id))
+    assert late.status_code == 409 and services.jobs.get(job_id).steps == ()
+
+
+def test_cancel_of_a_finished_job_is_409(client, services):
+    job_id = submit(client).json["jobId"]
+    services.jobs.mark_running(job_id)
+    services.jobs.mark_done(job_id, result_keys={}, summary="s")
+    response = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    assert response.status_code == 409
+    assert services.jobs.get(job_id).state.value == "done"
+
+
+def test_jobs_can_be_listed_by_state(client, services):
+    kept = submit(client).json["jobId"]
+    cancelled = submit(client).json["jobId"]
+    client.post(f"/jobs/{cancelled}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    listed = client.get("/jobs", query_string={"state": "cancelled"}).json["jobs"]
+    assert [job["jobId"] for job in listed] == [cancelled]
+    assert kept in [job["jobId"] for job in client.get("/jobs", query_string={"state": "queued"}).json["jobs"]]
+    assert client.get("/jobs", query_string={"state": "lost"}).status_code == 422

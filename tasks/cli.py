@@ -1,0 +1,107 @@
+"""Operator commands plugged into the celery CLI (``celery -A tasks retry-job|cancel-job ...``).
+
+Registered through the ``celery.commands`` entry point group in pyproject.toml,
+which is how Celery discovers subcommands. They act on the job items directly,
+through the same stores and conditional writes as the API.
+"""
+
+from __future__ import annotations
+
+import click
+from celery.bin.base import CeleryCommand
+
+import getpass
+import re
+import socket
+from datetime import UTC, datetime, timedelta
+
+from storage.bootstrap import build_services
+from storage.errors import GhostEngineError
+from storage.model import JobState, is_job_id
+from storage.ports import JobStore
+from tasks import dispatch
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(value: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``7d`` as a timedelta."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter("use a number and a unit, e.g. 30m, 2h or 7d", param_hint="--since")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def failed_since(jobs: JobStore, since: timedelta | None) -> list[str]:
+    """Ids of failed jobs (that failed within ``since``), newest first, from the state index."""
+    cutoff = None
+    if since is not None:
+        cutoff = (datetime.now(UTC) - since).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    found, cursor = [], None
+    while True:
+        page = jobs.list_jobs(limit=100, cursor=cursor, state=JobState.FAILED)
+        found += [job.job_id for job in page.jobs if cutoff is None or job.updated_at >= cutoff]
+        if (cursor := page.cursor) is None:
+            return found
+
+
+@click.command(cls=CeleryCommand, name="retry-job")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job (see --since).")
+@click.option("--since", "since", default=None, help="With --all-failed: only jobs that failed within this, e.g. 2h.")
+@click.option("--dry-run", is_flag=True, help="Print what would be retried; change nothing.")
+@click.option("--reason", default="retried by an operator", show_default=True, help="Recorded in the job's attempts.")
+@click.pass_context
+def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, dry_run: bool, reason: str) -> None:
+    """Re-run failed jobs from their first incomplete step, reusing the checkpoints of completed steps."""
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("give JOB_ID... or --all-failed, not both")
+    if since and not all_failed:
+        raise click.UsageError("--since goes with --all-failed")
+    jobs = build_services().jobs
+    targets = list(job_ids) or failed_since(jobs, parse_since(since) if since else None)
+    by = f"celery-cli:{getpass.getuser()}@{socket.gethostname()}"
+    failures = 0
+    for job_id in targets:
+        if not is_job_id(job_id):
+            click.echo(f"{job_id}: not a job id", err=True)
+            failures += 1
+            continue
+        try:
+            if dry_run:
+                job = jobs.get(job_id)
+                first = dispatch.first_incomplete_step(job)
+                click.echo(f"{job_id}: would retry from {first} as attempt {job.attempt + 1} ({job.state})")
+                continue
+            job = dispatch.retry_job(jobs, job_id, reason=reason, by=by)
+        except GhostEngineError as exc:
+            click.echo(f"{job_id}: not retried: {exc.message}", err=True)
+            failures += 1
+            continue
+        click.echo(f"{job_id}: queued as attempt {job.attempt} from {job.attempts[-1]['fromStep']}")
+    if not targets:
+        click.echo("no failed jobs to retry")
+    ctx.exit(1 if failures else 0)
+
+
+@click.command(cls=CeleryCommand, name="cancel-job")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_context
+def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""
+    jobs = build_services().jobs
+    failures = 0
+    for job_id in job_ids:
+        if not is_job_id(job_id):
+            click.echo(f"{job_id}: not a job id", err=True)
+            failures += 1
+            continue
+        try:
+            changed = jobs.mark_cancelled(job_id)
+        except GhostEngineError as exc:
+            click.echo(f"{job_id}: not cancelled: {exc.message}", err=True)
+            failures += 1
+            continue
+        click.echo(f"{job_id}: {'cancelled' if changed else 'already cancelled'}")
+    ctx.exit(1 if failures else 0)
