@@ -10,6 +10,8 @@ from storage.settings import Settings
 _settings = Settings.from_env()
 
 broker_url = _settings.broker_url
+# kombu's SQS transport, extended to carry events and remote control over SNS (see the module).
+broker_transport = "tasks.sqs_fanout:Transport"
 broker_transport_options = {
     "region": _settings.region,
     # The emulator speaks plain HTTP; real SQS endpoints are HTTPS.
@@ -20,10 +22,25 @@ broker_transport_options = {
     "wait_time_seconds": _settings.sqs_wait_time_seconds,
     # Pause after an empty long poll; it adds to wait_time_seconds, so keep it short.
     "polling_interval": 0.5,
-    # With the queue URL known, producers and workers never list or create queues.
+    # The job queue keeps its name; with its URL known, nobody lists or creates it. (Not
+    # kombu's predefined_queues: those forbid the per-process control queues below.)
+    "job_queues": {_settings.queue_name: _settings.sqs_queue_url},
+    # Fanout exchanges (events, remote control) become SNS topics with SQS subscribers.
+    "supports_fanout": True,
+    # Every queue and topic besides the job queue is named with this prefix (IAM scopes to it).
+    "control_prefix": _settings.control_prefix,
+    # Only control queues are ever made by a process; an event or reply older than a minute
+    # is worthless, and a queue left by a killed process then holds a minute of messages at most.
+    "sqs-creation-attributes": {"MessageRetentionPeriod": "60"},
+    # In production Terraform makes the two topics; their ARNs come from settings.
     **(
-        {"predefined_queues": {_settings.queue_name: {"url": _settings.sqs_queue_url}}}
-        if _settings.sqs_queue_url
+        {
+            "predefined_exchanges": {
+                "celeryev": {"arn": _settings.events_topic_arn},
+                "celery.pidbox": {"arn": _settings.control_topic_arn},
+            }
+        }
+        if _settings.events_topic_arn and _settings.control_topic_arn
         else {}
     ),
 }
@@ -52,9 +69,11 @@ task_soft_time_limit = _settings.step_soft_time_limit_seconds
 task_time_limit = _settings.step_time_limit_seconds
 # Our own JSON logging is configured on the worker_process_init/setup_logging signals.
 worker_hijack_root_logger = False
-# SQS has no fanout exchange, so stock Celery cannot run remote control or events over it.
-worker_enable_remote_control = False
-worker_send_task_events = False
+# Remote control (`celery inspect`, Flower's worker pages) and task events (Flower's task
+# pages) travel over SNS -> SQS through tasks.sqs_fanout.
+worker_enable_remote_control = True
+worker_send_task_events = True
+# Producers send no task-sent event: a submission must never depend on SNS being up.
 task_send_sent_event = False
 
 # Transient AWS errors (throttling, timeouts, a dependency down) are retried with

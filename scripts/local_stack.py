@@ -1,4 +1,4 @@
-"""The local stack: AWS emulator, provisioned resources, Celery worker, API — one command.
+"""The local stack: AWS emulator, provisioned resources, Celery worker, API, Flower — one command.
 
     python scripts/local_stack.py        (what `make run` runs)
 
@@ -36,6 +36,7 @@ class StackConfig:
 
     emulator_port: int = 4566
     api_port: int = 8000
+    flower_port: int = 5555
     api_workers: int = 2
     worker_concurrency: int = 2
 
@@ -45,6 +46,7 @@ class StackConfig:
         return cls(
             emulator_port=int(env.get("EMULATOR_PORT", cls.emulator_port)),
             api_port=int(env.get("API_PORT", cls.api_port)),
+            flower_port=int(env.get("FLOWER_PORT", cls.flower_port)),
             api_workers=int(env.get("API_WORKERS", cls.api_workers)),
             worker_concurrency=int(env.get("WORKER_CONCURRENCY", cls.worker_concurrency)),
         )
@@ -93,6 +95,8 @@ class Stack:
             "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
             "AWS_ENDPOINT_URL": endpoint,
             "INTERNAL_TOKEN": os.environ.get("INTERNAL_TOKEN") or secrets.token_urlsafe(24),
+            # Flower reads it from its environment (as on ECS), which keeps it out of `ps`.
+            "FLOWER_BASIC_AUTH": os.environ.get("FLOWER_BASIC_AUTH") or f"ops:{secrets.token_urlsafe(18)}",
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -108,6 +112,10 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://{HOST}:{self.config.api_port}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://{HOST}:{self.config.flower_port}"
 
     @property
     def emulator_url(self) -> str:
@@ -145,14 +153,18 @@ class Stack:
         self.env["DEAD_LETTER_QUEUE_URL"] = urls["deadLetterQueue"]
 
     def start_worker(self, name: str = "worker", concurrency: int | None = None) -> subprocess.Popen:
-        """A Celery worker consuming the job queue over the SQS transport."""
+        """A Celery worker consuming the job queue over the SQS transport.
+
+        With heartbeats (events over SNS), so Flower sees the worker online; without mingle
+        and gossip, which only slow start-up and shutdown.
+        """
         concurrency = concurrency or self.config.worker_concurrency
         return self._spawn(
             name,
             [
                 sys.executable, "-m", "celery", "-A", "tasks", "worker",
                 "--loglevel", "INFO", "--concurrency", str(concurrency),
-                "--hostname", f"{name}@%h", "--without-heartbeat", "--without-mingle", "--without-gossip",
+                "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
             ],
         )
 
@@ -169,11 +181,24 @@ class Stack:
         )
         wait_http(f"{self.api_url}/healthz", 30, proc)
 
+    def start_flower(self) -> None:
+        """Flower on loopback behind basic auth (FLOWER_BASIC_AUTH), fed by the workers' events."""
+        self._require_free(self.config.flower_port, "FLOWER_PORT")
+        proc = self._spawn(
+            "flower",
+            [
+                sys.executable, "-m", "celery", "-A", "tasks", "flower",
+                f"--address={HOST}", f"--port={self.config.flower_port}",
+            ],
+        )
+        wait_http(f"{self.flower_url}/healthcheck", 30, proc)
+
     def start(self) -> None:
         """Everything, in dependency order."""
         self.start_emulator()
         self.start_worker()
         self.start_api()
+        self.start_flower()
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -238,6 +263,7 @@ def main() -> int:
             "\nghost-engine local stack is up\n"
             f"  API           {stack.api_url}   (try: curl {stack.api_url}/healthz)\n"
             f"  OpenAPI       {stack.api_url}/openapi.json\n"
+            f"  Flower        {stack.flower_url}   (user:password {stack.env['FLOWER_BASIC_AUTH']})\n"
             f"  AWS emulator  {stack.emulator_url}   (its log: .local-stack/emulator.log)\n"
             f"  INTERNAL_TOKEN {stack.env['INTERNAL_TOKEN']}\n"
             "Ctrl-C stops everything.\n",

@@ -9,6 +9,7 @@ Every variable is listed, with its default, in the README.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,6 +20,7 @@ from storage.errors import ConfigError
 T = TypeVar("T")
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+_CONTROL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,24}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class Settings:
     dead_letter_queue_name: str
     sqs_queue_url: str | None
     broker_url: str
+    control_prefix: str  # names every queue and topic of events and remote control
+    events_topic_arn: str | None  # None: the topics are made on first use (local stack)
+    control_topic_arn: str | None
     visibility_timeout_seconds: int
     sqs_wait_time_seconds: int
     stall_after_seconds: int
@@ -45,6 +50,7 @@ class Settings:
     aws_timeout_seconds: float
     aws_max_attempts: int
     log_level: str
+    metrics_namespace: str
 
     @property
     def step_soft_time_limit_seconds(self) -> float:
@@ -84,6 +90,22 @@ class Settings:
                 "STALL_AFTER_SECONDS must be more than twice STEP_TIME_LIMIT_SECONDS",
                 details={"stallAfter": stall_after, "stepTimeLimit": step_limit},
             )
+        # "ghost-{env}-ctl-" fits for any env Terraform accepts (at most 12 characters).
+        control_prefix = read("CONTROL_PREFIX", str, f"ghost-{env}-ctl-")
+        if not _CONTROL_PREFIX.fullmatch(control_prefix):
+            # A reply queue is the prefix, a 36-character id and "-reply-celery-pidbox";
+            # SQS queue names stop at 80 characters of letters, digits, "-" and "_".
+            raise ConfigError(
+                "CONTROL_PREFIX must be 1 to 24 letters, digits, '-' or '_'",
+                details={"setting": "CONTROL_PREFIX"},
+            )
+        events_topic_arn = read("EVENTS_TOPIC_ARN", str, "") or None
+        control_topic_arn = read("CONTROL_TOPIC_ARN", str, "") or None
+        if (events_topic_arn is None) != (control_topic_arn is None):
+            raise ConfigError(
+                "EVENTS_TOPIC_ARN and CONTROL_TOPIC_ARN must be set together",
+                details={"setting": "CONTROL_TOPIC_ARN" if events_topic_arn else "EVENTS_TOPIC_ARN"},
+            )
         fault_drills = read("FAULT_DRILLS", _flag, False)
         if fault_drills and env == "prod":
             raise ConfigError("FAULT_DRILLS cannot be enabled when ENV=prod")
@@ -97,6 +119,9 @@ class Settings:
             dead_letter_queue_name=name("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
             sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
             broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, environ)),
+            control_prefix=control_prefix,
+            events_topic_arn=events_topic_arn,
+            control_topic_arn=control_topic_arn,
             visibility_timeout_seconds=visibility,
             stall_after_seconds=stall_after,
             sweep_interval_seconds=read("SWEEP_INTERVAL_SECONDS", int, 60, low=0, high=86400),
@@ -112,6 +137,7 @@ class Settings:
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
+            metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
         )
 
 

@@ -21,9 +21,11 @@ _sweepers: list = []
 def _start_sweeper(**_kwargs) -> None:
     # In the worker's main process, not its pool children: one sweeper per worker.
     from storage.bootstrap import build_services
+    from tasks import metrics
     from tasks.sweeper import Sweeper
 
     services = build_services()
+    metrics.configure(services.settings.metrics_namespace)
     settings = services.settings
     if settings.sweep_interval_seconds > 0:
         sweeper = Sweeper(

@@ -12,6 +12,9 @@ locals {
     DEAD_LETTER_QUEUE_NAME     = aws_sqs_queue.jobs_dlq.name
     SQS_QUEUE_URL              = aws_sqs_queue.jobs.url
     BROKER_URL                 = "sqs://" # credentials come from the task role
+    CONTROL_PREFIX             = local.control_prefix
+    EVENTS_TOPIC_ARN           = aws_sns_topic.events.arn
+    CONTROL_TOPIC_ARN          = aws_sns_topic.control.arn
     VISIBILITY_TIMEOUT_SECONDS = var.visibility_timeout_seconds
     PRESIGN_TTL_SECONDS        = var.presign_ttl_seconds
     JOB_TTL_DAYS               = var.job_ttl_days

@@ -180,6 +180,41 @@ resource "aws_iam_role_policy" "task_queue" {
   policy = local.task_queue_policies[each.key]
 }
 
+# Events and remote control, for the worker and Flower: each makes, uses and deletes its
+# own queues (pidbox, reply, event), named with the control prefix, subscribes them to the
+# two topics and publishes to them. No ListQueues/ListSubscriptions: lookups are exact.
+data "aws_iam_policy_document" "control" {
+  statement {
+    sid = "ControlQueues"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:CreateQueue",
+      "sqs:DeleteMessage",
+      "sqs:DeleteQueue",
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      "sqs:ReceiveMessage",
+      "sqs:SendMessage",
+      "sqs:SetQueueAttributes",
+    ]
+    resources = ["arn:${data.aws_partition.current.partition}:sqs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:${local.control_prefix}*"]
+  }
+
+  statement {
+    sid       = "ControlTopics"
+    actions   = ["sns:ListSubscriptionsByTopic", "sns:Publish", "sns:Subscribe", "sns:Unsubscribe"]
+    resources = [aws_sns_topic.events.arn, aws_sns_topic.control.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "task_control" {
+  for_each = toset(["worker", "flower"])
+
+  name   = "control"
+  role   = aws_iam_role.task[each.key].id
+  policy = data.aws_iam_policy_document.control.json
+}
+
 resource "aws_iam_role_policy" "task_job_data" {
   for_each = toset(["api", "worker"])
 

@@ -9,6 +9,12 @@ locals {
   queue_name       = "ghost-engine-jobs-${var.env}"
   dlq_name         = "ghost-engine-jobs-dlq-${var.env}"
 
+  # Celery's events and remote control (tasks/sqs_fanout.py): two SNS topics, and the SQS
+  # queues each worker and Flower make for themselves and delete at exit, all named with
+  # this prefix so IAM can scope to it. At most 23 characters for any valid env (the app
+  # allows 24: a reply queue's name adds 56 to it, and SQS stops at 80).
+  control_prefix = "ghost-${var.env}-ctl-"
+
   # Every artifact lives under this prefix; IAM and the lifecycle rule use it.
   artifacts_prefix = "jobs/"
 

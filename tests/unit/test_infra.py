@@ -578,11 +578,18 @@ def test_task_roles_grant_no_wildcard_actions_or_resources(tf):
                 assert resolved != "*" and not resolved.endswith(":*"), f"{document}: wildcard resource {resource}"
 
 
-def test_task_roles_reach_only_the_table_the_job_prefix_and_the_two_queues(tf):
+CONTROL_QUEUES_ARN = (
+    "arn:${data.aws_partition.current.partition}:sqs:${var.aws_region}:"
+    "${data.aws_caller_identity.current.account_id}:ghost-${var.env}-ctl-*"
+)
+
+
+def test_task_roles_reach_only_the_table_the_job_prefix_the_two_queues_and_the_control_plane(tf):
     allowed = {
         "dynamodb": re.compile(r"\$\{aws_dynamodb_table\.jobs\.arn\}(/index/GSI[12])?"),
         "s3": re.compile(r"\$\{aws_s3_bucket\.artifacts\.arn\}(/jobs/\*)?"),
-        "sqs": re.compile(r"\$\{aws_sqs_queue\.(jobs|jobs_dlq)\.arn\}"),
+        "sqs": re.compile(r"\$\{aws_sqs_queue\.(jobs|jobs_dlq)\.arn\}|" + re.escape(CONTROL_QUEUES_ARN)),
+        "sns": re.compile(r"\$\{aws_sns_topic\.(events|control)\.arn\}"),
     }
     for document in _task_role_documents(tf):
         for statement in _statements(tf, document):
@@ -594,6 +601,32 @@ def test_task_roles_reach_only_the_table_the_job_prefix_and_the_two_queues(tf):
                 assert allowed[service].fullmatch(tf.resolve(resource)), f"{document}: {service} on {resource}"
             if {"s3:GetObject", "s3:PutObject"} & set(statement["actions"]):
                 assert [tf.resolve(r) for r in statement["resources"]] == ["${aws_s3_bucket.artifacts.arn}/jobs/*"]
+
+
+def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flower_only(tf, services):
+    """Events and remote control (tasks/sqs_fanout.py): topics and queues named from the control prefix."""
+    prefix = tf.resolve(tf.locals["control_prefix"])
+    assert prefix == "ghost-${var.env}-ctl-"
+    # The longest valid env (12 characters) keeps the prefix within the app's limit of 24.
+    assert len(prefix.replace("${var.env}", "x" * 12)) <= 24
+    assert tf.resolve(tf.resource("aws_sns_topic", "events")["name"]) == prefix + "celeryev"
+    assert tf.resolve(tf.resource("aws_sns_topic", "control")["name"]) == prefix + "celery-pidbox"
+    for name in ("api", "worker", "flower"):
+        environment = services[name]["environment"]
+        assert tf.resolve(environment["CONTROL_PREFIX"]) == prefix
+        assert environment["EVENTS_TOPIC_ARN"] == "${aws_sns_topic.events.arn}"
+        assert environment["CONTROL_TOPIC_ARN"] == "${aws_sns_topic.control.arn}"
+    policy = tf.resource("aws_iam_role_policy", "task_control")
+    assert policy["for_each"] == '${toset(["worker", "flower"])}'
+    statements = {statement["sid"]: statement for statement in _statements(tf, "control")}
+    queues, topics = statements["ControlQueues"], statements["ControlTopics"]
+    assert [tf.resolve(r) for r in queues["resources"]] == [CONTROL_QUEUES_ARN]
+    assert {"sqs:CreateQueue", "sqs:DeleteQueue"} <= set(queues["actions"])
+    assert "sqs:ListQueues" not in queues["actions"]
+    assert set(topics["actions"]) == {
+        "sns:ListSubscriptionsByTopic", "sns:Publish", "sns:Subscribe", "sns:Unsubscribe",
+    }
+    assert set(topics["resources"]) == {"${aws_sns_topic.events.arn}", "${aws_sns_topic.control.arn}"}
 
 
 def test_execution_role_reads_exactly_the_two_secret_parameters(tf):

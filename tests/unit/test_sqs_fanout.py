@@ -1,0 +1,63 @@
+"""Events and remote control over SNS: the transport's declarations, its settings and the Celery wiring."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from storage.errors import ConfigError
+from storage.settings import Settings
+from tasks import sqs_fanout
+
+
+def test_transport_declares_the_fanout_it_implements_over_sns():
+    assert {"direct", "fanout"} <= set(sqs_fanout.Transport.implements.exchange_type)
+    assert sqs_fanout.Transport.Channel is sqs_fanout.Channel
+
+
+def test_control_prefix_defaults_per_env_and_fits_the_longest_env():
+    assert Settings.from_env({}).control_prefix == "ghost-local-ctl-"
+    names = {
+        name: "x" for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME")
+    }
+    # 12 characters is the longest env Terraform accepts (variables.tf).
+    assert len(Settings.from_env({"ENV": "abcdefghijkl", **names}).control_prefix) <= 24
+
+
+@pytest.mark.parametrize("prefix", ["", "x" * 25, "has.dot-", "has space"])
+def test_control_prefix_must_keep_queue_names_valid(prefix):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"CONTROL_PREFIX": prefix})
+    assert error.value.details == {"setting": "CONTROL_PREFIX"}
+
+
+def test_topic_arns_are_set_together():
+    arn = "arn:aws:sns:us-east-1:123456789012:ghost-prod-ctl-celeryev"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"EVENTS_TOPIC_ARN": arn})
+    settings = Settings.from_env({"EVENTS_TOPIC_ARN": arn, "CONTROL_TOPIC_ARN": arn + "x"})
+    assert (settings.events_topic_arn, settings.control_topic_arn) == (arn, arn + "x")
+
+
+def test_celery_runs_events_and_remote_control_on_the_fanout_transport(monkeypatch):
+    monkeypatch.setenv("EVENTS_TOPIC_ARN", "arn:events")
+    monkeypatch.setenv("CONTROL_TOPIC_ARN", "arn:control")
+    import celeryconfig
+
+    config = importlib.reload(celeryconfig)
+    try:
+        assert config.broker_transport == "tasks.sqs_fanout:Transport"
+        options = config.broker_transport_options
+        assert options["supports_fanout"] is True
+        assert options["control_prefix"] == "ghost-local-ctl-"
+        assert "predefined_queues" not in options  # it would forbid the per-process control queues
+        assert options["predefined_exchanges"] == {
+            "celeryev": {"arn": "arn:events"}, "celery.pidbox": {"arn": "arn:control"},
+        }
+        assert config.worker_enable_remote_control and config.worker_send_task_events
+        # A submission never waits on SNS: producers send no task-sent event.
+        assert config.task_send_sent_event is False
+    finally:
+        monkeypatch.undo()
+        importlib.reload(celeryconfig)
