@@ -12,7 +12,7 @@ from api.errors import register_error_handlers
 from api.openapi import build_spec
 from api import internal, routes
 from storage.bootstrap import Services, build_services
-from tasks import logs
+from tasks import logs, metrics
 from tasks.dispatch import Enqueue, send_chain
 
 MAX_BODY_BYTES = 64 * 1024
@@ -27,6 +27,7 @@ def create_app(services: Services | None = None, enqueue: Enqueue | None = None)
     services = services or build_services()
     if not logs.is_configured():
         logs.configure_logging("api", services.settings.log_level)
+    metrics.configure(services.settings.metrics_namespace)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False

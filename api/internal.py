@@ -63,7 +63,7 @@ def record_step(job_id: str):
 def cancel_job(job_id: str):
     """Cancel a job that has not ended: steps not started never run; one in flight changes nothing."""
     current = services()
-    current.jobs.mark_cancelled(job_id_from(job_id))  # 409 (JobTerminal) once done or failed
+    dispatch.cancel_job(current.jobs, job_id_from(job_id))  # 409 (JobTerminal) once done or failed
     return jsonify(presenters.job_status(current.jobs.get(job_id), current))
 
 

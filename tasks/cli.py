@@ -19,7 +19,7 @@ from storage.bootstrap import build_services
 from storage.errors import GhostEngineError
 from storage.model import JobState, is_job_id
 from storage.ports import JobStore
-from tasks import dispatch
+from tasks import dispatch, metrics
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -46,6 +46,12 @@ def failed_since(jobs: JobStore, since: timedelta | None) -> list[str]:
             return found
 
 
+def _jobs() -> JobStore:
+    services = build_services()
+    metrics.configure(services.settings.metrics_namespace)
+    return services.jobs
+
+
 @click.command(cls=CeleryCommand, name="retry-job")
 @click.argument("job_ids", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Retry every failed job (see --since).")
@@ -59,7 +65,7 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
         raise click.UsageError("give JOB_ID... or --all-failed, not both")
     if since and not all_failed:
         raise click.UsageError("--since goes with --all-failed")
-    jobs = build_services().jobs
+    jobs = _jobs()
     targets = list(job_ids) or failed_since(jobs, parse_since(since) if since else None)
     by = f"celery-cli:{getpass.getuser()}@{socket.gethostname()}"
     failures = 0
@@ -90,7 +96,7 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
 @click.pass_context
 def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""
-    jobs = build_services().jobs
+    jobs = _jobs()
     failures = 0
     for job_id in job_ids:
         if not is_job_id(job_id):
@@ -98,7 +104,7 @@ def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
             failures += 1
             continue
         try:
-            changed = jobs.mark_cancelled(job_id)
+            changed = dispatch.cancel_job(jobs, job_id)
         except GhostEngineError as exc:
             click.echo(f"{job_id}: not cancelled: {exc.message}", err=True)
             failures += 1

@@ -12,7 +12,7 @@ import pipeline
 from storage.errors import EnqueueFailed, GhostEngineError, IdempotencyKeyReused, JobExists
 from storage.model import Job, JobError, JobState, job_id_for_key, new_job_id, request_fingerprint, utc_now
 from storage.ports import JobStore
-from tasks import app
+from tasks import app, metrics
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -120,6 +120,15 @@ def retry_job(
     return jobs.get(job_id)
 
 
+def cancel_job(jobs: JobStore, job_id: str) -> bool:
+    """Cancel a job that has not ended; False if it already was cancelled, JobTerminal after done or failed."""
+    changed = jobs.mark_cancelled(job_id)
+    if changed:
+        log.info("job.cancelled", jobId=job_id)
+        metrics.job_cancelled(job_id)
+    return changed
+
+
 def first_incomplete_step(job: Job) -> str:
     """Where a retry of ``job`` starts.
 
@@ -142,7 +151,8 @@ def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> N
     except EnqueueFailed as exc:
         log.error("job.enqueue_failed", jobId=job_id, error=exc.message)
         try:
-            jobs.mark_failed(job_id, JobError(exc.message, exc.code, exc.details))
+            if jobs.mark_failed(job_id, JobError(exc.message, exc.code, exc.details)):
+                metrics.job_failed(exc.code, job_id)
         except GhostEngineError:
             log.exception("job.enqueue_failed_unrecorded", jobId=job_id)
         raise

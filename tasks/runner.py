@@ -25,6 +25,7 @@ from tasks.checkpoints import (
     artifact_key,
     checkpoint_key,
 )
+from tasks import metrics
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -107,6 +108,8 @@ def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> St
     )
     outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
     log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
+    if outcome is RecordOutcome.RECORDED:
+        metrics.step_succeeded(step, event.duration_ms, job_id)
     if outcome is RecordOutcome.TERMINAL:
         return StepRun(Next.STOP, str(outcome))
     if step == pipeline.STEPS[-1]:
@@ -147,6 +150,9 @@ def fail_job(services: Services, job_id: str, step: str, error: JobError, attemp
     except JobNotFound:
         return
     log.error("job.failed", step=step, code=error.code, moved=moved, error=error.message)
+    metrics.step_failed(step, error.code, job_id)
+    if moved:
+        metrics.job_failed(error.code, job_id)
 
 
 def _compute(services: Services, job: Job, step: str) -> str:
@@ -214,6 +220,7 @@ def _finish(services: Services, job: Job) -> None:
     try:
         if services.jobs.mark_done(job.job_id, result_keys=keys, summary=final["summary"]):
             log.info("job.done", summary=final["summary"])
+            metrics.job_succeeded(job.created_at, job.job_id)
     except InvalidTransition as exc:
         # Cancelled or failed while the last step ran: the terminal state stands.
         log.info("job.not_done", reason=exc.message)

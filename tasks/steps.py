@@ -11,7 +11,7 @@ import pipeline
 from storage.bootstrap import Services, build_services
 from storage.errors import DependencyUnavailable, GhostEngineError
 from storage.model import JobError
-from tasks import app, logs
+from tasks import app, logs, metrics
 from tasks.runner import FaultDrill, Next, fail_job, run_step
 
 log = logs.get_logger(__name__)
@@ -24,7 +24,9 @@ LEASE_RETRIES = 10
 @functools.cache
 def services() -> Services:
     """The worker process's stores, built on first use (after the prefork fork)."""
-    return build_services()
+    built = build_services()
+    metrics.configure(built.settings.metrics_namespace)
+    return built
 
 
 def job_error(step: str, exc: BaseException) -> JobError:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from storage.bootstrap import Services
 from storage.errors import GhostEngineError
 from storage.model import JobError, JobState
+from tasks import metrics
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -43,6 +44,7 @@ def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime
                 )
                 if services.jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at):
                     log.error("job.stalled", jobId=job.job_id, state=job.state.value, updatedAt=job.updated_at)
+                    metrics.job_failed("STALLED", job.job_id)
                     failed.append(job.job_id)
             if (cursor := page.cursor) is None:
                 break

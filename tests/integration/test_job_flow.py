@@ -70,7 +70,7 @@ def test_worker_log_lines_carry_the_request_id_of_the_submission(live):
     live.wait_terminal(job_id)
     lines = [json.loads(line) for line in live.log_lines("worker1") if line.startswith("{")]
     mine = [line for line in lines if line.get("jobId") == job_id]
-    recorded = [line for line in mine if line["event"] == "step.recorded"]
+    recorded = [line for line in mine if line.get("event") == "step.recorded"]
     assert len(recorded) == len(pipeline.STEPS)
     assert all(line["requestId"] == request_id for line in mine)
     assert all(line["service"] == "worker" and line["timestamp"] and line["level"] for line in mine)
@@ -92,3 +92,21 @@ def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
     ]
     assert body["result"] is None
     assert body["progress"] == pytest.approx(0.4)
+
+
+def test_the_worker_writes_emf_metrics_for_steps_and_outcomes(live):
+    ok = live.submit()["jobId"]
+    bad = live.submit(headers={"X-Fault-Drill": "fail:layout_rooms"})["jobId"]
+    live.wait_terminal(ok)
+    live.wait_terminal(bad)
+    emf = [e for e in live.worker_events() if "_aws" in e]
+
+    def of(job_id: str, name: str) -> list[dict]:
+        return [e for e in emf if e.get("jobId") == job_id and name in e]
+
+    assert sorted(e["Step"] for e in of(ok, "StepDurationMs")) == sorted(pipeline.STEPS)
+    assert len(of(ok, "JobSucceeded")) == 1 and of(ok, "JobSucceeded")[0]["JobDurationMs"] > 0
+    assert [e["Step"] for e in of(bad, "StepErrors")] == ["layout_rooms"]
+    assert len(of(bad, "JobFailed")) == 1 and of(bad, "JobFailed")[0]["code"] == "FAULT_DRILL"
+    namespaces = {d["Namespace"] for e in emf for d in e["_aws"]["CloudWatchMetrics"]}
+    assert namespaces == {"GhostEngine"}
