@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from storage.aws_errors import error_code
 from storage.bootstrap import aws_client
-from storage.dynamo import LIST_INDEX, STATE_INDEX
+from storage.dynamo_items import LIST_INDEX, STATE_INDEX
 from storage.settings import Settings
 
 MAX_RECEIVE_COUNT = 5  # deliveries before SQS moves a message to the dead-letter queue

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 import pipeline
-from storage.model import RecordOutcome, StepEvent, step_id, utc_now
+from storage.model import StepEvent, step_id, utc_now
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 
 from api import create_app
 from storage.bootstrap import Services
-from storage.dynamo import decode_cursor, encode_cursor, list_sort_key
+from storage.dynamo_items import decode_cursor, encode_cursor, list_sort_key
 from storage.errors import InvalidCursor
 from storage.model import JobPage, JobState
 from tests.fakes import FakeArtifactStore, FakeJobStore

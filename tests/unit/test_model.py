@@ -1,4 +1,4 @@
-"""Unit tests for storage.model (state machine, ids, records) and storage.dynamo's pure item mapping."""
+"""Unit tests for storage.model (state machine, ids, records) and storage.dynamo_items' pure item mapping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from storage.dynamo import LIST_PARTITION, item_from_job, job_from_item, list_sort_key, progress_share
+from storage.dynamo_items import LIST_PARTITION, item_from_job, job_from_item, list_sort_key, progress_share
 from storage.model import (
     TERMINAL_STATES,
     TRANSITIONS,
