@@ -8,11 +8,11 @@ from flask import Blueprint, current_app, jsonify, request
 
 import pipeline
 from api import presenters
-from tasks import dispatch
 from api.errors import ApiError
 from api.routes import job_id_from, json_body, load, services
 from api.schemas import StepEventRequest
 from storage.model import RecordOutcome, StepEvent, StepStatus, step_id
+from tasks import dispatch
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 operators = Blueprint("operators", __name__)
