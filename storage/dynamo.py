@@ -116,82 +116,67 @@ class DynamoJobStore:
     def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + int(lease_seconds * 1000)
-        try:
-            # The lease is taken only if nobody holds one or the holder's ran
-            # out (its worker died or hung past the step's time limit), so two
-            # deliveries of one message never compute the step side by side.
-            with self._condition_guard("UpdateItem"):
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"jobId": {"S": job_id}},
-                    UpdateExpression="SET leases.#lease = :lease",
-                    ConditionExpression=(
-                        "attribute_exists(jobId) AND #state IN (:queued, :running)"
-                        " AND NOT contains(stepIds, :sid)"
-                        " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now)"
-                    ),
-                    ExpressionAttributeNames={"#state": "state", "#lease": step_id},
-                    ExpressionAttributeValues={
-                        ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
-                        ":queued": {"S": JobState.QUEUED.value},
-                        ":running": {"S": JobState.RUNNING.value},
-                        ":sid": {"S": step_id},
-                        ":now": {"N": str(now_ms)},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-        except _ConditionFailed as failed:
-            old = failed.old or self._item_after_failed_condition(job_id)
-            if old is None:
-                raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            if step_id in old.get("stepIds", set()):
-                return Claim(ClaimOutcome.DUPLICATE)
-            if JobState(old["state"]) in TERMINAL_STATES:
-                return Claim(ClaimOutcome.TERMINAL)
-            lease = old.get("leases", {}).get(step_id, {})
-            return Claim(ClaimOutcome.HELD, expires_at_ms=int(lease.get("expiresAt", expires_ms)))
-        return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms)
+        # The lease is taken only if nobody holds one or the holder's ran out
+        # (its worker died or hung past the step's time limit), so two
+        # deliveries of one message never compute the step side by side.
+        old = self._update_job(
+            job_id,
+            UpdateExpression="SET leases.#lease = :lease",
+            ConditionExpression=(
+                "attribute_exists(jobId) AND #state IN (:queued, :running)"
+                " AND NOT contains(stepIds, :sid)"
+                " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now)"
+            ),
+            ExpressionAttributeNames={"#state": "state", "#lease": step_id},
+            ExpressionAttributeValues={
+                ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
+                ":queued": {"S": JobState.QUEUED.value},
+                ":running": {"S": JobState.RUNNING.value},
+                ":sid": {"S": step_id},
+                ":now": {"N": str(now_ms)},
+            },
+        )
+        if old is None:
+            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms)
+        if step_id in old.get("stepIds", set()):
+            return Claim(ClaimOutcome.DUPLICATE)
+        if JobState(old["state"]) in TERMINAL_STATES:
+            return Claim(ClaimOutcome.TERMINAL)
+        lease = old.get("leases", {}).get(step_id, {})
+        return Claim(ClaimOutcome.HELD, expires_at_ms=int(lease.get("expiresAt", expires_ms)))
 
     def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
-        values = {
-            ":sid": {"SS": [event.step_id]},
-            ":sid_str": {"S": event.step_id},
-            ":step": {"L": [_to_attr(event.to_dict())]},
-            ":empty": {"L": []},
-            ":share": {"N": str(progress_share(event, total_steps))},
-            ":now": {"S": utc_now()},
-            ":running": {"S": JobState.RUNNING.value},
-            ":queued": {"S": JobState.QUEUED.value},
-        }
-        try:
-            # One write: the stepId set is the guard, so a redelivered or
-            # concurrent duplicate fails the condition and changes nothing.
-            with self._condition_guard("UpdateItem"):
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"jobId": {"S": job_id}},
-                    UpdateExpression=(
-                        "SET steps = list_append(if_not_exists(steps, :empty), :step),"
-                        " updatedAt = :now, #state = :running"
-                        " ADD stepIds :sid, progress :share"
-                        " REMOVE leases.#lease"
-                    ),
-                    ConditionExpression=(
-                        "attribute_exists(jobId) AND #state IN (:queued, :running)"
-                        " AND NOT contains(stepIds, :sid_str)"
-                    ),
-                    ExpressionAttributeNames={"#state": "state", "#lease": event.step_id},
-                    ExpressionAttributeValues=values,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-        except _ConditionFailed as failed:
-            old = failed.old or self._item_after_failed_condition(job_id)
-            if old is None:
-                raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            if event.step_id in old.get("stepIds", set()):
-                return RecordOutcome.DUPLICATE
-            return RecordOutcome.TERMINAL
-        return RecordOutcome.RECORDED
+        # One write: the stepId set is the guard, so a redelivered or
+        # concurrent duplicate fails the condition and changes nothing.
+        old = self._update_job(
+            job_id,
+            UpdateExpression=(
+                "SET steps = list_append(if_not_exists(steps, :empty), :step),"
+                " updatedAt = :now, #state = :running"
+                " ADD stepIds :sid, progress :share"
+                " REMOVE leases.#lease"
+            ),
+            ConditionExpression=(
+                "attribute_exists(jobId) AND #state IN (:queued, :running)"
+                " AND NOT contains(stepIds, :sid_str)"
+            ),
+            ExpressionAttributeNames={"#state": "state", "#lease": event.step_id},
+            ExpressionAttributeValues={
+                ":sid": {"SS": [event.step_id]},
+                ":sid_str": {"S": event.step_id},
+                ":step": {"L": [_to_attr(event.to_dict())]},
+                ":empty": {"L": []},
+                ":share": {"N": str(progress_share(event, total_steps))},
+                ":now": {"S": utc_now()},
+                ":running": {"S": JobState.RUNNING.value},
+                ":queued": {"S": JobState.QUEUED.value},
+            },
+        )
+        if old is None:
+            return RecordOutcome.RECORDED
+        if event.step_id in old.get("stepIds", set()):
+            return RecordOutcome.DUPLICATE
+        return RecordOutcome.TERMINAL
 
     def mark_running(self, job_id: str) -> bool:
         return self._transition(job_id, JobState.RUNNING, {})
@@ -205,41 +190,33 @@ class DynamoJobStore:
 
     def mark_retry(self, job_id: str, *, attempt: dict) -> int:
         current = int(attempt["attempt"]) - 1
-        try:
-            # failed -> queued is the one way out of a terminal state, and only
-            # from the attempt the operator saw fail: two retries racing make one.
-            with self._condition_guard("UpdateItem"):
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"jobId": {"S": job_id}},
-                    UpdateExpression=(
-                        "SET #state = :queued, attempt = :next, updatedAt = :now,"
-                        " attempts = list_append(if_not_exists(attempts, :empty), :entry)"
-                        " REMOVE #error"
-                    ),
-                    ConditionExpression="#state = :failed AND (attempt = :current OR attribute_not_exists(attempt))",
-                    ExpressionAttributeNames={"#state": "state", "#error": "error"},
-                    ExpressionAttributeValues={
-                        ":queued": {"S": JobState.QUEUED.value},
-                        ":failed": {"S": JobState.FAILED.value},
-                        ":next": {"N": str(current + 1)},
-                        ":current": {"N": str(current)},
-                        ":now": {"S": utc_now()},
-                        ":empty": {"L": []},
-                        ":entry": {"L": [_to_attr(attempt)]},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-        except _ConditionFailed as failed:
-            old = failed.old or self._item_after_failed_condition(job_id)
-            if old is None:
-                raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            state = old["state"]
-            details = {"jobId": job_id, "state": state, "attempt": int(old.get("attempt", 1))}
+        # failed -> queued is the one way out of a terminal state, and only
+        # from the attempt the operator saw fail: two retries racing make one.
+        old = self._update_job(
+            job_id,
+            UpdateExpression=(
+                "SET #state = :queued, attempt = :next, updatedAt = :now,"
+                " attempts = list_append(if_not_exists(attempts, :empty), :entry)"
+                " REMOVE #error"
+            ),
+            ConditionExpression="#state = :failed AND (attempt = :current OR attribute_not_exists(attempt))",
+            ExpressionAttributeNames={"#state": "state", "#error": "error"},
+            ExpressionAttributeValues={
+                ":queued": {"S": JobState.QUEUED.value},
+                ":failed": {"S": JobState.FAILED.value},
+                ":next": {"N": str(current + 1)},
+                ":current": {"N": str(current)},
+                ":now": {"S": utc_now()},
+                ":empty": {"L": []},
+                ":entry": {"L": [_to_attr(attempt)]},
+            },
+        )
+        if old is not None:
+            details = {"jobId": job_id, "state": old["state"], "attempt": int(old.get("attempt", 1))}
             raise InvalidTransition(
-                f"job {job_id} is {state} (attempt {details['attempt']}); only a failed job can be retried",
+                f"job {job_id} is {old['state']} (attempt {details['attempt']}); only a failed job can be retried",
                 details=details,
-            ) from None
+            )
         return current + 1
 
     def mark_cancelled(self, job_id: str) -> bool:
@@ -273,34 +250,48 @@ class DynamoJobStore:
             names[f"#f{i}"] = name
             values[f":f{i}"] = _to_attr(value)
             assignments.append(f"#f{i} = :f{i}")
+        old = self._update_job(
+            job_id,
+            UpdateExpression="SET " + ", ".join(assignments),
+            ConditionExpression=(
+                "attribute_exists(jobId) AND #state IN ("
+                + ", ".join(f":src{i}" for i in range(len(sources)))
+                + ")"
+                + (" AND updatedAt = :seen" if if_updated_at else "")
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        if old is None:
+            return True
+        current = JobState(old["state"])
+        if current is target:
+            return False
+        details = {"jobId": job_id, "state": current.value, "target": target.value}
+        if current in TERMINAL_STATES:
+            raise JobTerminal(f"job {job_id} is already {current}", details=details)
+        raise InvalidTransition(f"job {job_id} cannot go {current} -> {target}", details=details)
+
+    def _update_job(self, job_id: str, **request) -> dict | None:
+        """One conditional UpdateItem of a job: None if it applied, else the item as it stood.
+
+        JobNotFound when there is no such job. The old item comes back with the refusal
+        (ReturnValuesOnConditionCheckFailure), so classifying it needs no second read.
+        """
         try:
             with self._condition_guard("UpdateItem"):
                 self._client.update_item(
                     TableName=self._table,
                     Key={"jobId": {"S": job_id}},
-                    UpdateExpression="SET " + ", ".join(assignments),
-                    ConditionExpression=(
-                        "attribute_exists(jobId) AND #state IN ("
-                        + ", ".join(f":src{i}" for i in range(len(sources)))
-                        + ")"
-                        + (" AND updatedAt = :seen" if if_updated_at else "")
-                    ),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **request,
                 )
         except _ConditionFailed as failed:
             old = failed.old or self._item_after_failed_condition(job_id)
             if old is None:
                 raise JobNotFound(f"no job {job_id}", details={"jobId": job_id}) from None
-            current = JobState(old["state"])
-            if current is target:
-                return False
-            details = {"jobId": job_id, "state": current.value, "target": target.value}
-            if current in TERMINAL_STATES:
-                raise JobTerminal(f"job {job_id} is already {current}", details=details) from None
-            raise InvalidTransition(f"job {job_id} cannot go {current} -> {target}", details=details) from None
-        return True
+            return old
+        return None
 
     @contextmanager
     def _condition_guard(self, operation: str) -> Iterator[None]:
