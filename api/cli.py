@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import pipeline
+
 DEFAULT_API = "http://127.0.0.1:8000"
 TERMINAL = {"done", "failed", "cancelled"}
-STEP_COUNT = 5
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -159,12 +160,12 @@ def _follow(client: ApiClient, status_url: str, timeout: float) -> dict:
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
-        bar = progress.add_task("queued", total=STEP_COUNT)
+        bar = progress.add_task("queued", total=len(pipeline.STEPS))
         while True:
             body = client.call("GET", status_url)
             done = [s for s in body["steps"] if s["status"] == "ok"]
             current = done[-1]["summary"] if done else body["state"]
-            progress.update(bar, completed=min(len(done), STEP_COUNT), description=f"{body['state']}: {current}")
+            progress.update(bar, completed=min(len(done), len(pipeline.STEPS)), description=f"{body['state']}: {current}")
             if body["state"] in TERMINAL:
                 return body
             if time.monotonic() > deadline:

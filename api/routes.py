@@ -145,7 +145,7 @@ def get_artifact(job_id: str, name: str):
     job = current.jobs.get(job_id_from(job_id))
     if name not in ARTIFACT_NAMES:
         raise ApiError(404, "ARTIFACT_NOT_FOUND", f"artifacts are {', '.join(ARTIFACT_NAMES)}")
-    if job.state.value != "done":
+    if job.state is not JobState.DONE:
         raise ApiError(409, "JOB_NOT_DONE", f"job is {job.state.value}; artifacts exist once it is done")
     key = artifact_key(job_id, name)
     url = current.artifacts.url_for(key, expires_in=current.settings.presign_ttl_seconds)

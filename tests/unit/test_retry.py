@@ -77,5 +77,6 @@ def test_only_a_failed_job_can_be_retried(services, state):
     assert services.jobs.get(job.job_id).attempt == 1
 
 
-def test_retry_through_the_api_needs_the_token_and_a_failed_job(client, services, failed_at_connect_doors, settings):
+def test_retry_through_the_api_needs_the_token(client, failed_at_connect_doors, services):
     assert client.post(f"/jobs/{failed_at_connect_doors}/retry").status_code == 401
+    assert services.jobs.get(failed_at_connect_doors).state is JobState.FAILED
