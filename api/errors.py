@@ -7,9 +7,9 @@ from werkzeug.exceptions import HTTPException
 
 from storage.errors import (
     ArtifactNotFound,
-    IdempotencyKeyReused,
-    DependencyUnavailable,
+    DependencyError,
     EnqueueFailed,
+    IdempotencyKeyReused,
     GhostEngineError,
     InvalidCursor,
     InvalidTransition,
@@ -25,7 +25,7 @@ STATUS_FOR: dict[type[GhostEngineError], int] = {
     IdempotencyKeyReused: 422,
     InvalidCursor: 400,
     InvalidTransition: 409,
-    DependencyUnavailable: 503,
+    DependencyError: 503,  # unreachable, throttled, no credentials, access denied: each its own code
     EnqueueFailed: 503,
 }
 

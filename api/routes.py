@@ -15,6 +15,13 @@ from api import presenters
 from api.errors import ApiError
 from api.schemas import GenerateSceneRequest, ListJobsQuery
 from storage.bootstrap import Services
+from storage.errors import (
+    AccessDenied,
+    CredentialsMissing,
+    DependencyThrottled,
+    DependencyUnavailable,
+    GhostEngineError,
+)
 from storage.model import JobState, is_job_id
 from tasks.checkpoints import ARTIFACT_NAMES, CONTENT_TYPES, artifact_key
 from tasks.dispatch import submit_job
@@ -162,7 +169,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: DynamoDB, the artifact store and SQS answer; 503 naming the ones that do not."""
+    """Readiness: DynamoDB, the artifact store and SQS answer; 503 naming the ones that do not, and why."""
     current = services()
     probes = {"dynamodb": current.jobs.check, "artifacts": current.artifacts.check}
     if current.queue is not None:
@@ -170,8 +177,32 @@ def readyz():
     # In parallel, so a dead dependency costs one timeout, not one per probe.
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
         futures = {name: pool.submit(probe) for name, probe in probes.items()}
-    checks = {name: "ok" if future.exception() is None else "unavailable" for name, future in futures.items()}
-    down = sorted(name for name, state in checks.items() if state != "ok")
-    if down:
-        raise ApiError(503, "DEPENDENCY_UNAVAILABLE", f"not ready: {', '.join(down)} unavailable", {"checks": checks})
+    failures = {name: future.exception() for name, future in futures.items() if future.exception() is not None}
+    checks = {name: "ok" if name not in failures else _check_state(failures[name]) for name in probes}
+    if failures:
+        reasons = "; ".join(f"{name}: {_reason(exc)}" for name, exc in sorted(failures.items()))
+        problems = {name: _problem(exc) for name, exc in failures.items()}
+        raise ApiError(503, "DEPENDENCY_UNAVAILABLE", f"not ready: {reasons}", {"checks": checks, "problems": problems})
     return jsonify(ok=True, checks=checks)
+
+
+# What /readyz reports per dependency, by the kind of failure (storage/errors.py).
+_CHECK_STATES = {
+    CredentialsMissing: "credentials-missing",
+    AccessDenied: "access-denied",
+    DependencyThrottled: "throttled",
+    DependencyUnavailable: "unavailable",
+}
+
+
+def _check_state(exc: BaseException) -> str:
+    return next((state for kind, state in _CHECK_STATES.items() if isinstance(exc, kind)), "error")
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, GhostEngineError) else type(exc).__name__
+
+
+def _problem(exc: BaseException) -> dict:
+    code = exc.code if isinstance(exc, GhostEngineError) else "INTERNAL"
+    return {"code": code, "message": _reason(exc)}

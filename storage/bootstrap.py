@@ -36,8 +36,13 @@ def aws_client(settings: Settings, service: str) -> Any:
         # SigV4 presigned URLs (X-Amz-Expires), as every current region requires.
         signature_version="s3v4" if service == "s3" else None,
     )
+    key, secret = settings.aws_credentials or (None, None)
     return boto3.session.Session().client(
-        service, endpoint_url=settings.aws_endpoint_url, config=config
+        service,
+        endpoint_url=settings.aws_endpoint_url,
+        config=config,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
     )
 
 

@@ -10,7 +10,11 @@
     ├── InvalidCursor               a listing cursor that we did not issue
     ├── ArtifactNotFound            no artifact under that key
     ├── ArtifactTooLarge            an artifact over the store's size limit
-    ├── DependencyUnavailable       DynamoDB, S3 or SQS did not answer (transient)
+    ├── DependencyError             an AWS dependency failed the call
+    │   ├── DependencyUnavailable   unreachable, timed out or a 5xx (transient)
+    │   │   └── DependencyThrottled AWS throttled the call (transient)
+    │   ├── CredentialsMissing      no AWS credentials were found (configuration)
+    │   └── AccessDenied            the credentials were refused or lack a permission
     └── EnqueueFailed               the job's first message could not be sent
 
 ``api/`` maps each of these to one HTTP status; ``tasks/`` retries only
@@ -67,8 +71,26 @@ class ArtifactTooLarge(GhostEngineError):
     code = "ARTIFACT_TOO_LARGE"
 
 
-class DependencyUnavailable(GhostEngineError):
+class DependencyError(GhostEngineError):
+    """DynamoDB, S3 or SQS failed a call; the subclass says why."""
+
+    code = "DEPENDENCY_ERROR"
+
+
+class DependencyUnavailable(DependencyError):
     code = "DEPENDENCY_UNAVAILABLE"
+
+
+class DependencyThrottled(DependencyUnavailable):
+    code = "DEPENDENCY_THROTTLED"
+
+
+class CredentialsMissing(DependencyError):
+    code = "AWS_CREDENTIALS_MISSING"
+
+
+class AccessDenied(DependencyError):
+    code = "AWS_ACCESS_DENIED"
 
 
 class EnqueueFailed(GhostEngineError):

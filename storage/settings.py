@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -20,6 +20,9 @@ from storage.errors import ConfigError
 T = TypeVar("T")
 
 LOCAL_ENDPOINT = "http://127.0.0.1:4566"
+# The emulator accepts any credentials; these are what the local stack uses.
+EMULATOR_CREDENTIALS = ("test", "test")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CONTROL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,24}")
 
 
@@ -33,7 +36,7 @@ class Settings:
     queue_name: str
     dead_letter_queue_name: str
     sqs_queue_url: str | None
-    broker_url: str
+    broker_url: str = field(repr=False)  # may carry credentials (the emulator's)
     control_prefix: str  # names every queue and topic of events and remote control
     events_topic_arn: str | None  # None: the topics are made on first use (local stack)
     control_topic_arn: str | None
@@ -51,6 +54,9 @@ class Settings:
     aws_max_attempts: int
     log_level: str
     metrics_namespace: str
+    # (key id, secret) given to every AWS client, or None for boto3's own credential chain.
+    # Set only for ENV=local against an emulator on loopback, so that a plain shell needs none.
+    aws_credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def step_soft_time_limit_seconds(self) -> float:
@@ -73,6 +79,7 @@ class Settings:
             return read(var, str, local_default if local else None)
 
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
+        credentials = _emulator_credentials(environ) if local and _is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
         visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 300, low=5, high=43200)
         step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=2, high=3600)
@@ -118,7 +125,7 @@ class Settings:
             queue_name=name("QUEUE_NAME", f"ghost-engine-jobs-{env}"),
             dead_letter_queue_name=name("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
             sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
-            broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, environ)),
+            broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, credentials, environ)),
             control_prefix=control_prefix,
             events_topic_arn=events_topic_arn,
             control_topic_arn=control_topic_arn,
@@ -138,18 +145,33 @@ class Settings:
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
+            aws_credentials=credentials,
         )
 
 
-def _default_broker_url(endpoint: str | None, environ: Mapping[str, str]) -> str:
+def _is_loopback(endpoint: str | None) -> bool:
+    return bool(endpoint) and urlsplit(endpoint).hostname in _LOOPBACK_HOSTS
+
+
+def _emulator_credentials(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The shell's credentials if it has a pair, else the emulator's dummy ones."""
+    key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    return (key, secret) if key and secret else EMULATOR_CREDENTIALS
+
+
+def _default_broker_url(
+    endpoint: str | None, credentials: tuple[str, str] | None, environ: Mapping[str, str]
+) -> str:
     # kombu's SQS transport takes its endpoint from the broker URL, not from
     # AWS_ENDPOINT_URL, so an emulator endpoint must be spelled out here.
     if not endpoint:
         return "sqs://"
     parts = urlsplit(endpoint)
-    key = quote(environ.get("AWS_ACCESS_KEY_ID", "test"), safe="")
-    secret = quote(environ.get("AWS_SECRET_ACCESS_KEY", "test"), safe="")
-    return f"sqs://{key}:{secret}@{parts.netloc}"
+    key, secret = credentials or (
+        environ.get("AWS_ACCESS_KEY_ID", EMULATOR_CREDENTIALS[0]),
+        environ.get("AWS_SECRET_ACCESS_KEY", EMULATOR_CREDENTIALS[1]),
+    )
+    return f"sqs://{quote(key, safe='')}:{quote(secret, safe='')}@{parts.netloc}"
 
 
 def _flag(raw: str) -> bool:

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 import pipeline
 from storage.bootstrap import Services, build_services
-from storage.errors import DependencyUnavailable, GhostEngineError
+from storage.errors import DependencyError, GhostEngineError
 from storage.model import JobError
 from tasks import app, logs, metrics
 from tasks.runner import FaultDrill, Next, fail_job, run_step
@@ -59,8 +59,8 @@ class StepTask(Task):
         log.error("step.gave_up", step=self.step, error=type(exc).__name__, exc_info=exc)
         try:
             fail_job(services(), job_id, self.step, job_error(self.step, exc), kwargs.get("attempt", 1))
-        except DependencyUnavailable:
-            # Storage is down too: the message is not acked (acks_late), so SQS
+        except DependencyError:
+            # Storage is down (or refuses us) too: the message is not acked (acks_late), so SQS
             # redelivers it, and after maxReceiveCount it goes to the DLQ.
             log.error("step.fail_unrecorded", step=self.step)
             raise

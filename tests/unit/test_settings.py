@@ -185,3 +185,36 @@ def test_bad_value_is_config_error_naming_the_variable(var, value):
 def test_other_ranges_are_checked(var, value):
     """Other numeric settings are range checked too."""
     assert config_error({var: value}).details == {"setting": var}
+
+
+def test_local_against_the_emulator_supplies_its_dummy_credentials():
+    """A plain shell (no AWS variables) reaches the local emulator: ENV=local lends the emulator's credentials."""
+    assert Settings.from_env({}).aws_credentials == ("test", "test")
+    assert Settings.from_env({"AWS_ENDPOINT_URL": "http://localhost:4600"}).aws_credentials == ("test", "test")
+    given = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    assert Settings.from_env(given).aws_credentials == ("k", "s")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"AWS_ENDPOINT_URL": "https://dynamodb.example.com"},  # an emulator somewhere else: its own credentials
+        {"AWS_ENDPOINT_URL": ""},  # real AWS from a laptop: the credential chain
+    ],
+)
+def test_no_dummy_credentials_away_from_a_local_emulator(environ):
+    assert Settings.from_env(environ).aws_credentials is None
+
+
+def test_no_dummy_credentials_outside_env_local():
+    names = {
+        "JOBS_TABLE_NAME": "t", "ARTIFACTS_BUCKET": "b", "QUEUE_NAME": "q", "DEAD_LETTER_QUEUE_NAME": "d",
+    }
+    settings = Settings.from_env({"ENV": "prod", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", **names})
+    assert settings.aws_credentials is None
+
+
+def test_credentials_never_appear_in_the_settings_repr():
+    settings = Settings.from_env({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI"})
+    assert settings.aws_credentials == ("AKIDEXAMPLE", "wJalrXUtnFEMI")
+    assert "AKIDEXAMPLE" not in repr(settings) and "wJalrXUtnFEMI" not in repr(settings)
