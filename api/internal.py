@@ -11,7 +11,7 @@ from api import presenters
 from api.errors import ApiError
 from api.routes import job_id_from, json_body, load, services
 from api.schemas import StepEventRequest
-from storage.model import RecordOutcome, StepEvent, StepStatus, step_id
+from storage.model import JobError, RecordOutcome, StepEvent, StepStatus, step_id
 from tasks import dispatch
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -35,7 +35,13 @@ operators.before_request(_require_token)
 
 @bp.post("/jobs/<job_id>/step")
 def record_step(job_id: str):
-    """Record a step event once per stepId: 201 recorded, 200 duplicate, 409 job terminal."""
+    """Record a step event once per stepId: 201 recorded, 200 duplicate, 409 job terminal.
+
+    What an event means (docs/reliability.md): ``ok`` counts the step as done — a worker that later
+    needs its output recomputes it (the pipeline is deterministic); ``error`` records the step and
+    fails the job with the event's error, in one write. Whichever record of a stepId comes first
+    wins; a later or duplicate event for it changes nothing.
+    """
     job_id = job_id_from(job_id)
     body = load(StepEventRequest(), json_body())
     current = services()
@@ -52,11 +58,21 @@ def record_step(job_id: str):
         summary=body["summary"],
         status=StepStatus(body["status"]),
     )
-    outcome = current.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
+    error = _event_error(body) if event.status is StepStatus.ERROR else None
+    outcome = current.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), error=error)
     if outcome is RecordOutcome.TERMINAL:
         raise ApiError(409, "JOB_TERMINAL", "the job is already terminal; the step was not recorded", {"jobId": job_id})
     status = 201 if outcome is RecordOutcome.RECORDED else 200
     return jsonify(jobId=job_id, stepId=event.step_id, outcome=outcome.value), status
+
+
+def _event_error(body: dict) -> JobError:
+    """The error a step event fails its job with; a bare error event gets STEP_FAILED and its summary."""
+    given = body.get("error")
+    if given:
+        return JobError(given["message"], given["code"], {"step": body["name"], **given["details"]})
+    message = body["summary"] or f"{body['name']} failed (reported by a step event)"
+    return JobError(message, "STEP_FAILED", {"step": body["name"]})
 
 
 @operators.post("/jobs/<job_id>/cancel")

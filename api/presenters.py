@@ -7,7 +7,8 @@ import json
 from flask import url_for
 
 from storage.bootstrap import Services
-from storage.model import Job, JobState
+import pipeline
+from storage.model import Job, JobState, StepEvent, attempt_of
 from tasks.checkpoints import ASCII_MINIMAP, SCENE_GRAPH, artifact_key
 
 
@@ -22,7 +23,7 @@ def job_status(job: Job, services: Services) -> dict:
         "jobId": job.job_id,
         "state": job.state.value,
         "progress": round(job.progress, 6),
-        "steps": [step.to_dict() for step in job.steps],
+        "steps": [step.to_dict() for step in ordered_steps(job)],
         "result": job_result(job, services) if job.state is JobState.DONE else None,
         "error": job.error.to_dict() if job.error else None,
         "createdAt": job.created_at,
@@ -31,6 +32,13 @@ def job_status(job: Job, services: Services) -> dict:
         "attempt": job.attempt,
         "attempts": list(job.attempts),
     }
+
+
+def ordered_steps(job: Job) -> list[StepEvent]:
+    """The job's steps by attempt, then in pipeline order (events may arrive in any order)."""
+    order = {name: index for index, name in enumerate(pipeline.STEPS)}
+    # sorted() is stable: two records of one step in one attempt keep their arrival order.
+    return sorted(job.steps, key=lambda step: (attempt_of(step.step_id), order.get(step.name, len(order))))
 
 
 def job_result(job: Job, services: Services) -> dict:

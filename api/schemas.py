@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+import json
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 import pipeline
 
 PROMPT_MAX = 2000
 SEED_MAX = 2**31 - 1
 LIMIT_MAX = 100
+STEP_ERROR_DETAILS_MAX = 4096
 
 
 class TrimmedString(fields.String):
@@ -163,6 +166,39 @@ class StepEventRequest(StrictSchema):
     durationMs = StrictInteger(required=True, validate=validate.Range(min=0, max=7 * 86400 * 1000))
     summary = TrimmedString(required=True, validate=validate.Length(max=500))
     status = fields.String(required=True, validate=validate.OneOf(["ok", "error"]))
+    error = fields.Nested(
+        lambda: StepEventError(),
+        load_default=None,
+        metadata={
+            "description": "With status error: the error the job fails with (default code STEP_FAILED, the"
+            " summary as message). Not allowed with status ok."
+        },
+    )
+
+    @validates_schema
+    def _error_goes_with_status_error(self, data, **_kwargs):
+        if data.get("error") is not None and data.get("status") != "error":
+            raise ValidationError("only a step event with status error carries an error", "error")
+
+
+def _small_json(value) -> None:
+    # The error is stored in the job item, which DynamoDB caps at 400 KB.
+    if len(json.dumps(value, ensure_ascii=False, default=str)) > STEP_ERROR_DETAILS_MAX:
+        raise ValidationError(f"Longer than {STEP_ERROR_DETAILS_MAX} characters as JSON.")
+
+
+class StepEventError(StrictSchema):
+    message = TrimmedString(required=True, validate=validate.Length(min=1, max=1000))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z][A-Z0-9_]{0,63}$", error="An upper-case code such as RENDER_FAILED."),
+    )
+    details = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        load_default=dict,
+        validate=_small_json,
+        metadata={"description": f"Any JSON object of at most {STEP_ERROR_DETAILS_MAX} characters."},
+    )
 
 
 class StepRecorded(Schema):

@@ -34,6 +34,7 @@ from storage.model import (
     TERMINAL_STATES,
     Claim,
     ClaimOutcome,
+    Completion,
     Job,
     JobError,
     JobPage,
@@ -113,64 +114,103 @@ class DynamoJobStore:
         except _ConditionFailed:
             raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
 
-    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
+    def claim_step(
+        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
+    ) -> Claim:
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + int(lease_seconds * 1000)
         # The lease is taken only if nobody holds one or the holder's ran out
         # (its worker died or hung past the step's time limit), so two
-        # deliveries of one message never compute the step side by side.
-        old = self._update_job(
-            job_id,
-            UpdateExpression="SET leases.#lease = :lease",
-            ConditionExpression=(
-                "attribute_exists(jobId) AND #state IN (:queued, :running)"
-                " AND NOT contains(stepIds, :sid)"
-                " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now)"
-            ),
-            ExpressionAttributeNames={"#state": "state", "#lease": step_id},
-            ExpressionAttributeValues={
-                ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
-                ":queued": {"S": JobState.QUEUED.value},
-                ":running": {"S": JobState.RUNNING.value},
-                ":sid": {"S": step_id},
-                ":now": {"N": str(now_ms)},
-            },
-        )
-        if old is None:
-            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms)
-        if step_id in old.get("stepIds", set()):
-            return Claim(ClaimOutcome.DUPLICATE)
-        if JobState(old["state"]) in TERMINAL_STATES:
-            return Claim(ClaimOutcome.TERMINAL)
-        lease = old.get("leases", {}).get(step_id, {})
-        return Claim(ClaimOutcome.HELD, expires_at_ms=int(lease.get("expiresAt", expires_ms)))
+        # deliveries of one message never compute the step side by side. The
+        # same write moves a queued job to running, and the old item it returns
+        # is the step's only read of the job.
+        current_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        try:
+            with self._condition_guard("UpdateItem"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET leases.#lease = :lease, #state = :running, updatedAt = :now",
+                    ConditionExpression=(
+                        "attribute_exists(jobId) AND #state IN (:queued, :running)"
+                        f" AND ({current_attempt})"
+                        " AND NOT contains(stepIds, :sid)"
+                        " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now_ms)"
+                    ),
+                    ExpressionAttributeNames={"#state": "state", "#lease": step_id},
+                    ExpressionAttributeValues={
+                        ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
+                        ":queued": {"S": JobState.QUEUED.value},
+                        ":running": {"S": JobState.RUNNING.value},
+                        ":attempt": {"N": str(attempt)},
+                        ":sid": {"S": step_id},
+                        ":now_ms": {"N": str(now_ms)},
+                        ":now": {"S": utc_now()},
+                    },
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except _ConditionFailed as failed:
+            old = failed.old or self._item_after_failed_condition(job_id)
+            return _refused_claim(old, step_id, attempt, expires_ms)
+        old = _from_item(response["Attributes"])
+        resumed = step_id in old.get("leases", {})
+        return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms, job=job_from_item(old), resumed=resumed)
 
-    def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
+    def record_step(
+        self,
+        job_id: str,
+        event: StepEvent,
+        *,
+        total_steps: int,
+        done: Completion | None = None,
+        error: JobError | None = None,
+    ) -> RecordOutcome:
         # One write: the stepId set is the guard, so a redelivered or
-        # concurrent duplicate fails the condition and changes nothing.
+        # concurrent duplicate fails the condition and changes nothing. The last
+        # step's record also marks the job done, and a step's error fails it, in
+        # that same write, so no crash can fall between the record and the state.
+        names = {"#state": "state", "#lease": event.step_id}
+        values = {
+            ":sid": {"SS": [event.step_id]},
+            ":sid_str": {"S": event.step_id},
+            ":step": {"L": [_to_attr(event.to_dict())]},
+            ":empty": {"L": []},
+            ":now": {"S": utc_now()},
+            ":running": {"S": JobState.RUNNING.value},
+            ":queued": {"S": JobState.QUEUED.value},
+        }
+        assignments = ["steps = list_append(if_not_exists(steps, :empty), :step)", "updatedAt = :now"]
+        additions = ["stepIds :sid"]
+        if done is not None:
+            assignments += ["#state = :done", "progress = :one", "resultKeys = :keys", "resultSummary = :summary"]
+            values.update(
+                {
+                    ":done": {"S": JobState.DONE.value},
+                    ":one": {"N": "1"},
+                    ":keys": _to_attr(done.result_keys),
+                    ":summary": {"S": done.summary},
+                }
+            )
+        elif error is not None:
+            assignments += ["#state = :failed", "#error = :error"]
+            names["#error"] = "error"
+            values.update({":failed": {"S": JobState.FAILED.value}, ":error": _to_attr(error.to_dict())})
+        else:
+            assignments.append("#state = :running")
+            additions.append("progress :share")
+            values[":share"] = {"N": str(progress_share(event, total_steps))}
         old = self._update_job(
             job_id,
             UpdateExpression=(
-                "SET steps = list_append(if_not_exists(steps, :empty), :step),"
-                " updatedAt = :now, #state = :running"
-                " ADD stepIds :sid, progress :share"
-                " REMOVE leases.#lease"
+                "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions) + " REMOVE leases.#lease"
             ),
             ConditionExpression=(
                 "attribute_exists(jobId) AND #state IN (:queued, :running)"
                 " AND NOT contains(stepIds, :sid_str)"
             ),
-            ExpressionAttributeNames={"#state": "state", "#lease": event.step_id},
-            ExpressionAttributeValues={
-                ":sid": {"SS": [event.step_id]},
-                ":sid_str": {"S": event.step_id},
-                ":step": {"L": [_to_attr(event.to_dict())]},
-                ":empty": {"L": []},
-                ":share": {"N": str(progress_share(event, total_steps))},
-                ":now": {"S": utc_now()},
-                ":running": {"S": JobState.RUNNING.value},
-                ":queued": {"S": JobState.QUEUED.value},
-            },
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
         if old is None:
             return RecordOutcome.RECORDED
@@ -317,6 +357,21 @@ class DynamoJobStore:
                 TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
             )
         return _from_item(response["Item"]) if "Item" in response else None
+
+
+def _refused_claim(old: dict | None, step_id: str, attempt: int, expires_ms: int) -> Claim:
+    """Why a claim's condition failed, read from the item as it stood."""
+    if old is None:
+        return Claim(ClaimOutcome.MISSING)
+    job = job_from_item(old)
+    if job.terminal:
+        return Claim(ClaimOutcome.TERMINAL, job=job)
+    if job.attempt != attempt:
+        return Claim(ClaimOutcome.STALE, job=job)
+    if step_id in job.step_ids:
+        return Claim(ClaimOutcome.DUPLICATE, job=job)
+    lease = old.get("leases", {}).get(step_id, {})
+    return Claim(ClaimOutcome.HELD, expires_at_ms=int(lease.get("expiresAt", expires_ms)), job=job)
 
 
 class _ConditionFailed(Exception):

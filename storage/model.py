@@ -60,12 +60,20 @@ class ClaimOutcome(StrEnum):
     HELD = "held"  # another run holds an unexpired lease: try again after it
     DUPLICATE = "duplicate"  # the step is already recorded
     TERMINAL = "terminal"  # the job is done, failed or cancelled
+    STALE = "stale"  # the message belongs to an earlier attempt (an operator retried the job since)
+    MISSING = "missing"  # there is no such job
 
 
 @dataclass(frozen=True)
 class Claim:
     outcome: ClaimOutcome
-    expires_at_ms: int = 0  # with HELD: when the other run's lease runs out
+    expires_at_ms: int = 0  # with CLAIMED: when this run's lease runs out; with HELD: the other run's
+    # The job as it stood just before the claim (None when MISSING): the claim is the step's only
+    # read of the job item. With CLAIMED the job is now running, whatever ``job.state`` says.
+    job: Job | None = None
+    # With CLAIMED: an earlier run took this step's lease and never recorded it (it died or hung),
+    # so it may have left the step's checkpoint behind.
+    resumed: bool = False
 
 
 class StepStatus(StrEnum):
@@ -114,6 +122,12 @@ def step_id(job_id: str, step: str, attempt: int = 1) -> str:
     return f"{job_id}:{step}" if attempt == 1 else f"{job_id}:{step}#{attempt}"
 
 
+def attempt_of(step_id_: str) -> int:
+    """The attempt a step id belongs to (the inverse of step_id's ``#{attempt}`` suffix)."""
+    _, _, suffix = step_id_.rpartition("#")
+    return int(suffix) if suffix.isdigit() and "#" in step_id_ else 1
+
+
 def utc_now() -> str:
     """Now, as ISO 8601 UTC with milliseconds, e.g. ``2026-11-22T03:17:56.123Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -134,6 +148,14 @@ class JobError:
     @classmethod
     def from_dict(cls, raw: dict) -> JobError:
         return cls(message=raw["message"], code=raw["code"], details=dict(raw.get("details") or {}))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What marking a job done stores: its artifacts' keys and the final summary."""
+
+    result_keys: dict
+    summary: str
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from storage.model import Claim, Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
+from storage.model import Claim, Completion, Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
 
 
 class JobStore(Protocol):
@@ -13,8 +13,14 @@ class JobStore(Protocol):
     def create(self, job: Job) -> None:
         """Write a new job item; JobExists, and nothing written, if the id is taken."""
 
-    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
-        """Take the lease to compute a step, unless it is recorded, held by a live lease, or the job ended."""
+    def claim_step(
+        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
+    ) -> Claim:
+        """Take the lease to compute a step of ``attempt`` and move the job to running, in one write.
+
+        Refused (and nothing written) when the step is recorded, its lease is held by a live run,
+        the job ended, or it is in another attempt; the Claim says which, with the job as it stood.
+        """
 
     def get(self, job_id: str) -> Job:
         """The job, or JobNotFound."""
@@ -24,8 +30,19 @@ class JobStore(Protocol):
     ) -> JobPage:
         """Jobs newest first, ``limit`` at a time; InvalidCursor for a cursor we did not issue."""
 
-    def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
-        """Append a step once per stepId; a queued job becomes running; terminal jobs are untouched."""
+    def record_step(
+        self,
+        job_id: str,
+        event: StepEvent,
+        *,
+        total_steps: int,
+        done: Completion | None = None,
+        error: JobError | None = None,
+    ) -> RecordOutcome:
+        """Append a step once per stepId; terminal jobs are untouched.
+
+        In the same write the job becomes running, or done with ``done``, or failed with ``error``.
+        """
 
     def mark_running(self, job_id: str) -> bool:
         """queued -> running; False when the job was already running. JobTerminal after the end."""

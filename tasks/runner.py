@@ -1,8 +1,18 @@
-"""Runs one pipeline step of one job: load input, compute, checkpoint, record, hand on.
+"""Runs one pipeline step of one job: claim, load input, compute, checkpoint, record, hand on.
 
 Everything here is written for at-least-once delivery: a step may run twice,
 concurrently, or be killed half way, and the job item still ends correct,
 because each write is conditional and keyed by the step's deterministic id.
+
+A step costs the job item two writes and no read: the claim (which returns the
+item as it stood, and moves a queued job to running) and the record (which, for
+the last step, also marks the job done). Its input is the previous step's
+checkpoint; a checkpoint is read back only by a run that takes over a lapsed
+lease, which may find its predecessor's work already written. A step recorded
+without a checkpoint (a step event from outside the pipeline, see
+api/internal.py) has its checkpoint recomputed when a later step needs it: the
+pipeline is deterministic, so the recomputed bytes are the ones a run would
+have written.
 """
 
 from __future__ import annotations
@@ -16,7 +26,18 @@ from enum import Enum
 import pipeline
 from storage.bootstrap import Services
 from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
-from storage.model import ClaimOutcome, Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
+from storage.model import (
+    ClaimOutcome,
+    Completion,
+    Job,
+    JobError,
+    RecordOutcome,
+    StepEvent,
+    StepStatus,
+    step_id,
+    utc_now,
+)
+from tasks import metrics
 from tasks.checkpoints import (
     ASCII_MINIMAP,
     CONTENT_TYPES,
@@ -25,7 +46,6 @@ from tasks.checkpoints import (
     artifact_key,
     checkpoint_key,
 )
-from tasks import metrics
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -53,38 +73,33 @@ class FaultDrill(Exception):
 @dataclass(frozen=True)
 class StepRun:
     next: Next
-    outcome: str  # recorded | duplicate | terminal | held | missing
+    outcome: str  # recorded | duplicate | terminal | held | missing | stale
     retry_in: float = 0.0  # with RETRY: seconds until the other run's lease lapses
 
 
 def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> StepRun:
     """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered."""
-    try:
-        job = services.jobs.get(job_id)
-    except JobNotFound:
-        # A message for a job that does not exist can never succeed: drop it.
-        log.error("step.job_missing", step=step)
-        return StepRun(Next.STOP, "missing")
-    if job.terminal:
-        log.info("step.skipped_terminal", step=step, state=str(job.state))
-        return StepRun(Next.STOP, "terminal")
-    if job.attempt != attempt:
-        # A message of an earlier attempt, delivered after an operator's retry.
-        log.info("step.stale_attempt", step=step, attempt=attempt, current=job.attempt)
-        return StepRun(Next.STOP, "stale")
     sid = step_id(job_id, step, attempt)
-    if sid in job.step_ids:
-        return _already_recorded(services, job, step)
     claim = services.jobs.claim_step(
         job_id,
         sid,
+        attempt=attempt,
         owner=uuid.uuid4().hex,
         lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
     )
-    if claim.outcome is ClaimOutcome.DUPLICATE:
-        return _already_recorded(services, services.jobs.get(job_id), step)
+    if claim.outcome is ClaimOutcome.MISSING:
+        # A message for a job that does not exist can never succeed: drop it.
+        log.error("step.job_missing", step=step)
+        return StepRun(Next.STOP, "missing")
     if claim.outcome is ClaimOutcome.TERMINAL:
+        log.info("step.skipped_terminal", step=step, state=str(claim.job.state))
         return StepRun(Next.STOP, "terminal")
+    if claim.outcome is ClaimOutcome.STALE:
+        # A message of an earlier attempt, delivered after an operator's retry.
+        log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
+        return StepRun(Next.STOP, "stale")
+    if claim.outcome is ClaimOutcome.DUPLICATE:
+        return _already_recorded(services, claim.job, step)
     if claim.outcome is ClaimOutcome.HELD:
         # SQS handed this message out again while a run still computes the step
         # (visibility timeout ran out). Don't run it beside that run; look again
@@ -93,42 +108,46 @@ def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> St
         log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
         return StepRun(Next.RETRY, "held", retry_in)
 
-    if job.state is JobState.QUEUED:
-        services.jobs.mark_running(job_id)
+    job = claim.job
     started_at, started = utc_now(), time.monotonic()
-    summary = _compute(services, job, step)
+    output = _compute(services, job, step, resumed=claim.resumed)
     event = StepEvent(
         step_id=sid,
         name=step,
         started_at=started_at,
         ended_at=utc_now(),
         duration_ms=int((time.monotonic() - started) * 1000),
-        summary=summary,
+        summary=output.summary,
         status=StepStatus.OK,
     )
-    outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
+    last = step == pipeline.STEPS[-1]
+    completion = _publish(services, job, output) if last else None
+    outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
     log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
     if outcome is RecordOutcome.RECORDED:
         metrics.step_succeeded(step, event.duration_ms, job_id)
+        if completion is not None:
+            log.info("job.done", summary=completion.summary)
+            metrics.job_succeeded(job.created_at, job_id)
     if outcome is RecordOutcome.TERMINAL:
         return StepRun(Next.STOP, str(outcome))
-    if step == pipeline.STEPS[-1]:
-        _finish(services, job)
+    if last and outcome is RecordOutcome.DUPLICATE:
+        # Recorded meanwhile by a step event, which does not finish the job: finish it here.
+        _mark_done(services, job, completion)
     return StepRun(Next.CONTINUE, str(outcome))
 
 
 def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
     """A delivery of a step that is recorded: finish what its first run may have left undone."""
     log.info("step.already_recorded", step=step)
-    index = pipeline.STEPS.index(step)
-    if index == len(pipeline.STEPS) - 1:
-        _finish(services, job)
+    if step == pipeline.STEPS[-1]:
+        # Done already, unless the last step was recorded by a step event (no artifacts) or
+        # by a run that died before its record could finish the job: publish and finish.
+        _mark_done(services, job, _publish(services, job, _recompute(services, job, step)))
         return StepRun(Next.STOP, "duplicate")
-    if step_id(job.job_id, pipeline.STEPS[index + 1], job.attempt) in job.step_ids:
-        # The chain already went past this step; sending its next message again would only
-        # start a second tail of duplicates.
-        return StepRun(Next.STOP, "duplicate")
-    # The first run died after recording but before sending the next message: send it.
+    # Hand on, even when later steps are recorded too: they may have been recorded by step
+    # events, and then this message is the only one carrying the chain. A redelivery whose
+    # first run did hand on makes a tail of duplicates, each a refused claim and nothing more.
     return StepRun(Next.CONTINUE, "duplicate")
 
 
@@ -145,8 +164,11 @@ def fail_job(services: Services, job_id: str, step: str, error: JobError, attemp
         status=StepStatus.ERROR,
     )
     try:
-        services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS))
-        moved = services.jobs.mark_failed(job_id, error)
+        outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), error=error)
+        # The step was recorded (ok) before something after its record failed: the job still fails.
+        moved = outcome is RecordOutcome.RECORDED or (
+            outcome is RecordOutcome.DUPLICATE and services.jobs.mark_failed(job_id, error)
+        )
     except JobNotFound:
         return
     log.error("job.failed", step=step, code=error.code, moved=moved, error=error.message)
@@ -155,30 +177,51 @@ def fail_job(services: Services, job_id: str, step: str, error: JobError, attemp
         metrics.job_failed(error.code, job_id)
 
 
-def _compute(services: Services, job: Job, step: str) -> str:
-    """The step's summary; its output is checkpointed, or read back if a run already wrote it."""
+def _compute(services: Services, job: Job, step: str, *, resumed: bool) -> pipeline.StepOutput:
+    """The step's output, checkpointed (the last step's output is published instead)."""
     key = checkpoint_key(job.job_id, step)
-    try:
-        # A run killed after its checkpoint but before its record left this
-        # behind: the pipeline is deterministic, so reuse it, don't recompute.
-        return json.loads(services.artifacts.get(key))["summary"]
-    except ArtifactNotFound:
-        pass
+    last = step == pipeline.STEPS[-1]
+    if resumed and not last:
+        # A run that lost its lease (killed, or hung past its limit) may have written its
+        # checkpoint before it died: the pipeline is deterministic, so reuse it.
+        try:
+            checkpoint = json.loads(services.artifacts.get(key))
+            return pipeline.StepOutput(data=checkpoint["data"], summary=checkpoint["summary"])
+        except ArtifactNotFound:
+            pass
     _apply_drill(job, step)
     output = pipeline.run_step(step, _load_input(services, job, step))
-    if step == pipeline.STEPS[-1]:
-        _write_artifacts(services, job, output.data)
-    checkpoint = {"step": step, "summary": output.summary, "data": output.data}
-    services.artifacts.put(key, pipeline.encode_json(checkpoint), CONTENT_TYPES[RESULT])
-    return output.summary
+    if not last:
+        _save_checkpoint(services, job, step, output)
+    return output
 
 
 def _load_input(services: Services, job: Job, step: str) -> dict:
+    """What ``step`` takes: the request, or the previous step's checkpointed data."""
     index = pipeline.STEPS.index(step)
     if index == 0:
         return dict(job.request)
-    previous = checkpoint_key(job.job_id, pipeline.STEPS[index - 1])
-    return json.loads(services.artifacts.get(previous))["data"]
+    previous = pipeline.STEPS[index - 1]
+    try:
+        return json.loads(services.artifacts.get(checkpoint_key(job.job_id, previous)))["data"]
+    except ArtifactNotFound:
+        # The previous step was recorded by a step event, not run by the pipeline.
+        log.info("step.checkpoint_recomputed", step=previous)
+        output = _recompute(services, job, previous)
+        _save_checkpoint(services, job, previous, output)
+        return json.loads(pipeline.encode_json(output.data))
+
+
+def _recompute(services: Services, job: Job, step: str) -> pipeline.StepOutput:
+    """Run ``step`` again from its input (no drill: this is a repair, not the step's own run)."""
+    return pipeline.run_step(step, _load_input(services, job, step))
+
+
+def _save_checkpoint(services: Services, job: Job, step: str, output: pipeline.StepOutput) -> None:
+    checkpoint = {"step": step, "summary": output.summary, "data": output.data}
+    services.artifacts.put(
+        checkpoint_key(job.job_id, step), pipeline.encode_json(checkpoint), CONTENT_TYPES[RESULT]
+    )
 
 
 def _apply_drill(job: Job, step: str) -> None:
@@ -194,32 +237,34 @@ def _apply_drill(job: Job, step: str) -> None:
         time.sleep(SLOW_DRILL_SECONDS)
 
 
-def _write_artifacts(services: Services, job: Job, data: dict) -> None:
+def _publish(services: Services, job: Job, output: pipeline.StepOutput) -> Completion:
+    """Write the final artifacts and result.json (idempotent: the same bytes to the same keys)."""
+    data = output.data
     scene, minimap = data["sceneGraph"], data["asciiMinimap"]
     store = services.artifacts
-    store.put(artifact_key(job.job_id, SCENE_GRAPH), pipeline.encode_json(scene), CONTENT_TYPES[SCENE_GRAPH])
-    store.put(artifact_key(job.job_id, ASCII_MINIMAP), minimap.encode(), CONTENT_TYPES[ASCII_MINIMAP])
-
-
-def _finish(services: Services, job: Job) -> None:
-    """Write result.json and mark the job done (both idempotent)."""
-    final = json.loads(services.artifacts.get(checkpoint_key(job.job_id, pipeline.STEPS[-1])))
     keys = {
         "sceneGraph": artifact_key(job.job_id, SCENE_GRAPH),
         "asciiMinimap": artifact_key(job.job_id, ASCII_MINIMAP),
         "result": artifact_key(job.job_id, RESULT),
     }
+    store.put(keys["sceneGraph"], pipeline.encode_json(scene), CONTENT_TYPES[SCENE_GRAPH])
+    store.put(keys["asciiMinimap"], minimap.encode(), CONTENT_TYPES[ASCII_MINIMAP])
     result = {
         "jobId": job.job_id,
         "request": job.request,
-        "summary": final["summary"],
+        "summary": output.summary,
         "artifacts": {name: key for name, key in keys.items() if name != "result"},
-        "stats": final["data"]["sceneGraph"].get("stats", {}),
+        "stats": scene.get("stats", {}),
     }
-    services.artifacts.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
+    store.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
+    return Completion(result_keys=keys, summary=output.summary)
+
+
+def _mark_done(services: Services, job: Job, completion: Completion) -> None:
+    """Mark the job done after its last step was recorded (idempotent)."""
     try:
-        if services.jobs.mark_done(job.job_id, result_keys=keys, summary=final["summary"]):
-            log.info("job.done", summary=final["summary"])
+        if services.jobs.mark_done(job.job_id, result_keys=completion.result_keys, summary=completion.summary):
+            log.info("job.done", summary=completion.summary)
             metrics.job_succeeded(job.created_at, job.job_id)
     except InvalidTransition as exc:
         # Cancelled or failed while the last step ran: the terminal state stands.

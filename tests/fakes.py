@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 
 from storage.errors import (
@@ -18,6 +19,7 @@ from storage.model import (
     TERMINAL_STATES,
     Claim,
     ClaimOutcome,
+    Completion,
     Job,
     JobError,
     JobPage,
@@ -37,9 +39,12 @@ class FakeJobStore:
         self.jobs: dict[str, Job] = {}
         self.down = False
         self.leases: dict[tuple[str, str], tuple[str, int]] = {}
+        self.calls: Counter[str] = Counter()  # operation -> calls, as the requests DynamoDB would see
         self._lock = threading.Lock()
 
-    def _check_up(self) -> None:
+    def _check_up(self, operation: str | None = None) -> None:
+        if operation:
+            self.calls[operation] += 1
         if self.down:
             raise DependencyUnavailable("dynamodb is unreachable")
 
@@ -50,24 +55,34 @@ class FakeJobStore:
                 raise JobExists(f"job {job.job_id} already exists")
             self.jobs[job.job_id] = job
 
-    def claim_step(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> Claim:
-        self._check_up()
+    def claim_step(
+        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
+    ) -> Claim:
+        self._check_up("claim_step")
         with self._lock:
-            job = self.get(job_id)
-            if step_id in job.step_ids:
-                return Claim(ClaimOutcome.DUPLICATE)
+            job = self.jobs.get(job_id)
+            if job is None:
+                return Claim(ClaimOutcome.MISSING)
             if job.state in TERMINAL_STATES:
-                return Claim(ClaimOutcome.TERMINAL)
+                return Claim(ClaimOutcome.TERMINAL, job=job)
+            if job.attempt != attempt:
+                return Claim(ClaimOutcome.STALE, job=job)
+            if step_id in job.step_ids:
+                return Claim(ClaimOutcome.DUPLICATE, job=job)
             now_ms = int(time.time() * 1000)
             held = self.leases.get((job_id, step_id))
             if held and held[1] >= now_ms:
-                return Claim(ClaimOutcome.HELD, expires_at_ms=held[1])
+                return Claim(ClaimOutcome.HELD, expires_at_ms=held[1], job=job)
             expires = now_ms + int(lease_seconds * 1000)
             self.leases[(job_id, step_id)] = (owner, expires)
-            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires)
+            self.jobs[job_id] = replace(job, state=JobState.RUNNING, updated_at=utc_now())
+            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires, job=job, resumed=held is not None)
 
     def get(self, job_id: str) -> Job:
-        self._check_up()
+        self._check_up("get")
+        return self._item(job_id)
+
+    def _item(self, job_id: str) -> Job:
         try:
             return self.jobs[job_id]
         except KeyError:
@@ -84,30 +99,47 @@ class FakeJobStore:
         more = len(ordered) > start + limit
         return JobPage(jobs=tuple(page), cursor=page[-1].job_id if more else None)
 
-    def record_step(self, job_id: str, event: StepEvent, *, total_steps: int) -> RecordOutcome:
-        self._check_up()
+    def record_step(
+        self,
+        job_id: str,
+        event: StepEvent,
+        *,
+        total_steps: int,
+        done: Completion | None = None,
+        error: JobError | None = None,
+    ) -> RecordOutcome:
+        self._check_up("record_step")
         with self._lock:
-            job = self.get(job_id)
+            job = self._item(job_id)
             if event.step_id in job.step_ids:
                 return RecordOutcome.DUPLICATE
             if job.state in TERMINAL_STATES:
                 return RecordOutcome.TERMINAL
             self.leases.pop((job_id, event.step_id), None)
             share = 1 / total_steps if event.status is StepStatus.OK else 0
+            changes: dict = {"state": JobState.RUNNING, "progress": min(1.0, job.progress + share)}
+            if done is not None:
+                changes = {
+                    "state": JobState.DONE,
+                    "progress": 1.0,
+                    "result_keys": done.result_keys,
+                    "result_summary": done.summary,
+                }
+            elif error is not None:
+                changes = {"state": JobState.FAILED, "error": error}
             self.jobs[job_id] = replace(
                 job,
-                state=JobState.RUNNING,
                 steps=(*job.steps, event),
                 step_ids=job.step_ids | {event.step_id},
-                progress=min(1.0, job.progress + share),
                 updated_at=utc_now(),
+                **changes,
             )
             return RecordOutcome.RECORDED
 
     def _transition(self, job_id: str, target: JobState, **fields) -> bool:
-        self._check_up()
+        self._check_up(target.value)
         with self._lock:
-            job = self.get(job_id)
+            job = self._item(job_id)
             if job.state is target:
                 return False
             if job.state not in sources_of(target):
@@ -156,6 +188,7 @@ class FakeArtifactStore:
     def __init__(self, *, presign: bool = True) -> None:
         self.blobs: dict[str, bytes] = {}
         self.puts: list[str] = []
+        self.gets: list[str] = []
         self.presign = presign
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
@@ -163,6 +196,7 @@ class FakeArtifactStore:
         self.blobs[key] = body
 
     def get(self, key: str) -> bytes:
+        self.gets.append(key)
         try:
             return self.blobs[key]
         except KeyError:

@@ -13,7 +13,19 @@ import pytest
 
 from storage.dynamo import DynamoJobStore
 from storage.errors import InvalidCursor, InvalidTransition, JobExists, JobNotFound, JobTerminal
-from storage.model import Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, new_job_id, step_id, utc_now
+from storage.model import (
+    ClaimOutcome,
+    Completion,
+    Job,
+    JobError,
+    JobState,
+    RecordOutcome,
+    StepEvent,
+    StepStatus,
+    new_job_id,
+    step_id,
+    utc_now,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +196,74 @@ def test_mark_failed_can_be_made_conditional_on_no_progress(store):
     assert store.get(job.job_id).state is JobState.QUEUED
     assert store.mark_failed(job.job_id, JobError("stalled", "STALLED"), if_updated_at=job.updated_at) is True
     assert store.get(job.job_id).error.code == "STALLED"
+
+
+# --- the step lease: one write that claims, moves to running and returns the job ----------
+
+
+def claim(store: DynamoJobStore, job: Job, name: str, *, attempt: int = 1, lease: float = 60, owner: str = "run-1"):
+    return store.claim_step(
+        job.job_id, step_id(job.job_id, name, attempt), attempt=attempt, owner=owner, lease_seconds=lease
+    )
+
+
+def test_the_first_claim_moves_the_job_to_running_and_returns_it(store):
+    job = new_job(store)
+    taken = claim(store, job, "a")
+    assert taken.outcome is ClaimOutcome.CLAIMED and taken.resumed is False
+    assert taken.job.job_id == job.job_id and taken.job.request == job.request
+    assert taken.job.state is JobState.QUEUED  # as it stood before the claim
+    assert store.get(job.job_id).state is JobState.RUNNING
+
+
+def test_a_claim_is_refused_while_its_lease_is_held_and_taken_over_once_it_lapses(store):
+    job = new_job(store)
+    assert claim(store, job, "a", lease=-1, owner="dead").outcome is ClaimOutcome.CLAIMED
+    held = claim(store, new_job(store), "a")  # another job's step: unaffected
+    assert held.outcome is ClaimOutcome.CLAIMED
+    first = claim(store, job, "b", lease=60)
+    second = claim(store, job, "b", lease=60, owner="run-2")
+    assert first.outcome is ClaimOutcome.CLAIMED
+    assert second.outcome is ClaimOutcome.HELD and second.expires_at_ms == first.expires_at_ms
+    resumed = claim(store, job, "a", owner="run-3")  # "dead"'s lease lapsed at once
+    assert resumed.outcome is ClaimOutcome.CLAIMED and resumed.resumed is True
+
+
+def test_a_claim_tells_duplicate_terminal_stale_and_missing_apart(store):
+    job = new_job(store)
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    duplicate = claim(store, job, "a")
+    assert duplicate.outcome is ClaimOutcome.DUPLICATE and step_id(job.job_id, "a") in duplicate.job.step_ids
+    assert claim(store, job, "b", attempt=2).outcome is ClaimOutcome.STALE
+    store.mark_failed(job.job_id, JobError("x", "X"))
+    assert claim(store, job, "b").outcome is ClaimOutcome.TERMINAL
+    missing = dataclasses.replace(job, job_id=new_job_id())
+    assert claim(store, missing, "a").outcome is ClaimOutcome.MISSING
+    assert store.get(job.job_id).steps == store.get(job.job_id).steps[:1]  # nothing written by a refusal
+
+
+def test_the_last_record_marks_the_job_done_in_the_same_write(store):
+    job = new_job(store)
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    done = Completion(result_keys={"result": "jobs/x/result.json"}, summary="all done")
+    assert store.record_step(job.job_id, event(job.job_id, "e"), total_steps=STEPS, done=done) is RecordOutcome.RECORDED
+    after = store.get(job.job_id)
+    assert after.state is JobState.DONE and after.progress == 1.0
+    assert after.result_keys == done.result_keys and after.result_summary == "all done"
+    assert [s.name for s in after.steps] == ["a", "e"]
+
+
+def test_an_error_record_fails_the_job_in_the_same_write_once(store):
+    job = new_job(store)
+    error = JobError("e broke", "E_BROKE", {"step": "e"})
+    assert (
+        store.record_step(job.job_id, event(job.job_id, "e", StepStatus.ERROR), total_steps=STEPS, error=error)
+        is RecordOutcome.RECORDED
+    )
+    other = JobError("again", "AGAIN")
+    assert (
+        store.record_step(job.job_id, event(job.job_id, "e", StepStatus.ERROR), total_steps=STEPS, error=other)
+        is RecordOutcome.DUPLICATE
+    )
+    failed = store.get(job.job_id)
+    assert failed.state is JobState.FAILED and failed.error == error and len(failed.steps) == 1

@@ -9,6 +9,7 @@ import pytest
 import pipeline
 from api import create_app
 from storage.bootstrap import Services
+from storage.errors import AccessDenied, CredentialsMissing, DependencyThrottled, DependencyUnavailable
 
 TOKEN = "s3cret-token"
 
@@ -92,6 +93,83 @@ def test_step_callback_validates_the_event(client, overrides, field):
     assert field in response.json["error"]["details"]["fields"]
 
 
+def test_an_error_event_fails_the_job_with_its_error_and_keeps_the_steps(client, services):
+    job_id = submit(client).json["jobId"]
+    assert post_step(client, job_id, step_body(job_id)).status_code == 201
+    error = {"message": "the renderer ran out of memory", "code": "RENDER_OOM", "details": {"rssMb": 2048}}
+    failed = post_step(client, job_id, step_body(job_id, "layout_rooms", status="error", summary="oom", error=error))
+    assert failed.status_code == 201 and failed.json["outcome"] == "recorded"
+    status = client.get(f"/status/{job_id}").json
+    assert status["state"] == "failed"
+    assert status["error"] == {**error, "details": {"step": "layout_rooms", "rssMb": 2048}}
+    assert [(s["name"], s["status"]) for s in status["steps"]] == [("parse_prompt", "ok"), ("layout_rooms", "error")]
+
+
+def test_a_duplicate_or_late_error_event_changes_nothing(client, services):
+    job_id = submit(client).json["jobId"]
+    first = {"message": "first", "code": "FIRST"}
+    post_step(client, job_id, step_body(job_id, "populate", status="error", error=first))
+    before = services.jobs.get(job_id)
+    again = post_step(client, job_id, step_body(job_id, "populate", status="error", error={"message": "x", "code": "X"}))
+    assert again.status_code == 200 and again.json["outcome"] == "duplicate"
+    late = post_step(client, job_id, step_body(job_id, "render_minimap", status="error", error={"message": "y", "code": "Y"}))
+    assert late.status_code == 409
+    assert services.jobs.get(job_id) == before
+    assert before.error.code == "FIRST"
+
+
+def test_an_error_event_for_a_step_recorded_ok_is_a_duplicate(client, services):
+    """Whichever record of a stepId comes first wins: an ok record stands against a later error."""
+    job_id = submit(client).json["jobId"]
+    post_step(client, job_id, step_body(job_id))
+    response = post_step(client, job_id, step_body(job_id, status="error", error={"message": "m", "code": "C"}))
+    assert response.status_code == 200 and response.json["outcome"] == "duplicate"
+    assert services.jobs.get(job_id).state.value == "running" and services.jobs.get(job_id).error is None
+
+
+def test_a_bare_error_event_fails_the_job_with_step_failed_and_its_summary(client, services):
+    job_id = submit(client).json["jobId"]
+    post_step(client, job_id, step_body(job_id, status="error", summary="the prompt parser crashed"))
+    job = services.jobs.get(job_id)
+    assert job.state.value == "failed"
+    assert job.error.to_dict() == {
+        "message": "the prompt parser crashed", "code": "STEP_FAILED", "details": {"step": "parse_prompt"}
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, where",
+    [
+        ({"status": "ok", "error": {"message": "m", "code": "C"}}, "error"),
+        ({"status": "error", "error": {"message": "m", "code": "lower"}}, "error"),
+        ({"status": "error", "error": {"message": "", "code": "C"}}, "error"),
+        ({"status": "error", "error": {"message": "m"}}, "error"),
+        ({"status": "error", "error": {"message": "m", "code": "C", "details": {"k": "v" * 5000}}}, "error"),
+        ({"status": "error", "error": "boom"}, "error"),
+    ],
+)
+def test_a_malformed_error_event_is_refused_and_changes_nothing(client, services, overrides, where):
+    job_id = submit(client).json["jobId"]
+    response = post_step(client, job_id, step_body(job_id, **overrides))
+    assert response.status_code == 422
+    assert where in response.json["error"]["details"]["fields"]
+    assert services.jobs.get(job_id).steps == () and services.jobs.get(job_id).state.value == "queued"
+
+
+def test_status_lists_steps_in_pipeline_order_within_each_attempt(client, services):
+    job_id = submit(client).json["jobId"]
+    for name in reversed(pipeline.STEPS[:4]):
+        post_step(client, job_id, step_body(job_id, name))
+    post_step(client, job_id, step_body(job_id, pipeline.STEPS[4], status="error"))
+    services.jobs.mark_retry(job_id, attempt={"attempt": 2, "at": "now", "reason": "r", "by": "t", "fromStep": "render_minimap"})
+    post_step(client, job_id, step_body(job_id, pipeline.STEPS[4], stepId=f"{job_id}:{pipeline.STEPS[4]}#2"))
+    steps = client.get(f"/status/{job_id}").json["steps"]
+    assert [s["stepId"] for s in steps] == [
+        *(f"{job_id}:{name}" for name in pipeline.STEPS),
+        f"{job_id}:{pipeline.STEPS[4]}#2",
+    ]
+
+
 def test_step_callback_for_an_unknown_job_is_404(client):
     job_id = "0" * 8 + "-0000-4000-8000-" + "0" * 12
     assert post_step(client, job_id, step_body(job_id)).status_code == 404
@@ -137,6 +215,37 @@ def test_readyz_names_the_dependency_that_is_down(client, services):
     assert down.json["error"]["details"]["checks"]["dynamodb"] == "unavailable"
     assert "dynamodb" in down.json["error"]["message"]
     assert client.get("/healthz").status_code == 200  # liveness does not depend on it
+
+
+@pytest.mark.parametrize(
+    "error, state, code",
+    [
+        (CredentialsMissing("dynamodb: no AWS credentials found"), "credentials-missing", "AWS_CREDENTIALS_MISSING"),
+        (AccessDenied("dynamodb refused the credentials"), "access-denied", "AWS_ACCESS_DENIED"),
+        (DependencyThrottled("dynamodb is throttling requests"), "throttled", "DEPENDENCY_THROTTLED"),
+        (DependencyUnavailable("dynamodb is unreachable"), "unavailable", "DEPENDENCY_UNAVAILABLE"),
+    ],
+)
+def test_readyz_says_why_a_dependency_is_not_ready(client, services, monkeypatch, error, state, code):
+    def failing():
+        raise error
+
+    monkeypatch.setattr(services.jobs, "check", failing)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    details = response.json["error"]["details"]
+    assert details["checks"] == {"dynamodb": state, "artifacts": "ok"}
+    assert details["problems"] == {"dynamodb": {"code": code, "message": error.message}}
+    assert error.message in response.json["error"]["message"]
+
+
+def test_an_endpoint_answers_503_with_the_failure_s_own_code(client, services, monkeypatch):
+    def denied(job_id):
+        raise AccessDenied("dynamodb refused the credentials or their permissions for GetItem (AccessDenied)")
+
+    monkeypatch.setattr(services.jobs, "get", denied)
+    response = client.get("/status/" + "0" * 8 + "-0000-4000-8000-" + "0" * 12)
+    assert response.status_code == 503 and response.json["error"]["code"] == "AWS_ACCESS_DENIED"
 
 
 def test_cancel_needs_the_token_and_moves_a_live_job_to_cancelled(client, services):

@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 import pipeline
 from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
-from storage.model import JobError, JobState, StepStatus, step_id
+from storage.model import JobError, JobState, StepEvent, StepStatus, step_id
 from tasks import runner
 from tasks.checkpoints import ASCII_MINIMAP, RESULT, SCENE_GRAPH, artifact_key, checkpoint_key
 from tasks.dispatch import submit_job
@@ -91,13 +91,14 @@ def test_first_step_moves_job_to_running(services, new_job):
 
 
 def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
-    """One checkpoint per step plus sceneGraph.json, asciiMinimap.txt and result.json, with the pipeline's bytes."""
+    """A checkpoint per step but the last, whose output is sceneGraph.json, asciiMinimap.txt and result.json."""
     job_id = new_job()
     run_all(services, job_id)
     blobs = services.artifacts.blobs
-    for step in pipeline.STEPS:
+    for step in pipeline.STEPS[:-1]:
         checkpoint = json.loads(blobs[checkpoint_key(job_id, step)])
         assert checkpoint["step"] == step and "data" in checkpoint and checkpoint["summary"]
+    assert checkpoint_key(job_id, LAST) not in blobs
     final = expected_output()
     assert blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
     assert blobs[artifact_key(job_id, ASCII_MINIMAP)].decode("utf-8") == final["asciiMinimap"]
@@ -173,30 +174,76 @@ def test_last_step_after_done_stops_and_changes_nothing(services, new_job, pipel
     assert len(pipeline_calls) == calls_before
 
 
-def test_last_step_redelivered_before_done_finishes_the_job(services, new_job, monkeypatch):
-    """If the worker died after recording the last step but before mark_done, the redelivery finishes the job."""
+def test_a_failed_last_record_leaves_the_job_to_the_redelivery(services, new_job, monkeypatch):
+    """The last step's record (which also marks the job done) fails: the redelivery computes it again and finishes."""
     job_id = new_job()
     run_all(services, job_id, pipeline.STEPS[:-1])
-    real_mark_done = services.jobs.mark_done
+    real_record = services.jobs.record_step
 
     def flaky(*args, **kwargs):
         raise DependencyUnavailable("dynamodb is unreachable")
 
-    monkeypatch.setattr(services.jobs, "mark_done", flaky)
+    monkeypatch.setattr(services.jobs, "record_step", flaky)
     with pytest.raises(DependencyUnavailable):
         run_step(services, job_id, LAST)
     assert services.jobs.get(job_id).state is JobState.RUNNING
-    monkeypatch.setattr(services.jobs, "mark_done", real_mark_done)
-    assert run_step(services, job_id, LAST) == StepRun(Next.STOP, "duplicate")
+    monkeypatch.setattr(services.jobs, "record_step", real_record)
+    expire_leases(services)
+    assert run_step(services, job_id, LAST) == StepRun(Next.CONTINUE, "recorded")
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and len(job.steps) == len(pipeline.STEPS)
     assert artifact_key(job_id, RESULT) in services.artifacts.blobs
 
 
+def test_a_last_step_recorded_by_a_step_event_is_published_and_finished(services, new_job, pipeline_calls):
+    """The last step recorded from outside (no artifacts, job not done): its delivery publishes and finishes."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:-1])
+    services.jobs.record_step(job_id, outside_event(job_id, LAST), total_steps=len(pipeline.STEPS))
+    pipeline_calls.clear()
+    assert run_step(services, job_id, LAST) == StepRun(Next.STOP, "duplicate")
+    assert pipeline_calls == [LAST]
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and job.progress == 1
+    final = expected_output()
+    assert services.artifacts.blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
+
+
+def test_a_step_recorded_by_a_step_event_has_its_checkpoint_recomputed(services, new_job, pipeline_calls):
+    """parse_prompt and populate recorded from outside: the chain recomputes their checkpoints and ends done."""
+    job_id = new_job()
+    for step in (pipeline.STEPS[0], pipeline.STEPS[3]):
+        services.jobs.record_step(job_id, outside_event(job_id, step), total_steps=len(pipeline.STEPS))
+    runs = run_all(services, job_id)
+    assert [run.outcome for run in runs] == ["duplicate", "recorded", "recorded", "duplicate", "recorded"]
+    # The steps run by the chain, plus one recomputation of each step recorded from outside.
+    assert sorted(pipeline_calls) == sorted(pipeline.STEPS)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and job.error is None
+    assert len(job.steps) == len(pipeline.STEPS)
+    final = expected_output()
+    assert services.artifacts.blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
+
+
+def test_a_first_run_reads_the_job_and_its_own_checkpoint_never(services, new_job):
+    """The cost of a step: two job writes (claim, record), no job read, and no probe for its own checkpoint."""
+    job_id = new_job()
+    services.jobs.calls.clear()
+    run_all(services, job_id)
+    steps = len(pipeline.STEPS)
+    assert services.jobs.calls == {"claim_step": steps, "record_step": steps}
+    own_checkpoints = {checkpoint_key(job_id, step) for step in pipeline.STEPS}
+    reads = services.artifacts.gets
+    assert reads == [checkpoint_key(job_id, step) for step in pipeline.STEPS[:-1]]
+    assert not any(reads[i] == checkpoint_key(job_id, pipeline.STEPS[i + 1]) for i in range(len(reads)))
+    assert own_checkpoints & set(services.artifacts.puts) == own_checkpoints - {checkpoint_key(job_id, LAST)}
+
+
 def test_existing_checkpoint_is_reused_not_recomputed(services, new_job, pipeline_calls):
-    """A run killed after its checkpoint but before its record left the checkpoint: the retry reuses it."""
+    """A run killed after its checkpoint but before its record left the checkpoint: the next run reuses it."""
     job_id = new_job()
     step = pipeline.STEPS[0]
+    services.jobs.claim_step(job_id, f"{job_id}:{step}", attempt=1, owner="dead-run", lease_seconds=-1)
     real = pipeline.STEP_FUNCTIONS[step](REQUEST)
     checkpoint = {"step": step, "summary": "from the checkpoint", "data": real.data}
     services.artifacts.put(checkpoint_key(job_id, step), pipeline.encode_json(checkpoint), "application/json")
@@ -205,19 +252,27 @@ def test_existing_checkpoint_is_reused_not_recomputed(services, new_job, pipelin
     assert services.jobs.get(job_id).steps[0].summary == "from the checkpoint"
 
 
-def test_reused_last_checkpoint_still_finishes(services, new_job, pipeline_calls):
-    """Reusing the last step's checkpoint still marks the job done and writes result.json."""
+def test_a_resumed_last_step_recomputes_and_finishes(services, new_job, pipeline_calls):
+    """The last step has no checkpoint to reuse: a run that takes over its lapsed lease computes it and finishes."""
     job_id = new_job()
     run_all(services, job_id, pipeline.STEPS[:-1])
-    data = json.loads(services.artifacts.blobs[checkpoint_key(job_id, pipeline.STEPS[-2])])["data"]
-    output = pipeline.STEP_FUNCTIONS[LAST](data)
-    checkpoint = {"step": LAST, "summary": output.summary, "data": output.data}
-    services.artifacts.put(checkpoint_key(job_id, LAST), pipeline.encode_json(checkpoint), "application/json")
+    services.jobs.claim_step(job_id, f"{job_id}:{LAST}", attempt=1, owner="dead-run", lease_seconds=-1)
     pipeline_calls.clear()
-    run_step(services, job_id, LAST)
-    assert pipeline_calls == []
+    assert run_step(services, job_id, LAST) == StepRun(Next.CONTINUE, "recorded")
+    assert pipeline_calls == [LAST]
     assert services.jobs.get(job_id).state is JobState.DONE
     assert artifact_key(job_id, RESULT) in services.artifacts.blobs
+
+
+def outside_event(job_id: str, step: str) -> StepEvent:
+    """A step event as POST /internal/jobs/<id>/step records it: ok, and no checkpoint written."""
+    now = "2026-11-30T00:00:00.000Z"
+    return StepEvent(step_id(job_id, step), step, now, now, 1, "recorded from outside", StepStatus.OK)
+
+
+def expire_leases(services) -> None:
+    """Let every lease lapse, as if the runs that took them had died."""
+    services.jobs.leases = {key: (owner, 0) for key, (owner, _) in services.jobs.leases.items()}
 
 
 def test_missing_job_stops_the_chain(services, pipeline_calls):
@@ -380,7 +435,7 @@ def test_a_step_leased_to_another_run_is_not_computed_but_retried_after_the_leas
     """A redelivery while another run holds the step's lease must not compute it side by side."""
     job_id = new_job()
     first = pipeline.STEPS[0]
-    claim = services.jobs.claim_step(job_id, f"{job_id}:{first}", owner="other-run", lease_seconds=30)
+    claim = services.jobs.claim_step(job_id, f"{job_id}:{first}", attempt=1, owner="other-run", lease_seconds=30)
     assert claim.outcome.value == "claimed"
 
     result = run_step(services, job_id, first)
@@ -395,13 +450,27 @@ def test_an_expired_lease_is_taken_over(services, new_job):
     """A lease whose run died (it lapsed) does not block the step for ever."""
     job_id = new_job()
     first = pipeline.STEPS[0]
-    services.jobs.claim_step(job_id, f"{job_id}:{first}", owner="dead-run", lease_seconds=-1)
+    services.jobs.claim_step(job_id, f"{job_id}:{first}", attempt=1, owner="dead-run", lease_seconds=-1)
     assert run_step(services, job_id, first) == StepRun(Next.CONTINUE, "recorded")
 
 
-def test_a_duplicate_delivery_stops_the_chain_once_the_next_step_is_recorded(services, new_job):
-    """Re-sending the next message would only start a second tail of duplicates."""
+def test_a_duplicate_delivery_hands_on_even_when_the_next_step_is_recorded(services, new_job, pipeline_calls):
+    """Later steps may have been recorded by step events: the duplicate may be the chain's only carrier."""
     job_id = new_job()
     run_all(services, job_id, pipeline.STEPS[:2])
-    assert run_step(services, job_id, pipeline.STEPS[0]) == StepRun(Next.STOP, "duplicate")
+    calls = len(pipeline_calls)
+    assert run_step(services, job_id, pipeline.STEPS[0]) == StepRun(Next.CONTINUE, "duplicate")
     assert run_step(services, job_id, pipeline.STEPS[1]) == StepRun(Next.CONTINUE, "duplicate")
+    assert len(pipeline_calls) == calls  # a duplicate computes nothing
+
+
+def test_a_chain_whose_every_step_was_recorded_by_events_still_ends_done(services, new_job):
+    """Every step recorded from outside before the worker got to it: the chain's duplicates finish the job."""
+    job_id = new_job()
+    for step in pipeline.STEPS:
+        services.jobs.record_step(job_id, outside_event(job_id, step), total_steps=len(pipeline.STEPS))
+    runs = run_all(services, job_id)
+    assert [run.next for run in runs] == [Next.CONTINUE] * (len(pipeline.STEPS) - 1) + [Next.STOP]
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and len(job.steps) == len(pipeline.STEPS)
+    assert artifact_key(job_id, RESULT) in services.artifacts.blobs
