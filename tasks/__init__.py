@@ -1,41 +1,19 @@
-"""The Celery app: one task per pipeline step, chained over SQS (``celery -A tasks worker``)."""
+"""The Celery side of ghost-engine: one task per pipeline step, chained over SQS.
 
-from celery import Celery
-from celery.signals import setup_logging, worker_ready, worker_shutdown
+``celery -A tasks worker`` finds the app as ``tasks.app``. It is built on first
+access (tasks/celery_app.py), not when this package is imported: the celery
+command imports ``tasks.cli`` for its entry points in every Celery app's
+environment, and that import must change nothing for anyone else.
+"""
 
-from tasks.logs import configure_logging
+from __future__ import annotations
 
-app = Celery("ghost-engine", config_source="celeryconfig")
-
-
-@setup_logging.connect
-def _json_logs(loglevel=None, **_kwargs) -> None:
-    # Connecting to setup_logging stops Celery from installing its own handlers.
-    configure_logging("worker", app.conf.get("worker_log_level") or loglevel or "INFO")
+from typing import Any
 
 
-_sweepers: list = []
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from tasks.celery_app import app
 
-
-@worker_ready.connect
-def _start_sweeper(**_kwargs) -> None:
-    # In the worker's main process, not its pool children: one sweeper per worker.
-    from storage.bootstrap import build_services
-    from tasks import metrics
-    from tasks.sweeper import Sweeper
-
-    services = build_services()
-    metrics.configure(services.settings.metrics_namespace)
-    settings = services.settings
-    if settings.sweep_interval_seconds > 0:
-        sweeper = Sweeper(
-            services, interval=settings.sweep_interval_seconds, stall_after_seconds=settings.stall_after_seconds
-        )
-        sweeper.start()
-        _sweepers.append(sweeper)
-
-
-@worker_shutdown.connect
-def _stop_sweeper(**_kwargs) -> None:
-    for sweeper in _sweepers:
-        sweeper.stop()
+        return app
+    raise AttributeError(f"module 'tasks' has no attribute {name!r}")

@@ -3,23 +3,25 @@
 Registered through the ``celery.commands`` entry point group in pyproject.toml,
 which is how Celery discovers subcommands. They act on the job items directly,
 through the same stores and conditional writes as the API.
+
+Every ``celery`` command in an environment where ghost-engine is installed
+imports this module, whatever app it runs, so importing it must do nothing:
+the project's modules are imported inside the commands, when one of ours runs.
 """
 
 from __future__ import annotations
-
-import click
-from celery.bin.base import CeleryCommand
 
 import getpass
 import re
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from storage.bootstrap import build_services
-from storage.errors import GhostEngineError
-from storage.model import JobState, is_job_id
-from storage.ports import JobStore
-from tasks import dispatch, metrics
+import click
+from celery.bin.base import CeleryCommand
+
+if TYPE_CHECKING:
+    from storage.ports import JobStore
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -35,6 +37,8 @@ def parse_since(value: str) -> timedelta:
 
 def failed_since(jobs: JobStore, since: timedelta | None) -> list[str]:
     """Ids of failed jobs (that failed within ``since``), newest first, from the state index."""
+    from storage.model import JobState
+
     cutoff = None
     if since is not None:
         cutoff = (datetime.now(UTC) - since).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -47,6 +51,9 @@ def failed_since(jobs: JobStore, since: timedelta | None) -> list[str]:
 
 
 def _jobs() -> JobStore:
+    from storage.bootstrap import build_services
+    from tasks import metrics
+
     services = build_services()
     metrics.configure(services.settings.metrics_namespace)
     return services.jobs
@@ -61,6 +68,10 @@ def _jobs() -> JobStore:
 @click.pass_context
 def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, dry_run: bool, reason: str) -> None:
     """Re-run failed jobs from their first incomplete step, reusing the checkpoints of completed steps."""
+    from storage.errors import GhostEngineError
+    from storage.model import is_job_id
+    from tasks import dispatch
+
     if bool(job_ids) == all_failed:
         raise click.UsageError("give JOB_ID... or --all-failed, not both")
     if since and not all_failed:
@@ -96,6 +107,10 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
 @click.pass_context
 def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""
+    from storage.errors import GhostEngineError
+    from storage.model import is_job_id
+    from tasks import dispatch
+
     jobs = _jobs()
     failures = 0
     for job_id in job_ids:
