@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:  # run as a script, the project root is not on the
 
 from storage.provision import provision  # noqa: E402
 from storage.settings import Settings  # noqa: E402
+from tasks import liveness  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -83,6 +84,8 @@ class Stack:
     log_dir: Path | None = None  # None: children write to this terminal
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)  # worker name -> concurrency
+    started_at: dict[str, float] = field(default_factory=dict)  # worker name -> monotonic start
 
     def __post_init__(self) -> None:
         endpoint = f"http://{HOST}:{self.config.emulator_port}"
@@ -156,9 +159,15 @@ class Stack:
         """A Celery worker consuming the job queue over the SQS transport.
 
         With heartbeats (events over SNS), so Flower sees the worker online; without mingle
-        and gossip, which only slow start-up and shutdown.
+        and gossip, which only slow start-up and shutdown. Its liveness heartbeat file is its
+        own (tasks/liveness.py), watched by replace_unresponsive_workers.
         """
         concurrency = concurrency or self.config.worker_concurrency
+        self.workers[name] = concurrency
+        heartbeat = self.heartbeat_file(name)
+        heartbeat.parent.mkdir(parents=True, exist_ok=True)
+        heartbeat.unlink(missing_ok=True)
+        self.started_at[name] = time.monotonic()
         return self._spawn(
             name,
             [
@@ -166,7 +175,34 @@ class Stack:
                 "--loglevel", "INFO", "--concurrency", str(concurrency),
                 "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
             ],
+            env={"WORKER_HEARTBEAT_FILE": str(heartbeat)},
         )
+
+    def heartbeat_file(self, name: str) -> Path:
+        """Where worker ``name`` keeps its liveness heartbeat."""
+        return (self.log_dir or ROOT / ".local-stack") / f"{name}.alive"
+
+    def replace_unresponsive_workers(self) -> list[str]:
+        """Restart every worker whose heartbeat went stale, as ECS's health check would; their names.
+
+        A worker that has not beaten yet gets the liveness limit from its start to do so.
+        """
+        limit = self.settings.worker_liveness_seconds
+        replaced = []
+        for name, concurrency in list(self.workers.items()):
+            if name not in self.procs or time.monotonic() - self.started_at[name] < limit:
+                continue
+            if liveness.is_stale(str(self.heartbeat_file(name)), limit):
+                age = liveness.age(str(self.heartbeat_file(name)))
+                print(
+                    f"{name} stopped taking messages (heartbeat {'missing' if age is None else f'{age:.0f} s old'},"
+                    f" limit {limit} s): restarting it",
+                    file=sys.stderr, flush=True,
+                )
+                self.stop_process(name, timeout=5)
+                self.start_worker(name, concurrency)
+                replaced.append(name)
+        return replaced
 
     def start_api(self) -> None:
         """The API under gunicorn."""
@@ -226,7 +262,9 @@ class Stack:
         """Names of started processes that are no longer running."""
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
 
-    def _spawn(self, name: str, argv: list[str], log_dir: Path | None = None) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, argv: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         out = None
         log_dir = log_dir or self.log_dir
         if log_dir is not None:
@@ -234,7 +272,7 @@ class Stack:
             out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
         # Own session per child: we stop each with its children (Celery's pool) explicitly.
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            argv, cwd=ROOT, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -273,6 +311,7 @@ def main() -> int:
             if dead := stack.exited():
                 print(f"stopping: {', '.join(dead)} exited unexpectedly", file=sys.stderr)
                 return 1
+            stack.replace_unresponsive_workers()
             time.sleep(0.5)
         return 0
     except RuntimeError as exc:

@@ -54,6 +54,8 @@ class Settings:
     aws_max_attempts: int
     log_level: str
     metrics_namespace: str
+    worker_heartbeat_file: str  # refreshed while the worker's consumer still takes messages
+    worker_liveness_seconds: int  # a heartbeat older than this means the consumer is stuck
     # (key id, secret) given to every AWS client, or None for boto3's own credential chain.
     # Set only for ENV=local against an emulator on loopback, so that a plain shell needs none.
     aws_credentials: tuple[str, str] | None = field(default=None, repr=False)
@@ -113,6 +115,14 @@ class Settings:
                 "EVENTS_TOPIC_ARN and CONTROL_TOPIC_ARN must be set together",
                 details={"setting": "CONTROL_TOPIC_ARN" if events_topic_arn else "EVENTS_TOPIC_ARN"},
             )
+        wait_time = read("SQS_WAIT_TIME_SECONDS", int, 10, low=0, high=20)
+        liveness = read("WORKER_LIVENESS_SECONDS", int, 60, low=5, high=3600)
+        if liveness <= 2 * (wait_time + 1):
+            # An idle consumer finishes a receive every long poll (plus a short pause): give it two.
+            raise ConfigError(
+                "WORKER_LIVENESS_SECONDS must be more than twice SQS_WAIT_TIME_SECONDS + 1",
+                details={"liveness": liveness, "sqsWaitTime": wait_time},
+            )
         fault_drills = read("FAULT_DRILLS", _flag, False)
         if fault_drills and env == "prod":
             raise ConfigError("FAULT_DRILLS cannot be enabled when ENV=prod")
@@ -132,7 +142,7 @@ class Settings:
             visibility_timeout_seconds=visibility,
             stall_after_seconds=stall_after,
             sweep_interval_seconds=read("SWEEP_INTERVAL_SECONDS", int, 60, low=0, high=86400),
-            sqs_wait_time_seconds=read("SQS_WAIT_TIME_SECONDS", int, 10, low=0, high=20),
+            sqs_wait_time_seconds=wait_time,
             step_time_limit_seconds=step_limit,
             presign_ttl_seconds=read("PRESIGN_TTL_SECONDS", int, 900, low=60, high=3600),
             job_ttl_days=read("JOB_TTL_DAYS", int, 14, low=1, high=365),
@@ -145,6 +155,8 @@ class Settings:
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
+            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),
+            worker_liveness_seconds=liveness,
             aws_credentials=credentials,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import Celery, bootsteps
 from celery.app.log import Logging
+from celery.worker import state as worker_state
 
 from tasks.logs import configure_logging
 
@@ -54,10 +55,47 @@ class StallSweeperStep(bootsteps.StartStopStep):
             self.sweeper.stop()
 
 
+class LivenessStep(bootsteps.StartStopStep):
+    """Refreshes the heartbeat file from the consumer's own loop while it still takes messages.
+
+    A timer of the consumer's event loop, so a frozen loop stops the heartbeat; and it beats only
+    if the job queue's last receive completed within the liveness limit or every slot is busy,
+    so a loop that runs but no longer polls (the hang seen on SQS) stops it too. See tasks/liveness.py.
+    """
+
+    label = "liveness heartbeat"
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.timer = None
+
+    def start(self, c):
+        from storage.settings import Settings
+        from tasks import liveness
+
+        settings = Settings.from_env()
+        path, limit = settings.worker_heartbeat_file, settings.worker_liveness_seconds
+        liveness.note_receive()  # the first receive is still on its way
+        liveness.beat(path)
+
+        def check() -> None:
+            busy = len(worker_state.reserved_requests) >= max(1, c.qos.value)
+            if busy or liveness.received_within(limit / 2):
+                liveness.beat(path)
+
+        self.timer = c.timer.call_repeatedly(max(1.0, limit / 6), check, priority=10)
+
+    def stop(self, c):
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def create_app() -> Celery:
     """The ghost-engine Celery app, its settings from celeryconfig.py."""
     app = Celery("ghost-engine", config_source="celeryconfig", log=JsonLogging)
     app.steps["worker"].add(StallSweeperStep)
+    app.steps["consumer"].add(LivenessStep)
     return app
 
 

@@ -34,6 +34,8 @@ Why each override exists:
   * ``_update_queue_cache`` / ``canonical_queue_name``: job queues keep their names and come
     from settings; any other name is looked up exactly, never with ListQueues.
   * ``_new_queue``: remembers the control queues this process made, for the exit clean-up.
+  * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
+    liveness signal (tasks/liveness.py).
 
 Not built yet — the sweep for crashed processes. A process killed with SIGKILL leaves its
 control queues (and their SNS subscriptions) behind. They stay small (retention is 60 s), but
@@ -51,6 +53,8 @@ import os
 
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
+
+from tasks import liveness
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
@@ -117,6 +121,11 @@ class Channel(SQS.Channel):
         self.sqs(queue=queue_name).delete_message(
             QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
         )
+
+    def _on_messages_ready(self, queue, qname, messages):
+        if qname in self.job_queues:
+            liveness.note_receive()  # the consumer still polls the job queue (tasks/liveness.py)
+        return super()._on_messages_ready(queue, qname, messages)
 
     def _receive_message(self, queue, max_number_of_messages=1, wait_time_seconds=None):
         if queue.endswith(REPLY_EXCHANGE):

@@ -1,0 +1,65 @@
+"""tasks/sqs_fanout.py overrides private methods of kombu's SQS channel: a kombu release that renames
+one, or changes its parameters, would silently switch off Flower, ``celery inspect`` or the worker's
+liveness signal. This fails naming the method instead. celery and kombu are pinned to the minor
+versions this was written against (pyproject.toml); when a new one is adopted, re-read each override
+against its source and update the signatures here."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from kombu.transport import SQS
+from kombu.transport.SQS.SNS import SNS
+
+from tasks import sqs_fanout
+
+# kombu's private methods we override or call, with the parameters we were written against.
+RELIED_ON = {
+    (SQS.Channel, "canonical_queue_name"): ("self", "queue_name"),
+    (SQS.Channel, "_update_queue_cache"): ("self", "queue_name_prefix"),
+    (SQS.Channel, "_new_queue"): ("self", "queue", "kwargs"),
+    (SQS.Channel, "exchange_declare"): (
+        "self", "exchange", "type", "durable", "auto_delete", "arguments", "nowait", "passive",
+    ),
+    (SQS.Channel, "_lookup"): ("self", "exchange", "routing_key", "default"),
+    (SQS.Channel, "after_reply_message_received"): ("self", "queue"),
+    (SQS.Channel, "_delete_message"): ("self", "queue_name", "message"),
+    (SQS.Channel, "_receive_message"): ("self", "queue", "max_number_of_messages", "wait_time_seconds"),
+    (SQS.Channel, "_on_messages_ready"): ("self", "queue", "qname", "messages"),
+    (SQS.Channel, "_resolve_queue_url"): ("self", "queue"),
+    (SQS.Channel, "sqs"): ("self", "queue"),
+    (SQS.Channel, "entity_name"): ("self", "name", "table"),
+    (SNS, "get_client"): ("self", "exchange_name"),
+}
+
+
+@pytest.mark.parametrize("owner, name", list(RELIED_ON), ids=[f"{o.__name__}.{n}" for o, n in RELIED_ON])
+def test_kombu_still_has_each_method_we_rely_on_with_its_parameters(owner, name):
+    method = getattr(owner, name, None)
+    assert method is not None, f"kombu's {owner.__name__}.{name} is gone: re-check tasks/sqs_fanout.py"
+    parameters = tuple(inspect.signature(method).parameters)
+    assert parameters == RELIED_ON[(owner, name)], (
+        f"kombu's {owner.__name__}.{name} now takes {parameters}: re-check tasks/sqs_fanout.py"
+    )
+
+
+def test_every_override_in_sqs_fanout_is_one_we_check():
+    """A method added to sqs_fanout.Channel must be added to RELIED_ON too (and must exist in kombu)."""
+    overrides = {
+        name
+        for name, value in vars(sqs_fanout.Channel).items()
+        if callable(value) and not name.startswith("__") and not isinstance(value, property)
+    }
+    checked = {name for owner, name in RELIED_ON if owner is SQS.Channel}
+    assert overrides <= checked, f"overrides not checked against kombu: {sorted(overrides - checked)}"
+    for name in overrides:
+        assert hasattr(SQS.Channel, name), f"sqs_fanout.Channel.{name} overrides nothing in kombu"
+
+
+def test_the_private_state_we_read_is_still_there():
+    """Attributes read by sqs_fanout (not methods): the SNS fan-out, its topic cache, the queue URL cache."""
+    assert "_topic_arn_cache" in inspect.getsource(SNS.__init__)
+    assert "_queue_cache" in inspect.getsource(SQS.Channel.__init__)
+    assert "fanout" in dir(SQS.Channel)
+    assert "exchange_type" in SQS.Transport.implements

@@ -1,0 +1,95 @@
+"""The worker's liveness heartbeat: when it beats, when it goes stale, and the health check's verdict."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from celery.worker import state as worker_state
+
+from storage.errors import ConfigError
+from storage.settings import Settings
+from tasks import liveness
+from tasks.celery_app import LivenessStep
+
+
+class FakeTimer:
+    def __init__(self) -> None:
+        self.calls = []
+
+    def call_repeatedly(self, interval, fun, priority=0):
+        self.calls.append((interval, fun))
+        return SimpleNamespace(cancel=lambda: None)
+
+
+@pytest.fixture
+def beating(tmp_path, monkeypatch):
+    """A started LivenessStep on a fake consumer with 2 slots; returns (check, heartbeat path)."""
+    path = tmp_path / "worker.alive"
+    monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(path))
+    monkeypatch.setenv("WORKER_LIVENESS_SECONDS", "60")
+    consumer = SimpleNamespace(timer=FakeTimer(), qos=SimpleNamespace(value=2))
+    LivenessStep(consumer).start(consumer)
+    (interval, check), = consumer.timer.calls
+    assert interval == 10
+    return check, path
+
+
+def age_back(path, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_a_consumer_that_polls_keeps_beating(beating):
+    check, path = beating
+    age_back(path, 100)
+    liveness.note_receive()
+    check()
+    assert liveness.age(str(path)) < 5
+
+
+def test_a_consumer_that_stopped_polling_stops_beating(beating, monkeypatch):
+    check, path = beating
+    age_back(path, 100)
+    monkeypatch.setattr(liveness, "_last_receive", time.monotonic() - 31)  # over half the 60 s limit
+    check()
+    assert liveness.age(str(path)) >= 99
+
+
+def test_a_consumer_with_every_slot_busy_keeps_beating_without_polling(beating, monkeypatch):
+    check, path = beating
+    age_back(path, 100)
+    monkeypatch.setattr(liveness, "_last_receive", time.monotonic() - 1000)
+    monkeypatch.setattr(worker_state, "reserved_requests", {object(), object()})
+    check()
+    assert liveness.age(str(path)) < 5
+
+
+def test_the_health_check_fails_on_a_missing_or_stale_heartbeat(tmp_path):
+    path = tmp_path / "worker.alive"
+    env = {**os.environ, "ENV": "local", "WORKER_HEARTBEAT_FILE": str(path), "WORKER_LIVENESS_SECONDS": "30"}
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tasks.liveness"], env=env, capture_output=True, text=True, timeout=30
+        )
+
+    missing = check()
+    assert missing.returncode == 1 and "no heartbeat" in missing.stderr
+    liveness.beat(str(path))
+    fresh = check()
+    assert fresh.returncode == 0 and "healthy" in fresh.stdout
+    age_back(path, 45)
+    stale = check()
+    assert stale.returncode == 1 and "45 s ago (limit 30 s)" in stale.stderr
+
+
+def test_the_liveness_limit_must_outlast_two_long_polls():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SQS_WAIT_TIME_SECONDS": "20", "WORKER_LIVENESS_SECONDS": "40"})
+    assert "WORKER_LIVENESS_SECONDS" in caught.value.message
+    assert Settings.from_env({"SQS_WAIT_TIME_SECONDS": "20", "WORKER_LIVENESS_SECONDS": "43"})
