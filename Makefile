@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration smoke clean help
+.PHONY: run test unit integration smoke bench clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
 	@echo "make test   - install the dev dependencies and run the whole suite"
 	@echo "make unit   - the fast offline tests only"
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
+	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -48,6 +49,10 @@ integration: $(VENV)/.dev-installed $(NODE_STAMP)
 
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)
+
+# Starts its own emulator and workers on free ports; takes a few minutes.
+bench: $(VENV)/.dev-installed
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .local-stack .pytest_cache

@@ -70,9 +70,11 @@ task_time_limit = _settings.step_time_limit_seconds
 # Our own JSON logging is configured on the worker_process_init/setup_logging signals.
 worker_hijack_root_logger = False
 # Remote control (`celery inspect`, Flower's worker pages) and task events (Flower's task
-# pages) travel over SNS -> SQS through tasks.sqs_fanout.
+# pages) travel over SNS -> SQS through tasks.sqs_fanout. Task events start off: Flower turns
+# them on while it runs (enable_events), and they go off once it stops asking
+# (TASK_EVENTS_SECONDS, tasks/celery_app.py), so an unwatched job publishes none.
 worker_enable_remote_control = True
-worker_send_task_events = True
+worker_send_task_events = False
 # Producers send no task-sent event: a submission must never depend on SNS being up.
 task_send_sent_event = False
 

@@ -75,6 +75,16 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How a worker was started, to start it again the same way."""
+
+    concurrency: int
+    app: str
+    env: dict[str, str]
+    started_at: float  # time.monotonic() at its start
+
+
 @dataclass
 class Stack:
     """Starts and stops the local stack's processes."""
@@ -84,8 +94,7 @@ class Stack:
     log_dir: Path | None = None  # None: children write to this terminal
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
-    workers: dict[str, int] = field(default_factory=dict)  # worker name -> concurrency
-    started_at: dict[str, float] = field(default_factory=dict)  # worker name -> monotonic start
+    workers: dict[str, WorkerSpec] = field(default_factory=dict)  # how each worker was started
 
     def __post_init__(self) -> None:
         endpoint = f"http://{HOST}:{self.config.emulator_port}"
@@ -129,11 +138,14 @@ class Stack:
     def start_emulator(self) -> None:
         """moto in server mode (scripts/emulator.py), then the table, bucket and queues inside it."""
         self._require_free(self.config.emulator_port, "EMULATOR_PORT")
+        log_dir = self.log_dir or ROOT / ".local-stack"
         proc = self._spawn(
             "emulator",
             [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--host", HOST, "--port", str(self.config.emulator_port)],
             # The emulator's request log is noise next to the services' JSON lines.
-            log_dir=self.log_dir or ROOT / ".local-stack",
+            log_dir=log_dir,
+            # Where moto's request recorder writes, when started (scripts/aws_requests.py).
+            env={"MOTO_RECORDER_FILEPATH": str(log_dir / "emulator-recording.jsonl")},
         )
         wait_http(f"{self.emulator_url}/moto-api/", 30, proc)
         self.provision()
@@ -155,7 +167,9 @@ class Stack:
         self.env["SQS_QUEUE_URL"] = urls["queue"]
         self.env["DEAD_LETTER_QUEUE_URL"] = urls["deadLetterQueue"]
 
-    def start_worker(self, name: str = "worker", concurrency: int | None = None) -> subprocess.Popen:
+    def start_worker(
+        self, name: str = "worker", concurrency: int | None = None, *, app: str = "tasks", env: dict | None = None
+    ) -> subprocess.Popen:
         """A Celery worker consuming the job queue over the SQS transport.
 
         With heartbeats (events over SNS), so Flower sees the worker online; without mingle
@@ -163,19 +177,18 @@ class Stack:
         own (tasks/liveness.py), watched by replace_unresponsive_workers.
         """
         concurrency = concurrency or self.config.worker_concurrency
-        self.workers[name] = concurrency
+        self.workers[name] = WorkerSpec(concurrency, app, dict(env or {}), time.monotonic())
         heartbeat = self.heartbeat_file(name)
         heartbeat.parent.mkdir(parents=True, exist_ok=True)
         heartbeat.unlink(missing_ok=True)
-        self.started_at[name] = time.monotonic()
         return self._spawn(
             name,
             [
-                sys.executable, "-m", "celery", "-A", "tasks", "worker",
+                sys.executable, "-m", "celery", "-A", app, "worker",
                 "--loglevel", "INFO", "--concurrency", str(concurrency),
                 "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
             ],
-            env={"WORKER_HEARTBEAT_FILE": str(heartbeat)},
+            env={**(env or {}), "WORKER_HEARTBEAT_FILE": str(heartbeat)},
         )
 
     def heartbeat_file(self, name: str) -> Path:
@@ -189,8 +202,8 @@ class Stack:
         """
         limit = self.settings.worker_liveness_seconds
         replaced = []
-        for name, concurrency in list(self.workers.items()):
-            if name not in self.procs or time.monotonic() - self.started_at[name] < limit:
+        for name, spec in list(self.workers.items()):
+            if name not in self.procs or time.monotonic() - spec.started_at < limit:
                 continue
             if liveness.is_stale(str(self.heartbeat_file(name)), limit):
                 age = liveness.age(str(self.heartbeat_file(name)))
@@ -200,7 +213,7 @@ class Stack:
                     file=sys.stderr, flush=True,
                 )
                 self.stop_process(name, timeout=5)
-                self.start_worker(name, concurrency)
+                self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
                 replaced.append(name)
         return replaced
 

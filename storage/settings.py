@@ -56,6 +56,7 @@ class Settings:
     metrics_namespace: str
     worker_heartbeat_file: str  # refreshed while the worker's consumer still takes messages
     worker_liveness_seconds: int  # a heartbeat older than this means the consumer is stuck
+    task_events_seconds: int  # task events stay on this long after the last enable_events
     # (key id, secret) given to every AWS client, or None for boto3's own credential chain.
     # Set only for ENV=local against an emulator on loopback, so that a plain shell needs none.
     aws_credentials: tuple[str, str] | None = field(default=None, repr=False)
@@ -157,6 +158,7 @@ class Settings:
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
             worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),
             worker_liveness_seconds=liveness,
+            task_events_seconds=read("TASK_EVENTS_SECONDS", int, 30, low=10, high=86400),
             aws_credentials=credentials,
         )
 

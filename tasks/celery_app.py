@@ -8,11 +8,16 @@ loads our CLI entry points) never runs any of it.
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery, bootsteps
 from celery.app.log import Logging
+from celery.worker import control as celery_control
 from celery.worker import state as worker_state
 
-from tasks.logs import configure_logging
+from tasks.logs import configure_logging, get_logger
+
+log = get_logger(__name__)
 
 
 class JsonLogging(Logging):
@@ -91,11 +96,56 @@ class LivenessStep(bootsteps.StartStopStep):
             self.timer.cancel()
 
 
+class TaskEventsStep(bootsteps.StartStopStep):
+    """Task events only while someone is watching.
+
+    Workers start with task events off (celeryconfig.py): each would cost every step an SNS
+    publish per event, received and deleted by every subscriber. Flower turns them on with the
+    ``enable_events`` remote control command, and repeats it every 5 s while it runs; this step
+    remembers when it was last asked and turns them off TASK_EVENTS_SECONDS after that, so they
+    stop once Flower does. A worker started with ``-E`` (every event, always) is left alone.
+    """
+
+    label = "task events while watched"
+    requires = ("celery.worker.consumer.events:Events",)
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.timer = None
+
+    def start(self, c):
+        from storage.settings import Settings
+
+        keep_for = Settings.from_env().task_events_seconds
+        asked = {"at": time.monotonic()}
+
+        def enable_events(state):
+            """Tell worker(s) to send task-related events (for a while: ask again to keep them on)."""
+            asked["at"] = time.monotonic()
+            return celery_control.enable_events(state)
+
+        # The registry is per process; only ghost-engine's worker runs this.
+        celery_control.Panel.register(enable_events, name="enable_events", type="control")
+
+        def expire() -> None:
+            groups = c.event_dispatcher.groups if c.event_dispatcher is not None else None
+            if groups and "task" in groups and time.monotonic() - asked["at"] > keep_for:
+                groups.discard("task")
+                log.info("events.task_events_off", reason=f"no enable_events for {keep_for} s")
+
+        self.timer = c.timer.call_repeatedly(min(5.0, keep_for / 2), expire, priority=10)
+
+    def stop(self, c):
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def create_app() -> Celery:
     """The ghost-engine Celery app, its settings from celeryconfig.py."""
     app = Celery("ghost-engine", config_source="celeryconfig", log=JsonLogging)
     app.steps["worker"].add(StallSweeperStep)
     app.steps["consumer"].add(LivenessStep)
+    app.steps["consumer"].add(TaskEventsStep)
     return app
 
 

@@ -7,8 +7,9 @@ because each write is conditional and keyed by the step's deterministic id.
 A step costs the job item two writes and no read: the claim (which returns the
 item as it stood, and moves a queued job to running) and the record (which, for
 the last step, also marks the job done). Its input is the previous step's
-checkpoint; a checkpoint is read back only by a run that takes over a lapsed
-lease, which may find its predecessor's work already written. A step recorded
+checkpoint (see _checkpointed for the two steps that have none); a step looks
+for its own checkpoint only in a run that takes over a lapsed lease, which may
+find its predecessor's work already written. A step recorded
 without a checkpoint (a step event from outside the pipeline, see
 api/internal.py) has its checkpoint recomputed when a later step needs it: the
 pipeline is deterministic, so the recomputed bytes are the ones a run would
@@ -177,11 +178,20 @@ def fail_job(services: Services, job_id: str, step: str, error: JobError, attemp
         metrics.job_failed(error.code, job_id)
 
 
+def _checkpointed(step: str) -> bool:
+    """Whether a step's output is kept as a checkpoint for the next step.
+
+    Not the first step's: it is a function of the request alone and takes microseconds, so the
+    second step recomputes it from the request (which its claim returned) — a PutObject and a
+    GetObject fewer per job. Not the last step's: its output is published as the artifacts.
+    """
+    return step not in (pipeline.STEPS[0], pipeline.STEPS[-1])
+
+
 def _compute(services: Services, job: Job, step: str, *, resumed: bool) -> pipeline.StepOutput:
-    """The step's output, checkpointed (the last step's output is published instead)."""
+    """The step's output, checkpointed where the next step needs it (see _checkpointed)."""
     key = checkpoint_key(job.job_id, step)
-    last = step == pipeline.STEPS[-1]
-    if resumed and not last:
+    if resumed and _checkpointed(step):
         # A run that lost its lease (killed, or hung past its limit) may have written its
         # checkpoint before it died: the pipeline is deterministic, so reuse it.
         try:
@@ -191,7 +201,7 @@ def _compute(services: Services, job: Job, step: str, *, resumed: bool) -> pipel
             pass
     _apply_drill(job, step)
     output = pipeline.run_step(step, _load_input(services, job, step))
-    if not last:
+    if _checkpointed(step):
         _save_checkpoint(services, job, step, output)
     return output
 
@@ -202,6 +212,8 @@ def _load_input(services: Services, job: Job, step: str) -> dict:
     if index == 0:
         return dict(job.request)
     previous = pipeline.STEPS[index - 1]
+    if not _checkpointed(previous):
+        return _round_trip(_recompute(services, job, previous).data)
     try:
         return json.loads(services.artifacts.get(checkpoint_key(job.job_id, previous)))["data"]
     except ArtifactNotFound:
@@ -209,7 +221,12 @@ def _load_input(services: Services, job: Job, step: str) -> dict:
         log.info("step.checkpoint_recomputed", step=previous)
         output = _recompute(services, job, previous)
         _save_checkpoint(services, job, previous, output)
-        return json.loads(pipeline.encode_json(output.data))
+        return _round_trip(output.data)
+
+
+def _round_trip(data: dict) -> dict:
+    """Data as the next step would read it from a checkpoint: through JSON."""
+    return json.loads(pipeline.encode_json(data))
 
 
 def _recompute(services: Services, job: Job, step: str) -> pipeline.StepOutput:

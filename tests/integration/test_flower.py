@@ -56,6 +56,11 @@ def test_flower_lists_the_worker_and_every_step_task_of_a_job(monitored):
     assert worker in inspected and "registered" in inspected[worker]  # answered by remote control
     assert {f"tasks.steps.{step}" for step in STEPS} <= set(inspected[worker]["registered"])
 
+    # Workers start with task events off; Flower turns them on (enable_events, every 5 s).
+    eventually(
+        lambda: any("enabled by remote" in str(e.get("event")) for e in monitored.worker_events()),
+        30, "task events enabled by Flower",
+    )
     job_id = monitored.submit()["jobId"]
     assert monitored.wait_terminal(job_id)["state"] == "done"
 

@@ -49,11 +49,12 @@ def test_presigned_urls_return_the_artifact_bytes(live):
     assert result["asciiMinimapKey"] == f"jobs/{job_id}/asciiMinimap.txt"
     expires = parse_qs(urlsplit(result["sceneGraphUrl"]).query)["X-Amz-Expires"]
     assert expires == ["900"]
-    # Every step but the last left its checkpoint (the last one's output is the artifacts),
-    # and result.json names the artifacts.
-    for step in pipeline.STEPS[:-1]:
+    # Every step between the first (recomputed from the request) and the last (whose output is
+    # the artifacts) left its checkpoint, and result.json names the artifacts.
+    for step in pipeline.STEPS[1:-1]:
         assert live.services.artifacts.exists(checkpoint_key(job_id, step))
-    assert not live.services.artifacts.exists(checkpoint_key(job_id, pipeline.STEPS[-1]))
+    for step in (pipeline.STEPS[0], pipeline.STEPS[-1]):
+        assert not live.services.artifacts.exists(checkpoint_key(job_id, step))
     stored = json.loads(live.services.artifacts.get(f"jobs/{job_id}/result.json"))
     assert stored["artifacts"]["sceneGraph"] == result["sceneGraphKey"]
 

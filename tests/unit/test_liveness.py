@@ -14,6 +14,7 @@ from celery.worker import state as worker_state
 from storage.errors import ConfigError
 from storage.settings import Settings
 from tasks import liveness
+from tasks import celery_app
 from tasks.celery_app import LivenessStep
 
 
@@ -93,3 +94,44 @@ def test_the_liveness_limit_must_outlast_two_long_polls():
         Settings.from_env({"SQS_WAIT_TIME_SECONDS": "20", "WORKER_LIVENESS_SECONDS": "40"})
     assert "WORKER_LIVENESS_SECONDS" in caught.value.message
     assert Settings.from_env({"SQS_WAIT_TIME_SECONDS": "20", "WORKER_LIVENESS_SECONDS": "43"})
+
+
+# --- task events only while someone is watching (TaskEventsStep) ------------------------
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    """A started TaskEventsStep on a fake consumer whose dispatcher sends worker events only."""
+    from celery.worker import control
+
+    from tasks.celery_app import TaskEventsStep
+
+    monkeypatch.setenv("TASK_EVENTS_SECONDS", "20")
+    monkeypatch.setattr(control.Panel, "data", dict(control.Panel.data))  # keep the registry as it was
+    consumer = SimpleNamespace(timer=FakeTimer(), event_dispatcher=SimpleNamespace(groups={"worker"}))
+    TaskEventsStep(consumer).start(consumer)
+    (interval, expire), = consumer.timer.calls
+    state = SimpleNamespace(consumer=consumer)
+    return consumer.event_dispatcher, expire, lambda: control.Panel.data["enable_events"](state)
+
+
+def test_enable_events_turns_task_events_on_and_they_go_off_when_nobody_asks_again(watched, monkeypatch):
+    dispatcher, expire, enable_events = watched
+    enable_events()
+    assert dispatcher.groups == {"worker", "task"}
+    expire()
+    assert "task" in dispatcher.groups  # asked just now
+    later = time.monotonic() + 21
+    monkeypatch.setattr(celery_app, "time", SimpleNamespace(monotonic=lambda: later))
+    expire()
+    assert dispatcher.groups == {"worker"}
+    enable_events()  # Flower is back
+    assert "task" in dispatcher.groups
+
+
+def test_a_worker_started_with_every_event_keeps_them(watched, monkeypatch):
+    dispatcher, expire, _ = watched
+    dispatcher.groups = None  # celery worker -E: every group, always
+    monkeypatch.setattr(celery_app, "time", SimpleNamespace(monotonic=lambda: 10**9))
+    expire()
+    assert dispatcher.groups is None

@@ -91,13 +91,14 @@ def test_first_step_moves_job_to_running(services, new_job):
 
 
 def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
-    """A checkpoint per step but the last, whose output is sceneGraph.json, asciiMinimap.txt and result.json."""
+    """A checkpoint per step between the first (recomputed from the request) and the last (the artifacts)."""
     job_id = new_job()
     run_all(services, job_id)
     blobs = services.artifacts.blobs
-    for step in pipeline.STEPS[:-1]:
+    for step in pipeline.STEPS[1:-1]:
         checkpoint = json.loads(blobs[checkpoint_key(job_id, step)])
         assert checkpoint["step"] == step and "data" in checkpoint and checkpoint["summary"]
+    assert checkpoint_key(job_id, pipeline.STEPS[0]) not in blobs
     assert checkpoint_key(job_id, LAST) not in blobs
     final = expected_output()
     assert blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
@@ -116,16 +117,27 @@ def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
 def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch):
     """A step's input is the previous step's checkpointed data, not recomputed or taken from elsewhere."""
     job_id = new_job()
-    run_step(services, job_id, pipeline.STEPS[0])
-    key = checkpoint_key(job_id, pipeline.STEPS[0])
+    run_all(services, job_id, pipeline.STEPS[:2])
+    key = checkpoint_key(job_id, pipeline.STEPS[1])
     checkpoint = json.loads(services.artifacts.blobs[key])
     checkpoint["data"]["marker"] = "from-checkpoint"
     services.artifacts.blobs[key] = json.dumps(checkpoint).encode()
     seen = []
     monkeypatch.setattr(pipeline, "run_step", lambda name, previous: seen.append(dict(previous)) or _stop())
     with pytest.raises(_Stop):
-        run_step(services, job_id, pipeline.STEPS[1])
+        run_step(services, job_id, pipeline.STEPS[2])
     assert seen[0]["marker"] == "from-checkpoint"
+
+
+def test_the_second_step_recomputes_the_first_from_the_request(services, new_job, pipeline_calls):
+    """The first step's output is not checkpointed: the second step gets it from the request, byte-exact."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:2])
+    assert pipeline_calls == [pipeline.STEPS[0], pipeline.STEPS[0], pipeline.STEPS[1]]
+    first = json.loads(pipeline.encode_json(pipeline.STEP_FUNCTIONS[pipeline.STEPS[0]](REQUEST).data))
+    expected = pipeline.encode_json(pipeline.STEP_FUNCTIONS[pipeline.STEPS[1]](first).data)
+    stored = json.loads(services.artifacts.blobs[checkpoint_key(job_id, pipeline.STEPS[1])])["data"]
+    assert pipeline.encode_json(stored) == expected
 
 
 class _Stop(Exception):
@@ -233,23 +245,27 @@ def test_a_first_run_reads_the_job_and_its_own_checkpoint_never(services, new_jo
     steps = len(pipeline.STEPS)
     assert services.jobs.calls == {"claim_step": steps, "record_step": steps}
     own_checkpoints = {checkpoint_key(job_id, step) for step in pipeline.STEPS}
-    reads = services.artifacts.gets
-    assert reads == [checkpoint_key(job_id, step) for step in pipeline.STEPS[:-1]]
-    assert not any(reads[i] == checkpoint_key(job_id, pipeline.STEPS[i + 1]) for i in range(len(reads)))
-    assert own_checkpoints & set(services.artifacts.puts) == own_checkpoints - {checkpoint_key(job_id, LAST)}
+    # Each read is the previous step's checkpoint, read by the next step; none is a probe.
+    assert services.artifacts.gets == [checkpoint_key(job_id, step) for step in pipeline.STEPS[1:-1]]
+    assert own_checkpoints & set(services.artifacts.puts) == {
+        checkpoint_key(job_id, step) for step in pipeline.STEPS[1:-1]
+    }
 
 
 def test_existing_checkpoint_is_reused_not_recomputed(services, new_job, pipeline_calls):
     """A run killed after its checkpoint but before its record left the checkpoint: the next run reuses it."""
     job_id = new_job()
-    step = pipeline.STEPS[0]
+    run_step(services, job_id, pipeline.STEPS[0])
+    step = pipeline.STEPS[1]
     services.jobs.claim_step(job_id, f"{job_id}:{step}", attempt=1, owner="dead-run", lease_seconds=-1)
-    real = pipeline.STEP_FUNCTIONS[step](REQUEST)
+    first = json.loads(pipeline.encode_json(pipeline.STEP_FUNCTIONS[pipeline.STEPS[0]](REQUEST).data))
+    real = pipeline.STEP_FUNCTIONS[step](first)
     checkpoint = {"step": step, "summary": "from the checkpoint", "data": real.data}
     services.artifacts.put(checkpoint_key(job_id, step), pipeline.encode_json(checkpoint), "application/json")
+    pipeline_calls.clear()
     assert run_step(services, job_id, step).outcome == "recorded"
     assert pipeline_calls == []
-    assert services.jobs.get(job_id).steps[0].summary == "from the checkpoint"
+    assert services.jobs.get(job_id).steps[1].summary == "from the checkpoint"
 
 
 def test_a_resumed_last_step_recomputes_and_finishes(services, new_job, pipeline_calls):

@@ -55,7 +55,9 @@ def test_celery_runs_events_and_remote_control_on_the_fanout_transport(monkeypat
         assert options["predefined_exchanges"] == {
             "celeryev": {"arn": "arn:events"}, "celery.pidbox": {"arn": "arn:control"},
         }
-        assert config.worker_enable_remote_control and config.worker_send_task_events
+        assert config.worker_enable_remote_control
+        # Task events start off; Flower turns them on while it watches (tasks/celery_app.py).
+        assert config.worker_send_task_events is False
         # A submission never waits on SNS: producers send no task-sent event.
         assert config.task_send_sent_event is False
     finally:

@@ -1,0 +1,148 @@
+"""What a job costs in AWS requests, counted by the emulator's own request recorder.
+
+moto's server records every request it serves once told to (``/moto-api/recorder/...``): headers,
+method, URL and body. This reads a recording back as (service, operation, resource) and sorts each
+request into what it was for, given the names of one stack's resources:
+
+    job        the job's own path: its table (but Query), bucket and job queue
+    events     Celery's events and remote control: SNS, and the SQS queues under the control prefix
+    background everything else: listings and the stall sweeper's queries, other stacks' traffic
+
+Used by ``make bench`` (scripts/bench.py) and by tests/integration/test_job_cost.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
+
+_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_TASK_EVENT = re.compile(r'"type":\s*"(task-[a-z-]+)"')
+
+
+@dataclass(frozen=True)
+class AwsRequest:
+    """One request the emulator served."""
+
+    service: str  # dynamodb, s3, sqs, sns, ...
+    operation: str  # UpdateItem, PutObject, ReceiveMessage, Publish, ...
+    resource: str  # table name, bucket, queue URL or topic ARN ("" when none)
+    task_event: str | None = None  # an SNS publish of a task event: its type (task-received, ...)
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """The resources of one stack, to tell its job path from everything else."""
+
+    table: str
+    bucket: str
+    queue_url: str
+    control_prefix: str
+
+
+@contextmanager
+def recording(endpoint: str) -> Iterator[list[AwsRequest]]:
+    """Record the emulator's requests while the block runs; the list is filled when it ends."""
+    served: list[AwsRequest] = []
+    requests.post(f"{endpoint}/moto-api/recorder/reset-recording", timeout=10).raise_for_status()
+    requests.post(f"{endpoint}/moto-api/recorder/start-recording", timeout=10).raise_for_status()
+    try:
+        yield served
+    finally:
+        requests.post(f"{endpoint}/moto-api/recorder/stop-recording", timeout=10).raise_for_status()
+        served.extend(recorded_so_far(endpoint))
+
+
+def recorded_so_far(endpoint: str) -> list[AwsRequest]:
+    """What the recorder holds now (it keeps recording)."""
+    raw = requests.get(f"{endpoint}/moto-api/recorder/download-recording", timeout=30)
+    raw.raise_for_status()
+    return [parse(json.loads(line)) for line in raw.text.splitlines() if line.strip()]
+
+
+def parse(entry: dict) -> AwsRequest:
+    """One recorded request as (service, operation, resource)."""
+    headers = {key.lower(): value for key, value in entry["headers"].items()}
+    body = _body(entry)
+    match = _SERVICE.search(headers.get("authorization", ""))
+    service = match[1] if match else "unsigned"
+    target = headers.get("x-amz-target", "")
+    if target:  # JSON protocols (DynamoDB, SQS): the operation is in a header
+        operation = target.rpartition(".")[2]
+        fields = _json(body)
+        resource = fields.get("TableName") or fields.get("QueueUrl") or ""
+        return AwsRequest(service, operation, resource)
+    form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+    if "Action" in form:  # query protocols (SNS, and SQS's older one)
+        resource = form.get("TopicArn") or form.get("QueueUrl") or ""
+        event = _TASK_EVENT.search(_decoded(form.get("Message", "")))
+        return AwsRequest(service, form["Action"], resource, event[1] if event else None)
+    if service == "s3":
+        return AwsRequest(service, *_s3_operation(entry["method"], entry["url"]))
+    return AwsRequest(service, entry["method"], "")
+
+
+def categorise(served: list[AwsRequest], names: StackNames) -> Counter[tuple[str, str, str]]:
+    """Counts by (category, service, operation); see the module docstring for the categories."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for request in served:
+        counts[(_category(request, names), request.service, request.operation)] += 1
+    return counts
+
+
+def _category(request: AwsRequest, names: StackNames) -> str:
+    if request.service == "dynamodb" and request.resource == names.table:
+        return "background" if request.operation == "Query" else "job"
+    if request.service == "s3" and request.resource == names.bucket:
+        return "job"
+    if request.service == "sqs" and request.resource == names.queue_url:
+        return "job"
+    if request.service == "sns" and names.control_prefix in request.resource:
+        return "events"
+    if request.service == "sqs" and names.control_prefix in request.resource:
+        return "events"
+    return "background"
+
+
+def _s3_operation(method: str, url: str) -> tuple[str, str]:
+    path = unquote(urlsplit(url).path).lstrip("/")
+    bucket, _, key = path.partition("/")
+    kind = "Object" if key else "Bucket"
+    verb = {"GET": "Get", "PUT": "Put", "HEAD": "Head", "DELETE": "Delete", "POST": "Post"}.get(method, method)
+    if not key and method == "GET":
+        return "ListObjects", bucket
+    return f"{verb}{kind}", bucket
+
+
+def _body(entry: dict) -> bytes:
+    raw = entry.get("body") or ""
+    return base64.b64decode(raw) if entry.get("body_encoded") else raw.encode()
+
+
+def _json(body: bytes) -> dict:
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _decoded(message: str) -> str:
+    """An SNS message as text: kombu publishes a JSON envelope whose body may be base64."""
+    try:
+        envelope = json.loads(message)
+    except ValueError:
+        return message
+    body = envelope.get("body", "") if isinstance(envelope, dict) else ""
+    try:
+        return message + base64.b64decode(body).decode("utf-8", "replace")
+    except (ValueError, TypeError):
+        return message

@@ -1,0 +1,225 @@
+"""make bench: what a job costs beside the bare Celery chain it rides on, on one emulator, in one run.
+
+    python scripts/bench.py [--sequential 15] [--concurrent 100] [--json FILE]
+
+Prints:
+  (a) the median submit -> done latency of sequential default jobs beside a bare chain of five
+      no-op tasks with the same broker settings (scripts/bench_chain.py), and their ratio;
+  (b) the throughput of N concurrent jobs beside N concurrent bare chains;
+  (c) the AWS requests a job makes, by service and operation, from the emulator's recorder, with
+      Celery's events and remote control counted apart — unwatched, then with task events on (as
+      when Flower watches).
+The generator's own timings are `make bench-generator`. Both chains' workers run at the same time
+on the same emulator, with the same concurrency; jobs and chains alternate, so noise hits both.
+Times come from the worker's log (job.done) and the chain's last task (a file), never from polling
+the emulator, which would slow what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+from aws_requests import StackNames, categorise, recording  # noqa: E402
+from local_stack import Stack, StackConfig  # noqa: E402
+from storage.provision import provision  # noqa: E402
+
+REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Bench:
+    """The stack, a bare-chain worker beside it, and the clocks of both."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.marks = log_dir / "marks"
+        self.marks.mkdir()
+        self.stack = Stack(
+            StackConfig(emulator_port=free_port(), api_port=free_port(), worker_concurrency=2),
+            extra_env={"SWEEP_INTERVAL_SECONDS": "0"},  # no background queries in the counts
+            log_dir=log_dir,
+        )
+
+    def start(self) -> None:
+        self.stack.start_emulator()
+        self.stack.start_worker("worker")
+        self.stack.start_api()
+        bare = {"QUEUE_NAME": "bench-bare", "DEAD_LETTER_QUEUE_NAME": "bench-bare-dlq"}
+        settings_env = {**self.stack.env, **bare}
+        urls = _provisioned(settings_env)
+        self.bare_env = {**bare, "SQS_QUEUE_URL": urls["queue"], "BENCH_MARK_DIR": str(self.marks),
+                         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'scripts'}"}
+        self.stack.start_worker("bare", app="bench_chain", env=self.bare_env)
+        # This process sends the bare chains: celeryconfig reads the bare queue from the environment.
+        os.environ.update({**self.stack.env, **self.bare_env})
+        import bench_chain
+
+        self.send_chain = bench_chain.send
+
+    def stop(self) -> None:
+        self.stack.stop()
+
+    # --- one job, one chain ------------------------------------------------------------
+
+    def submit_job(self) -> tuple[str, float]:
+        started = time.time()
+        response = requests.post(f"{self.stack.api_url}/generate-scene", json=REQUEST, timeout=30)
+        response.raise_for_status()
+        return response.json()["jobId"], started
+
+    def submit_chain(self) -> tuple[str, float]:
+        chain_id, started = uuid.uuid4().hex, time.time()
+        self.send_chain(chain_id)
+        return chain_id, started
+
+    def jobs_done(self) -> dict[str, float]:
+        """jobId -> when the worker logged it done (epoch seconds)."""
+        done = {}
+        for line in (self.log_dir / "worker.log").read_text(errors="replace").splitlines():
+            if '"job.done"' in line and line.startswith("{"):
+                event = json.loads(line)
+                done[event["jobId"]] = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+        return done
+
+    def chains_done(self) -> dict[str, float]:
+        return {path.name: float(path.read_text()) for path in self.marks.iterdir() if path.stat().st_size}
+
+    def wait(self, ids: set[str], finished, timeout: float = 600) -> dict[str, float]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = finished()
+            if ids <= done.keys():
+                return {key: done[key] for key in ids}
+            time.sleep(0.02)
+        raise RuntimeError(f"{len(ids - finished().keys())} of {len(ids)} not done in {timeout} s")
+
+
+def _provisioned(env: dict[str, str]) -> dict[str, str]:
+    from storage.settings import Settings
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return provision(Settings.from_env(env))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def latency(bench: Bench, runs: int) -> dict:
+    """(a) Sequential: jobs and bare chains alternate; medians of submit -> done, in ms."""
+    jobs, chains = [], []
+    for _ in range(runs + 1):  # the first of each warms caches and connections
+        job_id, started = bench.submit_job()
+        jobs.append(bench.wait({job_id}, bench.jobs_done)[job_id] - started)
+        chain_id, started = bench.submit_chain()
+        chains.append(bench.wait({chain_id}, bench.chains_done)[chain_id] - started)
+    job_ms, chain_ms = statistics.median(jobs[1:]) * 1000, statistics.median(chains[1:]) * 1000
+    return {"runs": runs, "jobMedianMs": round(job_ms), "chainMedianMs": round(chain_ms),
+            "ratio": round(job_ms / chain_ms, 2)}
+
+
+def throughput(bench: Bench, count: int) -> dict:
+    """(b) ``count`` at once, each kind in turn: completions per second, first submit to last done."""
+
+    def run(submit, finished) -> float:
+        started = time.time()
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            ids = {item_id for item_id, _ in pool.map(lambda _: submit(), range(count))}
+        ended = max(bench.wait(ids, finished).values())
+        return count / (ended - started)
+
+    jobs = run(bench.submit_job, bench.jobs_done)
+    chains = run(bench.submit_chain, bench.chains_done)
+    return {"count": count, "jobsPerSecond": round(jobs, 2), "chainsPerSecond": round(chains, 2),
+            "ratio": round(jobs / chains, 2)}
+
+
+def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
+    """(c) The emulator's recording of ``jobs`` sequential jobs, per job, by category."""
+    settings = bench.stack.settings
+    names = StackNames(settings.jobs_table_name, settings.artifacts_bucket or "", bench.stack.env["SQS_QUEUE_URL"],
+                       settings.control_prefix)
+
+    def measure() -> dict:
+        with recording(bench.stack.emulator_url) as served:
+            for _ in range(jobs):
+                job_id, _ = bench.submit_job()
+                bench.wait({job_id}, bench.jobs_done)
+            time.sleep(1)  # the last step's delete and events land
+        per: dict[str, Counter] = {}
+        for (category, service, operation), n in categorise(served, names).items():
+            per.setdefault(category, Counter())[f"{service} {operation}"] += n / jobs
+        return {category: dict(sorted(counts.items())) for category, counts in per.items()}
+
+    unwatched = measure()
+    subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
+                   env=bench.stack.env, cwd=ROOT, capture_output=True, timeout=60, check=True)
+    watched = measure()
+    return {"jobs": jobs, "unwatched": unwatched, "watched": watched}
+
+
+def report(results: dict) -> None:
+    a, b, c = results["latency"], results["throughput"], results["requests"]
+    print("\n(a) latency, sequential, median submit -> done")
+    print(f"    job {a['jobMedianMs']} ms   bare chain {a['chainMedianMs']} ms   ratio {a['ratio']}x  ({a['runs']} each)")
+    print(f"\n(b) throughput, {b['count']} at once")
+    print(f"    jobs {b['jobsPerSecond']}/s   bare chains {b['chainsPerSecond']}/s   ratio {b['ratio']}x")
+    print(f"\n(c) AWS requests per job ({c['jobs']} sequential jobs, the emulator's recorder)")
+    for label in ("unwatched", "watched"):
+        print(f"    {label}:")
+        for category, counts in c[label].items():
+            total = sum(counts.values())
+            detail = ", ".join(f"{op} {n:g}" for op, n in counts.items())
+            print(f"      {category:<10} {total:6.2f}   {detail}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=int, default=15)
+    parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ghost-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            bench.start()
+            results = {
+                "latency": latency(bench, args.sequential),
+                "throughput": throughput(bench, args.concurrent),
+                "requests": requests_per_job(bench),
+            }
+        finally:
+            bench.stop()
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""What a job costs in AWS requests, counted by the emulator's recorder (scripts/aws_requests.py).
+
+The job path is at most 7 requests per step: per step one claim and one record (UpdateItem), the
+previous step's checkpoint read and its own written (S3), and its message received, deleted and the
+next one sent (SQS) — the first step reads no checkpoint and writes none (its output is recomputed
+from the request), the last writes the artifacts instead. And no task event is published while
+nobody watches (Flower turns them on).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+import pipeline
+from aws_requests import StackNames, categorise, recorded_so_far, recording
+
+pytestmark = pytest.mark.integration
+
+JOBS = 4
+STEPS = len(pipeline.STEPS)
+
+
+@pytest.fixture(scope="module")
+def costed(make_stack):
+    # Its own control prefix tells its events apart from other stacks' on the shared emulator, and
+    # the longest long poll makes every receive one that a message ends (as on SQS when busy).
+    return make_stack({"CONTROL_PREFIX": "cost-ctl-", "SQS_WAIT_TIME_SECONDS": "20"})
+
+
+def test_a_default_job_costs_at_most_seven_aws_requests_per_step(costed):
+    settings = costed.stack.settings
+    names = StackNames(
+        table=settings.jobs_table_name,
+        bucket=settings.artifacts_bucket,
+        queue_url=costed.stack.env["SQS_QUEUE_URL"],
+        control_prefix="cost-ctl-",
+    )
+    costed.wait_terminal(costed.submit()["jobId"])  # warm: queues, topics and caches made
+    with recording(costed.stack.emulator_url) as served:
+        # Waiting on the worker's log, not on /status: polling would add reads of our own.
+        jobs = [wait_done_in_log(costed, costed.submit()["jobId"]) for _ in range(JOBS)]
+        # The last message is deleted just after the job is done: let it land in the recording.
+        settle(costed, lambda served: sum(r.operation == "DeleteMessage" and r.resource == names.queue_url
+                                          for r in served) >= STEPS * JOBS)
+    assert all(costed.status(job_id)["state"] == "done" for job_id in jobs)
+    counts = categorise(served, names)
+    job = Counter({(service, op): n for (category, service, op), n in counts.items() if category == "job"})
+    per_job = {key: value / JOBS for key, value in sorted(job.items())}
+    print(f"job path, per job: {per_job}")
+
+    # Everything but the receives is exact.
+    assert job[("dynamodb", "PutItem")] == JOBS  # the API writes the job
+    assert job[("dynamodb", "UpdateItem")] == 2 * STEPS * JOBS  # a claim and a record per step
+    assert job[("dynamodb", "GetItem")] == 0  # the claim returns the item
+    assert job[("s3", "GetObject")] == (STEPS - 2) * JOBS  # no probe, no read-back
+    artifacts = 3  # sceneGraph.json, asciiMinimap.txt, result.json
+    assert job[("s3", "PutObject")] == (STEPS - 2 + artifacts) * JOBS
+    assert job[("sqs", "SendMessage")] == STEPS * JOBS  # the API's first, then one per hop
+    assert job[("sqs", "DeleteMessage")] == STEPS * JOBS
+    # A long poll pending when the recording starts or ends may add one.
+    assert STEPS * JOBS <= job[("sqs", "ReceiveMessage")] <= STEPS * JOBS + 2
+    # kombu reads a queue's size when a producer process first declares it: once, not per job.
+    assert job[("sqs", "GetQueueAttributes")] <= 2
+    assert set(job) <= {
+        ("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("s3", "GetObject"), ("s3", "PutObject"),
+        ("sqs", "SendMessage"), ("sqs", "ReceiveMessage"), ("sqs", "DeleteMessage"), ("sqs", "GetQueueAttributes"),
+    }, f"unexpected requests on the job path: {job}"
+    assert sum(job.values()) - job[("sqs", "GetQueueAttributes")] <= 7 * STEPS * JOBS + 2
+
+    # Nobody watches: no task event is published (worker heartbeats still are).
+    task_events = [request.task_event for request in served if request.task_event]
+    assert task_events == []
+
+
+def wait_done_in_log(stack, job_id: str, timeout: float = 30) -> str:
+    """Until the worker logs the job done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(e.get("event") == "job.done" and e.get("jobId") == job_id for e in stack.worker_events()):
+            return job_id
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} not done within {timeout} s")
+
+
+def test_task_events_are_published_once_someone_asks_for_them(costed):
+    """The other side of the test above: once enable_events is sent (as Flower does), they flow."""
+    control = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
+        env=costed.stack.env, cwd=costed.stack_root, capture_output=True, text=True, timeout=60,
+    )
+    assert "task events enabled" in control.stdout, control.stdout + control.stderr
+    with recording(costed.stack.emulator_url) as served:
+        wait_done_in_log(costed, costed.submit()["jobId"])
+        # The last step's task-succeeded event is sent once the task has returned.
+        settle(costed, lambda served: sum(r.task_event == "task-succeeded" for r in served) >= STEPS)
+    published = Counter(request.task_event for request in served if request.task_event)
+    assert published["task-received"] == published["task-started"] == published["task-succeeded"] == STEPS, published
+
+
+def settle(stack, done, timeout: float = 15) -> None:
+    """Until the requests recorded so far satisfy ``done`` (or ``timeout`` passes: the asserts then say)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done(recorded_so_far(stack.stack.emulator_url)):
+        time.sleep(0.2)
