@@ -55,7 +55,7 @@ KEYED = """
      ###
 """
 
-# Every kind of lock, a double door, turns, a pillar exit, a monster and an item. Its critical
+# Every kind of lock, a double door, turns, an exit in the open, a monster and an item. Its critical
 # path (TOUR_PATH) fetches the blue key from a side room and the others on the way.
 TOUR = """
 #################

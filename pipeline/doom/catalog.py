@@ -92,12 +92,11 @@ def thing_type(kind: str, type_: str) -> int | None:
     """The doomednum of a scene entity; None for the exit, which is a switch, not a thing."""
     if kind == "start":
         return PLAYER_START
-    if kind == "key":
-        return KEYS.get(type_, KEYS["red_key"])
     if kind == "enemy":
         return ENEMIES.get(type_) or _stable_pick(type_, _FALLBACK_ENEMIES)
-    if kind == "item":
-        return ITEMS.get(type_) or _stable_pick(type_, _FALLBACK_ITEMS)
+    if kind in ("key", "item"):
+        # A key of no known colour opens nothing: it is left as an ordinary pickup.
+        return KEYS.get(type_) or ITEMS.get(type_) or _stable_pick(type_, _FALLBACK_ITEMS)
     return None
 
 

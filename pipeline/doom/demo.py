@@ -15,7 +15,6 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..contract import PipelineError
 from .mapwad import START_ANGLE, thing_position
 from .motion import FRACUNIT, Player, Tic, drive
 from .route import Route, plan_route
@@ -29,7 +28,7 @@ DEMO_END = 0x80
 DOOR_OPEN_TICS = 64
 # The level ends on the tic after the switch; the rest is margin for the intermission to start.
 EXIT_TICS = 35
-# A run drifts sideways by 1/2600 of its length (see motion.HEADINGS): recentre past this.
+# A run drifts sideways by about 1/2600 of its length (see motion.HEADINGS): recentre past this.
 MAX_DRIFT = 2 * FRACUNIT
 _HEADING_OF = {(1, 0): 0, (0, -1): 64, (-1, 0): 128, (0, 1): 192}
 
@@ -75,7 +74,7 @@ def _run_to(player: Player, heading: int, cell: Cell) -> list[Tic]:
         sideways = (64 if centre > across else 192) if heading in (0, 128) else (0 if centre > across else 128)
         tics += drive(player, sideways, centre)
     if abs(player.x - x) > MAX_DRIFT or abs(player.y - y) > MAX_DRIFT:
-        raise PipelineError(f"the demo could not bring the player to rest on cell {list(cell)}")
+        raise AssertionError(f"the demo did not bring the player to rest on cell {list(cell)}")
     return tics
 
 

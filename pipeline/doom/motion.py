@@ -96,15 +96,15 @@ def drive(player: Player, heading: int, target: int) -> list[Tic]:
     Each tic takes the strongest forward move after which full braking still stops him short of
     the target, so he runs flat out, brakes late, and creeps the last fraction of a unit.
     """
-    sign, along = _axis(heading)
-    goal = sign * target
+    axis = _AXES[heading]
+    goal = axis.sign * target
     turn = (heading - player.angle) & 255
     tics: list[Tic] = []
-    limit = _MAX_TICS_PER_UNIT * (abs(goal - sign * along(player)) // FRACUNIT) + 64
+    limit = _MAX_TICS_PER_UNIT * (abs(goal - axis.position(player)) // FRACUNIT) + 64
     while len(tics) < limit:
-        if player.at_rest and goal - sign * along(player) < FRACUNIT // 4:
+        if player.at_rest and goal - axis.position(player) < FRACUNIT // 4:
             return tics
-        forward = _strongest(player, turn, goal, sign, along)
+        forward = _strongest(player, turn, goal, axis)
         if forward == 0 and player.at_rest:
             return tics
         tic = Tic(forward, turn)
@@ -114,13 +114,30 @@ def drive(player: Player, heading: int, target: int) -> list[Tic]:
     raise AssertionError(f"drive did not settle within {limit} tics")
 
 
-def _strongest(player: Player, turn: int, goal: int, sign: int, along) -> int:
+@dataclass(frozen=True)
+class _Axis:
+    """The coordinate a heading moves along, signed so that forward is positive."""
+
+    sign: int
+    name: str
+
+    def position(self, player: Player) -> int:
+        return self.sign * getattr(player, self.name)
+
+    def speed(self, player: Player) -> int:
+        return self.sign * getattr(player, "mom" + self.name)
+
+
+_AXES = {0: _Axis(1, "x"), 64: _Axis(1, "y"), 128: _Axis(-1, "x"), 192: _Axis(-1, "y")}
+
+
+def _strongest(player: Player, turn: int, goal: int, axis: _Axis) -> int:
     """The largest forward move this tic that still lets braking stop at or before goal."""
 
     def stops_short(forward: int) -> bool:
         trial = player.copy()
         trial.run(Tic(forward, turn))
-        return _brake(trial, sign, along) <= goal
+        return _brake(trial, axis) <= goal
 
     if stops_short(RUN):
         return RUN
@@ -133,27 +150,13 @@ def _strongest(player: Player, turn: int, goal: int, sign: int, along) -> int:
     return low
 
 
-def _brake(player: Player, sign: int, along) -> int:
-    """Where the player comes to rest (along the axis, signed) if he brakes as hard as he can."""
+def _brake(player: Player, axis: _Axis) -> int:
+    """Where the player comes to rest along the axis if he brakes as hard as he can (without reversing)."""
     for _ in range(256):
         if player.at_rest:
             break
-        speed = sign * (player.momx if along is _x else player.momy)
-        player.run(Tic(-min(RUN, max(0, speed // 2048))))
-    return sign * along(player)
-
-
-def _x(player: Player) -> int:
-    return player.x
-
-
-def _y(player: Player) -> int:
-    return player.y
-
-
-def _axis(heading: int):
-    """(sign, coordinate) of a heading: east is +x, north +y, west -x, south -y."""
-    return {0: (1, _x), 64: (1, _y), 128: (-1, _x), 192: (-1, _y)}[heading]
+        player.run(Tic(-min(RUN, max(0, axis.speed(player) // 2048))))
+    return axis.position(player)
 
 
 def _fixed_mul(a: int, b: int) -> int:

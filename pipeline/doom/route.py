@@ -9,12 +9,13 @@ Within a leg the path is the shortest with the fewest turns: every turn costs th
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
 from ..contract import PipelineError
-from .scene import DIRECTIONS, LOCK_COLORS, Cell, Direction, Scene, step
+from .scene import DIRECTIONS, LOCK_COLORS, Cell, Direction, Door, Entity, Scene, step
 
 TURN_COST = 4  # steps a turn is worth: stopping, turning and speeding up again take that long
 _KEY_COLORS = {f"{color}_key": color for color in LOCK_COLORS}
@@ -36,6 +37,13 @@ def plan_route(scene: Scene) -> Route:
     for cell, room in scene.floor.items():
         if cell in walkable:
             room_cells[room].add(cell)
+    keys_in: dict[str, list[Entity]] = defaultdict(list)
+    for entity in scene.entities:
+        if entity.kind == "key" and entity.type in _KEY_COLORS:
+            keys_in[entity.room].append(entity)
+    between: dict[frozenset[str], list[Door]] = defaultdict(list)
+    for door in scene.doors:
+        between[frozenset((door.a, door.b))].append(door)
     held: set[str] = set()
     cells = [scene.start.cell]
 
@@ -48,12 +56,12 @@ def plan_route(scene: Scene) -> Route:
 
     path = scene.critical_path
     for room, following in pairwise(path):
-        for key in scene.entities:
-            color = _KEY_COLORS.get(key.type)
-            if key.kind == "key" and key.room == room and color not in held:
+        for key in keys_in[room]:
+            color = _KEY_COLORS[key.type]
+            if color not in held:
                 walk(room_cells[room], key.cell.__eq__, f"key {key.id} in room {room}")
                 held.add(color)
-        joining = [door for door in scene.doors if {door.a, door.b} == {room, following}]
+        joining = between[frozenset((room, following))]
         open_ = {door.cell for door in joining if door.lock is None or door.lock in held}
         if not open_:
             locks = ", ".join(f"{door.id} ({door.lock})" for door in joining) or "none"

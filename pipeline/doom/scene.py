@@ -61,15 +61,14 @@ class Entity:
 
 @dataclass(frozen=True)
 class ExitSwitch:
-    """Where the exit switch is: the player stands on `stand` and faces `face` to press it.
+    """Where the exit switch is: on the wall the player faces (`face`) from cell `stand`.
 
-    The switch is the wall beside the exit cell when it has one; in the open, the exit cell
-    becomes a pillar (`pillar`) with the switch on its faces, pressed from a neighbouring cell.
+    That is a wall of the exit cell if it has one, else of the nearest cell of the exit room
+    that has one: on a wall, a switch never stands in anybody's way.
     """
 
     stand: Cell
     face: Direction
-    pillar: Cell | None
 
 
 @dataclass(frozen=True)
@@ -96,23 +95,21 @@ class Scene:
     @cached_property
     def exit_switch(self) -> ExitSwitch:
         """Where the exit switch goes and where the player presses it."""
-        cell = self.exit.cell
-        doors = self.door_at
-        for direction in DIRECTIONS:
-            beside = step(cell, direction)
-            if beside not in self.floor and beside not in doors:
-                return ExitSwitch(cell, direction, None)
-        for direction in DIRECTIONS:
-            beside = step(cell, direction)
-            if beside in self.floor:
-                return ExitSwitch(beside, (-direction[0], -direction[1]), cell)
-        raise PipelineError(f"exit {self.exit.id} has neither a wall nor floor beside it")
+        room = self.exit.room
+        seen, frontier = {self.exit.cell}, [self.exit.cell]
+        for cell in frontier:  # breadth first: frontier grows while it is walked
+            for direction in DIRECTIONS:
+                beside = step(cell, direction)
+                if beside not in self.floor and beside not in self.door_at:
+                    return ExitSwitch(cell, direction)
+                if self.floor.get(beside) == room and beside not in seen:
+                    seen.add(beside)
+                    frontier.append(beside)
+        raise PipelineError(f"exit room {room} has no wall for the exit switch, only doors")
 
     def walkable(self) -> set[Cell]:
-        """Cells the player can stand in: floor and doors, less the exit pillar."""
-        cells = set(self.floor) | set(self.door_at)
-        cells.discard(self.exit_switch.pillar)
-        return cells
+        """Cells the player can stand in: floor and doors."""
+        return set(self.floor) | set(self.door_at)
 
 
 def read_scene(data: Any) -> Scene:
@@ -156,7 +153,7 @@ def read_scene(data: Any) -> Scene:
 
 
 def _read_rooms(items: list, width: int, height: int) -> tuple[tuple[str, ...], dict[Cell, str]]:
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # an ordered set
     floor: dict[Cell, str] = {}
     for index, item in enumerate(items):
         where = f"scene.rooms[{index}]"
@@ -164,7 +161,7 @@ def _read_rooms(items: list, width: int, height: int) -> tuple[tuple[str, ...], 
         room = _read_id(item, where)
         if room in ids:
             raise PipelineError(f"{where}.id {room!r} is used twice")
-        ids.append(room)
+        ids[room] = None
         for cell in _room_cells(item, where):
             if not (0 < cell[0] < width - 1 and 0 < cell[1] < height - 1):
                 raise PipelineError(f"{where} has floor {list(cell)} on or outside the grid border")

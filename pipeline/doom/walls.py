@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..contract import PipelineError
-from .scene import DIRECTIONS, Cell, Scene, step
+from .scene import Cell, Scene, step
 
 Region = tuple[str, str] | None  # ("room", id), ("door", sector), or None for solid rock
 _RANK = {"room": 0, "door": 1}
@@ -37,16 +37,13 @@ def trace_walls(scene: Scene) -> list[Wall]:
     switch = scene.exit_switch
 
     def region(cell: Cell) -> Region:
-        if cell in scene.floor and cell != switch.pillar:
+        if cell in scene.floor:
             return ("room", scene.floor[cell])
         if cell in doors:
             return ("door", doors[cell].sector)
         return None
 
-    if switch.pillar is None:
-        switch_edges = {frozenset((switch.stand, step(switch.stand, switch.face)))}
-    else:
-        switch_edges = {frozenset((switch.pillar, step(switch.pillar, d))) for d in DIRECTIONS}
+    switch_edge = frozenset((switch.stand, step(switch.stand, switch.face)))
     walls: list[Wall] = []
     # Row line y lies between cells (x, y-1) above and (x, y) below; column line x between
     # (x-1, y) and (x, y). Border cells are never floor, so lines 0 and the last have no walls.
@@ -59,7 +56,7 @@ def trace_walls(scene: Scene) -> list[Wall]:
                     first, second = (
                         ((along, line - 1), (along, line)) if horizontal else ((line - 1, along), (line, along))
                     )
-                    key = _edge(region(first), region(second), frozenset((first, second)) in switch_edges)
+                    key = _edge(region(first), region(second), frozenset((first, second)) == switch_edge)
                 if key != run_key:
                     if run_key is not None:
                         walls.append(_wall(horizontal, line, run_start, along, *run_key))

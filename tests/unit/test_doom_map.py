@@ -113,11 +113,20 @@ def test_door_sectors_are_closed_and_coloured_by_lock(maps):
     assert jambs == {"DOORTRAK": 4, "DOORRED": 2}
 
 
-@pytest.mark.parametrize(("name", "switches"), [("keyed", 1), ("door", 4)])
-def test_the_exit_is_a_switch_on_the_wall_or_a_pillar(maps, name, switches):
-    lines = [line for line in maps[name].linedefs if line.action == 11]
-    assert len(lines) == switches
-    assert all(maps[name].sidedefs[line.front].tx_mid == "SW1STRTN" and line.back == line.NONE for line in lines)
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("keyed", ((11, 1), (12, 1))),  # the exit cell's own north wall, running east
+        ("door", ((7, 3), (7, 4))),  # the exit stands in the open: the nearest wall, east, running south
+    ],
+)
+def test_the_exit_is_one_switch_on_the_wall_nearest_the_exit(maps, name, line):
+    editor = maps[name]
+    switches = [each for each in editor.linedefs if each.action == 11]
+    assert len(switches) == 1 and switches[0].back == switches[0].NONE
+    assert editor.sidedefs[switches[0].front].tx_mid == "SW1STRTN"
+    ends = [editor.vertexes[switches[0].vx_a], editor.vertexes[switches[0].vx_b]]
+    assert [(v.x // CELL, -v.y // CELL) for v in ends] == list(line)
 
 
 def test_things_stand_on_their_cells_and_the_exit_is_no_thing(maps):
