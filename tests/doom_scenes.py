@@ -55,6 +55,17 @@ KEYED = """
      ###
 """
 
+# A cave: one room of loose cells around a hole, with two rock cells touching only at a corner.
+CAVE = """
+############
+#11111111###
+#11111#1####
+#111#111+22#
+#11#1111#2>#
+#@111111####
+############
+"""
+
 # Every kind of lock, a double door, turns, an exit in the open, a monster and an item. Its critical
 # path (TOUR_PATH) fetches the blue key from a side room and the others on the way.
 TOUR = """
@@ -151,5 +162,6 @@ SCENES = {
     "turns": scene_from_art(TURNS, "1"),
     "door": scene_from_art(DOOR, "12"),
     "keyed": scene_from_art(KEYED, "12423"),
+    "cave": scene_from_art(CAVE, "12", style="cave"),
     "tour": scene_from_art(TOUR, TOUR_PATH),
 }
