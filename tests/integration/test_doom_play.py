@@ -21,6 +21,8 @@ from pipeline.doom.catalog import DOOR_FACE, DOOR_FLOOR, DOOR_TRACK, LOCK_TRACKS
 from tasks.doom_nodes import NodeBuilderError, NodeBuilderMissing, build_nodes, node_builder
 from tests.doom_scenes import SCENES
 
+pytestmark = pytest.mark.integration
+
 FREEDOOM2 = Path("/usr/share/games/doom/freedoom2.wad")
 ENGINE = shutil.which("chocolate-doom") or shutil.which("chocolate-doom", path="/usr/games")
 PLAY_TIMEOUT_SECONDS = 60
