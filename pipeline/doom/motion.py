@@ -1,0 +1,167 @@
+"""The Doom player's movement in fixed point, tic by tic, and a driver that stops him on a mark.
+
+A demo is open loop: the engine replays the recorded commands and nothing corrects a drift. So
+the commands are chosen against a model of what the engine does with them (P_MovePlayer,
+P_Thrust and P_XYMovement in chocolate-doom), down to the 1/65536 unit. Each tic the engine
+turns the player, adds the command's thrust to his momentum, moves him by it (in two halves
+when it is large) and multiplies it by the friction, or zeroes it once it is tiny and no key
+is held. The model leaves out collisions: the route keeps the player on cell centres, 16 units
+clear of every wall.
+
+Angles here are the demo's turn unit, 1/256 of a circle; 0 is east and 64 north.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FRACUNIT = 1 << 16
+MAXMOVE = 30 * FRACUNIT
+STOPSPEED = 0x1000
+FRICTION = 0xE800
+RUN = 50  # the forward move of a running player, the most a keyboard gives
+# finecosine and finesine of the four headings, as the engine's table has them: its entries are
+# sampled half a step off the angle, so "east" also pushes north by 25/65536 of the thrust.
+HEADINGS = {0: (65535, 25), 64: (-25, 65535), 128: (-65535, -25), 192: (25, -65535)}
+_MAX_TICS_PER_UNIT = 4  # a bound on a drive, well above the ~0.1 tic a unit it takes
+
+
+@dataclass(frozen=True)
+class Tic:
+    """One demo tic: forward move (-128..127), turn (0..255, 1/256 of a circle), use pressed."""
+
+    forward: int = 0
+    turn: int = 0
+    use: bool = False
+
+
+@dataclass
+class Player:
+    """Position and momentum in 16.16 fixed point, and the heading, as the engine keeps them."""
+
+    x: int
+    y: int
+    angle: int
+    momx: int = 0
+    momy: int = 0
+
+    def copy(self) -> Player:
+        """An independent copy, to try commands on."""
+        return Player(self.x, self.y, self.angle, self.momx, self.momy)
+
+    @property
+    def at_rest(self) -> bool:
+        """Whether the player has no momentum left."""
+        return self.momx == 0 and self.momy == 0
+
+    def run(self, tic: Tic) -> None:
+        """Advance one tic under a command."""
+        self.angle = (self.angle + tic.turn) & 255
+        if tic.forward:
+            cosine, sine = HEADINGS[self.angle]
+            move = tic.forward * 2048
+            self.momx += _fixed_mul(move, cosine)
+            self.momy += _fixed_mul(move, sine)
+        if self.momx or self.momy:
+            self._move(tic.forward)
+
+    def _move(self, forward: int) -> None:
+        self.momx = max(-MAXMOVE, min(MAXMOVE, self.momx))
+        self.momy = max(-MAXMOVE, min(MAXMOVE, self.momy))
+        xmove, ymove = self.momx, self.momy
+        # The engine splits only a large positive move, and its two halves are a C division
+        # (towards zero) and a shift (towards minus infinity); both quirks are kept.
+        while True:
+            if xmove > MAXMOVE // 2 or ymove > MAXMOVE // 2:
+                self.x += _c_half(xmove)
+                self.y += _c_half(ymove)
+                xmove >>= 1
+                ymove >>= 1
+            else:
+                self.x += xmove
+                self.y += ymove
+                xmove = ymove = 0
+            if not (xmove or ymove):
+                break
+        if forward == 0 and all(-STOPSPEED < m < STOPSPEED for m in (self.momx, self.momy)):
+            self.momx = self.momy = 0
+        else:
+            self.momx = _fixed_mul(self.momx, FRICTION)
+            self.momy = _fixed_mul(self.momy, FRICTION)
+
+
+def drive(player: Player, heading: int, target: int) -> list[Tic]:
+    """Turn the player to heading and bring him to rest at coordinate target along it (he starts at rest).
+
+    Each tic takes the strongest forward move after which full braking still stops him short of
+    the target, so he runs flat out, brakes late, and creeps the last fraction of a unit.
+    """
+    axis = _AXES[heading]
+    goal = axis.sign * target
+    turn = (heading - player.angle) & 255
+    tics: list[Tic] = []
+    limit = _MAX_TICS_PER_UNIT * (abs(goal - axis.position(player)) // FRACUNIT) + 64
+    while len(tics) < limit:
+        if player.at_rest and goal - axis.position(player) < FRACUNIT // 4:
+            return tics
+        forward = _strongest(player, turn, goal, axis)
+        if forward == 0 and player.at_rest:
+            return tics
+        tic = Tic(forward, turn)
+        player.run(tic)
+        tics.append(tic)
+        turn = 0
+    raise AssertionError(f"drive did not settle within {limit} tics")
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """The coordinate a heading moves along, signed so that forward is positive."""
+
+    sign: int
+    name: str
+
+    def position(self, player: Player) -> int:
+        return self.sign * getattr(player, self.name)
+
+    def speed(self, player: Player) -> int:
+        return self.sign * getattr(player, "mom" + self.name)
+
+
+_AXES = {0: _Axis(1, "x"), 64: _Axis(1, "y"), 128: _Axis(-1, "x"), 192: _Axis(-1, "y")}
+
+
+def _strongest(player: Player, turn: int, goal: int, axis: _Axis) -> int:
+    """The largest forward move this tic that still lets braking stop at or before goal."""
+
+    def stops_short(forward: int) -> bool:
+        trial = player.copy()
+        trial.run(Tic(forward, turn))
+        return _brake(trial, axis) <= goal
+
+    if stops_short(RUN):
+        return RUN
+    low, high = -RUN, RUN  # stops_short(high) is false; find the largest forward that stops short
+    if not stops_short(low):
+        return low
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if stops_short(middle) else (low, middle)
+    return low
+
+
+def _brake(player: Player, axis: _Axis) -> int:
+    """Where the player comes to rest along the axis if he brakes as hard as he can (without reversing)."""
+    for _ in range(256):
+        if player.at_rest:
+            break
+        player.run(Tic(-min(RUN, max(0, axis.speed(player) // 2048))))
+    return axis.position(player)
+
+
+def _fixed_mul(a: int, b: int) -> int:
+    return (a * b) >> 16
+
+
+def _c_half(value: int) -> int:
+    return -(-value // 2) if value < 0 else value // 2
