@@ -59,11 +59,18 @@ def record_step(job_id: str):
     return jsonify(jobId=job_id, stepId=event.step_id, outcome=outcome.value), status
 
 
+def _operator() -> str:
+    """Who made an operator request, as recorded in the job's operator actions."""
+    return f"api:{request.remote_addr or 'unknown'}"
+
+
 @operators.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str):
     """Cancel a job that has not ended: steps not started never run; one in flight changes nothing."""
     current = services()
-    dispatch.cancel_job(current.jobs, job_id_from(job_id))  # 409 (JobTerminal) once done or failed
+    reason = request.headers.get("X-Cancel-Reason", "cancelled through the API")
+    # 409 (JobTerminal) once done or failed
+    dispatch.cancel_job(current.jobs, job_id_from(job_id), by=_operator(), reason=reason)
     return jsonify(presenters.job_status(current.jobs.get(job_id), current))
 
 
@@ -74,8 +81,8 @@ def retry_job(job_id: str):
     job = dispatch.retry_job(
         current.jobs,
         job_id_from(job_id),
-        reason=request.headers.get("X-Retry-Reason", "retried through the API")[:200],
-        by=f"api:{request.remote_addr or 'unknown'}",
+        reason=request.headers.get("X-Retry-Reason", "retried through the API"),
+        by=_operator(),
         request_id=request.environ.get("ghost_engine.request_id"),
         enqueue=current_app.extensions["ghost_engine"]["enqueue"],
     )

@@ -30,6 +30,7 @@ def job_status(job: Job, services: Services) -> dict:
         "request": job.request,
         "attempt": job.attempt,
         "attempts": list(job.attempts),
+        "cancellation": job.cancellation,
     }
 
 

@@ -71,7 +71,7 @@ def test_only_a_failed_job_can_be_retried(services, state):
         for step in pipeline.STEPS:
             run_step(services, job.job_id, step)
     elif state == "cancelled":
-        services.jobs.mark_cancelled(job.job_id)
+        services.jobs.mark_cancelled(job.job_id, by="t", reason="r")
     with pytest.raises(InvalidTransition):
         retry_job(services.jobs, job.job_id, reason="r", by="t", enqueue=lambda *a, **k: None)
     assert services.jobs.get(job.job_id).attempt == 1
