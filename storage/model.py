@@ -16,6 +16,8 @@ SCHEMA_VERSION = 2
 
 # Bounds that keep a job item far below DynamoDB's 400 KB item limit (docs/schema.md, "Sizes").
 MAX_ATTEMPTS = 10  # 1 + at most 9 operator retries; mark_retry's condition refuses the 11th
+MAX_STEPS_PER_ATTEMPT = 8  # pipeline steps (a unit test holds pipeline.STEPS to it): records per attempt
+MAX_JOB_ITEM_BYTES = 250_000  # the largest job item these bounds allow (measured: ~218 KB), under 400 KB
 MAX_SUMMARY_CHARS = 500  # a step's or a job's summary
 MAX_MESSAGE_CHARS = 1000  # an error's message
 MAX_DETAILS_BYTES = 4096  # an error's details, as JSON
