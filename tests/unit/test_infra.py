@@ -371,7 +371,10 @@ def test_jobs_table_matches_the_contract(tf):
     assert indexes == {"GSI1": ("GSI1PK", "GSI1SK", "ALL"), "GSI2": ("state", "GSI1SK", "ALL")}
     ttl = _block(table, "ttl")
     assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True
-    assert _block(table, "point_in_time_recovery")["enabled"] is True
+    pitr = _block(table, "point_in_time_recovery")
+    assert pitr["enabled"] is True and pitr["recovery_period_in_days"] == 35  # docs/schema.md, "Retention"
+    assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
+    assert tf.variables["deletion_protection"]["default"] is True
     assert _block(table, "server_side_encryption")["enabled"] is True
 
 
