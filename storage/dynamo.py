@@ -235,8 +235,8 @@ class DynamoJobStore:
         return current + 1
 
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
-        now = utc_now()
-        return self._transition(job_id, JobState.CANCELLED, {"cancellation": cancel_record(job_id, at=now, by=by, reason=reason)})
+        record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)
+        return self._transition(job_id, JobState.CANCELLED, {"cancellation": record})
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         try:
