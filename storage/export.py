@@ -22,7 +22,7 @@ from storage.errors import InvalidExport
 from storage.model import ARTIFACTS_ROOT, job_of_artifact, utc_now
 
 STORE_TABLE, STORE_S3 = "table", "s3"
-_PAGE_SIZE = 100  # items per Scan page: small pages keep memory low and progress lively
+PAGE_SIZE = 100  # items per Scan page: small pages keep memory low and progress lively
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,16 @@ def export_entities(
     *,
     artifact_dir: Path | None = None,
     segments: int = 4,
+    page_size: int = PAGE_SIZE,
     progress: Callable[[dict], None] = lambda entity: None,
 ) -> Iterator[dict]:
-    """Header, every entity, end line; with ``artifact_dir``, each artifact's bytes go to ``artifact_dir/key``."""
+    """Header, every entity, end line; with ``artifact_dir``, each artifact's bytes go to ``artifact_dir/key``.
+
+    Lazy: entities come as the Scan's pages arrive, at most about ``3 * segments`` pages ahead.
+    """
     counts: Counter[str] = Counter()
     yield entities.header(exported_at=utc_now(), source={"table": source.table, "bucket": source.bucket})
-    for entity in _all_entities(source, artifact_dir, segments):
+    for entity in _all_entities(source, artifact_dir, segments, page_size):
         counts[entity["type"]] += 1
         progress(entity)
         yield entity
@@ -60,8 +64,8 @@ def artifact_path(root: Path, key: str) -> Path:
     return path
 
 
-def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int) -> Iterator[dict]:
-    for raw in _scan(source.dynamodb, source.table, segments):
+def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int, page_size: int) -> Iterator[dict]:
+    for raw in _scan(source.dynamodb, source.table, segments, page_size):
         item = from_item(raw)
         if entity_type(item) == ENTITY_JOB:
             yield from entities.job_entities(job_from_item(item))
@@ -95,7 +99,7 @@ def _bucket(s3: Any, bucket: str, artifact_dir: Path | None) -> Iterator[dict]:
 _DONE = object()
 
 
-def _scan(client: Any, table: str, segments: int) -> Iterator[dict]:
+def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[dict]:
     """Every item of ``table``, from ``segments`` Scan segments read side by side.
 
     Each segment's thread hands its pages over a small bounded queue: a slow consumer
@@ -105,7 +109,7 @@ def _scan(client: Any, table: str, segments: int) -> Iterator[dict]:
     stop = threading.Event()
 
     def scan_segment(segment: int) -> None:
-        request = {"TableName": table, "ConsistentRead": True, "Limit": _PAGE_SIZE,
+        request = {"TableName": table, "ConsistentRead": True, "Limit": page_size,
                    "Segment": segment, "TotalSegments": segments}
         try:
             while not stop.is_set():

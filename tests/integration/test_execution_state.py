@@ -13,6 +13,7 @@ import pytest
 
 from storage.bootstrap import Services, aws_client
 from storage.errors import AttemptsExhausted, InvalidExport
+from storage.export import ExportSource, export_entities
 from storage.model import (
     MAX_ATTEMPTS,
     MAX_JOB_ITEM_BYTES,
@@ -95,6 +96,32 @@ def test_import_refuses_an_unknown_format_version_and_writes_nothing(state_facto
     with pytest.raises(InvalidExport, match="unsupported export format version 2: this ghost-engine reads version 1"):
         import_file(services, newer)
     assert raw_items(services) == []
+
+
+class CountingClient:
+    """A real DynamoDB client that counts the Scans made through it."""
+
+    def __init__(self, client) -> None:
+        self._client, self.scans = client, 0
+
+    def scan(self, **request):
+        self.scans += 1
+        return self._client.scan(**request)
+
+
+def test_the_export_streams_entities_as_the_scan_pages_arrive(state_factory):
+    """Memory stays flat in the number of jobs: the first entity comes long before the last page is read."""
+    services = state_factory(demo=True)
+    for n in range(200):
+        services.jobs.create(Job(job_id=new_job_id(), state=JobState.QUEUED, created_at=utc_now(), updated_at=utc_now(),
+                                 request={"prompt": f"hall {n}", "seed": n, "style": "doom"}, total_steps=5, ttl=2**31))
+    client = CountingClient(aws_client(services.settings, "dynamodb"))
+    stream = export_entities(ExportSource(client, services.settings.jobs_table_name), segments=2, page_size=10)
+    assert next(stream)["type"] == "header" and next(stream)["type"] == "job"
+    early = client.scans
+    rest = list(stream)
+    assert early <= 3 * 2 < client.scans  # at most a few pages ahead of the consumer, of more than 20
+    assert rest[-1]["counts"]["job"] == 200 and sum(e["type"] == "job" for e in rest) == 199
 
 
 # --- items written before schema version 2 ----------------------------------------------------
