@@ -170,7 +170,10 @@ def job_from_entities(job: dict, children: list[dict]) -> Job:
         by_type[child["type"]].append(child)
     steps = [StepEvent.from_dict(record) for record in sorted(by_type[STEP], key=lambda record: record["sequence"])]
     actions = {action["actionId"]: action for action in by_type[ACTION]}
-    retries = [entry for entry in by_type[ATTEMPT] if entry.get("actionId")]
+    retries = sorted((entry for entry in by_type[ATTEMPT] if entry["attempt"] > 1), key=lambda entry: entry["attempt"])
+    for entry in retries:
+        if entry.get("actionId") not in actions:
+            raise InvalidExport(f"attempt {entry['attemptId']} names no operator action of its job in the file")
     cancels = [action for action in actions.values() if action["kind"] == ActionKind.CANCEL]
     keys = by_type[IDEMPOTENCY_KEY]
     return Job(
@@ -195,7 +198,7 @@ def job_from_entities(job: dict, children: list[dict]) -> Job:
         attempts=tuple(
             retry_record(job_id, attempt=entry["attempt"], at=entry["startedAt"], from_step=entry["fromStep"],
                          reason=actions[entry["actionId"]]["reason"], by=actions[entry["actionId"]]["by"])
-            for entry in sorted(retries, key=lambda entry: entry["attempt"])
+            for entry in retries
         ),
         cancellation=(
             cancel_record(job_id, at=cancels[0]["at"], by=cancels[0]["by"], reason=cancels[0]["reason"])

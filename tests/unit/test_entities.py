@@ -183,6 +183,8 @@ def _edited(edit) -> list[str]:
         (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "state"}, *ls[2:]], "job lacks state"),
         (lambda ls: [ls[0], ls[1], *[l for l in ls if l.get("jobId") == ls[-4]["jobId"] and l["type"] == "attempt"],
                      *ls[2:]], "must follow the job it belongs to"),
+        (lambda ls: [l for l in ls if l["type"] != "operator_action" or l["kind"] != "retry"],
+         "names no operator action of its job"),
     ],
 )
 def test_import_refuses_what_it_cannot_read_faithfully(edit, message):
