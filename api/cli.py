@@ -136,10 +136,12 @@ def jobs(client: ApiClient, state: str | None, limit: int) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--wait/--no-wait", default=False)
+@click.option("--reason", default=None, help="Why: recorded with the retry.")
 @click.pass_obj
-def retry(client: ApiClient, job_id: str, wait: bool) -> None:
+def retry(client: ApiClient, job_id: str, wait: bool, reason: str | None) -> None:
     """Re-run a failed job from its first incomplete step (operators)."""
-    body = client.call("POST", f"/jobs/{job_id}/retry", operator=True)
+    headers = {"X-Retry-Reason": reason} if reason else {}
+    body = client.call("POST", f"/jobs/{job_id}/retry", operator=True, headers=headers)
     err.print(f"job {job_id} queued again as attempt {body['attempt']}")
     if wait:
         _finish(client, _follow(client, f"/status/{job_id}", 120), None)
@@ -147,10 +149,12 @@ def retry(client: ApiClient, job_id: str, wait: bool) -> None:
 
 @cli.command()
 @click.argument("job_id")
+@click.option("--reason", default=None, help="Why: recorded with the cancellation.")
 @click.pass_obj
-def cancel(client: ApiClient, job_id: str) -> None:
+def cancel(client: ApiClient, job_id: str, reason: str | None) -> None:
     """Cancel a job that has not ended (operators)."""
-    body = client.call("POST", f"/jobs/{job_id}/cancel", operator=True)
+    headers = {"X-Cancel-Reason": reason} if reason else {}
+    body = client.call("POST", f"/jobs/{job_id}/cancel", operator=True, headers=headers)
     out.print(f"job {job_id} is {body['state']}")
 
 

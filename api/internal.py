@@ -75,11 +75,18 @@ def _event_error(body: dict) -> JobError:
     return JobError(message, "STEP_FAILED", {"step": body["name"]})
 
 
+def _operator() -> str:
+    """Who made an operator request, as recorded in the job's operator actions."""
+    return f"api:{request.remote_addr or 'unknown'}"
+
+
 @operators.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str):
     """Cancel a job that has not ended: steps not started never run; one in flight changes nothing."""
     current = services()
-    dispatch.cancel_job(current.jobs, job_id_from(job_id))  # 409 (JobTerminal) once done or failed
+    reason = request.headers.get("X-Cancel-Reason", "cancelled through the API")
+    # 409 (JobTerminal) once done or failed
+    dispatch.cancel_job(current.jobs, job_id_from(job_id), by=_operator(), reason=reason)
     return jsonify(presenters.job_status(current.jobs.get(job_id), current))
 
 
@@ -90,8 +97,8 @@ def retry_job(job_id: str):
     job = dispatch.retry_job(
         current.jobs,
         job_id_from(job_id),
-        reason=request.headers.get("X-Retry-Reason", "retried through the API")[:200],
-        by=f"api:{request.remote_addr or 'unknown'}",
+        reason=request.headers.get("X-Retry-Reason", "retried through the API"),
+        by=_operator(),
         request_id=request.environ.get("ghost_engine.request_id"),
         enqueue=current_app.extensions["ghost_engine"]["enqueue"],
     )

@@ -155,7 +155,7 @@ PATHS: dict[str, dict] = {
             "operationId": "cancelJob",
             "summary": "Cancel a job that has not ended (operators)",
             "security": [{"internalToken": []}],
-            "parameters": [JOB_ID],
+            "parameters": [JOB_ID, {"name": "X-Cancel-Reason", "in": "header", "required": False, "schema": {"type": "string"}}],
             "responses": {"200": _json("JobStatus", "The job, now cancelled"), **_errors(400, 401, 404, 409, 503)},
         }
     },

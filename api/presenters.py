@@ -6,9 +6,9 @@ import json
 
 from flask import url_for
 
-from storage.bootstrap import Services
 import pipeline
-from storage.model import Job, JobState, StepEvent, attempt_of
+from storage.bootstrap import Services
+from storage.model import Job, JobState, StepEvent
 from tasks.checkpoints import ASCII_MINIMAP, SCENE_GRAPH, artifact_key
 
 
@@ -31,6 +31,7 @@ def job_status(job: Job, services: Services) -> dict:
         "request": job.request,
         "attempt": job.attempt,
         "attempts": list(job.attempts),
+        "cancellation": job.cancellation,
     }
 
 
@@ -38,7 +39,7 @@ def ordered_steps(job: Job) -> list[StepEvent]:
     """The job's steps by attempt, then in pipeline order (events may arrive in any order)."""
     order = {name: index for index, name in enumerate(pipeline.STEPS)}
     # sorted() is stable: two records of one step in one attempt keep their arrival order.
-    return sorted(job.steps, key=lambda step: (attempt_of(step.step_id), order.get(step.name, len(order))))
+    return sorted(job.steps, key=lambda step: (step.attempt, order.get(step.name, len(order))))
 
 
 def job_result(job: Job, services: Services) -> dict:

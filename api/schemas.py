@@ -66,6 +66,8 @@ class JobAccepted(Schema):
 
 class StepEventSchema(Schema):
     stepId = fields.String(required=True)
+    jobId = fields.String(metadata={"description": "The job this step record belongs to."})
+    attempt = fields.Integer(metadata={"description": "The attempt that recorded it (1, then one per retry)."})
     name = fields.String(required=True)
     startedAt = fields.String(required=True)
     endedAt = fields.String(required=True)
@@ -109,7 +111,16 @@ class JobStatus(Schema):
     updatedAt = fields.String(required=True)
     request = fields.Nested(JobRequestSchema, required=True)
     attempt = fields.Integer(required=True, metadata={"description": "1, plus one per operator retry."})
-    attempts = fields.List(fields.Dict(), required=True, metadata={"description": "Retries: {attempt, at, reason, by, fromStep}."})
+    attempts = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "Retries: {attemptId, jobId, attempt, at, reason, by, fromStep, actionId}."},
+    )
+    cancellation = fields.Dict(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Who cancelled the job, why and when: {actionId, jobId, kind, at, by, reason}."},
+    )
 
 
 class JobSummary(Schema):

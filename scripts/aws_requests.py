@@ -35,7 +35,9 @@ class AwsRequest:
     service: str  # dynamodb, s3, sqs, sns, ...
     operation: str  # UpdateItem, PutObject, ReceiveMessage, Publish, ...
     resource: str  # table name, bucket, queue URL or topic ARN ("" when none)
-    task_event: str | None = None  # an SNS publish of a task event: its type (task-received, ...)
+    # An SNS publish of task events: their types (task-received, ...). The worker buffers task
+    # events and publishes them in batches, so one publish may carry several.
+    task_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ def parse(entry: dict) -> AwsRequest:
     form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
     if "Action" in form:  # query protocols (SNS, and SQS's older one)
         resource = form.get("TopicArn") or form.get("QueueUrl") or ""
-        event = _TASK_EVENT.search(_decoded(form.get("Message", "")))
-        return AwsRequest(service, form["Action"], resource, event[1] if event else None)
+        events = tuple(_TASK_EVENT.findall(_decoded(form.get("Message", ""))))
+        return AwsRequest(service, form["Action"], resource, events)
     if service == "s3":
         return AwsRequest(service, *_s3_operation(entry["method"], entry["url"]))
     return AwsRequest(service, entry["method"], "")

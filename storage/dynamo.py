@@ -25,12 +25,15 @@ from storage.dynamo_items import (
 from storage.dynamo_items import from_item as _from_item
 from storage.dynamo_items import to_attr as _to_attr
 from storage.errors import (
+    AttemptsExhausted,
     InvalidTransition,
     JobExists,
     JobNotFound,
     JobTerminal,
 )
 from storage.model import (
+    MAX_ATTEMPTS,
+    MAX_SUMMARY_CHARS,
     TERMINAL_STATES,
     Claim,
     ClaimOutcome,
@@ -41,6 +44,8 @@ from storage.model import (
     JobState,
     RecordOutcome,
     StepEvent,
+    bounded,
+    cancel_record,
     sources_of,
     utc_now,
 )
@@ -225,13 +230,14 @@ class DynamoJobStore:
         return self._transition(
             job_id,
             JobState.DONE,
-            {"resultKeys": result_keys, "resultSummary": summary, "progress": Decimal(1)},
+            {"resultKeys": result_keys, "resultSummary": bounded(summary, MAX_SUMMARY_CHARS), "progress": Decimal(1)},
         )
 
     def mark_retry(self, job_id: str, *, attempt: dict) -> int:
         current = int(attempt["attempt"]) - 1
         # failed -> queued is the one way out of a terminal state, and only
         # from the attempt the operator saw fail: two retries racing make one.
+        # The cap on attempts bounds the item's size (docs/schema.md, "Sizes").
         old = self._update_job(
             job_id,
             UpdateExpression=(
@@ -239,13 +245,17 @@ class DynamoJobStore:
                 " attempts = list_append(if_not_exists(attempts, :empty), :entry)"
                 " REMOVE #error"
             ),
-            ConditionExpression="#state = :failed AND (attempt = :current OR attribute_not_exists(attempt))",
+            ConditionExpression=(
+                "#state = :failed AND (attempt = :current OR attribute_not_exists(attempt))"
+                " AND (attempt < :max OR attribute_not_exists(attempt))"
+            ),
             ExpressionAttributeNames={"#state": "state", "#error": "error"},
             ExpressionAttributeValues={
                 ":queued": {"S": JobState.QUEUED.value},
                 ":failed": {"S": JobState.FAILED.value},
                 ":next": {"N": str(current + 1)},
                 ":current": {"N": str(current)},
+                ":max": {"N": str(MAX_ATTEMPTS)},
                 ":now": {"S": utc_now()},
                 ":empty": {"L": []},
                 ":entry": {"L": [_to_attr(attempt)]},
@@ -253,14 +263,20 @@ class DynamoJobStore:
         )
         if old is not None:
             details = {"jobId": job_id, "state": old["state"], "attempt": int(old.get("attempt", 1))}
+            if old["state"] == JobState.FAILED.value and details["attempt"] >= MAX_ATTEMPTS:
+                raise AttemptsExhausted(
+                    f"job {job_id} has used all {MAX_ATTEMPTS} attempts; it cannot be retried again",
+                    details={**details, "maxAttempts": MAX_ATTEMPTS},
+                )
             raise InvalidTransition(
                 f"job {job_id} is {old['state']} (attempt {details['attempt']}); only a failed job can be retried",
                 details=details,
             )
         return current + 1
 
-    def mark_cancelled(self, job_id: str) -> bool:
-        return self._transition(job_id, JobState.CANCELLED, {})
+    def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
+        record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)
+        return self._transition(job_id, JobState.CANCELLED, {"cancellation": record})
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         try:

@@ -1,4 +1,8 @@
-"""How a Job is laid out as a DynamoDB item, and the listing cursors over its indexes."""
+"""How a Job is laid out as a DynamoDB item, and the listing cursors over its indexes.
+
+docs/schema.md describes every attribute written here; a test fails when an item holds one
+it does not name.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,29 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from storage.errors import InvalidCursor
-from storage.model import Job, JobError, JobState, StepEvent, StepStatus, is_job_id
+from storage.model import (
+    MAX_SUMMARY_CHARS,
+    Job,
+    JobError,
+    JobState,
+    StepEvent,
+    StepLease,
+    StepStatus,
+    bounded,
+    is_job_id,
+    retry_record,
+)
 
 LIST_INDEX = "GSI1"  # GSI1PK = "JOB", GSI1SK = "{createdAt}#{jobId}": every job, newest first
 STATE_INDEX = "GSI2"  # state, GSI1SK: the jobs in one state, newest first
 LIST_PARTITION = "JOB"
+
+# What an item is, told by its entityType attribute. Items written before schema version 2
+# have none: a demo-mode artifact is then told by its partition key, which is
+# ARTIFACT_KEY_PREFIX + the artifact's key in every version; anything else is a job.
+ENTITY_JOB = "job"
+ENTITY_ARTIFACT = "artifact"
+ARTIFACT_KEY_PREFIX = "artifact#"
 _SORT_KEY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#(?P<job_id>[0-9a-f-]{36})$")
 
 _serializer = TypeSerializer()
@@ -50,10 +72,18 @@ def list_sort_key(job: Job) -> str:
     return f"{job.created_at}#{job.job_id}"
 
 
+def entity_type(item: dict) -> str:
+    """The entity an item holds: ``job`` or ``artifact``, for items of any schema version."""
+    if "entityType" in item:
+        return item["entityType"]
+    return ENTITY_ARTIFACT if item["jobId"].startswith(ARTIFACT_KEY_PREFIX) else ENTITY_JOB
+
+
 def item_from_job(job: Job) -> dict:
-    """The DynamoDB item (plain Python values) for a new job."""
+    """The DynamoDB item (plain Python values) holding ``job``, with every record it carries."""
     item: dict[str, Any] = {
         "jobId": job.job_id,
+        "entityType": ENTITY_JOB,
         "state": job.state.value,
         "progress": Decimal(str(job.progress)),
         "createdAt": job.created_at,
@@ -63,27 +93,34 @@ def item_from_job(job: Job) -> dict:
         "request": job.request,
         "steps": [step.to_dict() for step in job.steps],
         "totalSteps": job.total_steps,
-        "leases": {},  # stepId -> {owner, expiresAt}: who computes a step right now
+        # stepId -> {owner, expiresAt}: who computes a step right now
+        "leases": {lease.step_id: {"owner": lease.owner, "expiresAt": lease.expires_at_ms} for lease in job.leases},
         "attempt": job.attempt,
         "ttl": job.ttl,
         "GSI1PK": LIST_PARTITION,
         "GSI1SK": list_sort_key(job),
     }
-    if job.step_ids:  # DynamoDB refuses an empty set
-        item["stepIds"] = set(job.step_ids)
-    if job.fault_drill:
-        item["faultDrill"] = job.fault_drill
-    if job.idempotency_key:
-        item["idempotencyKey"] = job.idempotency_key
-        item["requestFingerprint"] = job.request_fingerprint
+    optional = {
+        "stepIds": set(job.step_ids),  # DynamoDB refuses an empty set
+        "faultDrill": job.fault_drill,
+        "idempotencyKey": job.idempotency_key,
+        "requestFingerprint": job.request_fingerprint,
+        "attempts": list(job.attempts),
+        "cancellation": job.cancellation,
+        "resultKeys": job.result_keys,
+        "resultSummary": bounded(job.result_summary, MAX_SUMMARY_CHARS) if job.result_summary else None,
+        "error": job.error.to_dict() if job.error else None,
+    }
+    item.update({name: value for name, value in optional.items() if value})
     return item
 
 
 def job_from_item(item: dict) -> Job:
-    """A Job from a deserialised DynamoDB item."""
+    """A Job from a deserialised DynamoDB item, of any schema version."""
     error = item.get("error")
+    job_id = item["jobId"]
     return Job(
-        job_id=item["jobId"],
+        job_id=job_id,
         state=JobState(item["state"]),
         created_at=item["createdAt"],
         updated_at=item["updatedAt"],
@@ -101,7 +138,24 @@ def job_from_item(item: dict) -> Job:
         idempotency_key=item.get("idempotencyKey"),
         request_fingerprint=item.get("requestFingerprint"),
         attempt=int(item.get("attempt", 1)),
-        attempts=tuple(_plain(entry) for entry in item.get("attempts", [])),
+        attempts=tuple(_retry(job_id, _plain(entry)) for entry in item.get("attempts", [])),
+        cancellation=_plain(item["cancellation"]) if "cancellation" in item else None,
+        leases=tuple(
+            StepLease(step_id, lease["owner"], int(lease["expiresAt"]))
+            for step_id, lease in sorted(item.get("leases", {}).items())
+        ),
+    )
+
+
+def _retry(job_id: str, entry: dict) -> dict:
+    """An ``attempts`` entry with its ids; entries written before schema version 2 had none."""
+    return retry_record(
+        job_id,
+        attempt=int(entry["attempt"]),
+        at=entry["at"],
+        reason=entry.get("reason", ""),
+        by=entry.get("by", ""),
+        from_step=entry["fromStep"],
     )
 
 

@@ -6,10 +6,12 @@
     ├── JobExists                   a job with that id is already stored
     ├── IdempotencyKeyReused        an Idempotency-Key sent again with another body
     ├── InvalidTransition           the job's state does not allow the write
-    │   └── JobTerminal             the job is done, failed or cancelled
+    │   ├── JobTerminal             the job is done, failed or cancelled
+    │   └── AttemptsExhausted       a failed job that has used all its attempts
     ├── InvalidCursor               a listing cursor that we did not issue
     ├── ArtifactNotFound            no artifact under that key
     ├── ArtifactTooLarge            an artifact over the store's size limit
+    ├── InvalidExport               an export file this code cannot import (format, version, content)
     ├── DependencyError             an AWS dependency failed the call
     │   ├── DependencyUnavailable   unreachable, timed out or a 5xx (transient)
     │   │   └── DependencyThrottled AWS throttled the call (transient)
@@ -59,6 +61,10 @@ class JobTerminal(InvalidTransition):
     code = "JOB_TERMINAL"
 
 
+class AttemptsExhausted(InvalidTransition):
+    code = "ATTEMPTS_EXHAUSTED"
+
+
 class InvalidCursor(GhostEngineError):
     code = "INVALID_CURSOR"
 
@@ -69,6 +75,10 @@ class ArtifactNotFound(GhostEngineError):
 
 class ArtifactTooLarge(GhostEngineError):
     code = "ARTIFACT_TOO_LARGE"
+
+
+class InvalidExport(GhostEngineError):
+    code = "INVALID_EXPORT"
 
 
 class DependencyError(GhostEngineError):

@@ -10,6 +10,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+# The layout of the execution state that docs/schema.md describes. 1: before entity types and
+# explicit ids (items written then are still read, and answer the same).
+SCHEMA_VERSION = 2
+
+# Bounds that keep a job item far below DynamoDB's 400 KB item limit (docs/schema.md, "Sizes").
+MAX_ATTEMPTS = 10  # 1 + at most 9 operator retries; mark_retry's condition refuses the 11th
+MAX_STEPS_PER_ATTEMPT = 8  # pipeline steps (a unit test holds pipeline.STEPS to it): records per attempt
+MAX_JOB_ITEM_BYTES = 250_000  # the largest job item these bounds allow (measured: ~218 KB), under 400 KB
+MAX_SUMMARY_CHARS = 500  # a step's or a job's summary
+MAX_MESSAGE_CHARS = 1000  # an error's message
+MAX_DETAILS_BYTES = 4096  # an error's details, as JSON
+MAX_NOTE_CHARS = 200  # an operator action's "by" and "reason"
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -122,10 +135,52 @@ def step_id(job_id: str, step: str, attempt: int = 1) -> str:
     return f"{job_id}:{step}" if attempt == 1 else f"{job_id}:{step}#{attempt}"
 
 
-def attempt_of(step_id_: str) -> int:
-    """The attempt a step id belongs to (the inverse of step_id's ``#{attempt}`` suffix)."""
-    _, _, suffix = step_id_.rpartition("#")
-    return int(suffix) if suffix.isdigit() and "#" in step_id_ else 1
+def parse_step_id(value: str) -> tuple[str, str, int]:
+    """(jobId, step, attempt) of a stepId made by ``step_id``."""
+    job_id, _, rest = value.partition(":")
+    name, _, attempt = rest.partition("#")
+    return job_id, name, int(attempt) if attempt.isdigit() else 1
+
+
+def attempt_id(job_id: str, attempt: int) -> str:
+    """The id of a job's attempt: ``{jobId}:attempt:{n}``."""
+    return f"{job_id}:attempt:{attempt}"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ActionKind(StrEnum):
+    RETRY = "retry"
+    CANCEL = "cancel"
+
+
+def retry_record(job_id: str, *, attempt: int, at: str, reason: str, by: str, from_step: str) -> dict:
+    """The ``attempts`` entry of an operator's retry: the attempt it starts, and the action itself."""
+    return {
+        "attemptId": attempt_id(job_id, attempt),
+        "jobId": job_id,
+        "attempt": attempt,
+        "at": at,
+        "reason": bounded(reason, MAX_NOTE_CHARS),
+        "by": bounded(by, MAX_NOTE_CHARS),
+        "fromStep": from_step,
+        "actionId": f"{job_id}:{ActionKind.RETRY}:{attempt}",
+    }
+
+
+def cancel_record(job_id: str, *, at: str, by: str, reason: str) -> dict:
+    """The ``cancellation`` of a job: who cancelled it, why and when (a job is cancelled once)."""
+    return {
+        "actionId": f"{job_id}:{ActionKind.CANCEL}",
+        "jobId": job_id,
+        "kind": ActionKind.CANCEL.value,
+        "at": at,
+        "by": bounded(by, MAX_NOTE_CHARS),
+        "reason": bounded(reason, MAX_NOTE_CHARS),
+    }
 
 
 def utc_now() -> str:
@@ -138,6 +193,14 @@ class JobError:
     message: str
     code: str
     details: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Errors come from exceptions and step events: bounded here, so no error can
+        # push its job item towards DynamoDB's item limit.
+        object.__setattr__(self, "message", bounded(self.message, MAX_MESSAGE_CHARS))
+        size = len(json.dumps(self.details, default=str).encode("utf-8", "surrogatepass"))
+        if size > MAX_DETAILS_BYTES:
+            object.__setattr__(self, "details", {"truncated": True, "bytes": size})
 
     def to_dict(self) -> dict:
         out = {"message": self.message, "code": self.code}
@@ -168,9 +231,22 @@ class StepEvent:
     summary: str
     status: StepStatus = StepStatus.OK
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "summary", bounded(self.summary, MAX_SUMMARY_CHARS))
+
+    @property
+    def job_id(self) -> str:
+        return parse_step_id(self.step_id)[0]
+
+    @property
+    def attempt(self) -> int:
+        return parse_step_id(self.step_id)[2]
+
     def to_dict(self) -> dict:
         return {
             "stepId": self.step_id,
+            "jobId": self.job_id,
+            "attempt": self.attempt,
             "name": self.name,
             "startedAt": self.started_at,
             "endedAt": self.ended_at,
@@ -193,6 +269,15 @@ class StepEvent:
 
 
 @dataclass(frozen=True)
+class StepLease:
+    """A run's claim to compute one step, until ``expires_at_ms``."""
+
+    step_id: str
+    owner: str
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     state: JobState
@@ -212,7 +297,9 @@ class Job:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     attempt: int = 1
-    attempts: tuple[dict, ...] = ()  # retries: {attempt, at, reason, by, fromStep}
+    attempts: tuple[dict, ...] = ()  # operator retries, each a retry_record
+    cancellation: dict | None = None  # a cancel_record, once cancelled by an operator
+    leases: tuple[StepLease, ...] = ()  # steps being computed right now
 
     def completed_steps(self) -> list[str]:
         """Names of the steps recorded ok, in any attempt."""
@@ -225,6 +312,30 @@ class Job:
     @property
     def prompt_preview(self) -> str:
         return self.request.get("prompt", "")[:80]
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """A stored blob (S3 object or demo-mode item), described without its bytes."""
+
+    key: str
+    job_id: str
+    content_type: str
+    size: int
+
+
+ARTIFACTS_ROOT = "jobs/"  # every checkpoint and artifact is stored under it
+
+
+def artifact_prefix(job_id: str) -> str:
+    """Where every checkpoint and artifact of a job is stored: ``jobs/{jobId}/``."""
+    return f"{ARTIFACTS_ROOT}{job_id}/"
+
+
+def job_of_artifact(key: str) -> str:
+    """The job id in an artifact key ``jobs/{jobId}/...``; empty when the key is not a job's."""
+    parts = key.split("/", 2)
+    return parts[1] if len(parts) == 3 and f"{parts[0]}/" == ARTIFACTS_ROOT and is_job_id(parts[1]) else ""
 
 
 @dataclass(frozen=True)

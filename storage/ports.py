@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from storage.model import Claim, Completion, Job, JobError, JobPage, JobState, RecordOutcome, StepEvent
+from storage.model import (
+    ArtifactInfo,
+    Claim,
+    Completion,
+    Job,
+    JobError,
+    JobPage,
+    JobState,
+    RecordOutcome,
+    StepEvent,
+)
 
 
 class JobStore(Protocol):
@@ -51,10 +61,13 @@ class JobStore(Protocol):
         """running -> done; False when it already was done. JobTerminal otherwise."""
 
     def mark_retry(self, job_id: str, *, attempt: dict) -> int:
-        """failed -> queued as attempt ``attempt["attempt"]``, appended to the history; InvalidTransition otherwise."""
+        """failed -> queued as ``attempt`` (a retry_record), appended to the history.
 
-    def mark_cancelled(self, job_id: str) -> bool:
-        """queued|running -> cancelled; False when it already was. JobTerminal after done or failed."""
+        InvalidTransition unless failed; AttemptsExhausted after MAX_ATTEMPTS.
+        """
+
+    def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
+        """queued|running -> cancelled, recording who and why; False when it already was. JobTerminal after done or failed."""
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""
@@ -72,8 +85,14 @@ class ArtifactStore(Protocol):
     def get(self, key: str) -> bytes:
         """The bytes under ``key``, or ArtifactNotFound."""
 
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        """Store ``body`` under ``key`` unless something is there; True when it was written (import)."""
+
     def exists(self, key: str) -> bool:
         """True when something is stored under ``key``."""
+
+    def artifacts_of(self, job_id: str) -> list[ArtifactInfo]:
+        """What is stored under the job's prefix ``jobs/{jobId}/``, by key."""
 
     def url_for(self, key: str, *, expires_in: int) -> str | None:
         """A time-limited GET URL, or None when this store cannot hand out URLs."""

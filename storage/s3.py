@@ -8,8 +8,11 @@ from botocore.exceptions import ClientError
 
 from storage.aws_errors import error_code, translated
 from storage.errors import ArtifactNotFound
+from storage.model import ArtifactInfo, artifact_prefix, job_of_artifact
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# S3's answers to a conditional put that finds the key taken (409: another such put is under way).
+_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 
 
 class S3ArtifactStore:
@@ -24,6 +27,18 @@ class S3ArtifactStore:
             self._client.put_object(
                 Bucket=self._bucket, Key=key, Body=body, ContentType=content_type
             )
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        with translated("s3", "PutObject"):
+            try:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*"
+                )
+            except ClientError as exc:
+                if error_code(exc) in _TAKEN:
+                    return False
+                raise
+        return True
 
     def get(self, key: str) -> bytes:
         with translated("s3", "GetObject"):
@@ -44,6 +59,20 @@ class S3ArtifactStore:
                     return False
                 raise
         return True
+
+    def artifacts_of(self, job_id: str) -> list[ArtifactInfo]:
+        found = []
+        with translated("s3", "ListObjectsV2"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=artifact_prefix(job_id)
+            )
+            keys = [(obj["Key"], obj["Size"]) for page in pages for obj in page.get("Contents", [])]
+        for key, size in keys:
+            # The listing has no content type; a HEAD per object (a job has about ten) does.
+            with translated("s3", "HeadObject"):
+                head = self._client.head_object(Bucket=self._bucket, Key=key)
+            found.append(ArtifactInfo(key, job_of_artifact(key), head.get("ContentType", ""), size))
+        return found
 
     def url_for(self, key: str, *, expires_in: int) -> str | None:
         # Presigning is local computation: no request is sent, nothing to translate.

@@ -35,19 +35,24 @@ def parse_since(value: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
-def failed_since(jobs: JobStore, since: timedelta | None) -> list[str]:
-    """Ids of failed jobs (that failed within ``since``), newest first, from the state index."""
+def failed_since(jobs: JobStore, since: timedelta | None, *, now: datetime | None = None) -> list[str]:
+    """Ids of failed jobs (that failed within ``since`` of ``now``), newest first, from the state index."""
     from storage.model import JobState
 
     cutoff = None
     if since is not None:
-        cutoff = (datetime.now(UTC) - since).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        cutoff = ((now or datetime.now(UTC)) - since).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     found, cursor = [], None
     while True:
         page = jobs.list_jobs(limit=100, cursor=cursor, state=JobState.FAILED)
         found += [job.job_id for job in page.jobs if cutoff is None or job.updated_at >= cutoff]
         if (cursor := page.cursor) is None:
             return found
+
+
+def _operator() -> str:
+    """Who runs this command, as recorded in the job's operator actions."""
+    return f"celery-cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
 def _jobs() -> JobStore:
@@ -78,7 +83,7 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
         raise click.UsageError("--since goes with --all-failed")
     jobs = _jobs()
     targets = list(job_ids) or failed_since(jobs, parse_since(since) if since else None)
-    by = f"celery-cli:{getpass.getuser()}@{socket.gethostname()}"
+    by = _operator()
     failures = 0
     for job_id in targets:
         if not is_job_id(job_id):
@@ -104,14 +109,16 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
 
 @click.command(cls=CeleryCommand, name="cancel-job")
 @click.argument("job_ids", nargs=-1, required=True)
+@click.option("--reason", default="cancelled by an operator", show_default=True, help="Recorded in the job's cancellation.")
 @click.pass_context
-def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+def cancel_job(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
     """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""
     from storage.errors import GhostEngineError
     from storage.model import is_job_id
     from tasks import dispatch
 
     jobs = _jobs()
+    by = _operator()
     failures = 0
     for job_id in job_ids:
         if not is_job_id(job_id):
@@ -119,7 +126,7 @@ def cancel_job(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
             failures += 1
             continue
         try:
-            changed = dispatch.cancel_job(jobs, job_id)
+            changed = dispatch.cancel_job(jobs, job_id, by=by, reason=reason)
         except GhostEngineError as exc:
             click.echo(f"{job_id}: not cancelled: {exc.message}", err=True)
             failures += 1

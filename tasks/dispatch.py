@@ -10,7 +10,16 @@ from celery import chain
 
 import pipeline
 from storage.errors import EnqueueFailed, GhostEngineError, IdempotencyKeyReused, JobExists
-from storage.model import Job, JobError, JobState, job_id_for_key, new_job_id, request_fingerprint, utc_now
+from storage.model import (
+    Job,
+    JobError,
+    JobState,
+    job_id_for_key,
+    new_job_id,
+    request_fingerprint,
+    retry_record,
+    utc_now,
+)
 from storage.ports import JobStore
 from tasks import app, metrics
 from tasks.logs import get_logger
@@ -113,18 +122,21 @@ def retry_job(
     steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
     attempt = job.attempt + 1
     jobs.mark_retry(
-        job_id, attempt={"attempt": attempt, "at": utc_now(), "reason": reason, "by": by, "fromStep": first}
+        job_id, attempt=retry_record(job_id, attempt=attempt, at=utc_now(), reason=reason, by=by, from_step=first)
     )
     _enqueue_or_fail(jobs, job_id, lambda: enqueue(job_id, request_id, steps=steps, attempt=attempt))
     log.info("job.retried", jobId=job_id, attempt=attempt, fromStep=first, by=by)
     return jobs.get(job_id)
 
 
-def cancel_job(jobs: JobStore, job_id: str) -> bool:
-    """Cancel a job that has not ended; False if it already was cancelled, JobTerminal after done or failed."""
-    changed = jobs.mark_cancelled(job_id)
+def cancel_job(jobs: JobStore, job_id: str, *, by: str, reason: str) -> bool:
+    """Cancel a job that has not ended, recording who and why; False if it already was cancelled.
+
+    JobTerminal after done or failed.
+    """
+    changed = jobs.mark_cancelled(job_id, by=by, reason=reason)
     if changed:
-        log.info("job.cancelled", jobId=job_id)
+        log.info("job.cancelled", jobId=job_id, by=by)
         metrics.job_cancelled(job_id)
     return changed
 

@@ -13,15 +13,28 @@ at the same time, changes nothing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from storage.bootstrap import Services
 from storage.errors import GhostEngineError
-from storage.model import JobError, JobState
+from storage.model import Job, JobError, JobState
+from storage.ports import JobStore
 from tasks import metrics
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
+
+
+def stalled_jobs(jobs: JobStore, cutoff: str) -> Iterator[Job]:
+    """Queued, then running jobs not updated since ``cutoff``, newest first, from the state index."""
+    for state in (JobState.QUEUED, JobState.RUNNING):
+        cursor = None
+        while True:
+            page = jobs.list_jobs(limit=100, cursor=cursor, state=state)
+            yield from (job for job in page.jobs if job.updated_at < cutoff)
+            if (cursor := page.cursor) is None:
+                break
 
 
 def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime | None = None) -> list[str]:
@@ -29,25 +42,17 @@ def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime
     now = now or datetime.now(UTC)
     cutoff = (now - timedelta(seconds=stall_after_seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     failed = []
-    for state in (JobState.QUEUED, JobState.RUNNING):
-        cursor = None
-        while True:
-            page = services.jobs.list_jobs(limit=100, cursor=cursor, state=state)
-            for job in page.jobs:
-                if job.updated_at >= cutoff:
-                    continue
-                error = JobError(
-                    f"job made no progress for {stall_after_seconds} s while {job.state}",
-                    "STALLED",
-                    {"state": job.state.value, "updatedAt": job.updated_at,
-                     "completedSteps": [s.name for s in job.steps if s.status.value == "ok"]},
-                )
-                if services.jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at):
-                    log.error("job.stalled", jobId=job.job_id, state=job.state.value, updatedAt=job.updated_at)
-                    metrics.job_failed("STALLED", job.job_id)
-                    failed.append(job.job_id)
-            if (cursor := page.cursor) is None:
-                break
+    for job in list(stalled_jobs(services.jobs, cutoff)):
+        error = JobError(
+            f"job made no progress for {stall_after_seconds} s while {job.state}",
+            "STALLED",
+            {"state": job.state.value, "updatedAt": job.updated_at,
+             "completedSteps": [s.name for s in job.steps if s.status.value == "ok"]},
+        )
+        if services.jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at):
+            log.error("job.stalled", jobId=job.job_id, state=job.state.value, updatedAt=job.updated_at)
+            metrics.job_failed("STALLED", job.job_id)
+            failed.append(job.job_id)
     return failed
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from storage.errors import (
     ArtifactNotFound,
+    AttemptsExhausted,
     DependencyUnavailable,
     InvalidTransition,
     JobExists,
@@ -16,7 +17,9 @@ from storage.errors import (
     JobTerminal,
 )
 from storage.model import (
+    MAX_ATTEMPTS,
     TERMINAL_STATES,
+    ArtifactInfo,
     Claim,
     ClaimOutcome,
     Completion,
@@ -27,6 +30,9 @@ from storage.model import (
     RecordOutcome,
     StepEvent,
     StepStatus,
+    artifact_prefix,
+    cancel_record,
+    job_of_artifact,
     sources_of,
     utc_now,
 )
@@ -161,14 +167,17 @@ class FakeJobStore:
             job = self.get(job_id)
             if job.state is not JobState.FAILED or job.attempt != attempt["attempt"] - 1:
                 raise InvalidTransition(f"job is {job.state} (attempt {job.attempt})")
+            if job.attempt >= MAX_ATTEMPTS:
+                raise AttemptsExhausted(f"job has used all {MAX_ATTEMPTS} attempts")
             self.jobs[job_id] = replace(
                 job, state=JobState.QUEUED, attempt=attempt["attempt"], attempts=(*job.attempts, attempt),
                 error=None, updated_at=utc_now(),
             )
             return attempt["attempt"]
 
-    def mark_cancelled(self, job_id: str) -> bool:
-        return self._transition(job_id, JobState.CANCELLED)
+    def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
+        record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)
+        return self._transition(job_id, JobState.CANCELLED, cancellation=record)
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         if if_updated_at is not None and self.get(job_id).updated_at != if_updated_at:
@@ -187,6 +196,7 @@ class FakeArtifactStore:
 
     def __init__(self, *, presign: bool = True) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
         self.puts: list[str] = []
         self.gets: list[str] = []
         self.presign = presign
@@ -194,6 +204,20 @@ class FakeArtifactStore:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.puts.append(key)
         self.blobs[key] = body
+        self.content_types[key] = content_type
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        if key in self.blobs:
+            return False
+        self.put(key, body, content_type)
+        return True
+
+    def artifacts_of(self, job_id: str) -> list[ArtifactInfo]:
+        return [
+            ArtifactInfo(key, job_of_artifact(key), self.content_types[key], len(body))
+            for key, body in sorted(self.blobs.items())
+            if key.startswith(artifact_prefix(job_id))
+        ]
 
     def get(self, key: str) -> bytes:
         self.gets.append(key)

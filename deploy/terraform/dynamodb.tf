@@ -48,8 +48,11 @@ resource "aws_dynamodb_table" "jobs" {
     enabled        = true
   }
 
+  # Continuous backups: restore to any second of the last 35 days (the maximum), into a new
+  # table (docs/operations.md, "Restore"). Deletion protection (above) guards the table itself.
   point_in_time_recovery {
-    enabled = true
+    enabled                 = true
+    recovery_period_in_days = 35
   }
 
   server_side_encryption {

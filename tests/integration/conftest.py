@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -176,8 +177,10 @@ def live(make_stack) -> LiveStack:
 # --- DynamoDB implementations: the emulator and dynalite (see dynamo_backends.py) ---
 
 from storage.dynamo import DynamoJobStore  # noqa: E402
+from storage.provision import _create_bucket  # noqa: E402
 from storage.settings import Settings  # noqa: E402
 from tests.integration.dynamo_backends import DYNAMO_BACKENDS, Dynalite, create_jobs_table  # noqa: E402
+from tests.integration.postgres_server import PostgresServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -216,3 +219,36 @@ def job_store_factory(dynamo_settings) -> Callable[[], DynamoJobStore]:
         return DynamoJobStore(client, name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def state_factory(dynamo_settings) -> Callable[..., Services]:
+    """Make Services on a new jobs table of provision's shape, on each backend in turn.
+
+    On moto the artifacts go to a new bucket (unless ``demo=True``); dynalite has no S3, so
+    there they are demo-mode items in the table.
+    """
+    client = aws_client(dynamo_settings, "dynamodb")
+
+    def make(*, demo: bool = False) -> Services:
+        suffix = uuid.uuid4().hex[:8]
+        settings = dataclasses.replace(dynamo_settings, jobs_table_name=f"jobs-{suffix}", artifacts_bucket=None)
+        create_jobs_table(client, settings.jobs_table_name)
+        if dynamo_settings.artifacts_bucket is not None and not demo:  # the emulator serves S3 too
+            settings = dataclasses.replace(settings, artifacts_bucket=f"artifacts-{suffix}")
+            _create_bucket(aws_client(settings, "s3"), settings.artifacts_bucket, settings.region)
+        return build_services(settings)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def postgres(logs_dir) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (Debian's postgresql package); the test is SKIPPED where it cannot start."""
+    server = PostgresServer(free_port())
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(f"SKIPPED: PostgreSQL could not start here: {exc}")
+    yield server
+    server.stop()

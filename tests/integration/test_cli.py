@@ -50,16 +50,18 @@ def test_a_failed_job_exits_1_and_status_and_jobs_show_it(cli_stack):
     assert listed.returncode == 0 and job_id[:8] in listed.stdout
 
     assert ghost(cli_stack, "retry", job_id).returncode == 2  # operators only: no token
-    retried = ghost(cli_stack, "retry", job_id, "--wait", token="cli-token")
+    retried = ghost(cli_stack, "retry", job_id, "--wait", "--reason", "drill over", token="cli-token")
     assert retried.returncode == 0, retried.stderr
     assert "attempt 2" in retried.stderr
+    assert cli_stack.status(job_id)["attempts"][0]["reason"] == "drill over"
 
 
 def test_cancel_from_the_cli(cli_stack):
     job_id = cli_stack.submit(headers={"X-Fault-Drill": "slow:parse_prompt"})["jobId"]
-    result = ghost(cli_stack, "cancel", job_id, token="cli-token")
+    result = ghost(cli_stack, "cancel", job_id, "--reason", "wrong style", token="cli-token")
     assert result.returncode == 0 and "cancelled" in result.stdout
     assert ghost(cli_stack, "status", job_id).returncode == 1
+    assert cli_stack.status(job_id)["cancellation"]["reason"] == "wrong style"
 
 
 def test_usage_and_connection_errors_exit_2_with_one_line(cli_stack):

@@ -48,7 +48,7 @@ def test_celery_cancel_job_command(ops):
     ops.wait_terminal(done_id)
 
     result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tasks", "cancel-job", job_id, done_id],
+        [sys.executable, "-m", "celery", "-A", "tasks", "cancel-job", job_id, done_id, "--reason", "ops test"],
         env=ops.stack.env, cwd=ops.stack_root, capture_output=True, text=True, timeout=60,
     )
     assert f"{job_id}: cancelled" in result.stdout, result.stdout + result.stderr
@@ -57,6 +57,7 @@ def test_celery_cancel_job_command(ops):
     time.sleep(6)
     body = ops.status(job_id)
     assert body["state"] == "cancelled"
+    assert body["cancellation"]["reason"] == "ops test" and body["cancellation"]["by"].startswith("celery-cli:")
     assert len(body["steps"]) < len(pipeline.STEPS)
     assert ops.status(done_id)["state"] == "done"
 

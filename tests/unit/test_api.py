@@ -19,7 +19,10 @@ from tasks.checkpoints import ARTIFACT_NAMES, ASCII_MINIMAP, RESULT, SCENE_GRAPH
 from tests.fakes import FakeArtifactStore, FakeJobStore
 
 SEED_MAX = 2**31 - 1
-STATUS_KEYS = {"jobId", "state", "progress", "steps", "result", "error", "createdAt", "updatedAt", "request", "attempt", "attempts"}
+STATUS_KEYS = {
+    "jobId", "state", "progress", "steps", "result", "error", "createdAt", "updatedAt", "request", "attempt", "attempts",
+    "cancellation",
+}
 
 
 # --- helpers -----------------------------------------------------------------
@@ -454,7 +457,10 @@ def test_status_progress_is_completed_over_total_steps(client, services, submit)
     assert body["progress"] == pytest.approx(2 / len(pipeline.STEPS))
     assert [step["name"] for step in body["steps"]] == list(pipeline.STEPS[:2])
     assert body["steps"][0]["stepId"] == f"{job_id}:{pipeline.STEPS[0]}"
-    assert set(body["steps"][0]) == {"stepId", "name", "startedAt", "endedAt", "durationMs", "summary", "status"}
+    assert set(body["steps"][0]) == {
+        "stepId", "jobId", "attempt", "name", "startedAt", "endedAt", "durationMs", "summary", "status"
+    }
+    assert (body["steps"][0]["jobId"], body["steps"][0]["attempt"]) == (job_id, 1)
     assert body["result"] is None
 
 

@@ -251,10 +251,14 @@ def test_an_endpoint_answers_503_with_the_failure_s_own_code(client, services, m
 def test_cancel_needs_the_token_and_moves_a_live_job_to_cancelled(client, services):
     job_id = submit(client).json["jobId"]
     assert client.post(f"/jobs/{job_id}/cancel").status_code == 401
-    response = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    response = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN, "X-Cancel-Reason": "typo"})
     assert response.status_code == 200 and response.json["state"] == "cancelled"
-    again = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN})
+    cancellation = response.json["cancellation"]
+    assert (cancellation["actionId"], cancellation["by"], cancellation["reason"]) == (
+        f"{job_id}:cancel", "api:127.0.0.1", "typo")
+    again = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN, "X-Cancel-Reason": "other"})
     assert again.status_code == 200 and again.json["state"] == "cancelled"  # idempotent
+    assert again.json["cancellation"] == cancellation  # the first cancel stands
     late = post_step(client, job_id, step_body(job_id))
     assert late.status_code == 409 and services.jobs.get(job_id).steps == ()
 

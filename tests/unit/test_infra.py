@@ -371,7 +371,10 @@ def test_jobs_table_matches_the_contract(tf):
     assert indexes == {"GSI1": ("GSI1PK", "GSI1SK", "ALL"), "GSI2": ("state", "GSI1SK", "ALL")}
     ttl = _block(table, "ttl")
     assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True
-    assert _block(table, "point_in_time_recovery")["enabled"] is True
+    pitr = _block(table, "point_in_time_recovery")
+    assert pitr["enabled"] is True and pitr["recovery_period_in_days"] == 35  # docs/schema.md, "Retention"
+    assert table["deletion_protection_enabled"] == "${var.deletion_protection}"
+    assert tf.variables["deletion_protection"]["default"] is True
     assert _block(table, "server_side_encryption")["enabled"] is True
 
 
@@ -664,7 +667,7 @@ def test_dockerfile_builds_a_slim_multi_stage_non_root_image():
 def test_dockerignore_admits_exactly_what_the_package_needs():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = pyproject["tool"]["setuptools"]
-    # A subpackage (pipeline.doom) comes in with its top-level package's directory.
+    # A subpackage (pipeline.doom, storage.sql) comes in with its top-level package's directory.
     needed = {f"{package.split('.')[0]}/" for package in setuptools.get("packages", [])}
     needed |= {f"{module}.py" for module in setuptools.get("py-modules", [])}
     needed |= {"pyproject.toml", pyproject["project"].get("readme", "README.md")}

@@ -168,6 +168,8 @@ def test_step_event_round_trip(status):
     raw = event.to_dict()
     assert raw == {
         "stepId": f"{JOB_ID}:layout_rooms",
+        "jobId": JOB_ID,
+        "attempt": 1,
         "name": "layout_rooms",
         "startedAt": "2026-01-01T00:00:00.000Z",
         "endedAt": "2026-01-01T00:00:00.250Z",

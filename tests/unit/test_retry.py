@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import pipeline
-from storage.errors import InvalidTransition
-from storage.model import JobState
+from storage.errors import AttemptsExhausted, InvalidTransition
+from storage.model import MAX_ATTEMPTS, JobError, JobState
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
 from tasks.steps import job_error
@@ -71,7 +71,7 @@ def test_only_a_failed_job_can_be_retried(services, state):
         for step in pipeline.STEPS:
             run_step(services, job.job_id, step)
     elif state == "cancelled":
-        services.jobs.mark_cancelled(job.job_id)
+        services.jobs.mark_cancelled(job.job_id, by="t", reason="r")
     with pytest.raises(InvalidTransition):
         retry_job(services.jobs, job.job_id, reason="r", by="t", enqueue=lambda *a, **k: None)
     assert services.jobs.get(job.job_id).attempt == 1
@@ -80,3 +80,18 @@ def test_only_a_failed_job_can_be_retried(services, state):
 def test_retry_through_the_api_needs_the_token(client, failed_at_connect_doors, services):
     assert client.post(f"/jobs/{failed_at_connect_doors}/retry").status_code == 401
     assert services.jobs.get(failed_at_connect_doors).state is JobState.FAILED
+
+
+def test_a_job_is_retried_at_most_up_to_max_attempts(services, failed_at_connect_doors):
+    """The cap that bounds the job item: after MAX_ATTEMPTS attempts the retry is refused, nothing changes."""
+    for _ in range(MAX_ATTEMPTS - 1):
+        retry_job(services.jobs, failed_at_connect_doors, reason="again", by="t", enqueue=lambda *a, **k: None)
+        services.jobs.mark_failed(failed_at_connect_doors, JobError("still broken", "STEP_FAILED"))
+    before = services.jobs.get(failed_at_connect_doors)
+    assert before.attempt == MAX_ATTEMPTS
+    with pytest.raises(AttemptsExhausted):
+        retry_job(services.jobs, failed_at_connect_doors, reason="once more", by="t", enqueue=lambda *a, **k: None)
+    assert services.jobs.get(failed_at_connect_doors) == before
+    assert [entry["attemptId"] for entry in before.attempts] == [
+        f"{failed_at_connect_doors}:attempt:{n}" for n in range(2, MAX_ATTEMPTS + 1)
+    ]

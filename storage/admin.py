@@ -1,0 +1,162 @@
+"""ghost-engine-admin: take the execution state with you — export, import, load into PostgreSQL.
+
+    ghost-engine-admin export --out state.jsonl [--with-artifacts DIR]
+    ghost-engine-admin import state.jsonl [--artifacts DIR] [--table NAME] [--bucket NAME]
+    ghost-engine-admin to-postgres state.jsonl --dsn postgresql://...
+
+It talks to DynamoDB and S3 directly, with the services' settings (JOBS_TABLE_NAME,
+ARTIFACTS_BUCKET, AWS_*; docs/schema.md describes the file). Exit codes: 0 done,
+1 the operation failed (with a one-line message), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from storage.bootstrap import aws_client, build_services
+from storage.errors import GhostEngineError
+from storage.export import ExportSource, export_entities
+from storage.importer import import_entities
+from storage.settings import Settings
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _settings(table: str | None, bucket: str | None) -> Settings:
+    settings = Settings.from_env()
+    if table:
+        settings = dataclasses.replace(settings, jobs_table_name=table)
+    if bucket is not None:
+        settings = dataclasses.replace(settings, artifacts_bucket=bucket or None)
+    return settings
+
+
+def _progress(verb: str) -> tuple[Progress, object]:
+    """A live count of entities on stderr, by type."""
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err)
+    return progress, progress.add_task(f"{verb}…", total=None)
+
+
+def _tally(counts: Counter) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+
+_TABLE = click.option("--table", default=None, help="Jobs table (default: JOBS_TABLE_NAME).")
+_BUCKET = click.option("--bucket", default=None, help="Artifacts bucket; '' for demo mode (default: ARTIFACTS_BUCKET).")
+
+
+@click.group()
+def cli() -> None:
+    """Administer ghost-engine's execution state."""
+
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The export file.")
+@click.option("--with-artifacts", "artifact_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also copy every artifact's bytes into this directory, by key.")
+@click.option("--segments", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Scan segments read in parallel.")
+@_TABLE
+@_BUCKET
+def export(out: Path, artifact_dir: Path | None, segments: int, table: str | None, bucket: str | None) -> None:
+    """Write every durable entity as versioned JSON Lines."""
+    settings = _settings(table, bucket)
+    source = ExportSource(
+        dynamodb=aws_client(settings, "dynamodb"),
+        table=settings.jobs_table_name,
+        s3=aws_client(settings, "s3") if settings.artifacts_bucket else None,
+        bucket=settings.artifacts_bucket,
+    )
+    counts: Counter[str] = Counter()
+    partial = out.with_name(out.name + ".partial")  # renamed once complete: no half file under the name
+    progress, task = _progress("exporting")
+
+    def seen(entity: dict) -> None:
+        counts[entity["type"]] += 1
+        progress.update(task, description=f"exporting: {_tally(counts)}")
+
+    try:
+        with progress, partial.open("w", encoding="utf-8") as file:
+            for entity in export_entities(source, artifact_dir=artifact_dir, segments=segments, progress=seen):
+                file.write(json.dumps(entity, ensure_ascii=False, separators=(",", ":")) + "\n")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out)
+    err.print(f"exported {_tally(counts)} from {settings.jobs_table_name} to {out}", markup=False, highlight=False)
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--artifacts", "artifact_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="The directory written by export --with-artifacts.")
+@_TABLE
+@_BUCKET
+def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: str | None) -> None:
+    """Load an export into the table (and bucket); what is already there stays as it is."""
+    services = build_services(_settings(table, bucket))
+    progress, task = _progress("importing")
+    counts: Counter[str] = Counter()
+
+    def seen(entity: dict) -> None:
+        counts[entity["type"]] += 1
+        progress.update(task, description=f"importing: {_tally(counts)}")
+
+    with progress, file.open(encoding="utf-8") as lines:
+        report = import_entities(lines, services.jobs, services.artifacts, artifact_dir=artifact_dir, progress=seen)
+    target = services.settings.jobs_table_name
+    err.print(f"imported into {target}: wrote {_tally(report.written)}; already there: {_tally(report.present)}",
+              markup=False, highlight=False)
+    if report.without_bytes:
+        err.print(f"{report.without_bytes} artifacts listed without bytes (export with --with-artifacts, "
+                  "import with --artifacts to restore them)", markup=False, highlight=False)
+
+
+@cli.command(name="to-postgres")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dsn", required=True, envvar="GHOST_POSTGRES_DSN", help="PostgreSQL connection string.")
+def to_postgres(file: Path, dsn: str) -> None:
+    """Create the relational schema (storage/sql/schema.sql) and load an export into it."""
+    try:
+        import psycopg
+
+        from storage.sql.postgres import apply_schema, load_export
+    except ImportError:
+        raise click.ClickException("to-postgres needs psycopg: pip install 'ghost-engine[postgres]'") from None
+    try:
+        with psycopg.connect(dsn) as conn, file.open(encoding="utf-8") as lines:
+            apply_schema(conn)
+            inserted = load_export(conn, lines)
+    except psycopg.Error as exc:
+        raise click.ClickException(f"PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+    err.print(f"loaded into PostgreSQL: {_tally(+inserted)}", markup=False, highlight=False)
+
+
+def main() -> None:
+    """Entry point: usage errors exit 2, failures exit 1 with a one-line message."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.UsageError as exc:
+        err.print(f"usage error: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(2)
+    except click.ClickException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(1)
+    except GhostEngineError as exc:
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

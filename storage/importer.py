@@ -1,0 +1,107 @@
+"""Import: load an export into a jobs table (and bucket), idempotently.
+
+Each job is written with its records in one conditional put (the job store's own create,
+so the item has exactly the layout the services write), each artifact with a conditional
+put: what is already there is left as it is, so a second import changes nothing. The file
+is read line by line, holding one job's entities at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storage import entities
+from storage.errors import InvalidExport, JobExists
+from storage.export import artifact_path
+from storage.ports import ArtifactStore, JobStore
+
+
+@dataclass
+class ImportReport:
+    """What an import did: entities written, entities already there, artifacts listed without bytes."""
+
+    written: Counter = field(default_factory=Counter)
+    present: Counter = field(default_factory=Counter)
+    without_bytes: int = 0
+
+
+def import_entities(
+    lines: Iterable[str],
+    jobs: JobStore,
+    artifacts: ArtifactStore,
+    *,
+    artifact_dir: Path | None = None,
+    progress: Callable[[dict], None] = lambda entity: None,
+) -> ImportReport:
+    """Load an export's lines; InvalidExport (naming the line) for anything this code cannot read."""
+    report = ImportReport()
+    numbered = enumerate(lines, start=1)
+    first = next(numbered, None)
+    if first is None:
+        raise InvalidExport("the export is empty: no header line")
+    entities.check_header(entities.parse_line(*first))
+    counts: Counter[str] = Counter()
+    job: dict | None = None
+    children: list[dict] = []
+    end: dict | None = None
+    for number, line in numbered:
+        if end is not None:
+            raise InvalidExport(f"line {number}: nothing may follow the end line", details={"line": number})
+        entity = entities.parse_line(number, line)
+        if entity.get("type") == entities.END:
+            end = entity
+            continue
+        kind = entities.check_entity(entity, number)
+        counts[kind] += 1
+        if kind == entities.JOB:
+            _write_job(job, children, jobs, report)
+            job, children = entity, []
+        elif kind == entities.ARTIFACT:
+            _write_artifact(entity, artifacts, artifact_dir, report)
+        elif job is None:
+            raise InvalidExport(f"line {number}: a {kind} before any job", details={"line": number})
+        else:
+            children.append(entity)
+        progress(entity)
+    _write_job(job, children, jobs, report)
+    if end is None:
+        raise InvalidExport("the export stops before its end line: the file is incomplete")
+    expected = {kind: n for kind, n in end.get("counts", {}).items() if n}
+    if dict(counts) != expected:
+        raise InvalidExport(
+            "the export's end line does not match its content", details={"expected": expected, "found": dict(counts)}
+        )
+    return report
+
+
+def _write_job(job: dict | None, children: list[dict], jobs: JobStore, report: ImportReport) -> None:
+    if job is None:
+        return
+    restored = entities.job_from_entities(job, children)
+    written = report.written
+    try:
+        jobs.create(restored)
+    except JobExists:
+        written = report.present
+    written[entities.JOB] += 1
+    for child in children:
+        written[child["type"]] += 1
+
+
+def _write_artifact(entity: dict, artifacts: ArtifactStore, artifact_dir: Path | None, report: ImportReport) -> None:
+    if artifact_dir is None:
+        report.without_bytes += 1
+        return
+    key = entity["key"]
+    path = artifact_path(artifact_dir, key)
+    if not path.is_file():
+        raise InvalidExport(f"the bytes of {key} are not in {artifact_dir}", details={"key": key})
+    body = path.read_bytes()
+    if len(body) != entity["size"] or hashlib.sha256(body).hexdigest() != entity["sha256"]:
+        raise InvalidExport(f"{path} does not match the size and SHA-256 the export lists", details={"key": key})
+    counter = report.written if artifacts.put_if_absent(key, body, entity["contentType"]) else report.present
+    counter[entities.ARTIFACT] += 1

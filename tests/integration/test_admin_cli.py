@@ -1,0 +1,74 @@
+"""ghost-engine-admin as an operator runs it: export, import and to-postgres, in processes of their own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.bootstrap import aws_client
+from tests.integration.dynamo_backends import create_jobs_table
+from tests.integration.execution_state import FIXTURE, FIXTURE_ARTIFACTS
+
+pytestmark = pytest.mark.integration
+
+ADMIN = [sys.executable, "-c", "from storage.admin import main; main()"]
+
+
+def admin(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*ADMIN, *args], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture
+def env(emulator) -> dict:
+    """The environment of an operator's shell: the emulator, a new table, demo mode."""
+    table = f"jobs-{uuid.uuid4().hex[:8]}"
+    create_jobs_table(aws_client(emulator.settings, "dynamodb"), table)
+    return {**emulator.env, "JOBS_TABLE_NAME": table, "ARTIFACTS_BUCKET": "", "AWS_EMF_ENVIRONMENT": "Local"}
+
+
+def test_import_then_export_from_the_command_line(env, tmp_path):
+    imported = admin(env, "import", str(FIXTURE), "--artifacts", str(FIXTURE_ARTIFACTS))
+    assert imported.returncode == 0, imported.stderr
+    assert "wrote 20 artifact, 8 attempt, 1 idempotency_key, 6 job" in imported.stderr
+    again = admin(env, "import", str(FIXTURE), "--artifacts", str(FIXTURE_ARTIFACTS))
+    assert "wrote nothing; already there: 20 artifact" in again.stderr, again.stderr
+
+    out = tmp_path / "state.jsonl"
+    exported = admin(env, "export", "--out", str(out), "--with-artifacts", str(tmp_path / "bytes"), "--segments", "2")
+    assert exported.returncode == 0, exported.stderr
+    assert f"exported 20 artifact, 8 attempt, 1 idempotency_key, 6 job, 3 operator_action, 1 step_lease, " \
+           f"17 step_record from {env['JOBS_TABLE_NAME']} to {out}" in exported.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(FIXTURE.read_text(encoding="utf-8").splitlines())
+    assert not list(tmp_path.glob("*.partial"))
+    copied = sorted(p.relative_to(tmp_path / "bytes") for p in (tmp_path / "bytes").rglob("*") if p.is_file())
+    assert copied == sorted(p.relative_to(FIXTURE_ARTIFACTS) for p in FIXTURE_ARTIFACTS.rglob("*") if p.is_file())
+
+
+def test_a_file_of_an_unknown_version_or_cut_short_is_refused_with_one_line(env, tmp_path):
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines(keepends=True)
+    newer = tmp_path / "newer.jsonl"
+    newer.write_text(json.dumps(json.loads(lines[0]) | {"formatVersion": 9}) + "\n" + "".join(lines[1:]))
+    result = admin(env, "import", str(newer))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unsupported export format version 9")
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:-1]))
+    result = admin(env, "import", str(cut))
+    assert result.returncode == 1 and "the file is incomplete" in result.stderr
+    assert admin(env, "export").returncode == 2  # --out is required
+
+
+def test_to_postgres_loads_the_fixture(postgres):
+    result = admin({"PATH": "/usr/bin:/bin"}, "to-postgres", str(FIXTURE), "--dsn", postgres.dsn)
+    assert result.returncode == 0, result.stderr
+    assert "loaded into PostgreSQL:" in result.stderr and "6 job" in result.stderr
+    with psycopg.connect(postgres.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM step_records").fetchone() == (17,)
