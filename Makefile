@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration smoke clean help
+.PHONY: run test unit integration deploy-check smoke clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
 	@echo "make test   - install the dev dependencies and run the whole suite"
 	@echo "make unit   - the fast offline tests only"
+	@echo "make deploy-check - terraform fmt/validate/test, apply to an emulator, boot the app from it, destroy"
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
 
 $(BIN)/python:
@@ -45,6 +46,10 @@ unit: $(VENV)/.dev-installed
 
 integration: $(VENV)/.dev-installed $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/integration tests/e2e
+
+# deploy/terraform run for real (docs/deploy.md, "Checks"); `make test` runs it too.
+deploy-check: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/deploy
 
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)

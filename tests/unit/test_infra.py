@@ -9,6 +9,7 @@ with the command that installs it, so a green run always means the checks ran.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -759,35 +760,73 @@ def test_workflows_pass_actionlint():
     assert result.returncode == 0, f"actionlint:\n{result.stdout}{result.stderr}"
 
 
-def test_deploy_workflow_tests_builds_applies_waits_and_smoke_tests():
+def _workflow(name: str) -> dict:
     try:
         import yaml
     except ImportError:
         pytest.fail(_install_hint("yaml"), pytrace=False)
-    workflow = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_deploy_workflow_gates_scans_plans_applies_the_plan_checks_the_rollout_and_smoke_tests():
+    workflow = _workflow("deploy.yml")
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
     assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
     assert workflow["permissions"] == {"contents": "read"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     jobs = workflow["jobs"]
-    assert jobs["build-push"]["needs"] == "test"
-    assert jobs["deploy"]["needs"] == "build-push"
-    assert jobs["smoke"]["needs"] == "deploy"
+    assert [jobs[name]["needs"] for name in ("build-push", "plan", "deploy", "smoke")] == ["test", "build-push", "plan", "deploy"]
 
     def runs(job: str) -> str:
         return "\n".join(step.get("run", "") for step in jobs[job]["steps"])
 
     assert "bash .ci/run" in runs("test")
-    assert re.search(r"terraform apply -auto-approve -var \"image_tag=\$IMAGE_TAG\"", runs("deploy"))
-    assert "aws ecs wait services-stable" in runs("deploy")
+    # CRITICAL findings of the new image's scan stop the run before anything is planned.
+    assert "aws ecr wait image-scan-complete" in runs("build-push")
+    assert "python3 deploy/release_gates.py scan findings.json" in runs("build-push")
+    # The plan is saved, shown, handed over as an artifact, and applied exactly as it is.
+    assert 'terraform plan -out=tfplan -var "image_tag=$IMAGE_TAG"' in runs("plan")
+    assert "terraform show -no-color tfplan" in runs("plan")
+    uploads = [step for step in jobs["plan"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    downloads = [step for step in jobs["deploy"]["steps"] if "download-artifact" in step.get("uses", "")]
+    assert uploads and downloads and uploads[0]["with"]["name"] == downloads[0]["with"]["name"] == "tfplan"
+    assert re.search(r"^terraform apply tfplan$", runs("deploy"), re.M)
+    assert "-auto-approve" not in runs("deploy") and "terraform apply -var" not in runs("deploy")
+    for job in ("plan", "deploy"):
+        assert "-lockfile=readonly" in runs(job), f"{job} must init from the committed lock file"
+    # A stable service may be one the circuit breaker rolled back: check what PRIMARY runs.
+    deploy_runs = runs("deploy")
+    assert deploy_runs.index("aws ecs wait services-stable") < deploy_runs.index("release_gates.py rollout services.json expected.json")
+    assert "terraform output -json ecs_task_definition_arns > expected.json" in deploy_runs
     assert 'bash scripts/smoke-test.sh "$API_URL"' in runs("smoke")
     assert workflow["env"]["IMAGE_TAG"] == "${{ inputs.image_tag || github.sha }}"
-    for job in ("build-push", "deploy"):
+    for job in ("build-push", "plan", "deploy"):
         assert jobs[job]["permissions"] == {"contents": "read", "id-token": "write"}, job
         environment = jobs[job]["environment"]
         assert (environment if isinstance(environment, str) else environment["name"]) == "production"
-    uses = [step["uses"] for job in jobs.values() for step in job["steps"] if "uses" in step]
-    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", ref) for ref in uses), f"pin actions to a major: {uses}"
+    assert not [name for name, job in jobs.items() if "id-token" in job.get("permissions", {}) and name not in {"build-push", "plan", "deploy"}]
+
+
+def test_every_action_is_pinned_to_a_commit_sha_with_its_release_in_a_comment():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", path.read_text(), re.M)
+        assert uses, path
+        for ref, comment in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref} is not pinned to a commit SHA"
+            assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{path.name}: {ref} needs its release as '# vX.Y.Z'"
+
+
+def test_github_deploy_role_trusts_only_main_in_the_production_environment():
+    policy = json.loads((ROOT / "deploy" / "github-deploy-role-trust.json").read_text())
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    # StringEquals, not StringLike: no wildcard may widen the subject.
+    assert set(statement["Condition"]) == {"StringEquals"}
+    condition = statement["Condition"]["StringEquals"]
+    assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    subject = condition["token.actions.githubusercontent.com:sub"]
+    assert re.fullmatch(r"repo:<owner>/<repo>:environment:production:ref:refs/heads/main", subject), subject
 
 
 def _shell_scripts() -> list[Path]:
