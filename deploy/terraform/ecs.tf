@@ -25,9 +25,9 @@ locals {
     AWS_EMF_ENVIRONMENT = "Local"
   }
 
-  # Secrets, name => SSM parameter ARN, each only for the service that reads
-  # it; ECS resolves them with the execution role when a task starts.
-
+  # Per service: command, size, scaling bounds, settings, and its secrets
+  # (name => SSM parameter ARN, only for the service that reads it; ECS
+  # resolves them with the execution role when a task starts).
   services = {
     api = {
       command      = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:${local.api_port}", "--workers", "2", "api:create_app()"]
