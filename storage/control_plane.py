@@ -97,9 +97,13 @@ class SqsControlPlane:
                     raise
 
     def unsubscribe(self, subscription_arn: str) -> None:
-        """Remove one subscription."""
+        """Remove one subscription (already gone, say by another worker's sweep, is fine)."""
         with translated("sns", "Unsubscribe"):
-            self._sns.unsubscribe(SubscriptionArn=subscription_arn)
+            try:
+                self._sns.unsubscribe(SubscriptionArn=subscription_arn)
+            except ClientError as exc:
+                if error_code(exc) != "NotFound":
+                    raise
 
     def _topics(self) -> Iterable[str]:
         if self._topic_arns:

@@ -54,14 +54,18 @@ def sweep_control_queues(plane: ControlPlane, *, heartbeat_seconds: float, now: 
     # Subscriptions first: a queue made after this listing has no subscription in it, so the
     # existence check below can never unsubscribe a queue that is being born.
     subscriptions = plane.subscriptions()
-    deleted = set()
+    live, deleted = set(), set()
     for queue in plane.queues():
         if is_stale(queue.tags, now=now, heartbeat_seconds=heartbeat_seconds):
             plane.delete_queue(queue.url)
             deleted.add(queue.name)
             log.info("control_sweep.queue_deleted", queue=queue.name, heartbeat=queue.tags[HEARTBEAT_TAG])
+        else:
+            live.add(queue.name)
     for subscription in subscriptions:
-        if subscription.queue_name in deleted or not plane.queue_exists(subscription.queue_name):
+        name = subscription.queue_name
+        # Only a queue missing from the listing costs a lookup (SQS lists a new queue late).
+        if name in deleted or (name not in live and not plane.queue_exists(name)):
             plane.unsubscribe(subscription.arn)
-            log.info("control_sweep.unsubscribed", queue=subscription.queue_name)
+            log.info("control_sweep.unsubscribed", queue=name)
     return sorted(deleted)

@@ -20,6 +20,7 @@ class FakeControlPlane:
     subs: dict[str, str]  # subscription ARN -> queue name
     deleted: list[str] = field(default_factory=list)
     unlisted: set[str] = field(default_factory=set)  # exist, but ListQueues does not show them yet
+    lookups: list[str] = field(default_factory=list)
 
     def queues(self) -> list[ControlQueue]:
         return [ControlQueue(f"http://sqs/1/{name}", name, tags) for name, tags in self.queue_tags.items()]
@@ -28,6 +29,7 @@ class FakeControlPlane:
         return [Subscription(arn, name) for arn, name in self.subs.items()]
 
     def queue_exists(self, name: str) -> bool:
+        self.lookups.append(name)
         return name in self.queue_tags or name in self.unlisted
 
     def delete_queue(self, url: str) -> None:
@@ -55,6 +57,7 @@ def test_only_queues_silent_for_five_beats_go_with_their_subscriptions():
 
     assert plane.deleted == ["p-dead-celery-pidbox"]
     assert plane.subs == {"arn:s2": "p-live-celeryev"}
+    assert plane.lookups == ["p-gone-long-ago"]  # a listed queue costs no lookup
 
 
 def test_a_new_queue_missing_from_the_listing_keeps_its_subscription():
