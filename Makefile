@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration smoke bench clean help
+.PHONY: run test unit integration deploy-check smoke bench clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
 	@echo "make test   - install the dev dependencies and run the whole suite"
 	@echo "make unit   - the fast offline tests only"
+	@echo "make deploy-check - terraform fmt/validate/test, apply to an emulator, boot the app from it, destroy"
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
 	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
 
@@ -46,6 +47,10 @@ unit: $(VENV)/.dev-installed
 
 integration: $(VENV)/.dev-installed $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/integration tests/e2e
+
+# deploy/terraform run for real (docs/deploy.md, "Checks"); `make test` runs it too.
+deploy-check: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest tests/deploy
 
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)

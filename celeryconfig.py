@@ -29,6 +29,8 @@ broker_transport_options = {
     "supports_fanout": True,
     # Every queue and topic besides the job queue is named with this prefix (IAM scopes to it).
     "control_prefix": _settings.control_prefix,
+    # Each control queue's heartbeat tag; tasks/control_sweep.py deletes the silent ones.
+    "control_heartbeat_seconds": _settings.control_heartbeat_seconds,
     # Only control queues are ever made by a process; an event or reply older than a minute
     # is worthless, and a queue left by a killed process then holds a minute of messages at most.
     "sqs-creation-attributes": {"MessageRetentionPeriod": "60"},

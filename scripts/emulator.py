@@ -37,8 +37,8 @@ class AtomicDynamoDB:
             return list(self._app(environ, start_response))
 
 
-def main() -> None:
-    """Serve moto on loopback until SIGINT or SIGTERM."""
+def main(wrap=None) -> None:
+    """Serve moto on loopback until SIGINT or SIGTERM; ``wrap`` adds one more WSGI middleware."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
@@ -46,9 +46,9 @@ def main() -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
-    app = DomainDispatcherApplication(create_backend_app)
+    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
     run_simple(
-        args.host, args.port, AtomicDynamoDB(app), threaded=True, request_handler=MotoRequestHandler
+        args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler
     )
 
 

@@ -40,6 +40,7 @@ class Settings:
     control_prefix: str  # names every queue and topic of events and remote control
     events_topic_arn: str | None  # None: the topics are made on first use (local stack)
     control_topic_arn: str | None
+    control_heartbeat_seconds: int  # control queues' heartbeat; 5 missed: swept as dead
     visibility_timeout_seconds: int
     sqs_wait_time_seconds: int
     stall_after_seconds: int
@@ -140,6 +141,7 @@ class Settings:
             control_prefix=control_prefix,
             events_topic_arn=events_topic_arn,
             control_topic_arn=control_topic_arn,
+            control_heartbeat_seconds=read("CONTROL_HEARTBEAT_SECONDS", int, 60, low=1, high=3600),
             visibility_timeout_seconds=visibility,
             stall_after_seconds=stall_after,
             sweep_interval_seconds=read("SWEEP_INTERVAL_SECONDS", int, 60, low=0, high=86400),

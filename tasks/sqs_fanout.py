@@ -13,6 +13,8 @@ Transport options read here (besides kombu's own):
                       queues, the two topics), so IAM and a sweep can scope them. At most 24
                       characters: a reply queue is ``{prefix}{uuid}-reply-celery-pidbox``, and
                       SQS names stop at 80.
+  ``control_heartbeat_seconds``  how often this process refreshes its control queues'
+                      heartbeat tag (default 60).
 
 Why each override exists:
   * ``Transport.implements``: the transport fans out but still declares only 'direct'
@@ -33,23 +35,24 @@ Why each override exists:
     ``inspect --timeout`` (default 1 s) as the workers' long poll would.
   * ``_update_queue_cache`` / ``canonical_queue_name``: job queues keep their names and come
     from settings; any other name is looked up exactly, never with ListQueues.
-  * ``_new_queue``: remembers the control queues this process made, for the exit clean-up.
+  * ``_new_queue``: remembers the control queues this process made, for the exit clean-up,
+    tags them with a heartbeat and keeps it beating.
   * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
     liveness signal (tasks/liveness.py).
 
-Not built yet — the sweep for crashed processes. A process killed with SIGKILL leaves its
-control queues (and their SNS subscriptions) behind. They stay small (retention is 60 s), but
-each subscription still costs a delivery per event. Proposed: a periodic job in the worker's
-sweeper thread lists queues by ``control_prefix``; deletes pidbox queues whose worker does not
-answer ``inspect ping``; deletes reply/event queues that hold unconsumed messages on two passes
-a few minutes apart; then unsubscribes topic subscriptions whose queue no longer exists (what
-kombu's ``subscriptions.cleanup`` does, but it is skipped when the topics are predefined).
+A process killed with SIGKILL leaves its control queues (and their SNS subscriptions) behind:
+small (retention is 60 s), but each subscription still costs a delivery per event. So every
+control queue a process makes carries a heartbeat tag (``HEARTBEAT_TAG``, epoch seconds),
+set when it is made and refreshed by a daemon thread every ``control_heartbeat_seconds``
+(a transport option); tasks/control_sweep.py deletes the queues whose heartbeat stopped.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import threading
+import time
 
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
@@ -59,6 +62,7 @@ from tasks import liveness
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
 REPLY_WAIT_SECONDS = 1
+HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last sign of life
 
 # Control queues made by this process: URL -> (pid, channel). The pid keeps a forked pool
 # child, which inherits this dict, from deleting its parent's queues at its own exit.
@@ -95,6 +99,8 @@ class Channel(SQS.Channel):
         url = super()._new_queue(queue, **kwargs)
         if not known and self.canonical_queue_name(queue) not in self.job_queues:
             _made.setdefault(url, (os.getpid(), self))
+            _tag_heartbeat(self, url)
+            _Heartbeat.ensure(self.transport_options.get("control_heartbeat_seconds", 60))
         return url
 
     def exchange_declare(self, exchange=None, type="direct", *args, **kwargs):
@@ -138,6 +144,43 @@ class Transport(SQS.Transport):
 
     Channel = Channel
     implements = SQS.Transport.implements.extend(exchange_type=frozenset(["direct", "fanout"]))
+
+
+def heartbeat_tags(now: float | None = None) -> dict[str, str]:
+    """The tags that say a control queue's owner was alive at ``now``."""
+    return {HEARTBEAT_TAG: str(int(time.time() if now is None else now))}
+
+
+def _tag_heartbeat(channel: Channel, url: str) -> None:
+    try:
+        channel.sqs().tag_queue(QueueUrl=url, Tags=heartbeat_tags())
+    except Exception:  # noqa: BLE001 - a missed beat is retried; five in a row mean "dead"
+        pass
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the heartbeat tag of every control queue this process made."""
+
+    _running: _Heartbeat | None = None
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="control-heartbeat", daemon=True)
+        self.interval = interval
+        self.pid = os.getpid()
+
+    @classmethod
+    def ensure(cls, interval: float) -> None:
+        """Start the beat in this process unless it runs already (a fork does not inherit it)."""
+        if cls._running is None or cls._running.pid != os.getpid():
+            cls._running = cls(interval)
+            cls._running.start()
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            for url, (pid, channel) in list(_made.items()):
+                if pid == self.pid:
+                    _tag_heartbeat(channel, url)
 
 
 @atexit.register

@@ -8,6 +8,9 @@ worker sweeps for jobs whose ``updatedAt`` is older than STALL_AFTER_SECONDS
 and fails them with code STALLED; the write is conditional on ``updatedAt``
 being unchanged, so a job that moved meanwhile, or a second worker sweeping
 at the same time, changes nothing.
+
+The same thread also sweeps the control queues that killed processes left behind
+(tasks/control_sweep.py).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from storage.bootstrap import Services
+from storage.bootstrap import Services, aws_client
 from storage.errors import GhostEngineError
 from storage.model import Job, JobError, JobState
 from storage.ports import JobStore
 from tasks import metrics
+from tasks.control_sweep import control_plane, sweep_control_queues
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -57,7 +61,7 @@ def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime
 
 
 class Sweeper(threading.Thread):
-    """Runs sweep_stalled every ``interval`` seconds until stopped."""
+    """Runs sweep_stalled and the control-queue sweep every ``interval`` seconds until stopped."""
 
     def __init__(self, services: Services, *, interval: float, stall_after_seconds: int) -> None:
         super().__init__(name="stall-sweeper", daemon=True)
@@ -67,12 +71,18 @@ class Sweeper(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        settings = self._services.settings
+        plane = control_plane(settings, aws_client(settings, "sqs"), aws_client(settings, "sns"))
         while not self._stopped.wait(self._interval):
             try:
                 sweep_stalled(self._services, stall_after_seconds=self._stall_after)
             except GhostEngineError as exc:
                 # DynamoDB is down: the next round tries again.
                 log.warning("sweep.failed", error=exc.message)
+            try:
+                sweep_control_queues(plane, heartbeat_seconds=settings.control_heartbeat_seconds)
+            except GhostEngineError as exc:
+                log.warning("control_sweep.failed", error=exc.message, details=exc.details)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -108,16 +108,15 @@ resource "aws_lb_listener" "https" {
 
 # Flower gets its own port so its basic-auth UI never shares a path space with
 # the API, and only flower_allowed_cidrs can reach it (see network.tf).
+# HTTPS only: flower_allowed_cidrs is refused without certificate_arn.
 resource "aws_lb_listener" "flower" {
-  #checkov:skip=CKV_AWS_2:Flower is HTTPS whenever certificate_arn is set; without one it is plain HTTP but reachable only from flower_allowed_cidrs.
-  #checkov:skip=CKV_AWS_103:The TLS policy is set whenever the listener is HTTPS.
   count = local.flower_exposed ? 1 : 0
 
   load_balancer_arn = aws_lb.main.arn
   port              = local.flower_port
-  protocol          = local.https_enabled ? "HTTPS" : "HTTP"
-  ssl_policy        = local.https_enabled ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
-  certificate_arn   = local.https_enabled ? var.certificate_arn : null
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
 
   default_action {
     type             = "forward"

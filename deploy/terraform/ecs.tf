@@ -19,54 +19,55 @@ locals {
     PRESIGN_TTL_SECONDS        = var.presign_ttl_seconds
     JOB_TTL_DAYS               = var.job_ttl_days
     LOG_LEVEL                  = var.log_level
-    METRICS_NAMESPACE          = "GhostEngine"
+    METRICS_NAMESPACE          = local.metrics_namespace
     # aws-embedded-metrics has no Fargate environment; "Local" writes EMF to
     # stdout, which the awslogs driver ships and CloudWatch extracts.
     AWS_EMF_ENVIRONMENT = "Local"
   }
 
-  # Name => SSM parameter ARN; ECS resolves them with the execution role.
-  app_secrets = {
-    INTERNAL_TOKEN = aws_ssm_parameter.internal_token.arn
-  }
-
+  # Per service: command, size, scaling bounds, settings, and its secrets
+  # (name => SSM parameter ARN, only for the service that reads it; ECS
+  # resolves them with the execution role when a task starts).
   services = {
     api = {
-      command       = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:${local.api_port}", "--workers", "2", "api:create_app()"]
-      port          = local.api_port
-      cpu           = var.api_cpu
-      memory        = var.api_memory
-      desired_count = var.api_desired_count
-      stop_timeout  = 30
-      environment   = local.app_environment
-      secrets       = local.app_secrets
+      command      = ["gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:${local.api_port}", "--workers", "2", "api:create_app()"]
+      port         = local.api_port
+      cpu          = var.api_cpu
+      memory       = var.api_memory
+      min_count    = var.api_min_count
+      max_count    = var.api_max_count
+      stop_timeout = 30
+      environment  = local.app_environment
+      # The operators' endpoints and /internal check X-INTERNAL-TOKEN against it.
+      secrets = { INTERNAL_TOKEN = aws_ssm_parameter.internal_token.arn }
     }
 
     worker = {
-      command       = ["celery", "-A", "tasks", "worker", "--loglevel", "INFO", "--concurrency", "2"]
-      port          = null
-      cpu           = var.worker_cpu
-      memory        = var.worker_memory
-      desired_count = var.worker_desired_count
+      command   = ["celery", "-A", "tasks", "worker", "--loglevel", "INFO", "--concurrency", "2"]
+      port      = null
+      cpu       = var.worker_cpu
+      memory    = var.worker_memory
+      min_count = var.worker_min_count
+      max_count = var.worker_max_count
       # SIGTERM starts Celery's warm shutdown: running tasks finish, unstarted
       # ones go back to SQS. 120 s is the Fargate maximum before SIGKILL.
       stop_timeout = 120
       environment  = local.app_environment
-      secrets      = local.app_secrets
+      secrets      = {}
     }
 
     flower = {
-      command       = ["celery", "-A", "tasks", "flower", "--port=${local.flower_port}"]
-      port          = local.flower_port
-      cpu           = var.flower_cpu
-      memory        = var.flower_memory
-      desired_count = var.flower_desired_count
-      stop_timeout  = 30
-      environment   = local.app_environment
-      secrets = {
-        INTERNAL_TOKEN    = aws_ssm_parameter.internal_token.arn
-        FLOWER_BASIC_AUTH = aws_ssm_parameter.flower_basic_auth.arn
-      }
+      command = ["celery", "-A", "tasks", "flower", "--port=${local.flower_port}"]
+      port    = local.flower_port
+      cpu     = var.flower_cpu
+      memory  = var.flower_memory
+      # Autoscaling holds Flower at exactly flower_desired_count (min = max).
+      min_count    = var.flower_desired_count
+      max_count    = var.flower_desired_count
+      stop_timeout = 30
+      environment  = local.app_environment
+      # Read by Flower itself (user:password of its basic auth).
+      secrets = { FLOWER_BASIC_AUTH = aws_ssm_parameter.flower_basic_auth.arn }
     }
   }
 
@@ -109,6 +110,15 @@ resource "aws_ecs_task_definition" "service" {
     cpu_architecture        = "X86_64"
   }
 
+  # Fargate accepts only these cpu/memory pairs; refuse others at plan time
+  # rather than half way through an apply.
+  lifecycle {
+    precondition {
+      condition     = contains(lookup(local.fargate_memory, tostring(each.value.cpu), []), each.value.memory)
+      error_message = "${each.key}: ${each.value.memory} MiB is not a Fargate memory size for ${each.value.cpu} CPU units (256: 512-2048; 512: 1024-4096; 1024: 2048-8192; 2048: 4096-16384; 4096: 8192-30720, in 1024 MiB steps)."
+    }
+  }
+
   # Scratch space: the root filesystem is read-only. The image declares
   # VOLUME /tmp so Fargate copies its mode (1777) onto this bind mount.
   volume {
@@ -128,6 +138,7 @@ resource "aws_ecs_task_definition" "service" {
       secrets                = [for name, arn in each.value.secrets : { name = name, valueFrom = arn }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       linuxParameters        = { initProcessEnabled = true }
+      # healthCheck: the worker's liveness check (issue 9) goes here.
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -146,7 +157,7 @@ resource "aws_ecs_service" "service" {
   name             = each.key
   cluster          = aws_ecs_cluster.main.id
   task_definition  = aws_ecs_task_definition.service[each.key].arn
-  desired_count    = each.value.desired_count
+  desired_count    = each.value.min_count
   launch_type      = "FARGATE"
   platform_version = "LATEST"
 
@@ -177,6 +188,12 @@ resource "aws_ecs_service" "service" {
       container_name   = each.key
       container_port   = each.value.port
     }
+  }
+
+  # Application Auto Scaling owns the running count (autoscaling.tf); an apply
+  # must not reset it to the minimum in the middle of a busy hour.
+  lifecycle {
+    ignore_changes = [desired_count]
   }
 
   # A target group must be attached to a listener before a service can use it.

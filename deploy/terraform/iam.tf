@@ -83,111 +83,115 @@ resource "aws_iam_role" "task" {
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
-# Job items and artifacts, for the API (create jobs, record steps, presign
-# downloads) and the worker (checkpoint steps, write results).
-data "aws_iam_policy_document" "job_data" {
+# What each service's code calls, and nothing else: docs/deploy.md lists the
+# actions per service, and tests/unit/test_infra.py holds the two together.
+
+locals {
+  jobs_table_resources = [
+    aws_dynamodb_table.jobs.arn,
+    "${aws_dynamodb_table.jobs.arn}/index/GSI1",
+    "${aws_dynamodb_table.jobs.arn}/index/GSI2",
+  ]
+  artifact_objects   = "${aws_s3_bucket.artifacts.arn}/${local.artifacts_prefix}*"
+  control_queues_arn = "arn:${data.aws_partition.current.partition}:sqs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:${local.control_prefix}*"
+  control_topic_arns = [aws_sns_topic.events.arn, aws_sns_topic.control.arn]
+}
+
+# The API creates jobs, reads and lists them, records steps and operators'
+# retries and cancels, presigns artifact downloads and sends a job's chain.
+# It never writes an artifact.
+data "aws_iam_policy_document" "api" {
   statement {
     sid = "JobsTable"
     actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:ConditionCheckItem",
-      "dynamodb:DescribeTable",
+      "dynamodb:DescribeTable", # /readyz
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
       "dynamodb:UpdateItem",
     ]
-    resources = [
-      aws_dynamodb_table.jobs.arn,
-      "${aws_dynamodb_table.jobs.arn}/index/GSI1",
-      "${aws_dynamodb_table.jobs.arn}/index/GSI2",
-    ]
+    resources = local.jobs_table_resources
+  }
+
+  # A presigned URL carries the signer's permissions: the API signs GETs only.
+  statement {
+    sid       = "ReadArtifacts"
+    actions   = ["s3:GetObject"]
+    resources = [local.artifact_objects]
+  }
+
+  # HeadBucket (/readyz) needs ListBucket; without it S3 also answers a missing
+  # key with 403 instead of 404.
+  statement {
+    sid       = "ArtifactsBucket"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.artifacts.arn]
+  }
+
+  statement {
+    sid       = "Dispatch"
+    actions   = ["sqs:GetQueueAttributes", "sqs:SendMessage"] # /readyz, a job's first message
+    resources = [aws_sqs_queue.jobs.arn]
+  }
+}
+
+# The worker runs steps: reads and updates job items (and lists stalled ones),
+# reads and writes checkpoints and artifacts, consumes the queue and sends a
+# chain's next step; it also sweeps the control queues dead processes left.
+data "aws_iam_policy_document" "worker" {
+  source_policy_documents = [data.aws_iam_policy_document.control.json]
+
+  statement {
+    sid       = "JobsTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    resources = local.jobs_table_resources
   }
 
   statement {
     sid       = "Artifacts"
     actions   = ["s3:GetObject", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/${local.artifacts_prefix}*"]
+    resources = [local.artifact_objects]
   }
 
-  # Without ListBucket, S3 answers a GET of a missing key with 403 instead of
-  # 404, and "artifact not there yet" would look like a permissions error.
   statement {
-    sid       = "ArtifactsList"
+    sid       = "ArtifactsBucket"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.artifacts.arn]
   }
-}
 
-data "aws_iam_policy_document" "api_queue" {
-  statement {
-    sid       = "Dispatch"
-    actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
-    resources = [aws_sqs_queue.jobs.arn]
-  }
-
-  statement {
-    sid       = "DeadLetterDepth"
-    actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.jobs_dlq.arn]
-  }
-}
-
-data "aws_iam_policy_document" "worker_queue" {
-  # A chain's next step is sent by the worker that finished the previous one.
   statement {
     sid = "Consume"
     actions = [
       "sqs:ChangeMessageVisibility",
       "sqs:DeleteMessage",
       "sqs:GetQueueAttributes",
-      "sqs:GetQueueUrl",
       "sqs:ReceiveMessage",
       "sqs:SendMessage",
     ]
     resources = [aws_sqs_queue.jobs.arn]
   }
 
+  # tasks/control_sweep.py: list the control queues by prefix, read their
+  # heartbeat tags, delete the stale ones and their subscriptions.
   statement {
-    sid       = "DeadLetterDepth"
-    actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.jobs_dlq.arn]
+    sid       = "SweepControlQueues"
+    actions   = ["sqs:ListQueueTags", "sqs:ListQueues"]
+    resources = [local.control_queues_arn]
   }
 }
 
-# Flower only inspects the broker.
-data "aws_iam_policy_document" "flower_queue" {
-  statement {
-    sid       = "Inspect"
-    actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
-    resources = [aws_sqs_queue.jobs.arn, aws_sqs_queue.jobs_dlq.arn]
-  }
+# Flower only takes part in events and remote control.
+data "aws_iam_policy_document" "flower" {
+  source_policy_documents = [data.aws_iam_policy_document.control.json]
 }
 
-locals {
-  task_queue_policies = {
-    api    = data.aws_iam_policy_document.api_queue.json
-    worker = data.aws_iam_policy_document.worker_queue.json
-    flower = data.aws_iam_policy_document.flower_queue.json
-  }
-}
-
-resource "aws_iam_role_policy" "task_queue" {
-  for_each = local.services
-
-  name   = "queue"
-  role   = aws_iam_role.task[each.key].id
-  policy = local.task_queue_policies[each.key]
-}
-
-# Events and remote control, for the worker and Flower: each makes, uses and deletes its
-# own queues (pidbox, reply, event), named with the control prefix, subscribes them to the
-# two topics and publishes to them. No ListQueues/ListSubscriptions: lookups are exact.
+# Events and remote control, for the worker and Flower: each makes, uses, tags
+# (heartbeat) and deletes its own queues (pidbox, reply, event), named with the
+# control prefix, subscribes them to the two topics and publishes to them.
 data "aws_iam_policy_document" "control" {
   statement {
     sid = "ControlQueues"
     actions = [
-      "sqs:ChangeMessageVisibility",
       "sqs:CreateQueue",
       "sqs:DeleteMessage",
       "sqs:DeleteQueue",
@@ -196,29 +200,50 @@ data "aws_iam_policy_document" "control" {
       "sqs:ReceiveMessage",
       "sqs:SendMessage",
       "sqs:SetQueueAttributes",
+      "sqs:TagQueue",
     ]
-    resources = ["arn:${data.aws_partition.current.partition}:sqs:${var.aws_region}:${data.aws_caller_identity.current.account_id}:${local.control_prefix}*"]
+    resources = [local.control_queues_arn]
   }
 
   statement {
     sid       = "ControlTopics"
-    actions   = ["sns:ListSubscriptionsByTopic", "sns:Publish", "sns:Subscribe", "sns:Unsubscribe"]
-    resources = [aws_sns_topic.events.arn, aws_sns_topic.control.arn]
+    actions   = ["sns:ListSubscriptionsByTopic", "sns:Publish", "sns:Unsubscribe"]
+    resources = local.control_topic_arns
+  }
+
+  # Only this prefix's SQS queues may be subscribed: never an HTTP or e-mail
+  # endpoint, never another queue.
+  statement {
+    sid       = "SubscribeControlQueues"
+    actions   = ["sns:Subscribe"]
+    resources = local.control_topic_arns
+
+    condition {
+      test     = "StringEquals"
+      variable = "sns:Protocol"
+      values   = ["sqs"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "sns:Endpoint"
+      values   = [local.control_queues_arn]
+    }
   }
 }
 
-resource "aws_iam_role_policy" "task_control" {
-  for_each = toset(["worker", "flower"])
-
-  name   = "control"
-  role   = aws_iam_role.task[each.key].id
-  policy = data.aws_iam_policy_document.control.json
+locals {
+  task_policies = {
+    api    = data.aws_iam_policy_document.api.json
+    worker = data.aws_iam_policy_document.worker.json
+    flower = data.aws_iam_policy_document.flower.json
+  }
 }
 
-resource "aws_iam_role_policy" "task_job_data" {
-  for_each = toset(["api", "worker"])
+resource "aws_iam_role_policy" "task" {
+  for_each = local.services
 
-  name   = "job-data"
+  name   = "task"
   role   = aws_iam_role.task[each.key].id
-  policy = data.aws_iam_policy_document.job_data.json
+  policy = local.task_policies[each.key]
 }

@@ -23,4 +23,18 @@ locals {
 
   api_port    = 8000
   flower_port = 5555
+
+  # CloudWatch namespace of the app's EMF metrics (METRICS_NAMESPACE); the
+  # dashboard and alarms read the same local.
+  metrics_namespace = "GhostEngine"
+  metrics_service   = "ghost-engine" # the Service dimension of every metric (tasks.metrics.SERVICE)
+
+  # Fargate's valid memory sizes (MiB) per CPU units.
+  fargate_memory = {
+    "256"  = [512, 1024, 2048]
+    "512"  = range(1024, 4097, 1024)
+    "1024" = range(2048, 8193, 1024)
+    "2048" = range(4096, 16385, 1024)
+    "4096" = range(8192, 30721, 1024)
+  }
 }

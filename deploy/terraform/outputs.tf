@@ -5,7 +5,7 @@ output "api_url" {
 
 output "flower_url" {
   description = "Flower's URL, reachable from flower_allowed_cidrs only; null when Flower is not exposed."
-  value       = local.flower_exposed ? "${local.https_enabled ? "https://${var.domain_name}" : "http://${aws_lb.main.dns_name}"}:${local.flower_port}" : null
+  value       = local.flower_exposed ? "https://${var.domain_name}:${local.flower_port}" : null
 }
 
 output "alb_dns_name" {
@@ -26,6 +26,21 @@ output "ecs_cluster_name" {
 output "ecs_service_names" {
   description = "ECS service names, for `aws ecs wait services-stable --services`."
   value       = [for service in aws_ecs_service.service : service.name]
+}
+
+output "ecs_task_definition_arns" {
+  description = "Service name => the task definition ARN this apply registered; the deploy checks each service's PRIMARY deployment runs it."
+  value       = { for name, definition in aws_ecs_task_definition.service : name => definition.arn }
+}
+
+output "alarms_topic_arn" {
+  description = "SNS topic every alarm notifies; subscribe a pager, chat or e-mail endpoint to it."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of jobs, steps, queues, the load balancer and the services."
+  value       = aws_cloudwatch_dashboard.main.dashboard_name
 }
 
 output "jobs_table_name" {

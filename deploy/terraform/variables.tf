@@ -2,9 +2,13 @@ variable "env" {
   description = "Environment name, part of every resource name (ghost-engine-jobs-<env>). Short so ALB and target group names stay within 32 characters."
   type        = string
 
+  # AWS's own rules, checked before any call: target group names (the longest,
+  # "ghost-engine-flower-<env>") stop at 32 characters; load balancer, target
+  # group and bucket names may not end with a hyphen; S3 reserves the bucket
+  # name suffixes "-s3alias", "--ol-s3" and "--x-s3".
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.env))
-    error_message = "env must be 2-12 characters of lower-case letters, digits and hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{0,10}[a-z0-9]$", var.env)) && !can(regex("(^|-)s3alias$|--(ol|x)-s3$", var.env))
+    error_message = "env must be 2-12 characters of lower-case letters, digits and hyphens, starting with a letter, not ending with a hyphen, and not giving a bucket name S3 reserves (ending -s3alias, --ol-s3 or --x-s3)."
   }
 }
 
@@ -87,7 +91,7 @@ variable "alb_ingress_cidrs" {
 }
 
 variable "flower_allowed_cidrs" {
-  description = "IPv4 CIDR blocks (operators' VPN or office) allowed to reach Flower on the load balancer's port 5555. Empty: Flower runs but is not exposed."
+  description = "IPv4 CIDR blocks (operators' VPN or office) allowed to reach Flower over HTTPS on the load balancer's port 5555 (needs certificate_arn). Empty: Flower runs but is not exposed."
   type        = list(string)
   default     = []
 
@@ -95,27 +99,77 @@ variable "flower_allowed_cidrs" {
     condition     = alltrue([for cidr in var.flower_allowed_cidrs : can(cidrhost(cidr, 0)) && cidr != "0.0.0.0/0"])
     error_message = "flower_allowed_cidrs must be IPv4 CIDR blocks narrower than 0.0.0.0/0."
   }
-}
 
-variable "api_desired_count" {
-  description = "Number of API tasks."
-  type        = number
-  default     = 2
-
+  # Basic auth over plain HTTP would send the operators' password in the clear.
   validation {
-    condition     = var.api_desired_count >= 0 && floor(var.api_desired_count) == var.api_desired_count
-    error_message = "api_desired_count must be a whole number >= 0."
+    condition     = length(var.flower_allowed_cidrs) == 0 || var.certificate_arn != ""
+    error_message = "flower_allowed_cidrs needs certificate_arn: Flower's basic auth is served over HTTPS only."
   }
 }
 
-variable "worker_desired_count" {
-  description = "Number of Celery worker tasks."
+variable "api_min_count" {
+  description = "Fewest API tasks; autoscaling on requests per target adds tasks up to api_max_count."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.worker_desired_count >= 0 && floor(var.worker_desired_count) == var.worker_desired_count
-    error_message = "worker_desired_count must be a whole number >= 0."
+    condition     = var.api_min_count >= 1 && floor(var.api_min_count) == var.api_min_count
+    error_message = "api_min_count must be a whole number >= 1."
+  }
+}
+
+variable "api_max_count" {
+  description = "Most API tasks autoscaling may run."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.api_max_count >= var.api_min_count && floor(var.api_max_count) == var.api_max_count
+    error_message = "api_max_count must be a whole number >= api_min_count."
+  }
+}
+
+variable "api_requests_per_target" {
+  description = "Autoscaling target for the API: load balancer requests per task per minute (ALBRequestCountPerTarget)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_requests_per_target >= 10
+    error_message = "api_requests_per_target must be at least 10."
+  }
+}
+
+variable "worker_min_count" {
+  description = "Fewest Celery worker tasks; autoscaling on the queue backlog adds tasks up to worker_max_count."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.worker_min_count >= 1 && floor(var.worker_min_count) == var.worker_min_count
+    error_message = "worker_min_count must be a whole number >= 1 (a queue with no worker never drains, and no backlog metric would wake one)."
+  }
+}
+
+variable "worker_max_count" {
+  description = "Most Celery worker tasks autoscaling may run."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.worker_max_count >= var.worker_min_count && floor(var.worker_max_count) == var.worker_max_count
+    error_message = "worker_max_count must be a whole number >= worker_min_count."
+  }
+}
+
+variable "worker_messages_per_task" {
+  description = "Autoscaling target for the workers: visible messages in the jobs queue per running worker task."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_messages_per_task >= 1
+    error_message = "worker_messages_per_task must be at least 1."
   }
 }
 
@@ -142,7 +196,7 @@ variable "api_cpu" {
 }
 
 variable "api_memory" {
-  description = "Memory (MiB) for an API task; must be a valid Fargate pairing with api_cpu."
+  description = "Memory (MiB) for an API task; must be a valid Fargate pairing with api_cpu (checked before apply)."
   type        = number
   default     = 1024
 
@@ -255,4 +309,59 @@ variable "deletion_protection" {
   description = "Protect the jobs table and the load balancer from deletion. Turn off (and apply) before `terraform destroy`."
   type        = bool
   default     = true
+}
+
+variable "secrets_version" {
+  description = "Generation of the INTERNAL_TOKEN and Flower secrets in SSM. Terraform writes new random values only when this changes: bump it to rotate them (then force a new deployment)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.secrets_version >= 1 && floor(var.secrets_version) == var.secrets_version
+    error_message = "secrets_version must be a whole number >= 1."
+  }
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarms topic (the address must confirm). Empty: no subscription; subscribe a pager or chat integration to the alarms_topic_arn output instead."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be empty or an e-mail address."
+  }
+}
+
+variable "alb_5xx_alarm_count" {
+  description = "Alarm when the load balancer and the API together answer more than this many 5xx responses in 5 minutes."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alb_5xx_alarm_count >= 0
+    error_message = "alb_5xx_alarm_count must be >= 0."
+  }
+}
+
+variable "queue_age_alarm_seconds" {
+  description = "Alarm when the oldest message in the jobs queue is older than this many seconds (work is arriving faster than it is done, or no worker consumes)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.queue_age_alarm_seconds >= 60
+    error_message = "queue_age_alarm_seconds must be at least 60."
+  }
+}
+
+variable "job_failure_rate_alarm_percent" {
+  description = "Alarm when more than this percentage of the jobs that ended in 15 minutes failed."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.job_failure_rate_alarm_percent > 0 && var.job_failure_rate_alarm_percent <= 100
+    error_message = "job_failure_rate_alarm_percent must be above 0 and at most 100."
+  }
 }

@@ -1,14 +1,13 @@
 terraform {
-  required_version = ">= 1.6"
+  # 1.11: write-only arguments (the SSM secrets' value_wo) fed by ephemeral
+  # resources; 1.9 would do for the cross-variable validations alone.
+  required_version = ">= 1.11"
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.70"
-    }
-    random = {
-      source  = "hashicorp/random"
-      version = "~> 3.6"
+      source = "hashicorp/aws"
+      # 5.100: ephemeral aws_secretsmanager_random_password and SSM value_wo.
+      version = "~> 5.100"
     }
   }
 

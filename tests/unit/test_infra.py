@@ -9,6 +9,7 @@ with the command that installs it, so a green run always means the checks ran.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -218,7 +219,10 @@ def tf() -> Terraform:
 
 
 def _code_only(line: str) -> str:
-    """The line with string literals (and their interpolations) blanked and comments cut."""
+    """The line with string literals (and their interpolations) blanked to x's and comments cut.
+
+    Blanking keeps every column where it was: `terraform fmt` aligns `=` after quoted keys too.
+    """
     out: list[str] = []
     modes: list[str] = []  # "str", or "interp" with a brace depth in `depths`
     depths: list[int] = []
@@ -228,17 +232,22 @@ def _code_only(line: str) -> str:
         mode = modes[-1] if modes else "code"
         if mode == "str":
             if char == "\\":
+                out.append("xx")
                 i += 2
                 continue
             if line.startswith("${", i) or line.startswith("%{", i):
                 modes.append("interp")
                 depths.append(0)
+                out.append("xx")
                 i += 2
                 continue
             if char == '"':
                 modes.pop()
                 out.append('"')
+            else:
+                out.append("x")
         elif mode == "interp":
+            out.append("x")
             if char == '"':
                 modes.append("str")
             elif char == "{":
@@ -336,10 +345,14 @@ def test_terraform_is_in_terraform_fmt_style():
 
 def test_terraform_pins_versions_and_uses_a_partial_s3_backend(tf):
     (settings,) = tf.terraform
-    assert settings["required_version"] == ">= 1.6"
+    # Write-only arguments fed by ephemeral resources (secrets.tf, ssm.tf) need 1.11.
+    assert settings["required_version"] == ">= 1.11"
     providers = settings["required_providers"][0]
+    assert set(providers) == {"aws"}, "only hashicorp/aws can be had; no random, no null"
     assert providers["aws"]["source"] == "hashicorp/aws"
-    assert re.fullmatch(r"~> 5\.\d+", providers["aws"]["version"]), providers["aws"]
+    assert providers["aws"]["version"] == "~> 5.100", providers["aws"]
+    lock = (TERRAFORM / ".terraform.lock.hcl").read_text()
+    assert re.findall(r'^provider "([^"]+)"', lock, re.M) == ["registry.terraform.io/hashicorp/aws"]
     (backend,) = settings["backend"]
     assert set(backend) == {"s3"} and not backend["s3"], "backend must be `backend \"s3\" {}` (partial config)"
 
@@ -494,17 +507,18 @@ def test_every_process_gets_the_contract_environment(tf, services, name):
     assert resolved("DEAD_LETTER_QUEUE_NAME") == "ghost-engine-jobs-dlq-${var.env}"
     assert environment["SQS_QUEUE_URL"] in {"${aws_sqs_queue.jobs.url}", "${aws_sqs_queue.jobs.id}"}
     assert environment["BROKER_URL"] == "sqs://"
-    assert environment["METRICS_NAMESPACE"] == "GhostEngine"
+    assert resolved("METRICS_NAMESPACE") == "GhostEngine"
     assert environment["ENV"] == "${var.env}"
 
 
+# Each secret reaches only the service that reads it: INTERNAL_TOKEN is checked by the API
+# (api/internal.py), FLOWER_BASIC_AUTH by Flower itself.
 @pytest.mark.parametrize(
-    ("name", "secrets"),
-    [("api", {"INTERNAL_TOKEN"}), ("worker", {"INTERNAL_TOKEN"}), ("flower", {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"})],
+    ("name", "secrets"), [("api", {"INTERNAL_TOKEN"}), ("worker", set()), ("flower", {"FLOWER_BASIC_AUTH"})]
 )
-def test_secrets_come_from_securestring_parameters(tf, services, name, secrets):
+def test_secrets_come_from_securestring_parameters_to_their_reader_only(tf, services, name, secrets):
     given = services[name]["secrets"]
-    assert secrets <= set(given), f"{name} lacks secrets {sorted(secrets - set(given))}"
+    assert set(given) == secrets, f"{name} gets secrets {sorted(given)}, needs {sorted(secrets)}"
     for secret in secrets:
         (parameter,) = re.findall(r"^\$\{aws_ssm_parameter\.(\w+)\.arn\}$", given[secret])
         assert tf.resource("aws_ssm_parameter", parameter)["type"] == "SecureString"
@@ -554,31 +568,81 @@ def test_outputs_include_what_the_deploy_workflow_reads(tf):
 # --- Terraform: IAM ------------------------------------------------------------------------
 
 
-def _task_role_documents(tf: Terraform) -> set[str]:
-    documents: set[str] = set()
-    for (rtype, _), body in tf.resources.items():
-        if rtype == "aws_iam_role_policy" and "aws_iam_role.task[" in body["role"]:
-            documents |= tf.references(body["policy"], r"data\.aws_iam_policy_document\.(\w+)\.json")
-    return documents
-
-
 def _statements(tf: Terraform, document: str) -> list[dict]:
-    return tf.data[("aws_iam_policy_document", document)]["statement"]
+    """A policy document's statements, with those of its source_policy_documents."""
+    body = tf.data[("aws_iam_policy_document", document)]
+    statements = list(body.get("statement", []))
+    for source in tf.references(body.get("source_policy_documents", []), r"data\.aws_iam_policy_document\.(\w+)\.json"):
+        statements += _statements(tf, source)
+    return statements
+
+
+def _task_policies(tf: Terraform) -> dict[str, list[dict]]:
+    """Service name -> the statements of its task role's one policy."""
+    policy = tf.resource("aws_iam_role_policy", "task")
+    assert policy["for_each"] == "${local.services}" and policy["role"] == "${aws_iam_role.task[each.key].id}"
+    assert policy["policy"] == "${local.task_policies[each.key]}"
+    assert not [
+        name for (rtype, name), body in tf.resources.items()
+        if rtype == "aws_iam_role_policy" and "aws_iam_role.task[" in body["role"] and name != "task"
+    ], "a task role has exactly one policy"
+    documents = {
+        name: re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", ref)[1]
+        for name, ref in tf.locals["task_policies"].items()
+    }
+    return {name: _statements(tf, document) for name, document in documents.items()}
+
+
+def _resources(tf: Terraform, statement: dict) -> list[str]:
+    resolved = tf.resolve(statement["resources"])
+    assert isinstance(resolved, list) and resolved, f"resources must be a literal list: {statement}"
+    return [tf.resolve(resource) for resource in resolved]
+
+
+def _documented_actions() -> dict[str, set[str]]:
+    """docs/deploy.md's table of the AWS actions each service's task role grants."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text.split("### What each task role may do", 1)[1].split("\n#", 1)[0]
+    documented: dict[str, set[str]] = {}
+    for row in re.findall(r"^\| `(\w+)` \|(.+)\|$", section, re.M):
+        documented[row[0]] = set(re.findall(r"`([a-z0-9]+:[A-Za-z]+)`", row[1]))
+    return documented
+
+
+def test_each_task_role_grants_exactly_the_documented_actions(tf):
+    granted = {
+        name: {action for statement in statements for action in statement["actions"]}
+        for name, statements in _task_policies(tf).items()
+    }
+    documented = _documented_actions()
+    assert set(documented) == set(granted) == {"api", "worker", "flower"}, documented
+    for name in granted:
+        assert not granted[name] - documented[name], f"{name} is granted undocumented {sorted(granted[name] - documented[name])}"
+        assert not documented[name] - granted[name], f"docs list {sorted(documented[name] - granted[name])} for {name}, not granted"
+
+
+def test_the_api_cannot_write_artifacts_and_only_the_worker_consumes(tf):
+    granted = {
+        name: {action for statement in statements for action in statement["actions"]}
+        for name, statements in _task_policies(tf).items()
+    }
+    assert "s3:GetObject" in granted["api"]
+    assert not {a for a in granted["api"] if a.startswith("s3:") and re.search(r"Put|Delete|Write|Abort", a)}
+    assert not {a for a in granted["flower"] if a.startswith(("dynamodb:", "s3:"))}
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
+        consumers = {name for name, statements in _task_policies(tf).items() for st in statements
+                     if action in st["actions"] and "${aws_sqs_queue.jobs.arn}" in _resources(tf, st)}
+        assert consumers == {"worker"}, (action, consumers)
 
 
 def test_task_roles_grant_no_wildcard_actions_or_resources(tf):
-    documents = _task_role_documents(tf)
-    assert {"job_data", "api_queue", "worker_queue", "flower_queue"} <= documents, documents
-    for document in documents:
-        for statement in _statements(tf, document):
-            assert statement.get("effect", "Allow") == "Allow", f"{document}: unexpected {statement}"
+    for name, statements in _task_policies(tf).items():
+        for statement in statements:
+            assert statement.get("effect", "Allow") == "Allow", f"{name}: unexpected {statement}"
             for action in statement["actions"]:
-                assert "*" not in action, f"{document}: wildcard action {action}"
-            resources = statement["resources"]
-            assert isinstance(resources, list) and resources, f"{document}: resources must be a literal list"
-            for resource in resources:
-                resolved = tf.resolve(resource)
-                assert resolved != "*" and not resolved.endswith(":*"), f"{document}: wildcard resource {resource}"
+                assert "*" not in action, f"{name}: wildcard action {action}"
+            for resource in _resources(tf, statement):
+                assert resource != "*" and not resource.endswith(":*"), f"{name}: wildcard resource {resource}"
 
 
 CONTROL_QUEUES_ARN = (
@@ -591,19 +655,19 @@ def test_task_roles_reach_only_the_table_the_job_prefix_the_two_queues_and_the_c
     allowed = {
         "dynamodb": re.compile(r"\$\{aws_dynamodb_table\.jobs\.arn\}(/index/GSI[12])?"),
         "s3": re.compile(r"\$\{aws_s3_bucket\.artifacts\.arn\}(/jobs/\*)?"),
-        "sqs": re.compile(r"\$\{aws_sqs_queue\.(jobs|jobs_dlq)\.arn\}|" + re.escape(CONTROL_QUEUES_ARN)),
+        "sqs": re.compile(r"\$\{aws_sqs_queue\.jobs\.arn\}|" + re.escape(CONTROL_QUEUES_ARN)),
         "sns": re.compile(r"\$\{aws_sns_topic\.(events|control)\.arn\}"),
     }
-    for document in _task_role_documents(tf):
-        for statement in _statements(tf, document):
+    for name, statements in _task_policies(tf).items():
+        for statement in statements:
             services_used = {action.split(":")[0] for action in statement["actions"]}
-            assert len(services_used) == 1, f"{document}: one service per statement, got {services_used}"
+            assert len(services_used) == 1, f"{name}: one service per statement, got {services_used}"
             (service,) = services_used
-            assert service in allowed, f"{document}: unexpected service {service}"
-            for resource in statement["resources"]:
-                assert allowed[service].fullmatch(tf.resolve(resource)), f"{document}: {service} on {resource}"
+            assert service in allowed, f"{name}: unexpected service {service}"
+            for resource in _resources(tf, statement):
+                assert allowed[service].fullmatch(resource), f"{name}: {service} on {resource}"
             if {"s3:GetObject", "s3:PutObject"} & set(statement["actions"]):
-                assert [tf.resolve(r) for r in statement["resources"]] == ["${aws_s3_bucket.artifacts.arn}/jobs/*"]
+                assert _resources(tf, statement) == ["${aws_s3_bucket.artifacts.arn}/jobs/*"]
 
 
 def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flower_only(tf, services):
@@ -619,17 +683,25 @@ def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flow
         assert tf.resolve(environment["CONTROL_PREFIX"]) == prefix
         assert environment["EVENTS_TOPIC_ARN"] == "${aws_sns_topic.events.arn}"
         assert environment["CONTROL_TOPIC_ARN"] == "${aws_sns_topic.control.arn}"
-    policy = tf.resource("aws_iam_role_policy", "task_control")
-    assert policy["for_each"] == '${toset(["worker", "flower"])}'
-    statements = {statement["sid"]: statement for statement in _statements(tf, "control")}
-    queues, topics = statements["ControlQueues"], statements["ControlTopics"]
-    assert [tf.resolve(r) for r in queues["resources"]] == [CONTROL_QUEUES_ARN]
-    assert {"sqs:CreateQueue", "sqs:DeleteQueue"} <= set(queues["actions"])
-    assert "sqs:ListQueues" not in queues["actions"]
-    assert set(topics["actions"]) == {
-        "sns:ListSubscriptionsByTopic", "sns:Publish", "sns:Subscribe", "sns:Unsubscribe",
-    }
-    assert set(topics["resources"]) == {"${aws_sns_topic.events.arn}", "${aws_sns_topic.control.arn}"}
+    policies = _task_policies(tf)
+    control = {st["sid"]: st for st in _statements(tf, "control")}
+    for name in ("worker", "flower"):
+        assert all(st in policies[name] for st in control.values()), f"{name} lacks the control plane"
+    assert not any(st.get("sid") in control for st in policies["api"]), "the API takes no part in remote control"
+    assert _resources(tf, control["ControlQueues"]) == [CONTROL_QUEUES_ARN]
+    assert {"sqs:CreateQueue", "sqs:DeleteQueue", "sqs:TagQueue"} <= set(control["ControlQueues"]["actions"])
+    topics = {"${aws_sns_topic.events.arn}", "${aws_sns_topic.control.arn}"}
+    assert set(_resources(tf, control["ControlTopics"])) == topics
+    assert "sns:Subscribe" not in control["ControlTopics"]["actions"]
+    # Subscribe only this prefix's SQS queues: never an HTTP, e-mail or foreign endpoint.
+    subscribe = control["SubscribeControlQueues"]
+    assert subscribe["actions"] == ["sns:Subscribe"] and set(_resources(tf, subscribe)) == topics
+    conditions = {(c["test"], c["variable"]): [tf.resolve(v) for v in c["values"]] for c in subscribe["condition"]}
+    assert conditions == {("StringEquals", "sns:Protocol"): ["sqs"], ("StringLike", "sns:Endpoint"): [CONTROL_QUEUES_ARN]}
+    # The sweep (tasks/control_sweep.py) lists and judges queues: the worker only.
+    (sweep,) = [st for st in policies["worker"] if st.get("sid") == "SweepControlQueues"]
+    assert set(sweep["actions"]) == {"sqs:ListQueues", "sqs:ListQueueTags"}
+    assert _resources(tf, sweep) == [CONTROL_QUEUES_ARN]
 
 
 def test_execution_role_reads_exactly_the_two_secret_parameters(tf):
@@ -692,35 +764,73 @@ def test_workflows_pass_actionlint():
     assert result.returncode == 0, f"actionlint:\n{result.stdout}{result.stderr}"
 
 
-def test_deploy_workflow_tests_builds_applies_waits_and_smoke_tests():
+def _workflow(name: str) -> dict:
     try:
         import yaml
     except ImportError:
         pytest.fail(_install_hint("yaml"), pytrace=False)
-    workflow = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def test_deploy_workflow_gates_scans_plans_applies_the_plan_checks_the_rollout_and_smoke_tests():
+    workflow = _workflow("deploy.yml")
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
     assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
     assert workflow["permissions"] == {"contents": "read"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     jobs = workflow["jobs"]
-    assert jobs["build-push"]["needs"] == "test"
-    assert jobs["deploy"]["needs"] == "build-push"
-    assert jobs["smoke"]["needs"] == "deploy"
+    assert [jobs[name]["needs"] for name in ("build-push", "plan", "deploy", "smoke")] == ["test", "build-push", "plan", "deploy"]
 
     def runs(job: str) -> str:
         return "\n".join(step.get("run", "") for step in jobs[job]["steps"])
 
     assert "bash .ci/run" in runs("test")
-    assert re.search(r"terraform apply -auto-approve -var \"image_tag=\$IMAGE_TAG\"", runs("deploy"))
-    assert "aws ecs wait services-stable" in runs("deploy")
+    # CRITICAL findings of the new image's scan stop the run before anything is planned.
+    assert "aws ecr wait image-scan-complete" in runs("build-push")
+    assert "python3 deploy/release_gates.py scan findings.json" in runs("build-push")
+    # The plan is saved, shown, handed over as an artifact, and applied exactly as it is.
+    assert 'terraform plan -out=tfplan -var "image_tag=$IMAGE_TAG"' in runs("plan")
+    assert "terraform show -no-color tfplan" in runs("plan")
+    uploads = [step for step in jobs["plan"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    downloads = [step for step in jobs["deploy"]["steps"] if "download-artifact" in step.get("uses", "")]
+    assert uploads and downloads and uploads[0]["with"]["name"] == downloads[0]["with"]["name"] == "tfplan"
+    assert re.search(r"^terraform apply tfplan$", runs("deploy"), re.M)
+    assert "-auto-approve" not in runs("deploy") and "terraform apply -var" not in runs("deploy")
+    for job in ("plan", "deploy"):
+        assert "-lockfile=readonly" in runs(job), f"{job} must init from the committed lock file"
+    # A stable service may be one the circuit breaker rolled back: check what PRIMARY runs.
+    deploy_runs = runs("deploy")
+    assert deploy_runs.index("aws ecs wait services-stable") < deploy_runs.index("release_gates.py rollout services.json expected.json")
+    assert "terraform output -json ecs_task_definition_arns > expected.json" in deploy_runs
     assert 'bash scripts/smoke-test.sh "$API_URL"' in runs("smoke")
     assert workflow["env"]["IMAGE_TAG"] == "${{ inputs.image_tag || github.sha }}"
-    for job in ("build-push", "deploy"):
+    for job in ("build-push", "plan", "deploy"):
         assert jobs[job]["permissions"] == {"contents": "read", "id-token": "write"}, job
         environment = jobs[job]["environment"]
         assert (environment if isinstance(environment, str) else environment["name"]) == "production"
-    uses = [step["uses"] for job in jobs.values() for step in job["steps"] if "uses" in step]
-    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", ref) for ref in uses), f"pin actions to a major: {uses}"
+    assert not [name for name, job in jobs.items() if "id-token" in job.get("permissions", {}) and name not in {"build-push", "plan", "deploy"}]
+
+
+def test_every_action_is_pinned_to_a_commit_sha_with_its_release_in_a_comment():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", path.read_text(), re.M)
+        assert uses, path
+        for ref, comment in uses:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref} is not pinned to a commit SHA"
+            assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{path.name}: {ref} needs its release as '# vX.Y.Z'"
+
+
+def test_github_deploy_role_trusts_only_main_in_the_production_environment():
+    policy = json.loads((ROOT / "deploy" / "github-deploy-role-trust.json").read_text())
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    # StringEquals, not StringLike: no wildcard may widen the subject.
+    assert set(statement["Condition"]) == {"StringEquals"}
+    condition = statement["Condition"]["StringEquals"]
+    assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    subject = condition["token.actions.githubusercontent.com:sub"]
+    assert re.fullmatch(r"repo:<owner>/<repo>:environment:production:ref:refs/heads/main", subject), subject
 
 
 def _shell_scripts() -> list[Path]:

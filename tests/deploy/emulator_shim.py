@@ -1,0 +1,44 @@
+"""The emulator for the Terraform apply: scripts/emulator.py's moto, plus what moto lacks for it.
+
+    python tests/deploy/emulator_shim.py --port N
+
+moto 5.2 has no Application Auto Scaling ListTagsForResource/TagResource/UntagResource: it
+answers 500, and the AWS provider retries the read of every aws_appautoscaling_target for
+many minutes. Test only: this answers those three with "no tags" (the scalable targets,
+policies and everything else still go to moto). Production is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import emulator  # noqa: E402  (scripts/emulator.py)
+
+_MISSING = {
+    "AnyScaleFrontendService.ListTagsForResource": {"Tags": {}},
+    "AnyScaleFrontendService.TagResource": {},
+    "AnyScaleFrontendService.UntagResource": {},
+}
+
+
+class AutoScalingTags:
+    """WSGI middleware: answers the Application Auto Scaling tag calls moto does not implement."""
+
+    def __init__(self, app) -> None:
+        self._app = app
+
+    def __call__(self, environ, start_response):
+        answer = _MISSING.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if answer is None:
+            return self._app(environ, start_response)
+        body = json.dumps(answer).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+if __name__ == "__main__":
+    emulator.main(wrap=AutoScalingTags)
