@@ -40,6 +40,8 @@ locals {
       environment  = local.app_environment
       # The operators' endpoints and /internal check X-INTERNAL-TOKEN against it.
       secrets = { INTERNAL_TOKEN = aws_ssm_parameter.internal_token.arn }
+      # The load balancer's target group checks /healthz.
+      health_check = null
     }
 
     worker = {
@@ -54,6 +56,15 @@ locals {
       stop_timeout = 120
       environment  = local.app_environment
       secrets      = {}
+      # A worker whose consumer stopped taking messages (alive, silent, the queue untouched)
+      # lets its heartbeat go stale (tasks/liveness.py); ECS then replaces the task.
+      health_check = {
+        command     = ["CMD", "python", "-m", "tasks.liveness"]
+        interval    = 30
+        timeout     = 10
+        retries     = 3
+        startPeriod = 60
+      }
     }
 
     flower = {
@@ -67,7 +78,8 @@ locals {
       stop_timeout = 30
       environment  = local.app_environment
       # Read by Flower itself (user:password of its basic auth).
-      secrets = { FLOWER_BASIC_AUTH = aws_ssm_parameter.flower_basic_auth.arn }
+      secrets      = { FLOWER_BASIC_AUTH = aws_ssm_parameter.flower_basic_auth.arn }
+      health_check = null
     }
   }
 
@@ -138,7 +150,7 @@ resource "aws_ecs_task_definition" "service" {
       secrets                = [for name, arn in each.value.secrets : { name = name, valueFrom = arn }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       linuxParameters        = { initProcessEnabled = true }
-      # healthCheck: the worker's liveness check (issue 9) goes here.
+      healthCheck            = each.value.health_check
       logConfiguration = {
         logDriver = "awslogs"
         options = {

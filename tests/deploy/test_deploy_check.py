@@ -175,6 +175,7 @@ class Booted:
     job_id: str
     keys: dict[str, str]  # access key id -> service
     requests: list[dict]
+    health: dict[str, subprocess.CompletedProcess]  # service -> its container health check, run
 
 
 def _task_definition(applied: Applied, service: str) -> dict:
@@ -248,9 +249,17 @@ def booted(applied, tmp_path_factory) -> Iterator[Booted]:
         assert smoke.returncode == 0, f"{smoke.stdout}\n{smoke.stderr}\nworker log:\n{(logs / 'worker.log').read_text()[-3000:]}"
         job_id = re.search(r"submitted job (\S+)", smoke.stdout)[1]
         report(f"booted api and worker from their task definitions; smoke test: job {job_id} done in {time.monotonic() - started:.1f} s")
+        # ECS runs a container's health check inside it, with its environment: so here.
+        health = {
+            name: subprocess.run(
+                container["healthCheck"]["command"][1:], env=_process_env(applied, container, keys[name]),
+                cwd=logs, capture_output=True, text=True, timeout=container["healthCheck"]["timeout"],
+            )
+            for name, container in (("worker", worker),)
+        }
         _moto(applied, "stop-recording")
         requests = [json.loads(line) for line in applied.recording.read_text().splitlines()]
-        yield Booted(api_url, job_id, {key: service for service, key in keys.items()}, requests)
+        yield Booted(api_url, job_id, {key: service for service, key in keys.items()}, requests, health)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -270,6 +279,13 @@ def test_the_app_booted_from_its_task_definitions_gets_a_job_done(applied, boote
     listed = applied.client("s3").list_objects_v2(Bucket=applied.output("artifacts_bucket"), Prefix=f"jobs/{booted.job_id}/")
     keys = {entry["Key"].rsplit("/", 1)[-1] for entry in listed.get("Contents", [])}
     assert {"sceneGraph.json", "asciiMinimap.txt", "result.json"} <= keys
+
+
+def test_the_worker_passes_its_own_container_health_check(booted):
+    """The task definition's healthCheck (python -m tasks.liveness) finds the booted worker alive."""
+    check = booted.health["worker"]
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "healthy" in check.stdout
 
 
 def _iam_action(entry: dict) -> tuple[str | None, str]:
