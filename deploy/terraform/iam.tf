@@ -141,9 +141,11 @@ data "aws_iam_policy_document" "api" {
 data "aws_iam_policy_document" "worker" {
   source_policy_documents = [data.aws_iam_policy_document.control.json]
 
+  # A step reads the job item through its claim (UpdateItem returning the old item),
+  # never with GetItem; Query is the stall sweeper's.
   statement {
     sid       = "JobsTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
     resources = local.jobs_table_resources
   }
 
@@ -171,12 +173,21 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_sqs_queue.jobs.arn]
   }
 
-  # tasks/control_sweep.py: list the control queues by prefix, read their
-  # heartbeat tags, delete the stale ones and their subscriptions.
+  # tasks/control_sweep.py: read the control queues' heartbeat tags, delete the
+  # stale ones (ControlQueues) and their subscriptions (ControlTopics).
   statement {
     sid       = "SweepControlQueues"
-    actions   = ["sqs:ListQueueTags", "sqs:ListQueues"]
+    actions   = ["sqs:ListQueueTags"]
     resources = [local.control_queues_arn]
+  }
+
+  # ... which it finds with ListQueues(QueueNamePrefix = the control prefix).
+  # The IAM reference gives ListQueues no resource type, so it is granted on
+  # "*": it reveals queue names and URLs only, never a message or attribute.
+  statement {
+    sid       = "ListControlQueues"
+    actions   = ["sqs:ListQueues"]
+    resources = ["*"]
   }
 }
 

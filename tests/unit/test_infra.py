@@ -635,12 +635,18 @@ def test_the_api_cannot_write_artifacts_and_only_the_worker_consumes(tf):
         assert consumers == {"worker"}, (action, consumers)
 
 
+# Actions the IAM reference gives no resource type: they can only be granted on "*".
+WITHOUT_RESOURCE_TYPE = {"sqs:ListQueues"}
+
+
 def test_task_roles_grant_no_wildcard_actions_or_resources(tf):
     for name, statements in _task_policies(tf).items():
         for statement in statements:
             assert statement.get("effect", "Allow") == "Allow", f"{name}: unexpected {statement}"
             for action in statement["actions"]:
                 assert "*" not in action, f"{name}: wildcard action {action}"
+            if set(statement["actions"]) <= WITHOUT_RESOURCE_TYPE:
+                continue
             for resource in _resources(tf, statement):
                 assert resource != "*" and not resource.endswith(":*"), f"{name}: wildcard resource {resource}"
 
@@ -664,6 +670,8 @@ def test_task_roles_reach_only_the_table_the_job_prefix_the_two_queues_and_the_c
             assert len(services_used) == 1, f"{name}: one service per statement, got {services_used}"
             (service,) = services_used
             assert service in allowed, f"{name}: unexpected service {service}"
+            if set(statement["actions"]) <= WITHOUT_RESOURCE_TYPE:
+                continue
             for resource in _resources(tf, statement):
                 assert allowed[service].fullmatch(resource), f"{name}: {service} on {resource}"
             if {"s3:GetObject", "s3:PutObject"} & set(statement["actions"]):
@@ -700,8 +708,12 @@ def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flow
     assert conditions == {("StringEquals", "sns:Protocol"): ["sqs"], ("StringLike", "sns:Endpoint"): [CONTROL_QUEUES_ARN]}
     # The sweep (tasks/control_sweep.py) lists and judges queues: the worker only.
     (sweep,) = [st for st in policies["worker"] if st.get("sid") == "SweepControlQueues"]
-    assert set(sweep["actions"]) == {"sqs:ListQueues", "sqs:ListQueueTags"}
+    assert set(sweep["actions"]) == {"sqs:ListQueueTags"}
     assert _resources(tf, sweep) == [CONTROL_QUEUES_ARN]
+    # ListQueues takes no resource-level permission; nothing else is granted on "*".
+    (listing,) = [st for st in policies["worker"] if st.get("sid") == "ListControlQueues"]
+    assert listing["actions"] == ["sqs:ListQueues"] and _resources(tf, listing) == ["*"]
+
 
 
 def test_execution_role_reads_exactly_the_two_secret_parameters(tf):
