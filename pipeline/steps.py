@@ -11,6 +11,7 @@ from .layout import layout_rooms
 from .minimap import render_minimap
 from .populate import populate
 from .prompt import parse_prompt
+from .validate import validate_level
 
 STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType(
     {
@@ -18,6 +19,7 @@ STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType
         "layout_rooms": layout_rooms,
         "connect_doors": connect_doors,
         "populate": populate,
+        "validate_level": validate_level,
         "render_minimap": render_minimap,
     }
 )

@@ -1,0 +1,133 @@
+"""The grid as one flat list of owners: the room each cell is floor of, a door, or solid rock.
+
+Room k (1-based, in list order) owns the cells marked k. Neighbours are found by index arithmetic
+(i +- 1, i +- width), which is what keeps a 1,000-room level fast in pure Python. Cells on the
+border are never floor or door, so the neighbours of any floor cell are inside the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .contract import PipelineError
+from .model import Cell, Door, Room
+
+SOLID, DOOR = 0, -1
+
+
+class Grid:
+    """Owners of the cells of a width x height grid."""
+
+    __slots__ = ("height", "owner", "width")
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.owner = [SOLID] * (width * height)
+
+    @classmethod
+    def of_rooms(cls, width: int, height: int, rooms: Sequence[Room], doors: Iterable[Door] = ()) -> Grid:
+        """Paint rooms (as 1, 2, ...) and doors; PipelineError where two claim one cell."""
+        grid, overlaps = cls.painted(width, height, rooms)
+        if overlaps:
+            a, b, (x, y) = overlaps[0]
+            raise PipelineError(f"rooms {rooms[a - 1].id!r} and {rooms[b - 1].id!r} overlap at [{x}, {y}]")
+        owner = grid.owner
+        for door in doors:
+            index = door.y * width + door.x
+            if owner[index] != SOLID:
+                raise PipelineError(f"door {door.id!r} stands on a floor or door cell at [{door.x}, {door.y}]")
+            owner[index] = DOOR
+        return grid
+
+    @classmethod
+    def painted(cls, width: int, height: int, rooms: Sequence[Room]) -> tuple[Grid, list[tuple[int, int, Cell]]]:
+        """Rooms painted as 1, 2, ... (the first claim of a cell wins), and every cell claimed twice."""
+        grid = cls(width, height)
+        owner = grid.owner
+        overlaps: list[tuple[int, int, Cell]] = []
+        for number, room in enumerate(rooms, start=1):
+            if room.rect is not None:
+                x, y, w, h = room.rect
+                for row in range(y, y + h):
+                    start = row * width + x
+                    if not any(owner[start : start + w]):
+                        owner[start : start + w] = [number] * w
+                        continue
+                    for column in range(x, x + w):
+                        _claim(owner, row * width + column, number, overlaps, width)
+            else:
+                for x, y in room.cells or ():
+                    _claim(owner, y * width + x, number, overlaps, width)
+        return grid, overlaps
+
+    def touching(self, rooms: Sequence[Room]) -> tuple[int, int, Cell] | None:
+        """Two rooms (numbers) with 4-adjacent floor cells, and the cell where, or None."""
+        owner, width = self.owner, self.width
+        for number, room in enumerate(rooms, start=1):
+            if room.rect is not None:
+                # Only the ring just outside a rectangle can touch another room.
+                x, y, w, h = room.rect
+                ring = [(column, row) for column in range(x, x + w) for row in (y - 1, y + h)]
+                ring += [(column, row) for row in range(y, y + h) for column in (x - 1, x + w)]
+            else:
+                ring = [(cx + dx, cy + dy) for cx, cy in room.cells or () for dx, dy in ((1, 0), (0, 1))]
+            for cx, cy in ring:
+                other = owner[cy * width + cx]
+                if other > 0 and other != number:
+                    return number, other, (cx, cy)
+        return None
+
+    def index(self, x: int, y: int) -> int:
+        """The list index of cell (x, y)."""
+        return y * self.width + x
+
+    def cell(self, index: int) -> Cell:
+        """The cell (x, y) at a list index."""
+        return index % self.width, index // self.width
+
+    def paint(self, cells: Iterable[Cell], value: int) -> None:
+        """Mark cells as owned by value (a room number, DOOR or SOLID)."""
+        owner, width = self.owner, self.width
+        for x, y in cells:
+            owner[y * width + x] = value
+
+    def fits(self, cells: Iterable[Cell]) -> bool:
+        """Whether every cell is inside the border, solid, and has no floor or door 4-adjacent."""
+        owner, width, height = self.owner, self.width, self.height
+        for x, y in cells:
+            if not (1 <= x <= width - 2 and 1 <= y <= height - 2):
+                return False
+            index = y * width + x
+            if owner[index] or owner[index - 1] or owner[index + 1] or owner[index - width] or owner[index + width]:
+                return False
+        return True
+
+    def joints(self) -> dict[tuple[int, int], list[tuple[int, str]]]:
+        """Solid cells where a door could join two rooms, by pair of room numbers (lower first).
+
+        A joint has floor of one room on one side, floor of another opposite, and solid rock on
+        its two other sides (so no two doors ever stand side by side).
+        """
+        owner, width = self.owner, self.width
+        last = len(owner)
+        found: dict[tuple[int, int], list[tuple[int, str]]] = {}
+        for index, a in enumerate(owner):
+            if a <= 0:
+                continue
+            east = index + 1
+            b = owner[east + 1] if owner[east] == SOLID else SOLID
+            if b > 0 and b != a and owner[east - width] == SOLID and owner[east + width] == SOLID:
+                found.setdefault((a, b) if a < b else (b, a), []).append((east, "vertical"))
+            south = index + width
+            b = owner[south + width] if owner[south] == SOLID and south + width < last else SOLID
+            if b > 0 and b != a and owner[south - 1] == SOLID and owner[south + 1] == SOLID:
+                found.setdefault((a, b) if a < b else (b, a), []).append((south, "horizontal"))
+        return found
+
+
+def _claim(owner: list[int], index: int, number: int, overlaps: list, width: int) -> None:
+    if owner[index]:
+        overlaps.append((owner[index], number, (index % width, index // width)))
+    else:
+        owner[index] = number
