@@ -17,14 +17,8 @@ import pipeline
 from storage.bootstrap import Services
 from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
 from storage.model import ClaimOutcome, Job, JobError, JobState, RecordOutcome, StepEvent, StepStatus, step_id, utc_now
-from tasks.checkpoints import (
-    ASCII_MINIMAP,
-    CONTENT_TYPES,
-    RESULT,
-    SCENE_GRAPH,
-    artifact_key,
-    checkpoint_key,
-)
+from tasks.artifacts import CONTENT_TYPES, write_artifacts
+from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks import metrics
 from tasks.logs import get_logger
 
@@ -166,11 +160,12 @@ def _compute(services: Services, job: Job, step: str) -> str:
         pass
     _apply_drill(job, step)
     output = pipeline.run_step(step, _load_input(services, job, step))
-    if step == pipeline.STEPS[-1]:
-        _write_artifacts(services, job, output.data)
     checkpoint = {"step": step, "summary": output.summary, "data": output.data}
+    if step == pipeline.STEPS[-1]:
+        written = write_artifacts(services.artifacts, job.job_id, output.data)
+        checkpoint |= {"summary": written.summary(output.summary), "artifacts": written.keys}
     services.artifacts.put(key, pipeline.encode_json(checkpoint), CONTENT_TYPES[RESULT])
-    return output.summary
+    return checkpoint["summary"]
 
 
 def _load_input(services: Services, job: Job, step: str) -> dict:
@@ -194,27 +189,17 @@ def _apply_drill(job: Job, step: str) -> None:
         time.sleep(SLOW_DRILL_SECONDS)
 
 
-def _write_artifacts(services: Services, job: Job, data: dict) -> None:
-    scene, minimap = data["sceneGraph"], data["asciiMinimap"]
-    store = services.artifacts
-    store.put(artifact_key(job.job_id, SCENE_GRAPH), pipeline.encode_json(scene), CONTENT_TYPES[SCENE_GRAPH])
-    store.put(artifact_key(job.job_id, ASCII_MINIMAP), minimap.encode(), CONTENT_TYPES[ASCII_MINIMAP])
-
-
 def _finish(services: Services, job: Job) -> None:
     """Write result.json and mark the job done (both idempotent)."""
     final = json.loads(services.artifacts.get(checkpoint_key(job.job_id, pipeline.STEPS[-1])))
-    keys = {
-        "sceneGraph": artifact_key(job.job_id, SCENE_GRAPH),
-        "asciiMinimap": artifact_key(job.job_id, ASCII_MINIMAP),
-        "result": artifact_key(job.job_id, RESULT),
-    }
+    # The artifacts the last step wrote, by result field (tasks/artifacts.py), then result.json.
+    keys = {**final.get("artifacts", {}), "result": artifact_key(job.job_id, RESULT)}
     result = {
         "jobId": job.job_id,
         "request": job.request,
         "summary": final["summary"],
         "artifacts": {name: key for name, key in keys.items() if name != "result"},
-        "stats": final["data"]["sceneGraph"].get("stats", {}),
+        "metrics": final["data"]["sceneGraph"].get("metrics", {}),
     }
     services.artifacts.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
     try:

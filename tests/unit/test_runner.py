@@ -12,13 +12,16 @@ import pipeline
 from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
 from storage.model import JobError, JobState, StepStatus, step_id
 from tasks import runner
-from tasks.checkpoints import ASCII_MINIMAP, RESULT, SCENE_GRAPH, artifact_key, checkpoint_key
+from pipeline.picture import render_png
+from tasks import artifacts
+from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks.dispatch import submit_job
 from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
 from tasks.steps import job_error
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 LAST = pipeline.STEPS[-1]
+SCENE_GRAPH, ASCII_MINIMAP, MINIMAP_PNG = "sceneGraph.json", "asciiMinimap.txt", "minimap.png"
 
 
 @pytest.fixture
@@ -76,6 +79,7 @@ def test_all_steps_in_order_end_done(services, new_job):
     assert job.result_keys == {
         "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
         "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+        "minimapPng": artifact_key(job_id, MINIMAP_PNG),
         "result": artifact_key(job_id, RESULT),
     }
     assert job.result_summary == job.steps[-1].summary
@@ -91,7 +95,7 @@ def test_first_step_moves_job_to_running(services, new_job):
 
 
 def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
-    """One checkpoint per step plus sceneGraph.json, asciiMinimap.txt and result.json, with the pipeline's bytes."""
+    """One checkpoint per step plus sceneGraph.json, asciiMinimap.txt, minimap.png and result.json, with the pipeline's bytes."""
     job_id = new_job()
     run_all(services, job_id)
     blobs = services.artifacts.blobs
@@ -101,15 +105,37 @@ def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
     final = expected_output()
     assert blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
     assert blobs[artifact_key(job_id, ASCII_MINIMAP)].decode("utf-8") == final["asciiMinimap"]
+    assert blobs[artifact_key(job_id, MINIMAP_PNG)] == render_png(final["sceneGraph"])
     result = json.loads(blobs[artifact_key(job_id, RESULT)])
     assert result["jobId"] == job_id
     assert result["request"] == REQUEST
     assert result["artifacts"] == {
         "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
         "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+        "minimapPng": artifact_key(job_id, MINIMAP_PNG),
     }
     assert result["summary"] == services.jobs.get(job_id).result_summary
-    assert result["stats"] == final["sceneGraph"].get("stats", {})
+    assert result["metrics"] == final["sceneGraph"]["metrics"]
+
+
+def test_a_skipped_artifact_is_left_out_and_said_in_the_summary(services, new_job, monkeypatch):
+    """A producer raising ArtifactSkipped: no blob, no result key, the job still done, the summary says why."""
+
+    def skip(data):
+        raise artifacts.ArtifactSkipped("the node builder is not installed")
+
+    png = next(a for a in artifacts.ARTIFACTS if a.name == MINIMAP_PNG)
+    monkeypatch.setattr(artifacts, "ARTIFACTS", tuple(
+        artifacts.Artifact(a.name, a.content_type, a.field, skip) if a is png else a for a in artifacts.ARTIFACTS
+    ))
+    job_id = new_job()
+    run_all(services, job_id)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE
+    assert "minimapPng" not in job.result_keys and "sceneGraph" in job.result_keys
+    assert artifact_key(job_id, MINIMAP_PNG) not in services.artifacts.blobs
+    assert job.steps[-1].summary.endswith("; no minimap.png: the node builder is not installed")
+    assert job.result_summary == job.steps[-1].summary
 
 
 def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch):
