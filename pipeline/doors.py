@@ -45,13 +45,13 @@ def connect(level: Level) -> Level:
     style = style_named(level.request.style)
     stream = level.request.stream("connect_doors", level.attempt)
     rooms, links = list(level.rooms or ()), list(level.links or ())
-    Grid.of_rooms(level.width, level.height, rooms)  # PipelineError if two rooms claim a cell
+    grid = Grid.of_rooms(level.width, level.height, rooms)  # PipelineError if two rooms claim a cell
     preferred = [link for link in links if link.preferred]
     others = [link for link in links if not link.preferred]
     stream.shuffle(others)
     tree, spare, kept = _spanning_tree(rooms, preferred, others)
-    rooms = [room for room in rooms if room.id in kept]
-    builder = _Builder(level.width, level.height, rooms)
+    # The rooms of the parts dropped stay painted: a loop beside one is refused, never wrong.
+    builder = _Builder(grid, rooms, kept)
     for link in tree:
         builder.take(link, check=False)
     if style.shape.get("prune"):
@@ -112,15 +112,15 @@ def _spanning_tree(rooms: list[Room], preferred: list[Link], others: list[Link])
 class _Builder:
     """Rooms and doors as links are taken, with a grid to check that a loop still fits."""
 
-    def __init__(self, width: int, height: int, rooms: list[Room]) -> None:
-        self.width, self.height = width, height
-        self.rooms = rooms
+    def __init__(self, grid: Grid, rooms: list[Room], kept: set[str]) -> None:
+        self.grid = grid
+        self.number = {room.id: number for number, room in enumerate(rooms, start=1)}
+        self.rooms = [room for room in rooms if room.id in kept]
         self.doors: list[Door] = []
         self.made = 0  # temporary ids (t1, t2, ...) of the doors and corridors made here
-        self.repaint()
 
     def repaint(self) -> None:
-        self.grid = Grid.of_rooms(self.width, self.height, self.rooms, self.doors)
+        self.grid = Grid.of_rooms(self.grid.width, self.grid.height, self.rooms, self.doors)
         self.number = {room.id: number for number, room in enumerate(self.rooms, start=1)}
 
     def take(self, link: Link, *, check: bool) -> bool:
@@ -139,8 +139,8 @@ class _Builder:
         self.made += 1
         corridor = Room(f"t{self.made}", "corridor", cells=link.corridor)
         self.rooms.append(corridor)
-        self.number[corridor.id] = len(self.rooms)
-        self.grid.paint(link.corridor, len(self.rooms))
+        self.number[corridor.id] = number = len(self.number) + 1
+        self.grid.paint(link.corridor, number)
         (x0, y0, o0), (x1, y1, o1) = link.doors
         self._door(link.a, corridor.id, x0, y0, o0)
         self._door(corridor.id, link.b, x1, y1, o1)
@@ -204,12 +204,15 @@ def _named(level: Level, builder: _Builder, quest: Quest) -> Level:
     rooms = sorted(builder.rooms, key=first_cell)
     names = {room.id: f"r{number}" for number, room in enumerate(rooms, start=1)}
     kinds = {quest.start: "start", quest.exit: "exit"}
-    rooms = [replace(room, id=names[room.id], kind=kinds.get(room.id, room.kind)) for room in rooms]
+    rooms = [
+        Room(names[room.id], kinds.get(room.id, room.kind), room.rect, room.cells, room.tags, room.light)
+        for room in rooms
+    ]
     doors = sorted(builder.doors, key=lambda door: (door.y, door.x))
     door_names = {door.id: f"d{number}" for number, door in enumerate(doors, start=1)}
     locks = {lock.door: lock.color for lock in quest.locks}
     doors = [
-        replace(door, id=door_names[door.id], a=names[door.a], b=names[door.b], lock=locks.get(door.id))
+        Door(door_names[door.id], names[door.a], names[door.b], door.x, door.y, door.orientation, locks.get(door.id))
         for door in doors
     ]
     progression = Progression(

@@ -103,6 +103,18 @@ class Grid:
                 return False
         return True
 
+    def rect_fits(self, x: int, y: int, w: int, h: int) -> bool:
+        """Whether the rectangle is inside the border, solid, and has no floor or door 4-adjacent."""
+        owner, width = self.owner, self.width
+        if x < 1 or y < 1 or x + w > width - 1 or y + h > self.height - 1:
+            return False
+        # The rectangle widened by a cell each side, row by row; the rows above and below, unwidened.
+        return not (
+            any(owner[(y - 1) * width + x : (y - 1) * width + x + w])
+            or any(owner[(y + h) * width + x : (y + h) * width + x + w])
+            or any(any(owner[row * width + x - 1 : row * width + x + w + 1]) for row in range(y, y + h))
+        )
+
     def joints(self) -> dict[tuple[int, int], list[tuple[int, str]]]:
         """Solid cells where a door could join two rooms, by pair of room numbers (lower first).
 

@@ -81,13 +81,20 @@ class Room:
         # path below finds and names whatever fails it.
         try:
             rect, light, tags = data.get("rect"), data.get("light"), data.get("tags", ())
+            common = (
+                _text(data["id"]) and data["kind"] in ROOM_KINDS and _tags(tags)
+                and (light is None or (type(light) is int and 0 <= light <= 255))
+            )
             if (
-                type(rect) is list and len(rect) == 4 and _text(data["id"]) and data["kind"] in ROOM_KINDS
-                and (light is None or (type(light) is int and 0 <= light <= 255)) and _tags(tags)
+                common and type(rect) is list and len(rect) == 4
                 and _ints(rect) and rect[0] >= 1 and rect[1] >= 1 and rect[2] >= 1 and rect[3] >= 1
                 and rect[0] + rect[2] <= width - 1 and rect[1] + rect[3] <= height - 1
             ):
                 return cls(data["id"], data["kind"], rect=tuple(rect), tags=tuple(tags), light=light)
+            if common and rect is None and type(data.get("cells")) is list and data["cells"]:
+                cells = read_cells(data["cells"], f"{where}.cells", width, height)
+                if cells == tuple(sorted(cells, key=_READING_ORDER)) and len(set(cells)) == len(cells):
+                    return cls(data["id"], data["kind"], cells=cells, tags=tuple(tags), light=light)
         except (AttributeError, KeyError, TypeError):
             pass
         data = require_mapping(data, where)

@@ -105,5 +105,5 @@ def _lit(rooms: tuple[Room, ...], light: int, stream: Stream) -> tuple[Room, ...
     for room in rooms:
         level = max(0, min(255, light + stream.between(-LIGHT_SPREAD, LIGHT_SPREAD)))
         tags = tuple(tag for tag in room.tags if tag not in {"lit", "dark"}) + ("lit" if level >= LIT_FROM else "dark",)
-        lit.append(replace(room, light=level, tags=tags))
+        lit.append(Room(room.id, room.kind, room.rect, room.cells, tags, level))
     return tuple(lit)

@@ -35,10 +35,9 @@ def build_attach(plan: Plan, style: Style, stream: Stream) -> Layout:
     width = max(24, math.isqrt(area * 8 // 5) + 2)
     height = max(16, area // (width - 2) + 2)
     draft = Draft(Grid(width, height))
-    cells = _room_cells(low, high, shape["cross"], stream)
-    x0 = (width - max(x for x, _ in cells)) // 2
-    y0 = (height - max(y for _, y in cells)) // 2
-    first = [(x + x0, y + y0) for x, y in cells]
+    w, h, cells = _room_cells(low, high, shape["cross"], stream)
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    first = [(x + x0, y + y0) for x, y in cells or [(x, y) for y in range(h) for x in range(w)]]
     _add_room(draft, first)
     sites = _sites(first)
     rooms, linked = 1, set()
@@ -51,14 +50,14 @@ def build_attach(plan: Plan, style: Style, stream: Stream) -> Layout:
     return draft.finish()
 
 
-def _room_cells(low: int, high: int, cross: int, stream: Stream) -> list[Cell]:
-    """A room shape at the origin: a rectangle, or a cross of two centred bars."""
+def _room_cells(low: int, high: int, cross: int, stream: Stream) -> tuple[int, int, list[Cell] | None]:
+    """A room shape at the origin: (w, h, None) for a rectangle, or a cross of two centred bars and its cells."""
     w, h = stream.between(low, high), stream.between(low, high)
     if w >= 5 and h >= 5 and stream.chance(cross):
         bar_w, bar_h = stream.between(max(1, w // 3), w - 2), stream.between(max(1, h // 3), h - 2)
         ox, oy = (w - bar_w) // 2, (h - bar_h) // 2
-        return [(x, y) for y in range(h) for x in range(w) if ox <= x < ox + bar_w or oy <= y < oy + bar_h]
-    return [(x, y) for y in range(h) for x in range(w)]
+        return w, h, [(x, y) for y in range(h) for x in range(w) if ox <= x < ox + bar_w or oy <= y < oy + bar_h]
+    return w, h, None
 
 
 def _sites(cells: list[Cell]) -> list[tuple[int, int, int, int]]:
@@ -85,28 +84,43 @@ def _attach(draft: Draft, sites: list, low: int, high: int, shape, corridors: in
     if stream.chance(corridors):
         length = stream.between(shape["stub_min"], shape["stub_max"])
         corridor = [(entry[0] + dx * k, entry[1] + dy * k) for k in range(length)]
+        if not grid.fits(corridor):
+            return False
         # Past the corridor and the door at its end.
         entry = (entry[0] + dx * (length + 1), entry[1] + dy * (length + 1))
-    room = _room_cells(low, high, shape["cross"], stream)
-    # The room's cells that face back toward the door, one of which meets it.
-    shape_cells = set(room)
-    facing = [cell for cell in room if (cell[0] - dx, cell[1] - dy) not in shape_cells]
-    fx, fy = stream.choice(facing)
-    room = [(x - fx + entry[0], y - fy + entry[1]) for x, y in room]
-    if not (grid.fits(room) and grid.fits(corridor)):
-        return False
-    room_set = set(room)
-    piece = room_set | set(corridor)
+    w, h, cells = _room_cells(low, high, shape["cross"], stream)
+    if cells is None:
+        # A rectangle meets the door with its back edge, at a random place along it; it lies
+        # wholly beyond the door, so it can never touch the corridor.
+        x = entry[0] if dx > 0 else entry[0] - w + 1 if dx < 0 else entry[0] - stream.below(w)
+        y = entry[1] if dy > 0 else entry[1] - h + 1 if dy < 0 else entry[1] - stream.below(h)
+        if not grid.rect_fits(x, y, w, h):
+            return False
+        room = [(x, y, w, h)]
+        room_set: set[Cell] = set()
+    else:
+        # The cells that face back toward the door, one of which meets it.
+        shape_cells = set(cells)
+        fx, fy = stream.choice([cell for cell in cells if (cell[0] - dx, cell[1] - dy) not in shape_cells])
+        room = [(x - fx + entry[0], y - fy + entry[1]) for x, y in cells]
+        if not grid.fits(room):
+            return False
+        room_set = set(room)
+        if any((x + ex, y + ey) in room_set for x, y in corridor for ex, ey in DIRECTIONS):
+            return False
     inner_door = (entry[0] - dx, entry[1] - dy)
     for x, y in ((door[0] + dy, door[1] + dx), (door[0] - dy, door[1] - dx),
                  (inner_door[0] + dy, inner_door[1] + dx), (inner_door[0] - dy, inner_door[1] - dx)):
-        if (x, y) in piece or grid.owner[y * width + x] != SOLID:
+        if (x, y) in room_set or grid.owner[y * width + x] != SOLID:
             return False
-    if any((x + ex, y + ey) in room_set for x, y in corridor for ex, ey in DIRECTIONS):
-        return False
     orientation = "vertical" if dx else "horizontal"
-    number = _add_room(draft, room)
-    sites += _sites(room)
+    if cells is None:
+        number = draft.add_rect("room", *room[0])
+        x, y, w, h = room[0]
+        sites += _sites([(x + i, y + j) for j in (0, h - 1) for i in range(w)] + [(x + i, y + j) for j in range(h) for i in (0, w - 1)])
+    else:
+        number = _add_room(draft, room)
+        sites += _sites(room)
     if corridor:
         passage = draft.add_cells("corridor", corridor)
         sites += _sites(corridor)

@@ -68,41 +68,45 @@ def _free(grid: Grid, x: int, y: int, w: int, h: int) -> bool:
 def _carve(draft: Draft, segment: int, stream: Stream) -> list[tuple[int, int, tuple[int, int, str]]]:
     """Grow the maze into every free lattice cell; the cuts between its segments, as region pairs."""
     grid = draft.grid
-    owner, width = grid.owner, grid.width
-    visited = bytearray(len(owner))
-    segments: list[list[Cell]] = []
+    owner, width, height = grid.owner, grid.width, grid.height
+    # Cells the maze may not enter: rooms, the border, and two rows past the end (so that i - 2 *
+    # width and i + 2 * width of any lattice cell index a blocked cell, never out of range).
+    blocked = bytearray(1 if cell else 0 for cell in owner) + b"\x01" * (2 * width)
+    blocked[:width] = b"\x01" * width
+    blocked[(height - 1) * width : height * width] = b"\x01" * width
+    for row in range(height):
+        blocked[row * width] = blocked[row * width + width - 1] = 1
+    steps = ((2, 1, "vertical"), (-2, -1, "vertical"), (2 * width, width, "horizontal"), (-2 * width, -width, "horizontal"))
+    segments: list[list[int]] = []
     cuts: list[tuple[int, int, tuple[int, int, str]]] = []
-    for y in range(1, grid.height - 1, 2):
+    for y in range(1, height - 1, 2):
         for x in range(1, width - 1, 2):
-            if visited[y * width + x] or owner[y * width + x] != SOLID:
+            start = y * width + x
+            if blocked[start]:
                 continue
-            visited[y * width + x] = 1
-            segments.append([(x, y)])
-            active = [(x, y, len(segments) - 1)]
+            blocked[start] = 1
+            segments.append([start])
+            active = [(start, len(segments) - 1)]
             while active:
                 pick = len(active) - 1 if stream.chance(NEWEST_PERCENT) else stream.below(len(active))
-                cx, cy, seg = active[pick]
-                options = [
-                    (dx, dy) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2))
-                    if 1 <= cx + dx <= width - 2 and 1 <= cy + dy <= grid.height - 2
-                    and not visited[(cy + dy) * width + cx + dx] and owner[(cy + dy) * width + cx + dx] == SOLID
-                ]
+                here, seg = active[pick]
+                options = [step for step in steps if not blocked[here + step[0]]]
                 if not options:
                     active[pick] = active[-1]
                     active.pop()
                     continue
-                dx, dy = stream.choice(options)
-                nx, ny, between = cx + dx, cy + dy, (cx + dx // 2, cy + dy // 2)
-                visited[ny * width + nx] = 1
+                jump, half, orientation = stream.choice(options)
+                there, between = here + jump, here + half
+                blocked[there] = 1
                 if len(segments[seg]) >= 2 * segment:
                     # A full segment: the passage goes on through a door into a new one.
-                    segments.append([(nx, ny)])
-                    cuts.append((seg, len(segments) - 1, (*between, "vertical" if dx else "horizontal")))
-                    active.append((nx, ny, len(segments) - 1))
+                    segments.append([there])
+                    cuts.append((seg, len(segments) - 1, (between % width, between // width, orientation)))
+                    active.append((there, len(segments) - 1))
                 else:
-                    segments[seg] += [between, (nx, ny)]
-                    active.append((nx, ny, seg))
+                    segments[seg] += [between, there]
+                    active.append((there, seg))
     first = len(draft.kinds) + 1
     for cells in segments:
-        draft.add_cells("corridor", cells)
+        draft.add_cells("corridor", [(index % width, index // width) for index in cells])
     return [(first + a, first + b, door) for a, b, door in cuts]
