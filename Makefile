@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration smoke clean help
+.PHONY: run test unit integration smoke bench-generator clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
 	@echo "make test   - install the dev dependencies and run the whole suite"
 	@echo "make unit   - the fast offline tests only"
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
+	@echo "make bench-generator - time the generator per style at 12, 200 and 1,000 rooms"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -48,6 +49,10 @@ integration: $(VENV)/.dev-installed $(NODE_STAMP)
 
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)
+
+# The generator alone, no stack: see docs/performance.md.
+bench-generator: $(VENV)/.local-installed
+	$(BIN)/python scripts/bench_generator.py
 
 clean:
 	rm -rf $(VENV) node_modules .local-stack .pytest_cache

@@ -56,6 +56,8 @@ def check_scene(scene: dict) -> None:
             assert door["orientation"] == "horizontal"
             sides, beside = [(x, y - 1), (x, y + 1)], [(x - 1, y), (x + 1, y)]
         assert {owner.get(side) for side in sides} == {door["a"], door["b"]}, f"door {door['id']} misplaced"
+        # Added to the contract by docs/scene-graph.md: a is the west (or north) side.
+        assert owner.get(sides[0]) == door["a"], f"door {door['id']}: a is not its west or north side"
         assert door["a"] != door["b"]
         assert all(cell not in owner for cell in beside), f"door {door['id']} has floor beside it"
         assert door["lock"] is None or door["lock"] in COLORS

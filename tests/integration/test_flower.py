@@ -10,10 +10,12 @@ from collections.abc import Callable
 import pytest
 import requests
 
+import pipeline
+
 from storage.bootstrap import aws_client
 from tests.integration.conftest import LiveStack, free_port
 
-STEPS = ["parse_prompt", "layout_rooms", "connect_doors", "populate", "render_minimap"]
+STEPS = list(pipeline.STEPS)
 AUTH = ("ops", "flower-test-secret")
 
 

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pipeline import (
     DEFAULT_STYLE,
@@ -321,6 +323,20 @@ GOLDEN_MINIMAP = (
     "        [  armor        c  cacodemon    d  demon        i  imp\n"
     "        z  zombieman\n"
 )
+
+
+def test_the_docs_show_real_levels():
+    """The README's minimap and picture, and docs/scene-graph.md's example, are what the generator makes."""
+    golden = final(GOLDEN_REQUEST)
+    assert golden["asciiMinimap"].rstrip("\n") in (ROOT / "README.md").read_text(encoding="utf-8")
+    drawn = Image.open(io.BytesIO(render_png(golden["sceneGraph"]))).convert("RGB")
+    with Image.open(ROOT / "docs" / "minimap-example.png") as shown:
+        assert shown.size == drawn.size and shown.convert("RGB").tobytes() == drawn.tobytes()
+    doc = (ROOT / "docs" / "scene-graph.md").read_text(encoding="utf-8")
+    example = json.loads(doc.split("```json\n", 1)[1].split("\n```", 1)[0])
+    data = final({"prompt": example["prompt"], "seed": example["seed"], "style": example["style"]})
+    assert example == data["sceneGraph"]
+    assert data["asciiMinimap"].rstrip("\n") in doc
 
 
 def test_different_seeds_give_different_levels():
