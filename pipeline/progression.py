@@ -1,8 +1,8 @@
 """Progression: where the player starts, where the exit is, and which doors are locked by which keys.
 
 On the spanning tree of doors (before loops, so every door is a bridge):
-- the start is the room farthest (walking) from a random room, the exit the room farthest from
-  the start — a double sweep that finds about the longest walk in the level;
+- the start is the room farthest (in doors) from a random room, the exit the room farthest
+  (walking) from the start — a double sweep that finds about the longest walk in the level;
 - up to plan.locks doors on the route from start to exit are locked, spread along it (never the
   first door out of the start room): removing them cuts the tree into zones, zone 0 around the
   start, zone i behind the i-th lock;
@@ -38,7 +38,9 @@ def plan_quest(rooms: Sequence[Room], doors: Sequence[Door], wanted_locks: int, 
     walker = Walker(rooms, doors)
     places = [room for room in rooms if room.kind != "corridor"] or list(rooms)
     first = stream.choice(places)
-    start = _farthest(walker.reach(first.id, first.center()), places, exclude=None) or first
+    # Doors, not steps, for the first sweep: it only has to find a room out at the edge.
+    hops = _hops(walker, first.id)
+    start = max(places, key=lambda room: hops.get(room.id, -1))
     from_start = walker.reach(start.id, start.center())
     exit_ = _farthest(from_start, places, exclude=start.id) or _farthest(from_start, rooms, exclude=start.id) or start
     route = from_start.route(exit_.id)
@@ -74,6 +76,19 @@ def _farthest(reach, rooms: Sequence[Room], exclude: str | None) -> Room | None:
         if steps is not None and steps > best_steps:
             best, best_steps = room, steps
     return best
+
+
+def _hops(walker: Walker, start: str) -> dict[str, int]:
+    """Doors between start and every room."""
+    hops = {start: 0}
+    queue = deque([start])
+    while queue:
+        room = queue.popleft()
+        for _, _, other in walker.exits[room]:
+            if other not in hops:
+                hops[other] = hops[room] + 1
+                queue.append(other)
+    return hops
 
 
 def _spread(doors: int, count: int, stream: Stream) -> list[int]:

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from .model import Cell, Door, Room
 from .rng import Stream
 
+_ROW = 1 << 12  # wider than any grid
+_STEPS = (1, -1, _ROW, -_ROW)
+
 
 def prune_dead_ends(
     rooms: Sequence[Room], doors: Sequence[Door], drop: int, depth: int, stream: Stream
@@ -40,19 +43,17 @@ def prune_dead_ends(
 
 
 def _shorten(cells: tuple[Cell, ...], door_cells: list[Cell], depth: int) -> tuple[Cell, ...]:
-    floor = set(cells)
-    walkable = floor | set(door_cells)
-    protected = {
-        (x + dx, y + dy) for x, y in door_cells for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))
-    }
+    # Cells as integers x + y * _ROW: neighbours are +-1 and +-_ROW.
+    floor = {x + y * _ROW for x, y in cells}
+    walkable = floor | {x + y * _ROW for x, y in door_cells}
+    protected = {x + y * _ROW + step for x, y in door_cells for step in _STEPS}
 
-    def dead_end(cell: Cell) -> bool:
-        x, y = cell
-        return cell not in protected and sum(
-            other in walkable for other in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1))
+    def dead_end(cell: int) -> bool:
+        return cell not in protected and (
+            (cell + 1 in walkable) + (cell - 1 in walkable) + (cell + _ROW in walkable) + (cell - _ROW in walkable)
         ) <= 1
 
-    ends = [cell for cell in cells if dead_end(cell)]
+    ends = [x + y * _ROW for x, y in cells if dead_end(x + y * _ROW)]
     for _ in range(depth):
         removed = []
         for cell in ends:
@@ -60,8 +61,5 @@ def _shorten(cells: tuple[Cell, ...], door_cells: list[Cell], depth: int) -> tup
                 floor.discard(cell)
                 walkable.discard(cell)
                 removed.append(cell)
-        ends = [
-            other for x, y in removed for other in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1))
-            if other in floor and dead_end(other)
-        ]
-    return tuple(cell for cell in cells if cell in floor)
+        ends = [cell + step for cell in removed for step in _STEPS if cell + step in floor and dead_end(cell + step)]
+    return tuple(cell for cell in cells if cell[0] + cell[1] * _ROW in floor)

@@ -88,7 +88,7 @@ def critical_path(
     path, steps, here = [start.room], 0, start
     for number, target in enumerate(targets):
         closed = [door_id for color, door_id in locked.items() if color not in opened[:number]]
-        reach = walker.reach(here.room, (here.x, here.y), closed)
+        reach = walker.reach(here.room, (here.x, here.y), closed, until=(target.room, (target.x, target.y)))
         leg = reach.route(target.room, (target.x, target.y))
         walked = reach.to(target.room, (target.x, target.y))
         if not leg or walked is None:

@@ -37,6 +37,7 @@ class Walker:
             self.exits[door.a].append((door, first, door.b))
             self.exits[door.b].append((door, second, door.a))
         self._fields: dict[tuple[str, Cell], dict[int, int]] = {}
+        self._open: dict[str, set[int]] = {}  # a corridor's cells as integers, for _breadth_first
 
     def contains(self, room_id: str, cell: Cell) -> bool:
         """Whether cell is floor of the room."""
@@ -57,13 +58,24 @@ class Walker:
         key = (room_id, a)
         field = self._fields.get(key)
         if field is None:
-            field = self._fields[key] = _breadth_first(a, room.cells or ())
+            inside = self._open.get(room_id)
+            if inside is None:
+                inside = self._open[room_id] = {x + y * _ROW for x, y in room.cells or ()}
+            field = self._fields[key] = _breadth_first(a, inside)
         # A cell a room of cells cannot reach from a: as good as unreachable.
         return field.get(b[0] + b[1] * _ROW, UNREACHABLE)
 
-    def reach(self, room_id: str, cell: Cell, closed: Iterable[str] = ()) -> Reach:
-        """Every door's walking distance from cell (in room room_id), never passing a closed door."""
+    def reach(
+        self, room_id: str, cell: Cell, closed: Iterable[str] = (), until: tuple[str, Cell] | None = None
+    ) -> Reach:
+        """Every door's walking distance from cell (in room room_id), never passing a closed door.
+
+        With until (a room and a cell in it), the walk stops once no door left could lead there
+        any shorter: enough for the route and the distance to that one cell.
+        """
         closed = set(closed)
+        target_room, target_cell = until or ("", cell)
+        best = self.inside(room_id, cell, target_cell) if target_room == room_id else UNREACHABLE
         distance: dict[str, int] = {}
         came: dict[str, tuple[str | None, str]] = {}
         # (steps to the door cell, door, the door walked from, the room walked through)
@@ -73,6 +85,8 @@ class Walker:
                 heapq.heappush(heap, (self.inside(room_id, cell, side) + 1, door.id, None, room_id))
         while heap:
             steps, door_id, previous, through = heapq.heappop(heap)
+            if until is not None and steps >= best:
+                break
             if door_id in distance:
                 continue
             distance[door_id] = steps
@@ -80,6 +94,8 @@ class Walker:
             door = self.doors[door_id]
             for room in (door.a, door.b):
                 side = self._side(door, room)
+                if room == target_room:
+                    best = min(best, steps + 1 + self.inside(room, side, target_cell))
                 for other, other_side, _ in self.exits[room]:
                     if other.id not in distance and other.id not in closed:
                         heapq.heappush(heap, (steps + 1 + self.inside(room, side, other_side) + 1, other.id, door_id, room))
@@ -163,9 +179,8 @@ def reach_with_keys(
                     frontier.append(beyond)
 
 
-def _breadth_first(start: Cell, cells: Iterable[Cell]) -> dict[int, int]:
-    """Steps from start to each cell of cells, keyed x + y * _ROW (integers search faster than tuples)."""
-    inside = {x + y * _ROW for x, y in cells}
+def _breadth_first(start: Cell, inside: set[int]) -> dict[int, int]:
+    """Steps from start to each cell of inside, cells as x + y * _ROW (integers search faster than tuples)."""
     first = start[0] + start[1] * _ROW
     steps = {first: 0}
     queue = deque([first])
