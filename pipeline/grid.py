@@ -78,14 +78,6 @@ class Grid:
                     return number, other, (cx, cy)
         return None
 
-    def index(self, x: int, y: int) -> int:
-        """The list index of cell (x, y)."""
-        return y * self.width + x
-
-    def cell(self, index: int) -> Cell:
-        """The cell (x, y) at a list index."""
-        return index % self.width, index // self.width
-
     def paint(self, cells: Iterable[Cell], value: int) -> None:
         """Mark cells as owned by value (a room number, DOOR or SOLID)."""
         owner, width = self.owner, self.width
@@ -119,22 +111,33 @@ class Grid:
         """Solid cells where a door could join two rooms, by pair of room numbers (lower first).
 
         A joint has floor of one room on one side, floor of another opposite, and solid rock on
-        its two other sides (so no two doors ever stand side by side).
+        its two other sides (so no two doors ever stand side by side). Candidates are found for
+        the whole grid at once, one byte per cell in two big integers (floor, solid), shifted
+        against each other; only those are then looked at one by one.
         """
-        owner, width = self.owner, self.width
-        last = len(owner)
+        owner, width, count = self.owner, self.width, len(self.owner)
+        floor = int.from_bytes(bytes(map((0).__lt__, owner)), "big")
+        solid = int.from_bytes(bytes(map((0).__eq__, owner)), "big")
+        mask = (1 << (8 * count)) - 1
+
+        def shifted(bits: int, cells: int) -> int:
+            # The value of cell i + cells, moved onto cell i.
+            return (bits << (8 * cells)) & mask if cells > 0 else bits >> (-8 * cells)
+
+        vertical = solid & shifted(floor, -1) & shifted(floor, 1) & shifted(solid, -width) & shifted(solid, width)
+        horizontal = solid & shifted(floor, -width) & shifted(floor, width) & shifted(solid, -1) & shifted(solid, 1)
+        candidates = []
+        for bits, step, orientation, order in ((vertical, 1, "vertical", 0), (horizontal, width, "horizontal", 1)):
+            marks = bits.to_bytes(count, "big")
+            index = marks.find(1)
+            while index != -1:
+                if owner[index - step] != owner[index + step]:
+                    candidates.append((index - step, order, index, orientation))
+                index = marks.find(1, index + 1)
         found: dict[tuple[int, int], list[tuple[int, str]]] = {}
-        for index, a in enumerate(owner):
-            if a <= 0:
-                continue
-            east = index + 1
-            b = owner[east + 1] if owner[east] == SOLID else SOLID
-            if b > 0 and b != a and owner[east - width] == SOLID and owner[east + width] == SOLID:
-                found.setdefault((a, b) if a < b else (b, a), []).append((east, "vertical"))
-            south = index + width
-            b = owner[south + width] if owner[south] == SOLID and south + width < last else SOLID
-            if b > 0 and b != a and owner[south - 1] == SOLID and owner[south + 1] == SOLID:
-                found.setdefault((a, b) if a < b else (b, a), []).append((south, "horizontal"))
+        for before, _, index, orientation in sorted(candidates):
+            a, b = owner[before], owner[2 * index - before]
+            found.setdefault((a, b) if a < b else (b, a), []).append((index, orientation))
         return found
 
 

@@ -117,11 +117,6 @@ class Level:
             if getattr(self, part) is None:
                 raise PipelineError(f"previous data has no {part} yet; the steps run in the order of pipeline.STEPS")
 
-    def room_index(self) -> dict[str, Room]:
-        """Rooms by id."""
-        self.require("rooms")
-        return {room.id: room for room in self.rooms or ()}
-
     def check_references(self) -> None:
         """Every id a door, link, lock or entity names exists, and ids are unique."""
         rooms = {room.id for room in self.rooms or ()}

@@ -16,7 +16,6 @@ running the generator twice here would prove nothing more.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from .contract import LevelInvalid, PipelineError, StepOutput, plural, require_field, require_int, require_mapping

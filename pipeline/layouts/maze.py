@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 
-from ..grid import SOLID, Grid
-from ..model import Cell
+from ..grid import Grid
 from ..plan import Plan
 from ..rng import Stream
 from ..styles import Style
@@ -77,6 +76,10 @@ def _carve(draft: Draft, segment: int, stream: Stream) -> list[tuple[int, int, t
     for row in range(height):
         blocked[row * width] = blocked[row * width + width - 1] = 1
     steps = ((2, 1, "vertical"), (-2, -1, "vertical"), (2 * width, width, "horizontal"), (-2 * width, -width, "horizontal"))
+    # The growing tree makes two small choices per turn, and has at most two turns per lattice cell:
+    # one byte of noise each, drawn in one call (a byte modulo 2, 3 or 4 is as good as uniform here).
+    noise, turn = stream.noise(2 * len(owner) + 8), 0
+    newest = 256 * NEWEST_PERCENT // 100
     segments: list[list[int]] = []
     cuts: list[tuple[int, int, tuple[int, int, str]]] = []
     for y in range(1, height - 1, 2):
@@ -88,14 +91,16 @@ def _carve(draft: Draft, segment: int, stream: Stream) -> list[tuple[int, int, t
             segments.append([start])
             active = [(start, len(segments) - 1)]
             while active:
-                pick = len(active) - 1 if stream.chance(NEWEST_PERCENT) else stream.below(len(active))
+                roll, choose = noise[turn], noise[turn + 1]
+                turn += 2
+                pick = len(active) - 1 if roll < newest else choose * len(active) // 256
                 here, seg = active[pick]
                 options = [step for step in steps if not blocked[here + step[0]]]
                 if not options:
                     active[pick] = active[-1]
                     active.pop()
                     continue
-                jump, half, orientation = stream.choice(options)
+                jump, half, orientation = options[choose % len(options)]
                 there, between = here + jump, here + half
                 blocked[there] = 1
                 if len(segments[seg]) >= 2 * segment:
