@@ -125,7 +125,7 @@ _STYLES = (
         items=(("torch", "("), ("potion", "!"), ("gold", "$"), ("mushroom", "%")),
         boss=("wyrm", "&"),
         palette=_palette("#0d0b09", "#5b4a3a", "#8f7a62", "#8f7a62", "#a0662f"),
-        shape=MappingProxyType({"wall": 45, "cells": 36}),
+        shape=MappingProxyType({"wall": 45, "cells": 30}),
     ),
     Style(
         name="maze",
@@ -140,7 +140,7 @@ _STYLES = (
         items=(("potion", "!"), ("scroll", "?"), ("gold", "$"), ("ration", "%")),
         boss=("minotaur", "&"),
         palette=_palette("#0a0a0a", "#4f5d4a", "#9aa58c", "#7b8670", "#9a7a3c"),
-        shape=MappingProxyType({"room_min": 3, "room_max": 9, "segment": 14, "prune": 8, "drop": 60}),
+        shape=MappingProxyType({"room_min": 3, "room_max": 9, "segment": 16, "prune": 8, "drop": 60}),
     ),
 )
 

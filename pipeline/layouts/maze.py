@@ -28,7 +28,7 @@ from ..styles import Style
 from .draft import Draft, Layout
 
 ATTEMPTS_PER_ROOM = 40
-ROOM_SHARE_PERCENT = 40  # of the grid's area, roughly, that rooms take
+ROOM_SHARE_PERCENT = 50  # of the grid's area, roughly, that rooms take
 NEWEST_PERCENT = 85  # growing tree: how often it extends the newest cell rather than a random one
 _SIZE_STEP = {"small": -2, "medium": 0, "large": 2}
 

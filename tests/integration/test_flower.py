@@ -67,7 +67,7 @@ def test_flower_lists_the_worker_and_every_step_task_of_a_job(monitored):
         done = all(task["state"] == "SUCCESS" for task in mine.values())
         return mine if len(mine) == len(STEPS) and done else None
 
-    tasks = eventually(job_tasks, 20, f"the five step tasks of {job_id} as SUCCESS in Flower")
+    tasks = eventually(job_tasks, 20, f"the {len(STEPS)} step tasks of {job_id} as SUCCESS in Flower")
     assert set(tasks) == {f"tasks.steps.{step}" for step in STEPS}
     for task in tasks.values():
         assert task["worker"] == worker
