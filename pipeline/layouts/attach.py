@@ -1,9 +1,10 @@
 """The attach construction (dungeon, haunted): rooms attached one at a time, as in Brogue.
 
 The first room goes in the middle. Each next piece — a rectangle or a cross, sometimes behind a
-straight corridor stub — is tried against a random wall of a random region: the door cell must be
-solid with solid cells beside it, and every cell of the piece must be solid with no floor or door
-next to it. So the level grows as a tree with dead space between its branches. The doors that
+straight corridor stub — is tried at a random site: a floor cell at the edge of the level and the
+direction out of it. The door cell there must be solid with solid cells beside it, and every cell
+of the piece must be solid with no floor or door next to it. Sites that have been built over are
+dropped as they turn up. So the level grows as a tree with dead space between its branches. The doors that
 attached the pieces are preferred links (connect_doors keeps them all); every other place where a
 single wall divides two regions is offered as a possible loop.
 
