@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from .grid import Grid
 from .level import Level
 from .model import Door, Entity, Room
-from .styles import style_named
+from .styles import Style, style_named
 from .walk import Walker, reach_with_keys
 
 SCHEMA = "scene/1"
@@ -44,7 +44,7 @@ def assemble(level: Level) -> dict:
         "seed": request.seed,
         "style": request.style,
         "grid": {"width": level.width, "height": level.height},
-        "theme": {"name": style.name, "light": level.plan.light, "palette": dict(style.palette)},
+        "theme": _theme(style, level),
         "params": {
             **level.plan.to_data(),
             "construction": style.construction,
@@ -63,6 +63,19 @@ def assemble(level: Level) -> dict:
         "graph": {"start": progression.start, "exit": progression.exit, "criticalPath": path},
         "metrics": measure((level.width, level.height), rooms, doors, entities, len(zones), steps),
     }
+
+
+def _theme(style: Style, level: Level) -> dict:
+    """The style's look, as the prompt's words shade it: darker or brighter than the style's own."""
+    light = level.plan.light
+    mood = "dark" if light < style.light else "bright" if light > style.light else "plain"
+    # Colours scale with the light, within 60% and 125% of the style's own.
+    percent = max(60, min(125, 100 * light // max(1, style.light)))
+    palette = {
+        name: "#" + "".join(f"{min(255, int(color[i:i + 2], 16) * percent // 100):02x}" for i in (1, 3, 5))
+        for name, color in style.palette.items()
+    }
+    return {"name": style.name, "mood": mood, "light": light, "palette": palette}
 
 
 def adjacency_of(rooms: Sequence[Room], doors: Sequence[Door]) -> dict[str, list[tuple[str, str]]]:

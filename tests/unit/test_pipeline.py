@@ -170,7 +170,7 @@ def test_scene_graph_shape():
     assert scene["schema"] == "scene/1"
     assert (scene["prompt"], scene["seed"], scene["style"]) == ("a spooky hallway", 123, "doom")
     assert set(scene["graph"]) == {"start", "exit", "criticalPath"}
-    assert {"name", "light", "palette"} <= set(scene["theme"]) and 0 <= scene["theme"]["light"] <= 255
+    assert {"name", "mood", "light", "palette"} <= set(scene["theme"]) and 0 <= scene["theme"]["light"] <= 255
     assert {"rooms", "size", "density", "loops", "locks", "construction"} <= set(scene["params"])
     for room in scene["rooms"]:
         assert {"id", "kind", "depth", "tags", "zone", "light"} <= set(room) and ("rect" in room) != ("cells" in room)
@@ -278,7 +278,7 @@ def test_golden_level():
 
 PINNED_DRAWS = [372, 967, 707, 253, 605, 698, 679, 335]
 PINNED_NOISE = "2403b07e9f263fa2"
-GOLDEN_SCENE_SHA256 = "05e6ce6f7d235dac9cde3d2b2803557a8b446f1b85f5764dfeef5dcc337dc146"
+GOLDEN_SCENE_SHA256 = "4feeb647cff4f5d4639f8eb9609f37eb57a61173c0469c1600ad0ca5759a38f7"
 GOLDEN_MINIMAP = (
     "          #####################################    ########### \n"
     "          #...........+.#..[..+....+..........#    #.........# \n"
@@ -494,6 +494,11 @@ def test_darkness_shows_in_room_light():
         return sum(room["light"] for room in scene["rooms"]) / len(scene["rooms"])
 
     assert light("a dark spooky hallway") < light("a hallway") < light("a bright hallway")
+    themes = [final({"prompt": p, "seed": 3, "style": "doom"})["sceneGraph"]["theme"]
+              for p in ("a dark spooky hallway", "a hallway", "a bright hallway")]
+    assert [theme["mood"] for theme in themes] == ["dark", "plain", "bright"]
+    floors = [int(theme["palette"]["floor"][1:3], 16) for theme in themes]
+    assert floors[0] < floors[1] < floors[2]
 
 
 # --- awkward and invalid input -----------------------------------------------------------------
