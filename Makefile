@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration deploy-check smoke bench clean help
+.PHONY: run test unit integration deploy-check smoke bench bench-generator clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
@@ -13,6 +13,7 @@ help:
 	@echo "make deploy-check - terraform fmt/validate/test, apply to an emulator, boot the app from it, destroy"
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
 	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
+	@echo "make bench-generator - time the generator per style at 12, 200 and 1,000 rooms"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -55,9 +56,14 @@ deploy-check: $(VENV)/.dev-installed
 smoke:
 	scripts/smoke-test.sh http://127.0.0.1:$(API_PORT)
 
-# Starts its own emulator and workers on free ports; takes a few minutes.
+# Starts its own emulator and workers on free ports; takes a few minutes. Then the generator alone.
 bench: $(VENV)/.dev-installed
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_generator.py
+
+# The generator alone, no stack: see docs/performance.md.
+bench-generator: $(VENV)/.local-installed
+	$(BIN)/python scripts/bench_generator.py
 
 clean:
 	rm -rf $(VENV) node_modules .local-stack .pytest_cache

@@ -12,7 +12,6 @@ Exit codes: 0 done (or the command succeeded), 1 job failed or cancelled,
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -85,13 +84,15 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
 @cli.command()
 @click.argument("prompt")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Chosen at random when absent.")
-@click.option("--style", default=None, help="doom, dungeon, scifi or haunted (default doom).")
+@click.option("--style", default=None, help=f"{', '.join(pipeline.STYLES)} (default {pipeline.DEFAULT_STYLE}).")
+@click.option("--rooms", type=click.IntRange(pipeline.MIN_ROOMS, pipeline.MAX_ROOMS), default=None,
+              help="Rooms to build (corridors not counted); default: the prompt and style decide.")
 @click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --wait: save the artifacts into this directory.")
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
 @click.pass_obj
-def submit(client: ApiClient, prompt: str, seed: int | None, style: str | None, wait: bool,
+def submit(client: ApiClient, prompt: str, seed: int | None, style: str | None, rooms: int | None, wait: bool,
            out_dir: Path | None, timeout: float) -> None:
     """Submit PROMPT as a job; with --wait, follow it and print its minimap."""
     body: dict = {"prompt": prompt}
@@ -99,6 +100,8 @@ def submit(client: ApiClient, prompt: str, seed: int | None, style: str | None, 
         body["seed"] = seed
     if style is not None:
         body["style"] = style
+    if rooms is not None:
+        body["rooms"] = rooms
     accepted = client.call("POST", "/generate-scene", json=body)
     err.print(f"job [bold]{accepted['jobId']}[/] queued (seed {accepted['seed']}, style {accepted['style']})")
     if not wait:
@@ -183,19 +186,28 @@ def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
         err.print(f"[red]job {body['jobId']} {body['state']}[/]: {error.get('code', '')} {error.get('message', '')}")
         sys.exit(1)
     result = body["result"]
-    if "asciiMinimapUrl" in result:
-        minimap = client.download(result["asciiMinimapUrl"]).decode()
-        scene = client.download(result["sceneGraphUrl"])
-    else:  # demo mode: inlined
-        minimap = result["asciiMinimap"]
-        scene = json.dumps(result["sceneGraph"], indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+    minimap = _artifact(client, result, "asciiMinimap").decode("utf-8")
     out.print(minimap, end="", markup=False, highlight=False)
     err.print(result.get("summary") or "")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "sceneGraph.json").write_bytes(scene)
-        (out_dir / "asciiMinimap.txt").write_text(minimap, encoding="utf-8")
-        err.print(f"saved sceneGraph.json and asciiMinimap.txt in {out_dir}")
+        # Every artifact the result names (…Key), under its own file name.
+        names = []
+        for field in sorted(name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"):
+            name = result[f"{field}Key"].rsplit("/", 1)[-1]
+            (out_dir / name).write_bytes(_artifact(client, result, field))
+            names.append(name)
+        err.print(f"saved {', '.join(names)} in {out_dir}")
+
+
+def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
+    """An artifact's bytes: from its URL, or inlined in the result (demo mode)."""
+    if f"{field}Url" in result:
+        return client.download(result[f"{field}Url"])
+    if isinstance(result[field], str):
+        return result[field].encode("utf-8")
+    # Inlined JSON, written back in the store's canonical form: the same bytes as sceneGraph.json.
+    return pipeline.encode_json(result[field])
 
 
 def _print_status(body: dict) -> None:

@@ -10,6 +10,7 @@ import pipeline
 from api import schemas
 from api.routes import FAULT_DRILL_HEADER, IDEMPOTENCY_HEADER
 from storage.model import JOB_ID_PATTERN
+from tasks.artifacts import ARTIFACT_NAMES
 
 ERROR_REF = {"content": {"application/json": {"schema": "ErrorResponse"}}}
 
@@ -116,11 +117,11 @@ PATHS: dict[str, dict] = {
                     "name": "name",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "enum": ["sceneGraph.json", "asciiMinimap.txt", "result.json"]},
+                    "schema": {"type": "string", "enum": list(ARTIFACT_NAMES)},
                 },
             ],
             "responses": {
-                "200": {"description": "The artifact's bytes (demo mode)"},
+                "200": {"description": "The artifact's bytes (demo mode), with its content type"},
                 "302": {"description": "Redirect to a presigned URL"},
                 **_errors(400, 404, 409, 503),
             },

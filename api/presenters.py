@@ -9,7 +9,7 @@ from flask import url_for
 import pipeline
 from storage.bootstrap import Services
 from storage.model import Job, JobState, StepEvent
-from tasks.checkpoints import ASCII_MINIMAP, SCENE_GRAPH, artifact_key
+from tasks.artifacts import ARTIFACTS
 
 
 def status_url(job_id: str) -> str:
@@ -43,24 +43,24 @@ def ordered_steps(job: Job) -> list[StepEvent]:
 
 
 def job_result(job: Job, services: Services) -> dict:
-    """Artifact keys plus presigned URLs, or (demo mode) the artifacts inlined."""
-    scene_key = artifact_key(job.job_id, SCENE_GRAPH)
-    minimap_key = artifact_key(job.job_id, ASCII_MINIMAP)
-    result = {
-        "summary": job.result_summary,
-        "sceneGraphKey": scene_key,
-        "asciiMinimapKey": minimap_key,
-        "resultKey": job.result_keys.get("result", ""),
-    }
+    """Artifact keys and presigned URLs; in demo mode, text artifacts inlined and links to the rest."""
+    result = {"summary": job.result_summary, "resultKey": job.result_keys.get("result", "")}
     ttl = services.settings.presign_ttl_seconds
-    scene_url = services.artifacts.url_for(scene_key, expires_in=ttl)
-    if scene_url is not None:
-        result["sceneGraphUrl"] = scene_url
-        result["asciiMinimapUrl"] = services.artifacts.url_for(minimap_key, expires_in=ttl)
-        result["expiresIn"] = ttl
-    else:
-        result["sceneGraph"] = json.loads(services.artifacts.get(scene_key))
-        result["asciiMinimap"] = services.artifacts.get(minimap_key).decode("utf-8")
+    for artifact in ARTIFACTS:
+        key = job.result_keys.get(artifact.field)
+        if key is None:
+            continue  # not made for this job (a job from before the artifact existed, or skipped)
+        result[f"{artifact.field}Key"] = key
+        url = services.artifacts.url_for(key, expires_in=ttl)
+        if url is not None:
+            result[f"{artifact.field}Url"] = url
+            result["expiresIn"] = ttl
+        elif artifact.inline == "json":
+            result[artifact.field] = json.loads(services.artifacts.get(key))
+        elif artifact.inline == "text":
+            result[artifact.field] = services.artifacts.get(key).decode("utf-8")
+        else:
+            result[f"{artifact.field}Url"] = url_for("jobs.get_artifact", job_id=job.job_id, name=artifact.name)
     return result
 
 

@@ -23,7 +23,8 @@ from storage.errors import (
     GhostEngineError,
 )
 from storage.model import JobState, is_job_id
-from tasks.checkpoints import ARTIFACT_NAMES, CONTENT_TYPES, artifact_key
+from tasks.artifacts import ARTIFACT_NAMES, BY_NAME, CONTENT_TYPES
+from tasks.checkpoints import artifact_key
 from tasks.dispatch import submit_job
 
 bp = Blueprint("jobs", __name__)
@@ -154,6 +155,8 @@ def get_artifact(job_id: str, name: str):
         raise ApiError(404, "ARTIFACT_NOT_FOUND", f"artifacts are {', '.join(ARTIFACT_NAMES)}")
     if job.state is not JobState.DONE:
         raise ApiError(409, "JOB_NOT_DONE", f"job is {job.state.value}; artifacts exist once it is done")
+    if name in BY_NAME and BY_NAME[name].field not in job.result_keys:
+        raise ApiError(404, "ARTIFACT_NOT_FOUND", f"this job has no {name}")
     key = artifact_key(job_id, name)
     url = current.artifacts.url_for(key, expires_in=current.settings.presign_ttl_seconds)
     if url is not None:

@@ -7,6 +7,7 @@ import json
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 import pipeline
+from tasks.artifacts import ARTIFACTS
 
 PROMPT_MAX = 2000
 SEED_MAX = 2**31 - 1
@@ -54,6 +55,14 @@ class GenerateSceneRequest(StrictSchema):
         validate=validate.OneOf(pipeline.STYLES),
         metadata={"description": f"One of {', '.join(pipeline.STYLES)}; default {pipeline.DEFAULT_STYLE}."},
     )
+    rooms = StrictInteger(
+        validate=validate.Range(min=pipeline.MIN_ROOMS, max=pipeline.MAX_ROOMS),
+        metadata={
+            "description": f"Rooms to build (corridors not counted), {pipeline.MIN_ROOMS}..{pipeline.MAX_ROOMS}; "
+            "absent: the prompt and the style decide (at most 50).",
+            "example": 200,
+        },
+    )
 
 
 class JobAccepted(Schema):
@@ -82,22 +91,33 @@ class JobErrorSchema(Schema):
     details = fields.Dict()
 
 
-class JobResultSchema(Schema):
-    summary = fields.String(allow_none=True)
-    sceneGraphKey = fields.String()
-    asciiMinimapKey = fields.String()
-    resultKey = fields.String()
-    sceneGraphUrl = fields.String(metadata={"description": "Presigned GET URL (absent in demo mode)."})
-    asciiMinimapUrl = fields.String(metadata={"description": "Presigned GET URL (absent in demo mode)."})
-    expiresIn = fields.Integer(metadata={"description": "Seconds the URLs stay valid."})
-    sceneGraph = fields.Dict(metadata={"description": "Inlined in demo mode (no bucket)."})
-    asciiMinimap = fields.String(metadata={"description": "Inlined in demo mode (no bucket)."})
+def _result_fields() -> dict:
+    """Per artifact in tasks/artifacts.py: its key, its URL, and (demo mode) its inlined content."""
+    result: dict = {
+        "summary": fields.String(allow_none=True),
+        "resultKey": fields.String(),
+        "expiresIn": fields.Integer(metadata={"description": "Seconds the presigned URLs stay valid."}),
+    }
+    for artifact in ARTIFACTS:
+        result[f"{artifact.field}Key"] = fields.String(metadata={"description": f"Store key of {artifact.name}."})
+        demo = "absent in demo mode" if artifact.inline else "in demo mode, this API's path that serves it"
+        result[f"{artifact.field}Url"] = fields.String(
+            metadata={"description": f"Presigned GET URL of {artifact.name} ({demo})."}
+        )
+        if artifact.inline:
+            kind = fields.Dict if artifact.inline == "json" else fields.String
+            result[artifact.field] = kind(metadata={"description": f"{artifact.name}, inlined in demo mode (no bucket)."})
+    return result
+
+
+JobResultSchema = Schema.from_dict(_result_fields(), name="JobResultSchema")
 
 
 class JobRequestSchema(Schema):
     prompt = fields.String(required=True)
     seed = fields.Integer(required=True)
     style = fields.String(required=True)
+    rooms = fields.Integer()
 
 
 class JobStatus(Schema):

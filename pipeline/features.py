@@ -18,7 +18,14 @@ LARGE_WORDS = frozenset({"big", "huge", "large", "vast", "giant", "massive", "sp
 SMALL_WORDS = frozenset({"small", "tiny", "little", "cramped", "cozy", "narrow"})
 BOSS_WORDS = frozenset({"boss", "lair", "throne"})
 TREASURE_WORDS = frozenset({"treasure", "loot", "gold", "vault", "armory", "armoury"})
-_KEYWORDS = CORRIDOR_WORDS | DARK_WORDS | LARGE_WORDS | SMALL_WORDS | BOSS_WORDS | TREASURE_WORDS
+KEY_WORDS = frozenset({"key", "keycard", "locked", "lock", "gate", "puzzle"})
+BRIGHT_WORDS = frozenset({"bright", "lit", "sunny", "sunlit", "shining", "glowing", "neon"})
+DENSE_WORDS = frozenset({"infested", "crowded", "swarming", "horde", "overrun", "dangerous", "deadly"})
+SPARSE_WORDS = frozenset({"empty", "quiet", "abandoned", "deserted", "calm", "peaceful"})
+_KEYWORDS = (
+    CORRIDOR_WORDS | DARK_WORDS | LARGE_WORDS | SMALL_WORDS | BOSS_WORDS | TREASURE_WORDS
+    | KEY_WORDS | BRIGHT_WORDS | DENSE_WORDS | SPARSE_WORDS
+)
 
 ROOM_NOUNS = frozenset({"room", "rooms", "chamber", "chambers"})
 NUMBER_WORDS = {
@@ -44,15 +51,21 @@ class Features:
     treasure: bool
     room_hint: int | None
     keywords: tuple[str, ...]
+    keys: bool = False
+    bright: bool = False
+    density: str = "normal"  # "sparse", "normal" or "dense"
 
     def to_data(self) -> dict:
         """Return the features as plain JSON data."""
         return {
             "corridorHeavy": self.corridor_heavy,
             "dark": self.dark,
+            "bright": self.bright,
             "size": self.size,
+            "density": self.density,
             "boss": self.boss,
             "treasure": self.treasure,
+            "keys": self.keys,
             "roomHint": self.room_hint,
             "keywords": list(self.keywords),
         }
@@ -64,14 +77,19 @@ def extract_features(prompt: str) -> Features:
     vocabulary = set(words) | {word[:-1] for word in words if word.endswith("s")}
     large, small = bool(vocabulary & LARGE_WORDS), bool(vocabulary & SMALL_WORDS)
     size = "large" if large and not small else "small" if small and not large else "medium"
+    dense, sparse = bool(vocabulary & DENSE_WORDS), bool(vocabulary & SPARSE_WORDS)
+    dark, bright = bool(vocabulary & DARK_WORDS), bool(vocabulary & BRIGHT_WORDS)
     return Features(
         corridor_heavy=bool(vocabulary & CORRIDOR_WORDS),
-        dark=bool(vocabulary & DARK_WORDS),
+        dark=dark and not bright,
         size=size,
         boss=bool(vocabulary & BOSS_WORDS),
         treasure=bool(vocabulary & TREASURE_WORDS),
         room_hint=_room_hint(words),
         keywords=tuple(sorted(vocabulary & _KEYWORDS)),
+        keys=bool(vocabulary & KEY_WORDS),
+        bright=bright and not dark,
+        density="dense" if dense and not sparse else "sparse" if sparse and not dense else "normal",
     )
 
 

@@ -1,33 +1,67 @@
 """The level as it grows from step to step, and the checks that carried JSON makes sense.
 
 Each step reads the previous step's data into a Level, adds its part and writes the whole level
-back out, so a step needs nothing but the data it is given.
+back out, so a step needs nothing but the data it is given. Parts not made yet are absent.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .contract import PipelineError, require_field, require_mapping
-from .model import Door, Entity, Room
-from .plan import MAX_ROOMS, Plan
-from .request import Request
+from .contract import PipelineError, require_field, require_int, require_mapping
+from .model import LOCK_COLORS, Door, Entity, Link, Room, require_choice, require_id
+from .plan import MAX_ENTITIES_PER_KIND, Plan
+from .request import MAX_ROOMS, Request
 
-_MAX_ENTITIES = 1000
+MAX_GRID = 1200
+MAX_ATTEMPTS = 3  # generation attempts: the first, and the regenerations validate_level may make
+_MAX_REGIONS = 4 * MAX_ROOMS  # rooms plus their corridors
+_MAX_ENTITIES = 3 * MAX_ENTITIES_PER_KIND
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A coloured lock on a door, and the room its key is to be placed in."""
+
+    color: str
+    door: str
+    key_room: str
+
+
+@dataclass(frozen=True)
+class Progression:
+    """Where the player starts, where the exit is, and the locks between them, nearest first."""
+
+    start: str
+    exit: str
+    locks: tuple[Lock, ...] = ()
+
+    def to_data(self) -> dict:
+        """The progression as JSON."""
+        return {
+            "start": self.start,
+            "exit": self.exit,
+            "locks": [{"color": lock.color, "door": lock.door, "keyRoom": lock.key_room} for lock in self.locks],
+        }
 
 
 @dataclass(frozen=True)
 class Level:
-    """Request, features and plan, plus whatever rooms, doors and entities the steps so far have made."""
+    """Request, features and plan, plus whatever the steps so far have made."""
 
     request: Request
     features: dict
     plan: Plan
+    attempt: int = 1
+    width: int = 0
+    height: int = 0
     rooms: tuple[Room, ...] | None = None
+    links: tuple[Link, ...] | None = None
     doors: tuple[Door, ...] | None = None
+    progression: Progression | None = None
     entities: tuple[Entity, ...] | None = None
 
     @classmethod
@@ -38,81 +72,71 @@ class Level:
             request=Request.from_data(require_field(data, "request", Mapping, "previous")),
             features=copy.deepcopy(dict(require_field(data, "features", Mapping, "previous"))),
             plan=Plan.from_data(require_field(data, "plan", Mapping, "previous")),
+            attempt=require_int(data, "attempt", "previous", 1, MAX_ATTEMPTS) if "attempt" in data else 1,
         )
-        if "rooms" in data:
-            level = level.with_rooms(_read_list(data, "rooms", Room.from_data, MAX_ROOMS))
-        if "doors" in data:
-            level = level.with_doors(_read_list(data, "doors", Door.from_data, MAX_ROOMS * MAX_ROOMS))
-        if "entities" in data:
-            level = level.with_entities(_read_list(data, "entities", Entity.from_data, _MAX_ENTITIES))
+        if "grid" not in data:
+            return level
+        grid = require_field(data, "grid", Mapping, "previous")
+        width, height = require_int(grid, "width", "grid", 3, MAX_GRID), require_int(grid, "height", "grid", 3, MAX_GRID)
+        read: dict[str, Any] = {"width": width, "height": height}
+        for key, reader, limit in (
+            ("rooms", Room.from_data, _MAX_REGIONS),
+            ("links", Link.from_data, 4 * _MAX_REGIONS),
+            ("doors", Door.from_data, 4 * _MAX_REGIONS),
+            ("entities", Entity.from_data, _MAX_ENTITIES),
+        ):
+            if key in data:
+                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)
+        if "progression" in data:
+            read["progression"] = _read_progression(require_field(data, "progression", Mapping, "previous"))
+        level = replace(level, **read)
+        level.check_references()
         return level
 
     def to_data(self) -> dict:
-        """Return the level as plain JSON data, leaving out parts not made yet."""
-        data = {"request": self.request.to_data(), "features": self.features, "plan": self.plan.to_data()}
-        for key, items in (("rooms", self.rooms), ("doors", self.doors), ("entities", self.entities)):
+        """The level as plain JSON data, leaving out parts not made yet."""
+        data: dict = {
+            "request": self.request.to_data(),
+            "features": self.features,
+            "plan": self.plan.to_data(),
+            "attempt": self.attempt,
+        }
+        if self.rooms is not None:
+            data["grid"] = {"width": self.width, "height": self.height}
+        for key in ("rooms", "links", "doors", "entities"):
+            items = getattr(self, key)
             if items is not None:
                 data[key] = [item.to_data() for item in items]
+        if self.progression is not None:
+            data["progression"] = self.progression.to_data()
         return data
 
-    def with_rooms(self, rooms: tuple[Room, ...]) -> Level:
-        """Return this level with rooms (and no doors or entities), after checking them against the grid."""
-        _check_rooms(rooms, self.plan)
-        return Level(self.request, self.features, self.plan, rooms=rooms)
+    def require(self, *parts: str) -> None:
+        """Raise PipelineError unless the earlier steps made these parts."""
+        for part in parts:
+            if getattr(self, part) is None:
+                raise PipelineError(f"previous data has no {part} yet; the steps run in the order of pipeline.STEPS")
 
-    def with_doors(self, doors: tuple[Door, ...]) -> Level:
-        """Return this level with doors (and no entities), after checking each sits between its rooms."""
-        by_id = self.room_index()
-        seen_ids, seen_pairs = set(), set()
-        for door in doors:
-            if door.source not in by_id or door.target not in by_id:
-                raise PipelineError(f"door {door.id!r} joins a room that does not exist")
-            pair = frozenset((door.source, door.target))
-            if door.id in seen_ids or pair in seen_pairs or len(pair) != 2:
-                raise PipelineError(f"door {door.id!r} repeats an id or a pair of rooms")
-            if (door.x, door.y) not in by_id[door.source].door_cells(by_id[door.target]):
-                raise PipelineError(
-                    f"door {door.id!r} is not in a wall between {door.source!r} and {door.target!r}"
-                )
-            seen_ids.add(door.id)
-            seen_pairs.add(pair)
-        return Level(self.request, self.features, self.plan, rooms=self.rooms, doors=doors)
-
-    def with_entities(self, entities: tuple[Entity, ...]) -> Level:
-        """Return this level with entities, after checking each stands on its room's floor."""
-        by_id = self.room_index()
-        if self.doors is None:
-            raise PipelineError("previous data has no doors yet; run connect_doors first")
-        seen_ids, seen_cells = set(), set()
-        for entity in entities:
-            room = by_id.get(entity.room)
-            if room is None or not room.contains(entity.x, entity.y):
-                raise PipelineError(f"entity {entity.id!r} is not on the floor of room {entity.room!r}")
-            if entity.id in seen_ids or (entity.x, entity.y) in seen_cells:
-                raise PipelineError(f"entity {entity.id!r} repeats an id or a cell")
-            seen_ids.add(entity.id)
-            seen_cells.add((entity.x, entity.y))
-        for type_, room in (("player_start", self.start_room()), ("exit", self.exit_room())):
-            placed = [entity for entity in entities if entity.type == type_]
-            if len(placed) != 1 or placed[0].room != room.id:
-                raise PipelineError(f"a level needs exactly one {type_} entity, in room {room.id!r}")
-        return Level(
-            self.request, self.features, self.plan, rooms=self.rooms, doors=self.doors, entities=entities
-        )
-
-    def room_index(self) -> dict[str, Room]:
-        """Rooms by id; raises PipelineError if rooms have not been laid out yet."""
-        if self.rooms is None:
-            raise PipelineError("previous data has no rooms yet; run layout_rooms first")
-        return {room.id: room for room in self.rooms}
-
-    def start_room(self) -> Room:
-        """The room the player starts in."""
-        return next(room for room in self.room_index().values() if room.kind == "start")
-
-    def exit_room(self) -> Room:
-        """The room the exit is in."""
-        return next(room for room in self.room_index().values() if room.kind == "exit")
+    def check_references(self) -> None:
+        """Every id a door, link, lock or entity names exists, and ids are unique."""
+        rooms = {room.id for room in self.rooms or ()}
+        if len(rooms) != len(self.rooms or ()):
+            raise PipelineError("room ids must be unique")
+        doors = {door.id for door in self.doors or ()}
+        if len(doors) != len(self.doors or ()):
+            raise PipelineError("door ids must be unique")
+        if len({entity.id for entity in self.entities or ()}) != len(self.entities or ()):
+            raise PipelineError("entity ids must be unique")
+        named = {door.a for door in self.doors or ()} | {door.b for door in self.doors or ()}
+        named |= {link.a for link in self.links or ()} | {link.b for link in self.links or ()}
+        named |= {entity.room for entity in self.entities or ()}
+        if self.progression is not None:
+            named |= {self.progression.start, self.progression.exit}
+            named |= {lock.key_room for lock in self.progression.locks}
+            if any(lock.door not in doors for lock in self.progression.locks):
+                raise PipelineError("a lock names a door that does not exist")
+        if not named <= rooms:
+            raise PipelineError(f"a door, link, entity or lock names a room that does not exist: {sorted(named - rooms)[0][:40]!r}")
 
 
 def _read_list(data: Mapping, key: str, read: Callable[[Any, str], Any], limit: int) -> tuple:
@@ -122,18 +146,16 @@ def _read_list(data: Mapping, key: str, read: Callable[[Any, str], Any], limit: 
     return tuple(read(value, f"previous.{key}[{index}]") for index, value in enumerate(values))
 
 
-def _check_rooms(rooms: tuple[Room, ...], plan: Plan) -> None:
-    if len({room.id for room in rooms}) != len(rooms):
-        raise PipelineError("room ids must be unique")
-    for kind in ("start", "exit"):
-        if sum(room.kind == kind for room in rooms) != 1:
-            raise PipelineError(f"a level needs exactly one {kind!r} room")
-    for index, room in enumerate(rooms):
-        # Row and column 0 and the last ones are the outer wall.
-        if room.x < 1 or room.y < 1 or room.x + room.w > plan.width - 1 or room.y + room.h > plan.height - 1:
-            raise PipelineError(f"room {room.id!r} lies outside the {plan.width}x{plan.height} grid")
-        for other in rooms[index + 1 :]:
-            if room.touches(other):
-                raise PipelineError(
-                    f"rooms {room.id!r} and {other.id!r} overlap or have no wall between them"
-                )
+def _read_progression(data: Mapping) -> Progression:
+    locks = require_field(data, "locks", list, "progression")
+    if len(locks) > len(LOCK_COLORS):
+        raise PipelineError(f"progression.locks has more than {len(LOCK_COLORS)} locks")
+    read = []
+    for index, lock in enumerate(locks):
+        where = f"progression.locks[{index}]"
+        lock = require_mapping(lock, where)
+        read.append(Lock(require_choice(lock, "color", LOCK_COLORS, where), require_id(lock, "door", where),
+                         require_id(lock, "keyRoom", where)))
+    if len({lock.color for lock in read}) != len(read):
+        raise PipelineError("each lock colour may appear once")
+    return Progression(require_id(data, "start", "progression"), require_id(data, "exit", "progression"), tuple(read))

@@ -1,98 +1,100 @@
-"""render_minimap: draw the level as ASCII and assemble the final scene graph.
+"""render_minimap: draw the scene graph as a roguelike ASCII map, with a legend under it.
 
-The minimap is `height` lines of exactly `width` characters, each ending in a newline, with no
-legend line. Rooms tile the grid, so every cell is wall or floor and nothing is left blank:
+The map is `height` lines of exactly `width` characters, then a blank line and the legend, which
+names every glyph the map uses:
 
-    #  wall (the outer wall too)        S  player start
-    .  floor                            E  exit
-    +  door                             B  boss
-    a-z  enemies, A-Z  items, by style (doom: i imp, z zombieman, d demon, c cacodemon;
-         M medkit, A shells, R armor, K keycard; see styles.py for the rest)
-
-The scene graph's "legend" maps every glyph the level's style can use to what it means.
+    (blank) solid rock     #  wall (rock next to floor)     .  floor     +  door
+    R B Y  door locked red, blue, yellow                    r b y  red, blue, yellow key
+    @  start     >  exit     &  boss
+    enemies are lower-case letters, items punctuation, by style (pipeline/styles.py)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .contract import PipelineError, StepOutput, plural
-from .level import Level
-from .styles import Style, style_named
+from . import raster
+from .contract import PipelineError, StepOutput, plural, require_field, require_mapping
+from .styles import STYLES, Style, style_named
+from .validate import scene_problems
 
-SCENE_GRAPH_VERSION = 1
-WALL, FLOOR, DOOR, START, EXIT, BOSS = "#", ".", "+", "S", "E", "B"
+WALL, FLOOR, DOOR, START, EXIT, BOSS = "#", ".", "+", "@", ">", "&"
+LOCKED = {"red": "R", "blue": "B", "yellow": "Y"}
+KEYS = {"red": "r", "blue": "b", "yellow": "y"}
+LEGEND_COLUMN = 16  # characters per legend entry, at least
+LEGEND_WIDTH = 80  # the legend wraps at the map's width, or at this, whichever is wider
+_GLYPHS = bytes.maketrans(
+    bytes((raster.ROCK, raster.WALL, raster.FLOOR, raster.CORRIDOR, raster.DOOR, *raster.LOCKED.values())),
+    (" " + WALL + FLOOR + FLOOR + DOOR + "".join(LOCKED[color] for color in raster.LOCKED)).encode("ascii"),
+)
 
 
 def render_minimap(previous: Mapping) -> StepOutput:
-    """Draw the ASCII minimap and build the scene graph: {"sceneGraph": {...}, "asciiMinimap": "..."}."""
-    level = Level.from_data(previous)
-    if level.entities is None:
-        raise PipelineError("previous data has no entities yet; run populate first")
-    style = style_named(level.request.style)
-    legend = _legend(style)
-    glyphs = {description: glyph for glyph, description in legend.items()}
-    plan, rooms, doors, entities = level.plan, level.rooms or (), level.doors or (), level.entities
-    grid = [[WALL] * plan.width for _ in range(plan.height)]
-    for room in rooms:
-        for x, y in room.cells():
-            grid[y][x] = FLOOR
-    for door in doors:
-        grid[door.y][door.x] = DOOR
-    for entity in entities:
-        glyph = glyphs.get(_describe(entity.type, entity.kind))
-        if glyph is None:
-            raise PipelineError(
-                f"entity {entity.id!r} is a {entity.kind[:40]!r}, which the {style.name} style lacks"
-            )
-        grid[entity.y][entity.x] = glyph
-    minimap = "".join("".join(row) + "\n" for row in grid)
-    count = {kind: sum(room.kind == kind for room in rooms) for kind in ("corridor", "hall")}
-    count |= {type_: sum(entity.type == type_ for entity in entities) for type_ in ("enemy", "item", "boss")}
-    stats = {
-        "rooms": len(rooms),
-        "corridors": count["corridor"],
-        "halls": count["hall"],
-        "doors": len(doors),
-        "loops": len(doors) - (len(rooms) - 1),
-        "enemies": count["enemy"],
-        "bosses": count["boss"],
-        "items": count["item"],
-        "floorCells": sum(room.area for room in rooms),
-    }
-    data = level.to_data()
-    scene_graph = {
-        "version": SCENE_GRAPH_VERSION,
-        "request": data["request"],
-        "level": {"width": plan.width, "height": plan.height, "lighting": plan.lighting},
-        "features": data["features"],
-        "rooms": data["rooms"],
-        "doors": data["doors"],
-        "entities": data["entities"],
-        "legend": legend,
-        "stats": stats,
-    }
-    summary = (
-        f"Composed {plural(len(rooms), 'room')}, {plural(len(doors), 'door')}, "
-        f"{plural(count['enemy'] + count['boss'], 'enemy', 'enemies')} and {plural(count['item'], 'item')} "
-        f"into a {plan.width}x{plan.height} minimap"
-    )
-    return StepOutput({"sceneGraph": scene_graph, "asciiMinimap": minimap}, summary)
+    """Check the scene graph and draw it: {"sceneGraph": {...}, "asciiMinimap": "..."}."""
+    scene = require_field(require_mapping(previous, "previous"), "sceneGraph", Mapping, "previous")
+    found = scene_problems(scene)
+    if found:
+        raise PipelineError(f"the scene graph breaks scene/1: {found[0]}")
+    minimap = draw(scene)
+    grid = scene["grid"]
+    legend = minimap.count("\n") - grid["height"] - 1
+    summary = f"Drew a {grid['width']}x{grid['height']} minimap with {plural(legend, 'legend line')}"
+    return StepOutput({"sceneGraph": dict(scene), "asciiMinimap": minimap}, summary)
 
 
-def _legend(style: Style) -> dict[str, str]:
-    legend = {
-        WALL: "wall",
-        FLOOR: "floor",
-        DOOR: "door",
-        START: _describe("player_start", "player"),
-        EXIT: _describe("exit", style.exit),
-        BOSS: _describe("boss", style.boss),
-    }
-    legend |= {glyph: _describe("enemy", kind) for kind, glyph in style.enemies}
-    legend |= {glyph: _describe("item", kind) for kind, glyph in style.items}
-    return legend
+def draw(scene: Mapping) -> str:
+    """The ASCII minimap of a valid scene/1 graph, legend included."""
+    if scene.get("style") not in STYLES:
+        raise PipelineError(f"scene.style must be one of {', '.join(STYLES)}")
+    style = style_named(scene["style"])
+    width, height = scene["grid"]["width"], scene["grid"]["height"]
+    chars = raster.rasterize(scene).translate(_GLYPHS)
+    glyphs = _glyphs(style)
+    used: dict[str, str] = {}
+    for entity in scene["entities"]:
+        glyph, meaning = _glyph_of(entity, glyphs)
+        x, y = entity["at"]
+        chars[y * width + x] = ord(glyph)
+        used.setdefault(glyph, meaning)
+    rows = [chars[row * width : (row + 1) * width].decode("ascii") for row in range(height)]
+    return "\n".join(rows) + "\n\n" + _legend(chars, used, max(width, LEGEND_WIDTH))
 
 
-def _describe(type_: str, kind: str) -> str:
-    return f"{type_}: {kind}"
+def _glyphs(style: Style) -> dict[tuple[str, str], str]:
+    glyphs = {("enemy", kind): glyph for kind, glyph in style.enemies}
+    glyphs |= {("item", kind): glyph for kind, glyph in style.items}
+    return glyphs
+
+
+def _glyph_of(entity: Mapping, glyphs: dict[tuple[str, str], str]) -> tuple[str, str]:
+    kind, type_ = entity["kind"], entity["type"]
+    if kind == "start":
+        return START, "start"
+    if kind == "exit":
+        return EXIT, "exit"
+    if kind == "key" and type_.removesuffix("_key") in KEYS:
+        color = type_.removesuffix("_key")
+        return KEYS[color], f"{color} key"
+    if "boss" in entity.get("tags", ()):
+        return BOSS, f"{type_.replace('_', ' ')} (boss)"
+    glyph = glyphs.get((kind, type_))
+    if glyph is None:
+        raise PipelineError(f"entity {entity['id']!r} is a {kind} {type_[:40]!r}, which this style lacks")
+    return glyph, type_.replace("_", " ")
+
+
+def _legend(chars: bytearray, used: dict[str, str], width: int) -> str:
+    present = set(chars.decode("ascii"))
+    entries = [(glyph, meaning) for glyph, meaning in ((WALL, "wall"), (FLOOR, "floor"), (DOOR, "door")) if glyph in present]
+    entries += [(glyph, f"{color} door") for color, glyph in LOCKED.items() if glyph in present]
+    order = [START, EXIT, *KEYS.values(), BOSS]
+    entries += [(glyph, used[glyph]) for glyph in order if glyph in used]
+    entries += sorted((glyph, meaning) for glyph, meaning in used.items() if glyph not in order)
+    texts = [f"{glyph}  {meaning}" for glyph, meaning in entries]
+    column = max(LEGEND_COLUMN, *(len(text) + 2 for text in texts))
+    per_line = max(1, (width - 8) // column)
+    lines = []
+    for start in range(0, len(texts), per_line):
+        row = "".join(text.ljust(column) for text in texts[start : start + per_line]).rstrip()
+        lines.append(("Legend  " if start == 0 else " " * 8) + row)
+    return "\n".join(lines) + "\n"

@@ -17,13 +17,14 @@ from .styles import style_named
 
 
 def parse_prompt(request: Mapping) -> StepOutput:
-    """Turn a request {"prompt", "seed", "style"} into features and a plan for the later steps."""
+    """Turn a request {"prompt", "seed", "style", "rooms"?} into features and a plan for the later steps."""
     checked = Request.from_data(request)
     features = extract_features(checked.prompt)
-    plan = make_plan(style_named(checked.style), features)
+    plan = make_plan(style_named(checked.style), features, checked.rooms)
     level = Level(request=checked, features=features.to_data(), plan=plan)
     summary = (
         f"Read {plural(len(checked.prompt), 'character')} and {plural(len(features.keywords), 'keyword')}; "
-        f"planned {plural(plan.rooms, 'room')} on a {plan.width}x{plan.height} {checked.style} grid"
+        f"planned {plural(plan.rooms, 'room')}, {plural(plan.locks, 'lock')} and "
+        f"{plural(plan.enemies, 'enemy', 'enemies')} in the {checked.style} style"
     )
     return StepOutput(level.to_data(), summary)

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from .contract import PipelineError, require_field, require_int, require_mapping
+from .rng import Stream
 from .styles import DEFAULT_STYLE, STYLES
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**31 - 1
+MIN_ROOMS, MAX_ROOMS = 3, 1000
 
 
 @dataclass(frozen=True)
 class Request:
-    """A validated request: trimmed prompt, seed and style."""
+    """A validated request: trimmed prompt, seed, style, and the room count when asked for."""
 
     prompt: str
     seed: int
     style: str
+    rooms: int | None = None
 
     @classmethod
     def from_data(cls, data: Any) -> Request:
-        """Validate and normalise a request {"prompt", "seed", "style"}; no style means DEFAULT_STYLE."""
+        """Validate and normalise a request {"prompt", "seed", "style", "rooms"?}; no style means DEFAULT_STYLE."""
         data = require_mapping(data, "request")
         prompt = require_field(data, "prompt", str, "request").strip()
         if not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
@@ -41,15 +43,22 @@ class Request:
         elif not isinstance(style, str) or style not in STYLES:
             shown = repr(style)[:40]
             raise PipelineError(f"request.style must be one of {', '.join(STYLES)}, got {shown}")
-        return cls(prompt=prompt, seed=seed, style=style)
+        rooms = None
+        if data.get("rooms") is not None:
+            rooms = require_int(data, "rooms", "request", MIN_ROOMS, MAX_ROOMS)
+        return cls(prompt=prompt, seed=seed, style=style, rooms=rooms)
 
     def to_data(self) -> dict:
-        """Return the request as plain JSON data."""
-        return {"prompt": self.prompt, "seed": self.seed, "style": self.style}
+        """Return the request as plain JSON data ("rooms" only when it was asked for)."""
+        data: dict = {"prompt": self.prompt, "seed": self.seed, "style": self.style}
+        if self.rooms is not None:
+            data["rooms"] = self.rooms
+        return data
 
-    def rng(self, step: str) -> random.Random:
-        """Return a generator seeded from this request and the step name alone, the same on every machine."""
-        # hash() is salted per process, so seed material goes through sha256 instead.
-        prompt_digest = hashlib.sha256(self.prompt.encode("utf-8")).hexdigest()
-        material = f"ghost-engine/1:{self.seed}:{self.style}:{step}:{prompt_digest}".encode("utf-8")
-        return random.Random(int.from_bytes(hashlib.sha256(material).digest(), "big"))
+    def stream(self, step: str, attempt: int = 1) -> Stream:
+        """The random stream of one step of one generation attempt: the same on every machine."""
+        # hash() is salted per process, so the key is built from the request's own bytes.
+        material = "\x1f".join(
+            ("ghost-engine/scene1", str(self.seed), self.style, str(self.rooms), step, str(attempt), self.prompt)
+        )
+        return Stream(hashlib.sha256(material.encode("utf-8")).digest())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 
 from .contract import StepOutput
@@ -11,6 +13,7 @@ from .layout import layout_rooms
 from .minimap import render_minimap
 from .populate import populate
 from .prompt import parse_prompt
+from .validate import validate_level
 
 STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType(
     {
@@ -18,6 +21,7 @@ STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType
         "layout_rooms": layout_rooms,
         "connect_doors": connect_doors,
         "populate": populate,
+        "validate_level": validate_level,
         "render_minimap": render_minimap,
     }
 )
@@ -28,4 +32,22 @@ def run_step(name: str, previous: Mapping) -> StepOutput:
     """Run the step called name on the previous step's data (the request, for parse_prompt)."""
     if name not in STEP_FUNCTIONS:
         raise KeyError(f"unknown pipeline step {name!r}; the steps are {', '.join(STEPS)}")
-    return STEP_FUNCTIONS[name](previous)
+    with _no_cycle_collection():
+        return STEP_FUNCTIONS[name](previous)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a step; the output does not depend on it.
+
+    A step allocates hundreds of thousands of small tuples and lists (cells, rooms), none in a
+    cycle; the collector would walk them all again and again for nothing: a third of the time of
+    a 1,000-room level. Reference counting still frees everything; collection resumes after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -47,7 +47,15 @@ if ($status.result.sceneGraphUrl) {
   $minimap = $status.result.asciiMinimap
 }
 if (-not $scene.rooms -or $scene.rooms.Count -lt 1) { Fail "sceneGraph.json has no rooms" }
-if (-not ($minimap.Contains('S') -and $minimap.Contains('E'))) { Fail "asciiMinimap.txt lacks the start (S) or exit (E)" }
+# The map is everything above the first blank line (the legend is below it).
+$map = ($minimap -split "`n`n", 2)[0]
+if (-not ($map.Contains('@') -and $map.Contains('>'))) { Fail "asciiMinimap.txt lacks the start (@) or exit (>)" }
+# minimap.png: a presigned URL, or (demo mode) this API's own path.
+$pngUrl = $status.result.minimapPngUrl
+if (-not $pngUrl) { Fail "the result has no minimapPngUrl" }
+if (-not $pngUrl.StartsWith('http')) { $pngUrl = "$base$pngUrl" }
+try { $png = (Invoke-WebRequest -Uri $pngUrl).Content } catch { Fail "minimapPngUrl did not download: $_" }
+if ([Text.Encoding]::ASCII.GetString($png[1..3]) -ne 'PNG') { Fail "minimap.png is not a PNG" }
 Write-Output "smoke: sceneGraph.json has $($scene.rooms.Count) rooms; asciiMinimap.txt:"
 Write-Output $minimap
 Write-Output "smoke: PASS"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of a running ghost-engine: health, OpenAPI, one job to done, both artifacts.
+# Smoke test of a running ghost-engine: health, OpenAPI, one job to done, its artifacts.
 #   scripts/smoke-test.sh http://127.0.0.1:8000
 # Environment: SMOKE_TIMEOUT (seconds to wait for the job, default 60).
 # Exits non-zero, with a line saying what failed, on any failure.
@@ -57,9 +57,15 @@ else  # demo mode: the artifacts are inlined
 fi
 rooms=$(json "$tmp/scene.json" 'len(d["rooms"])') || fail "sceneGraph.json is not the scene graph"
 [ "$rooms" -gt 0 ] || fail "sceneGraph.json has no rooms"
-if ! grep -q S "$tmp/minimap.txt" || ! grep -q E "$tmp/minimap.txt"; then
-  fail "asciiMinimap.txt lacks the start (S) or exit (E)"
+# The map is everything above the first blank line (the legend is below it).
+if ! sed '/^$/q' "$tmp/minimap.txt" | grep -q '@' || ! sed '/^$/q' "$tmp/minimap.txt" | grep -q '>'; then
+  fail "asciiMinimap.txt lacks the start (@) or exit (>)"
 fi
-echo "smoke: sceneGraph.json has $rooms rooms; asciiMinimap.txt:"
+# minimap.png: a presigned URL, or (demo mode) this API's own path.
+png_url=$(json "$tmp/status" 'd["result"]["minimapPngUrl"]') || fail "the result has no minimapPngUrl"
+[[ "$png_url" == http* ]] || png_url="$base$png_url"
+curl -sSf -o "$tmp/minimap.png" "$png_url" || fail "minimapPngUrl did not download"
+[ "$(head -c 4 "$tmp/minimap.png" | tail -c 3)" = PNG ] || fail "minimap.png is not a PNG"
+echo "smoke: sceneGraph.json has $rooms rooms, minimap.png $(wc -c < "$tmp/minimap.png") bytes; asciiMinimap.txt:"
 cat "$tmp/minimap.txt"
 echo "smoke: PASS"

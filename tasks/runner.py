@@ -39,14 +39,8 @@ from storage.model import (
     utc_now,
 )
 from tasks import metrics
-from tasks.checkpoints import (
-    ASCII_MINIMAP,
-    CONTENT_TYPES,
-    RESULT,
-    SCENE_GRAPH,
-    artifact_key,
-    checkpoint_key,
-)
+from tasks.artifacts import CONTENT_TYPES, write_artifacts
+from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -112,17 +106,17 @@ def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> St
     job = claim.job
     started_at, started = utc_now(), time.monotonic()
     output = _compute(services, job, step, resumed=claim.resumed)
+    last = step == pipeline.STEPS[-1]
+    completion = _publish(services, job, output) if last else None
     event = StepEvent(
         step_id=sid,
         name=step,
         started_at=started_at,
         ended_at=utc_now(),
         duration_ms=int((time.monotonic() - started) * 1000),
-        summary=output.summary,
+        summary=completion.summary if completion else output.summary,
         status=StepStatus.OK,
     )
-    last = step == pipeline.STEPS[-1]
-    completion = _publish(services, job, output) if last else None
     outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
     log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
     if outcome is RecordOutcome.RECORDED:
@@ -255,26 +249,22 @@ def _apply_drill(job: Job, step: str) -> None:
 
 
 def _publish(services: Services, job: Job, output: pipeline.StepOutput) -> Completion:
-    """Write the final artifacts and result.json (idempotent: the same bytes to the same keys)."""
-    data = output.data
-    scene, minimap = data["sceneGraph"], data["asciiMinimap"]
-    store = services.artifacts
-    keys = {
-        "sceneGraph": artifact_key(job.job_id, SCENE_GRAPH),
-        "asciiMinimap": artifact_key(job.job_id, ASCII_MINIMAP),
-        "result": artifact_key(job.job_id, RESULT),
-    }
-    store.put(keys["sceneGraph"], pipeline.encode_json(scene), CONTENT_TYPES[SCENE_GRAPH])
-    store.put(keys["asciiMinimap"], minimap.encode(), CONTENT_TYPES[ASCII_MINIMAP])
+    """Write the final artifacts and result.json (idempotent: the same bytes to the same keys).
+
+    The completion's summary is the last step's, with a word on any artifact left out.
+    """
+    written = write_artifacts(services.artifacts, job.job_id, output.data)
+    keys = {**written.keys, "result": artifact_key(job.job_id, RESULT)}
+    summary = written.summary(output.summary)
     result = {
         "jobId": job.job_id,
         "request": job.request,
-        "summary": output.summary,
-        "artifacts": {name: key for name, key in keys.items() if name != "result"},
-        "stats": scene.get("stats", {}),
+        "summary": summary,
+        "artifacts": written.keys,
+        "metrics": output.data["sceneGraph"].get("metrics", {}),
     }
-    store.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
-    return Completion(result_keys=keys, summary=output.summary)
+    services.artifacts.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
+    return Completion(result_keys=keys, summary=summary)
 
 
 def _mark_done(services: Services, job: Job, completion: Completion) -> None:

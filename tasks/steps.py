@@ -38,6 +38,8 @@ def job_error(step: str, exc: BaseException) -> JobError:
         return JobError(str(exc), "FAULT_DRILL", details)
     if isinstance(exc, SoftTimeLimitExceeded):
         return JobError(f"{step} ran out of time", "STEP_TIMEOUT", details)
+    if isinstance(exc, pipeline.LevelInvalid):
+        return JobError(f"{step}: {exc}", "LEVEL_INVALID", {**details, "attempts": exc.attempts})
     if isinstance(exc, pipeline.PipelineError):
         return JobError(f"{step} rejected its input: {exc}", "STEP_FAILED", details)
     # An unexpected bug: say which step and what kind, never a stack trace.
@@ -86,9 +88,11 @@ parse_prompt = _make_step_task("parse_prompt")
 layout_rooms = _make_step_task("layout_rooms")
 connect_doors = _make_step_task("connect_doors")
 populate = _make_step_task("populate")
+validate_level = _make_step_task("validate_level")
 render_minimap = _make_step_task("render_minimap")
 
 STEP_TASKS: dict[str, StepTask] = {
-    task.step: task for task in (parse_prompt, layout_rooms, connect_doors, populate, render_minimap)
+    task.step: task
+    for task in (parse_prompt, layout_rooms, connect_doors, populate, validate_level, render_minimap)
 }
 assert tuple(STEP_TASKS) == pipeline.STEPS, "one task per pipeline step, in pipeline order"

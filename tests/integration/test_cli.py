@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import pipeline
+from pipeline.picture import render_png
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +36,11 @@ def test_submit_wait_shows_progress_prints_the_minimap_and_saves_artifacts(cli_s
     for step in pipeline.STEPS:
         data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
     assert result.stdout == data["asciiMinimap"]
-    assert "done: Composed" in result.stderr  # the progress bar's last frame (live only on a terminal)
+    assert "done: Drew a" in result.stderr  # the progress bar's last frame (live only on a terminal)
     assert (tmp_path / "asciiMinimap.txt").read_text() == data["asciiMinimap"]
     assert (tmp_path / "sceneGraph.json").read_bytes() == pipeline.encode_json(data["sceneGraph"])
+    assert (tmp_path / "minimap.png").read_bytes() == render_png(data["sceneGraph"])
+    assert "saved asciiMinimap.txt, minimap.png, sceneGraph.json" in result.stderr
 
 
 def test_a_failed_job_exits_1_and_status_and_jobs_show_it(cli_stack):

@@ -10,10 +10,12 @@ from collections.abc import Callable
 import pytest
 import requests
 
+import pipeline
+
 from storage.bootstrap import aws_client
 from tests.integration.conftest import LiveStack, free_port
 
-STEPS = ["parse_prompt", "layout_rooms", "connect_doors", "populate", "render_minimap"]
+STEPS = list(pipeline.STEPS)
 AUTH = ("ops", "flower-test-secret")
 
 
@@ -70,7 +72,7 @@ def test_flower_lists_the_worker_and_every_step_task_of_a_job(monitored):
         done = all(task["state"] == "SUCCESS" for task in mine.values())
         return mine if len(mine) == len(STEPS) and done else None
 
-    tasks = eventually(job_tasks, 20, f"the five step tasks of {job_id} as SUCCESS in Flower")
+    tasks = eventually(job_tasks, 20, f"the {len(STEPS)} step tasks of {job_id} as SUCCESS in Flower")
     assert set(tasks) == {f"tasks.steps.{step}" for step in STEPS}
     for task in tasks.values():
         assert task["worker"] == worker

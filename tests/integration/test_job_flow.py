@@ -10,6 +10,7 @@ import pytest
 import requests
 
 import pipeline
+from pipeline.picture import render_png
 from tasks.checkpoints import checkpoint_key
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,9 @@ def test_presigned_urls_return_the_artifact_bytes(live):
         data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
     assert scene.content == pipeline.encode_json(data["sceneGraph"])
     assert minimap.content.decode() == data["asciiMinimap"]
+    png = requests.get(result["minimapPngUrl"], timeout=10)
+    assert png.status_code == 200 and png.content == render_png(data["sceneGraph"])
+    assert result["minimapPngKey"] == f"jobs/{job_id}/minimap.png"
     assert result["sceneGraphKey"] == f"jobs/{job_id}/sceneGraph.json"
     assert result["asciiMinimapKey"] == f"jobs/{job_id}/asciiMinimap.txt"
     expires = parse_qs(urlsplit(result["sceneGraphUrl"]).query)["X-Amz-Expires"]
@@ -64,7 +68,7 @@ def test_artifact_route_redirects_to_the_presigned_url(live):
     live.wait_terminal(job_id)
     response = requests.get(f"{live.url}/jobs/{job_id}/artifacts/asciiMinimap.txt", timeout=10)
     assert response.status_code == 200
-    assert "S" in response.text and "E" in response.text
+    assert "@" in response.text and ">" in response.text and "Legend" in response.text
 
 
 def test_worker_log_lines_carry_the_request_id_of_the_submission(live):
@@ -94,7 +98,7 @@ def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
         ("connect_doors", "error"),
     ]
     assert body["result"] is None
-    assert body["progress"] == pytest.approx(0.4)
+    assert body["progress"] == pytest.approx(2 / len(pipeline.STEPS), abs=1e-5)  # two steps of six
 
 
 def test_the_worker_writes_emf_metrics_for_steps_and_outcomes(live):

@@ -89,7 +89,7 @@ def test_a_drilled_failure_is_retried_by_the_celery_cli_without_recomputing_comp
     assert done["attempts"][0]["reason"] == "drill over" and done["attempts"][0]["by"].startswith("celery-cli:")
     assert [(s["stepId"].split(":", 1)[1], s["status"]) for s in done["steps"]] == [
         ("parse_prompt", "ok"), ("layout_rooms", "ok"), ("connect_doors", "ok"),
-        ("populate", "error"), ("populate#2", "ok"), ("render_minimap#2", "ok"),
+        ("populate", "error"), ("populate#2", "ok"), ("validate_level#2", "ok"), ("render_minimap#2", "ok"),
     ]
     # The completed steps ran once: only the first attempt computed them.
     computed = [e for e in ops.worker_events() if e.get("jobId") == job_id and e.get("event") == "step.recorded"]

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+import pipeline
 from local_stack import Stack, StackConfig
 from tasks.dispatch import submit_job
 from tests.integration.conftest import LiveStack, free_port
@@ -83,7 +84,7 @@ def test_dependencies_down_gives_fast_503s_and_every_job_ends(outage_stack):
             assert body["error"]["code"] in {"DEPENDENCY_UNAVAILABLE", "STALLED", "STEP_TIMEOUT"}, body["error"]
         else:
             assert body["state"] == "done"
-            assert len(body["steps"]) == 5
+            assert len(body["steps"]) == len(pipeline.STEPS)
     assert requests.get(f"{live.url}/readyz", timeout=10).status_code == 200
     assert live.wait_terminal(live.submit()["jobId"], timeout=30)["state"] == "done"
 

@@ -7,6 +7,8 @@ import time
 import pytest
 import requests
 
+from pipeline.picture import render_png
+
 pytestmark = pytest.mark.integration
 
 
@@ -53,10 +55,15 @@ def test_demo_mode_inlines_the_artifacts(make_stack):
     job_id = live.submit()["jobId"]
     result = live.wait_terminal(job_id)["result"]
     assert "sceneGraphUrl" not in result
-    assert result["sceneGraph"]["request"]["prompt"] == "a spooky hallway"
-    assert "S" in result["asciiMinimap"] and "E" in result["asciiMinimap"]
+    assert result["sceneGraph"]["prompt"] == "a spooky hallway"
+    assert "@" in result["asciiMinimap"] and ">" in result["asciiMinimap"]
     served = requests.get(f"{live.url}/jobs/{job_id}/artifacts/asciiMinimap.txt", timeout=10)
     assert served.status_code == 200 and served.text == result["asciiMinimap"]
+    # minimap.png is not inlined: its URL is the API's own path, which serves the bytes.
+    assert result["minimapPngUrl"] == f"/jobs/{job_id}/artifacts/minimap.png"
+    png = requests.get(f"{live.url}{result['minimapPngUrl']}", timeout=10)
+    assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
+    assert png.content == render_png(result["sceneGraph"])
 
 
 def test_demo_mode_fails_a_scene_too_large_to_inline(make_stack):

@@ -15,10 +15,12 @@ from storage.bootstrap import Services
 from storage.errors import ConfigError, DependencyUnavailable, EnqueueFailed
 from storage.model import JobError, JobState, StepEvent, step_id, utc_now
 from storage.settings import Settings
-from tasks.checkpoints import ARTIFACT_NAMES, ASCII_MINIMAP, RESULT, SCENE_GRAPH, artifact_key
+from tasks.artifacts import ARTIFACT_NAMES, ARTIFACTS
+from tasks.checkpoints import RESULT, artifact_key
 from tests.fakes import FakeArtifactStore, FakeJobStore
 
 SEED_MAX = 2**31 - 1
+SCENE_GRAPH, ASCII_MINIMAP, MINIMAP_PNG = "sceneGraph.json", "asciiMinimap.txt", "minimap.png"
 STATUS_KEYS = {
     "jobId", "state", "progress", "steps", "result", "error", "createdAt", "updatedAt", "request", "attempt", "attempts",
     "cancellation",
@@ -59,14 +61,12 @@ def record_steps(store: FakeJobStore, job_id: str, names) -> None:
         store.record_step(job_id, event, total_steps=len(pipeline.STEPS))
 
 
-def finish(store: FakeJobStore, job_id: str) -> None:
-    """Record every step and mark the job done, as the worker's last step would."""
+def finish(store: FakeJobStore, job_id: str, fields=None) -> None:
+    """Record every step and mark the job done with the artifacts (result fields) the last step made."""
     record_steps(store, job_id, pipeline.STEPS)
-    keys = {
-        "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
-        "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
-        "result": artifact_key(job_id, RESULT),
-    }
+    made = [artifact for artifact in ARTIFACTS if fields is None or artifact.field in fields]
+    keys = {artifact.field: artifact_key(job_id, artifact.name) for artifact in made}
+    keys["result"] = artifact_key(job_id, RESULT)
     store.mark_done(job_id, result_keys=keys, summary="3 rooms, 2 doors")
 
 
@@ -278,6 +278,28 @@ def test_style_not_in_pipeline_styles_is_422(client, style):
     assert "style" in error["details"]["fields"]
 
 
+@pytest.mark.parametrize("rooms", [3, 200, 1000])
+def test_rooms_in_range_is_accepted_and_stored(client, services, rooms):
+    """An explicit room count, 3..1000, is kept in the job's request for the pipeline."""
+    response = post_json(client, {"prompt": "a", "rooms": rooms})
+    assert response.status_code == 202
+    assert services.jobs.get(response.get_json()["jobId"]).request["rooms"] == rooms
+
+
+def test_absent_rooms_is_not_stored(client, services):
+    """No room count: the request stays as it was (the prompt and the style decide)."""
+    job_id = post_json(client, {"prompt": "a"}).get_json()["jobId"]
+    assert "rooms" not in services.jobs.get(job_id).request
+
+
+@pytest.mark.parametrize("raw_rooms", ["2", "1001", "0", "-5", "5.0", "true", '"10"', "null", "[10]"])
+def test_invalid_rooms_is_422(client, services, raw_rooms):
+    """Room counts outside 3..1000, floats, booleans, strings and null are refused, nothing stored."""
+    error = assert_error(post_raw(client, f'{{"prompt": "a", "rooms": {raw_rooms}}}'), 422, "VALIDATION_ERROR")
+    assert "rooms" in error["details"]["fields"]
+    assert services.jobs.jobs == {}
+
+
 def test_unknown_field_is_422_naming_it(client, services):
     """An unknown field is refused, and its name appears in both the message and the details."""
     error = assert_error(post_json(client, {"prompt": "a", "colour": "red"}), 422, "VALIDATION_ERROR")
@@ -474,7 +496,7 @@ def test_status_result_stays_none_until_done(client, services, submit):
 
 
 def test_status_of_done_job_has_keys_and_presigned_urls(client, services, settings, submit):
-    """Done (presigning store): artifact keys, presigned URLs for both artifacts, expiresIn, nothing inlined."""
+    """Done (presigning store): artifact keys, presigned URLs for every artifact, expiresIn, nothing inlined."""
     job_id = submit()
     finish(services.jobs, job_id)
     body = client.get(f"/status/{job_id}").get_json()
@@ -487,9 +509,22 @@ def test_status_of_done_job_has_keys_and_presigned_urls(client, services, settin
     ttl = settings.presign_ttl_seconds
     assert result["sceneGraphUrl"] == services.artifacts.url_for(scene_key, expires_in=ttl)
     assert result["asciiMinimapUrl"] == services.artifacts.url_for(minimap_key, expires_in=ttl)
+    png_key = artifact_key(job_id, MINIMAP_PNG)
+    assert result["minimapPngKey"] == png_key == f"jobs/{job_id}/minimap.png"
+    assert result["minimapPngUrl"] == services.artifacts.url_for(png_key, expires_in=ttl)
     assert result["expiresIn"] == ttl
     assert result["summary"] == "3 rooms, 2 doors"
     assert "sceneGraph" not in result and "asciiMinimap" not in result
+
+
+def test_status_lists_only_the_artifacts_the_job_made(client, services, submit):
+    """A job done before minimap.png existed (or whose producer skipped it) shows no minimapPng fields."""
+    job_id = submit()
+    finish(services.jobs, job_id, fields={"sceneGraph", "asciiMinimap"})
+    result = client.get(f"/status/{job_id}").get_json()["result"]
+    assert "sceneGraphUrl" in result and "asciiMinimapUrl" in result
+    assert not {"minimapPngKey", "minimapPngUrl"} & set(result)
+    assert_error(client.get(f"/jobs/{job_id}/artifacts/{MINIMAP_PNG}"), 404, "ARTIFACT_NOT_FOUND")
 
 
 def test_status_of_done_job_inlines_artifacts_in_demo_mode(make_client):
@@ -505,7 +540,12 @@ def test_status_of_done_job_inlines_artifacts_in_demo_mode(make_client):
     assert result["sceneGraph"] == scene
     assert result["asciiMinimap"] == minimap
     assert result["sceneGraphKey"] == artifact_key(job_id, SCENE_GRAPH)
-    assert not {"sceneGraphUrl", "asciiMinimapUrl", "expiresIn"} & set(result)
+    assert not {"sceneGraphUrl", "asciiMinimapUrl", "expiresIn", "minimapPng"} & set(result)
+    # A binary artifact is not inlined: its URL is this API's own path, which serves the bytes.
+    assert result["minimapPngUrl"] == f"/jobs/{job_id}/artifacts/{MINIMAP_PNG}"
+    services.artifacts.put(artifact_key(job_id, MINIMAP_PNG), b"\x89PNG fake", "image/png")
+    served = client.get(result["minimapPngUrl"])
+    assert served.status_code == 200 and served.data == b"\x89PNG fake" and served.mimetype == "image/png"
 
 
 def test_status_of_failed_job_shows_error_and_kept_steps(client, services, submit):
@@ -711,9 +751,9 @@ def test_artifact_of_unfinished_job_is_409(client, services, submit, state):
     assert_error(client.get(f"/jobs/{job_id}/artifacts/{SCENE_GRAPH}"), 409, "JOB_NOT_DONE")
 
 
-@pytest.mark.parametrize("name", ["secrets.txt", "sceneGraph.JSON", "steps", "result.json.bak"])
+@pytest.mark.parametrize("name", ["secrets.txt", "sceneGraph.JSON", "steps", "result.json.bak", "minimap.PNG"])
 def test_unknown_artifact_name_is_404(client, services, submit, name):
-    """Only the three artifact names exist: anything else is 404 ARTIFACT_NOT_FOUND."""
+    """Only the artifact names of tasks/artifacts.py (and result.json) exist: anything else is 404 ARTIFACT_NOT_FOUND."""
     job_id = submit()
     finish(services.jobs, job_id)
     assert_error(client.get(f"/jobs/{job_id}/artifacts/{name}"), 404, "ARTIFACT_NOT_FOUND")

@@ -52,8 +52,9 @@ def test_the_new_attempt_finishes_without_recomputing_completed_steps(services, 
     ids = [step.step_id for step in job.steps]
     jid = failed_at_connect_doors
     assert ids == [f"{jid}:parse_prompt", f"{jid}:layout_rooms", f"{jid}:connect_doors",
-                   f"{jid}:connect_doors#2", f"{jid}:populate#2", f"{jid}:render_minimap#2"]
-    assert [s.status.value for s in job.steps] == ["ok", "ok", "error", "ok", "ok", "ok"]
+                   f"{jid}:connect_doors#2", f"{jid}:populate#2", f"{jid}:validate_level#2",
+                   f"{jid}:render_minimap#2"]
+    assert [s.status.value for s in job.steps] == ["ok", "ok", "error", "ok", "ok", "ok", "ok"]
     assert job.progress == 1.0
 
 

@@ -12,13 +12,16 @@ import pipeline
 from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
 from storage.model import JobError, JobState, StepEvent, StepStatus, step_id
 from tasks import runner
-from tasks.checkpoints import ASCII_MINIMAP, RESULT, SCENE_GRAPH, artifact_key, checkpoint_key
+from pipeline.picture import render_png
+from tasks import artifacts
+from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks.dispatch import submit_job
 from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
 from tasks.steps import job_error
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 LAST = pipeline.STEPS[-1]
+SCENE_GRAPH, ASCII_MINIMAP, MINIMAP_PNG = "sceneGraph.json", "asciiMinimap.txt", "minimap.png"
 
 
 @pytest.fixture
@@ -76,6 +79,7 @@ def test_all_steps_in_order_end_done(services, new_job):
     assert job.result_keys == {
         "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
         "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+        "minimapPng": artifact_key(job_id, MINIMAP_PNG),
         "result": artifact_key(job_id, RESULT),
     }
     assert job.result_summary == job.steps[-1].summary
@@ -103,15 +107,37 @@ def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
     final = expected_output()
     assert blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
     assert blobs[artifact_key(job_id, ASCII_MINIMAP)].decode("utf-8") == final["asciiMinimap"]
+    assert blobs[artifact_key(job_id, MINIMAP_PNG)] == render_png(final["sceneGraph"])
     result = json.loads(blobs[artifact_key(job_id, RESULT)])
     assert result["jobId"] == job_id
     assert result["request"] == REQUEST
     assert result["artifacts"] == {
         "sceneGraph": artifact_key(job_id, SCENE_GRAPH),
         "asciiMinimap": artifact_key(job_id, ASCII_MINIMAP),
+        "minimapPng": artifact_key(job_id, MINIMAP_PNG),
     }
     assert result["summary"] == services.jobs.get(job_id).result_summary
-    assert result["stats"] == final["sceneGraph"].get("stats", {})
+    assert result["metrics"] == final["sceneGraph"]["metrics"]
+
+
+def test_a_skipped_artifact_is_left_out_and_said_in_the_summary(services, new_job, monkeypatch):
+    """A producer raising ArtifactSkipped: no blob, no result key, the job still done, the summary says why."""
+
+    def skip(data):
+        raise artifacts.ArtifactSkipped("the node builder is not installed")
+
+    png = next(a for a in artifacts.ARTIFACTS if a.name == MINIMAP_PNG)
+    monkeypatch.setattr(artifacts, "ARTIFACTS", tuple(
+        artifacts.Artifact(a.name, a.content_type, a.field, skip) if a is png else a for a in artifacts.ARTIFACTS
+    ))
+    job_id = new_job()
+    run_all(services, job_id)
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE
+    assert "minimapPng" not in job.result_keys and "sceneGraph" in job.result_keys
+    assert artifact_key(job_id, MINIMAP_PNG) not in services.artifacts.blobs
+    assert job.steps[-1].summary.endswith("; no minimap.png: the node builder is not installed")
+    assert job.result_summary == job.steps[-1].summary
 
 
 def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch):
@@ -227,7 +253,9 @@ def test_a_step_recorded_by_a_step_event_has_its_checkpoint_recomputed(services,
     for step in (pipeline.STEPS[0], pipeline.STEPS[3]):
         services.jobs.record_step(job_id, outside_event(job_id, step), total_steps=len(pipeline.STEPS))
     runs = run_all(services, job_id)
-    assert [run.outcome for run in runs] == ["duplicate", "recorded", "recorded", "duplicate", "recorded"]
+    assert [run.outcome for run in runs] == [
+        "duplicate" if index in (0, 3) else "recorded" for index in range(len(pipeline.STEPS))
+    ]
     # The steps run by the chain, plus one recomputation of each step recorded from outside.
     assert sorted(pipeline_calls) == sorted(pipeline.STEPS)
     job = services.jobs.get(job_id)

@@ -1,0 +1,82 @@
+"""The artifacts a finished job leaves in the store: one table, one producer each.
+
+An Artifact is its file name (under jobs/{jobId}/), its content type, the field the job's status
+shows it under (result.{field}Key and result.{field}Url), how demo mode shows it when there is no
+bucket to presign from, and the producer that makes its bytes from the last step's data. The
+runner calls write_artifacts() with that data; the status, the artifacts endpoint, the OpenAPI
+document and the CLI all read this table, so a new artifact is one entry and one producer.
+
+Demo mode (no bucket): "json" and "text" artifacts are inlined in the status as result.{field};
+the others (binary, like minimap.png) get result.{field}Url = the API's own
+/jobs/{jobId}/artifacts/{name}, which serves their bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pipeline
+from pipeline.picture import render_png
+from storage.ports import ArtifactStore
+from tasks.checkpoints import RESULT, artifact_key
+
+
+class ArtifactSkipped(Exception):
+    """A producer cannot make its artifact for this job (a tool is missing, say): the job completes
+    without it, and the last step's summary says why (the exception's message)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One kind of final artifact."""
+
+    name: str
+    content_type: str
+    field: str
+    produce: Callable[[Mapping], bytes]
+    inline: str | None = None  # demo mode: "json" or "text" inlines it in the status; None links to it
+
+
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact(
+        "sceneGraph.json", "application/json", "sceneGraph",
+        lambda data: pipeline.encode_json(data["sceneGraph"]), inline="json",
+    ),
+    Artifact(
+        "asciiMinimap.txt", "text/plain; charset=utf-8", "asciiMinimap",
+        lambda data: data["asciiMinimap"].encode("utf-8"), inline="text",
+    ),
+    Artifact("minimap.png", "image/png", "minimapPng", lambda data: render_png(data["sceneGraph"])),
+)
+BY_NAME = {artifact.name: artifact for artifact in ARTIFACTS}
+# Every name GET /jobs/<jobId>/artifacts/<name> serves, and its content type.
+ARTIFACT_NAMES = (*BY_NAME, RESULT)
+CONTENT_TYPES = {artifact.name: artifact.content_type for artifact in ARTIFACTS} | {RESULT: "application/json"}
+
+
+@dataclass(frozen=True)
+class Written:
+    """What write_artifacts stored: keys by result field, and why any artifact was left out."""
+
+    keys: dict[str, str]
+    skipped: tuple[str, ...] = ()
+
+    def summary(self, step_summary: str) -> str:
+        """The last step's summary, with a word on any artifact left out."""
+        return "; ".join((step_summary, *self.skipped))
+
+
+def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping) -> Written:
+    """Produce and store every artifact from the last step's data (overwriting: same data, same bytes)."""
+    keys, skipped = {}, []
+    for artifact in ARTIFACTS:
+        try:
+            body = artifact.produce(data)
+        except ArtifactSkipped as exc:
+            skipped.append(f"no {artifact.name}: {exc}")
+            continue
+        key = artifact_key(job_id, artifact.name)
+        store.put(key, body, artifact.content_type)
+        keys[artifact.field] = key
+    return Written(keys, tuple(skipped))
