@@ -9,6 +9,7 @@ loads our CLI entry points) never runs any of it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from celery import Celery, bootsteps
 from celery.app.log import Logging
@@ -60,7 +61,27 @@ class StallSweeperStep(bootsteps.StartStopStep):
             self.sweeper.stop()
 
 
-class LivenessStep(bootsteps.StartStopStep):
+class _RepeatingStep(bootsteps.StartStopStep):
+    """A consumer bootstep whose work runs on the consumer's own event loop, every so often."""
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.timer = None
+
+    def start(self, c):
+        interval, tick = self.prepare(c)
+        self.timer = c.timer.call_repeatedly(interval, tick, priority=10)
+
+    def stop(self, c):
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def prepare(self, c) -> tuple[float, Callable[[], None]]:
+        """Set up; return how often to tick, and the tick."""
+        raise NotImplementedError
+
+
+class LivenessStep(_RepeatingStep):
     """Refreshes the heartbeat file from the consumer's own loop while it still takes messages.
 
     A timer of the consumer's event loop, so a frozen loop stops the heartbeat; and it beats only
@@ -71,11 +92,7 @@ class LivenessStep(bootsteps.StartStopStep):
     label = "liveness heartbeat"
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
-    def __init__(self, c, **kwargs):
-        super().__init__(c, **kwargs)
-        self.timer = None
-
-    def start(self, c):
+    def prepare(self, c):
         from storage.settings import Settings
         from tasks import liveness
 
@@ -89,14 +106,10 @@ class LivenessStep(bootsteps.StartStopStep):
             if busy or liveness.received_within(limit / 2):
                 liveness.beat(path)
 
-        self.timer = c.timer.call_repeatedly(max(1.0, limit / 6), check, priority=10)
-
-    def stop(self, c):
-        if self.timer is not None:
-            self.timer.cancel()
+        return max(1.0, limit / 6), check
 
 
-class TaskEventsStep(bootsteps.StartStopStep):
+class TaskEventsStep(_RepeatingStep):
     """Task events only while someone is watching.
 
     Workers start with task events off (celeryconfig.py): each would cost every step an SNS
@@ -109,11 +122,7 @@ class TaskEventsStep(bootsteps.StartStopStep):
     label = "task events while watched"
     requires = ("celery.worker.consumer.events:Events",)
 
-    def __init__(self, c, **kwargs):
-        super().__init__(c, **kwargs)
-        self.timer = None
-
-    def start(self, c):
+    def prepare(self, c):
         from storage.settings import Settings
 
         keep_for = Settings.from_env().task_events_seconds
@@ -133,11 +142,7 @@ class TaskEventsStep(bootsteps.StartStopStep):
                 groups.discard("task")
                 log.info("events.task_events_off", reason=f"no enable_events for {keep_for} s")
 
-        self.timer = c.timer.call_repeatedly(min(5.0, keep_for / 2), expire, priority=10)
-
-    def stop(self, c):
-        if self.timer is not None:
-            self.timer.cancel()
+        return min(5.0, keep_for / 2), expire
 
 
 def create_app() -> Celery:

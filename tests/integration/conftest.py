@@ -71,7 +71,10 @@ class LiveStack:
             StackConfig(emulator_port=emulator.config.emulator_port, api_port=free_port(), api_workers=2),
             # Short long-polls: a stopped worker's last poll can still take a message
             # (on SQS too); it comes back after the visibility timeout, too slow for a test.
-            extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1", **env},
+            # A roomier AWS timeout than production's 1 s: the shared emulator, on two busy
+            # cores, can take longer than that, which is not what these tests are about
+            # (test_outage.py runs with the production value and proves the fast 503s).
+            extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1", "AWS_TIMEOUT_SECONDS": "5", **env},
             log_dir=self.log_dir,
         )
         self.stack.provision()
@@ -149,9 +152,13 @@ class LiveStack:
         )["Item"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_stack(emulator, logs_dir) -> Iterator[Callable[..., LiveStack]]:
-    """Build LiveStacks (stopped at session end); env overrides settings for that stack only."""
+    """Build LiveStacks, stopped when the test module ends; env overrides settings for that stack only.
+
+    Per module, not per session: an idle stack still polls the shared emulator (its worker's long
+    polls, heartbeats, sweeps), and a dozen of them left running slow every later test down.
+    """
     made: list[LiveStack] = []
 
     def make(env: dict[str, str] | None = None, *, worker: bool = True, api: bool = True) -> LiveStack:
@@ -168,7 +175,7 @@ def make_stack(emulator, logs_dir) -> Iterator[Callable[..., LiveStack]]:
         live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live(make_stack) -> LiveStack:
     """The default stack: one worker, one API, S3 artifacts."""
     return make_stack({"FAULT_DRILLS": "1"})

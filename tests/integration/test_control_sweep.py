@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -22,16 +21,13 @@ HEARTBEAT = {"CONTROL_HEARTBEAT_SECONDS": "1", "SWEEP_INTERVAL_SECONDS": "1"}
 
 
 @pytest.fixture(scope="module")
-def swept(make_stack) -> Iterator[LiveStack]:
+def swept(make_stack) -> LiveStack:
     # A prefix of its own: this stack's one-second threshold must not judge other stacks' queues.
     prefix = f"gs{uuid.uuid4().hex[:6]}-ctl-"
     live = make_stack({"CONTROL_PREFIX": prefix, "FLOWER_BASIC_AUTH": ":".join(AUTH), **HEARTBEAT})
     live.stack.config.flower_port = free_port()
     live.stack.start_flower()
-    yield live
-    # Stopped now, not at session end: its one-second beats and sweeps would load the shared
-    # emulator under every later test.
-    live.stop()
+    return live  # stopped with the module (make_stack), before its beats could load later tests
 
 
 class ControlPlane:

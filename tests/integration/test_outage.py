@@ -28,6 +28,7 @@ def outage_stack(logs_dir):
         logs_dir,
         {
             "FAULT_DRILLS": "1",
+            "AWS_TIMEOUT_SECONDS": "1",  # production's: what makes the 503s fast
             "VISIBILITY_TIMEOUT_SECONDS": "20",
             "STEP_TIME_LIMIT_SECONDS": "10",
             "STALL_AFTER_SECONDS": "25",
