@@ -3,8 +3,9 @@
     python scripts/bench.py [--sequential 15] [--concurrent 100] [--json FILE]
 
 Prints:
-  (a) the median submit -> done latency of sequential default jobs beside a bare chain of five
-      no-op tasks with the same broker settings (scripts/bench_chain.py), and their ratio;
+  (a) the median submit -> done latency of sequential default jobs beside a bare chain of as many
+      no-op tasks as a job has steps, with the same broker settings (scripts/bench_chain.py), and
+      their ratio;
   (b) the throughput of N concurrent jobs beside N concurrent bare chains;
   (c) the AWS requests a job makes, by service and operation, from the emulator's recorder, with
       Celery's events and remote control counted apart — unwatched, then with task events on (as

@@ -1,4 +1,6 @@
-"""Five chained no-op Celery tasks with ghost-engine's broker settings: the floor under a job (make bench).
+"""Chained no-op Celery tasks with ghost-engine's broker settings: the floor under a job (make bench).
+
+As many tasks as a job has steps (pipeline.STEPS), so the two chains make the same hops.
 
 Its worker runs with the same celeryconfig.py — transport, long polling, acks, prefetch, events —
 on a queue of its own (QUEUE_NAME, SQS_QUEUE_URL in its environment). The last task writes the
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from celery import Celery, chain
 
-LENGTH = 5
+import pipeline
+
+LENGTH = len(pipeline.STEPS)
 
 app = Celery("bare-chain", config_source="celeryconfig")
 app.conf.include = []  # not ghost-engine's step tasks: only the no-op below
