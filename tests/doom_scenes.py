@@ -195,10 +195,11 @@ SCENES = {
 
 # The generated levels the Doom tests build and play, by name: each style's level for each of
 # these requests. Each has two or three locks; the lair has a boss.
-REQUESTS = (("a spooky hallway", 123), ("a locked keep with three keys", 7), ("a vast dark lair with a boss", 42))
+_LAIR = ("a vast dark lair with a boss", 42)
+REQUESTS = (("a spooky hallway", 123), ("a locked keep with three keys", 7), _LAIR)
 GENERATED = {f"{style}-{seed}": (prompt, seed, style) for style in pipeline.STYLES for prompt, seed in REQUESTS}
 # The unit tier checks one of each style (the lair) beside the hand-made scenes.
-GENERATED_LAIRS = tuple(f"{style}-42" for style in pipeline.STYLES)
+GENERATED_LAIRS = tuple(f"{style}-{_LAIR[1]}" for style in pipeline.STYLES)
 
 
 def generated_scene(prompt: str, seed: int, style: str, rooms: int | None = None) -> dict:

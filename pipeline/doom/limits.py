@@ -68,4 +68,3 @@ def _map_lumps(lumps: list[tuple[str, bytes]], map_name: str) -> list[tuple[str,
     while end < len(lumps) and lumps[end][0] in _MAP_LUMP_NAMES:
         end += 1
     return lumps[start:end]
-

@@ -122,9 +122,7 @@ def read_scene(data: Any) -> Scene:
     grid = require_field(data, "grid", Mapping, "scene")
     width, height = (require_int(grid, name, "scene.grid", 3, 0xFFFF) for name in ("width", "height"))
     if max(width, height) > MAX_GRID:
-        raise MapTooLarge(
-            f"the level is {width}x{height} cells; a Doom map holds at most {MAX_GRID} a side"
-        )
+        raise MapTooLarge(f"the level is {width}x{height} cells; a Doom map holds at most {MAX_GRID} a side")
     rooms, floor = _read_rooms(require_field(data, "rooms", list, "scene"), width, height)
     doors = _read_doors(require_field(data, "doors", list, "scene"), floor, width, height)
     entities = _read_entities(require_field(data, "entities", list, "scene"), floor)
