@@ -9,6 +9,9 @@ document and the CLI all read this table, so a new artifact is one entry and one
 Demo mode (no bucket): "json" and "text" artifacts are inlined in the status as result.{field};
 the others (binary, like minimap.png) get result.{field}Url = the API's own
 /jobs/{jobId}/artifacts/{name}, which serves their bytes.
+
+A job completes without an artifact its producer skips (ArtifactSkipped), and without an optional
+one its store refuses as too large (demo mode's table); the last step's summary says which and why.
 """
 
 from __future__ import annotations
@@ -17,9 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pipeline
+from pipeline.doom import MapTooLarge, add_demo, build_map
 from pipeline.picture import render_png
+from storage.errors import ArtifactTooLarge
 from storage.ports import ArtifactStore
 from tasks.checkpoints import RESULT, artifact_key
+from tasks.doom_nodes import NodeBuilderError, build_nodes, require_node_builder
+from tasks.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class ArtifactSkipped(Exception):
@@ -36,6 +45,22 @@ class Artifact:
     field: str
     produce: Callable[[Mapping], bytes]
     inline: str | None = None  # demo mode: "json" or "text" inlines it in the status; None links to it
+    optional: bool = False  # too large for the store: left out (summary says so) instead of failing the job
+
+
+def doom_map(data: Mapping) -> bytes:
+    """map.wad: the level as the Doom map MAP01, with its nodes and DEMO1, a demo that walks it to the exit.
+
+    Skipped where zdbsp is missing or fails, and for a level too big for a vanilla Doom map; any
+    other error of the builder is a bug and fails the job like any step's.
+    """
+    scene = data["sceneGraph"]
+    try:
+        executable = require_node_builder()  # first: where zdbsp is missing, skipping costs nothing
+        wad = build_nodes(build_map(scene), executable=executable)
+    except (NodeBuilderError, MapTooLarge) as exc:
+        raise ArtifactSkipped(str(exc)) from exc
+    return add_demo(wad, scene)
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
@@ -48,6 +73,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
         lambda data: data["asciiMinimap"].encode("utf-8"), inline="text",
     ),
     Artifact("minimap.png", "image/png", "minimapPng", lambda data: render_png(data["sceneGraph"])),
+    Artifact("map.wad", "application/x-doom", "doomMap", doom_map, optional=True),
 )
 BY_NAME = {artifact.name: artifact for artifact in ARTIFACTS}
 # Every name GET /jobs/<jobId>/artifacts/<name> serves, and its content type.
@@ -71,12 +97,14 @@ def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping) -> Written
     """Produce and store every artifact from the last step's data (overwriting: same data, same bytes)."""
     keys, skipped = {}, []
     for artifact in ARTIFACTS:
+        key = artifact_key(job_id, artifact.name)
         try:
-            body = artifact.produce(data)
-        except ArtifactSkipped as exc:
+            store.put(key, artifact.produce(data), artifact.content_type)
+        except (ArtifactSkipped, ArtifactTooLarge) as exc:
+            if isinstance(exc, ArtifactTooLarge) and not artifact.optional:
+                raise
+            log.warning("artifact.skipped", artifact=artifact.name, reason=str(exc))
             skipped.append(f"no {artifact.name}: {exc}")
             continue
-        key = artifact_key(job_id, artifact.name)
-        store.put(key, body, artifact.content_type)
         keys[artifact.field] = key
     return Written(keys, tuple(skipped))

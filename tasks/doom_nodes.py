@@ -2,7 +2,8 @@
 
 pipeline.doom.build_map writes a map without BSP nodes (omgifol builds none), and no engine
 loads a map without them. zdbsp builds vanilla nodes, the blockmap and a zero-filled reject
-table; it is a separate program, so this is I/O and lives in tasks/, not in pipeline/.
+table; it is a separate program, so this is I/O and lives in tasks/, not in pipeline/. What it
+returns is checked against the vanilla engine's limits (pipeline.doom.check_vanilla_limits).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pipeline.doom import check_vanilla_limits
 from storage.errors import GhostEngineError
 
 NODE_BUILDER = "zdbsp"
-DEFAULT_TIMEOUT_SECONDS = 60.0
+# zdbsp takes under 0.2 s for the largest level (1,000 rooms). Far inside the step's time limit
+# (STEP_TIME_LIMIT_SECONDS, 120 by default), so a stuck zdbsp costs map.wad, not the job.
+DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 class NodeBuilderError(GhostEngineError):
@@ -35,11 +39,21 @@ def node_builder() -> str | None:
     return shutil.which(NODE_BUILDER)
 
 
-def build_nodes(wad: bytes, *, timeout: float = DEFAULT_TIMEOUT_SECONDS, executable: str | None = None) -> bytes:
-    """Return the WAD with nodes, blockmap and reject built for its map; NodeBuilderError if not."""
-    executable = executable or node_builder()
+def require_node_builder() -> str:
+    """The path of zdbsp; NodeBuilderMissing when it is not installed."""
+    executable = node_builder()
     if executable is None:
         raise NodeBuilderMissing(f"{NODE_BUILDER} is not installed (Debian package {NODE_BUILDER})")
+    return executable
+
+
+def build_nodes(wad: bytes, *, timeout: float = DEFAULT_TIMEOUT_SECONDS, executable: str | None = None) -> bytes:
+    """Return the WAD with nodes, blockmap and reject built for its map.
+
+    NodeBuilderError if zdbsp cannot make them; pipeline.doom.MapTooLarge if the result is more
+    than a vanilla engine can hold.
+    """
+    executable = executable or require_node_builder()
     with tempfile.TemporaryDirectory(prefix="ghost-nodes-") as scratch:
         source, built = Path(scratch) / "map.wad", Path(scratch) / "built.wad"
         source.write_bytes(wad)
@@ -58,4 +72,6 @@ def build_nodes(wad: bytes, *, timeout: float = DEFAULT_TIMEOUT_SECONDS, executa
                 f"{NODE_BUILDER} failed (exit {done.returncode})",
                 details={"output": output},
             )
-        return built.read_bytes()
+        result = built.read_bytes()
+    check_vanilla_limits(result)
+    return result

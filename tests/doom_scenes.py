@@ -1,13 +1,21 @@
-"""Hand-made scene/1 levels for the Doom tests, drawn as ASCII art.
+"""Levels for the Doom tests: hand-made ones drawn as ASCII art, and the real generator's; and WADs
+as a node builder leaves them, to check limits against.
 
-Digits are room floor (room "r<digit>"); '#' and ' ' are solid; '+' is a door and 'R', 'B',
-'Y' a door locked red, blue or yellow; on floor, '@' is the start, '>' the exit, 'r', 'b',
-'y' the red, blue and yellow keys, 'm' an imp and 'i' a medkit (each in the room around it).
+In the art, digits are room floor (room "r<digit>"); '#' and ' ' are solid; '+' is a door and
+'R', 'B', 'Y' a door locked red, blue or yellow; on floor, '@' is the start, '>' the exit, 'r',
+'b', 'y' the red, blue and yellow keys, 'm' an imp and 'i' a medkit (each in the room around it).
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import struct
 from collections import defaultdict
+
+import pipeline
+from pipeline.doom.mapwad import MAP_LUMPS
+from pipeline.doom.wad import wad_bytes
 
 _DOORS = {"+": None, "R": "red", "B": "blue", "Y": "yellow"}
 _ENTITIES = {
@@ -64,6 +72,18 @@ CAVE = """
 #11#1111#2>#
 #@111111####
 ############
+"""
+
+# Two rooms whose floors touch only at a corner (caves do that): rooms 1 and 2 meet diagonally
+# between (3, 3) and (4, 4), and are joined by the door below room 1.
+DIAGONAL = """
+########
+#@11####
+#111####
+#111####
+##+#22##
+##222>##
+########
 """
 
 # Every kind of lock, a double door, turns, an exit in the open, a monster and an item. Its critical
@@ -139,6 +159,11 @@ def scene_from_art(art: str, path: str, style: str = "doom", light: int | None =
     }
 
 
+def corridor(width: int) -> dict:
+    """A level one corridor long, `width` cells wide in all: start at the west end, exit at the east."""
+    return scene_from_art("#" * width + "\n#@" + "1" * (width - 4) + ">#\n" + "#" * width, "1")
+
+
 def _room(room: str, cells: list, start: str, exit_: str) -> dict:
     kind = "start" if room == start else "exit" if room == exit_ else "room"
     xs, ys = [x for x, _ in cells], [y for _, y in cells]
@@ -163,5 +188,48 @@ SCENES = {
     "door": scene_from_art(DOOR, "12"),
     "keyed": scene_from_art(KEYED, "12423"),
     "cave": scene_from_art(CAVE, "12", style="cave"),
+    "diagonal": scene_from_art(DIAGONAL, "12", style="cave"),
     "tour": scene_from_art(TOUR, TOUR_PATH),
 }
+
+
+# The generated levels the Doom tests build and play, by name: each style's level for each of
+# these requests. Each has two or three locks; the lair has a boss.
+_LAIR = ("a vast dark lair with a boss", 42)
+REQUESTS = (("a spooky hallway", 123), ("a locked keep with three keys", 7), _LAIR)
+GENERATED = {f"{style}-{seed}": (prompt, seed, style) for style in pipeline.STYLES for prompt, seed in REQUESTS}
+# The unit tier checks one of each style (the lair) beside the hand-made scenes.
+GENERATED_LAIRS = tuple(f"{style}-{_LAIR[1]}" for style in pipeline.STYLES)
+
+
+def generated_scene(prompt: str, seed: int, style: str, rooms: int | None = None) -> dict:
+    """The scene graph the job's steps make for a request (each step's output through JSON, as a job passes it)."""
+    return json.loads(_generated(prompt, seed, style, rooms))
+
+
+@functools.cache
+def _generated(prompt: str, seed: int, style: str, rooms: int | None) -> str:
+    data: dict = {"prompt": prompt, "seed": seed, "style": style} | ({"rooms": rooms} if rooms else {})
+    for step in pipeline.STEPS:
+        data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
+    return json.dumps(data["sceneGraph"])
+
+
+def scene_named(name: str) -> dict:
+    """A hand-made scene (SCENES) or a generated one (GENERATED) by name."""
+    return SCENES[name] if name in SCENES else generated_scene(*GENERATED[name])
+
+
+ONE_BLOCK = struct.pack("<4h", 0, 0, 1, 1) + struct.pack("<H", 5) + struct.pack("<2h", 0, -1)
+
+
+def node_built(**lumps: bytes) -> bytes:
+    """A WAD with MAP01 as a node builder leaves it: the given lumps, a one-block blockmap unless given."""
+    lumps = {"BLOCKMAP": ONE_BLOCK, **lumps}
+    return wad_bytes([("MAP01", b""), *((name, lumps.get(name, b"")) for name in MAP_LUMPS)])
+
+
+def blockmap(offsets: list[int], words: int) -> bytes:
+    """A blockmap of len(offsets) blocks in one row, padded with end markers to `words` words."""
+    head = struct.pack("<4h", 0, 0, len(offsets), 1) + struct.pack(f"<{len(offsets)}H", *offsets)
+    return head + b"\xff\xff" * (words - len(head) // 2)

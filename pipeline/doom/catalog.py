@@ -4,6 +4,8 @@ Enemy and item types are the generator's vocabulary, which grows with its styles
 to the Doom thing they resemble, and any other name to one of a few common things chosen by a
 stable hash of the name, so a new word never breaks a map and always gives the same thing.
 Items are pickups only: a solid decoration could block the way the level was generated with.
+Keys are keycards where the style is technological and skull keys where it is not; a locked
+door opens for either.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 PLAYER_START = 1
 KEYS = {"red_key": 13, "blue_key": 5, "yellow_key": 6}
+SKULL_KEYS = {"red_key": 38, "blue_key": 40, "yellow_key": 39}
+KEYCARD_STYLES = frozenset({"doom", "scifi"})
 
 ENEMIES = {
     "zombieman": 3004,
@@ -48,6 +52,16 @@ ENEMIES = {
     "turret": 65,
     "cyborg": 9,
     "hive_queen": 7,
+    "bat": 3006,
+    "spider": 68,
+    "troll": 69,
+    "slime": 3002,
+    "wyrm": 16,
+    "kobold": 3001,
+    "mummy": 3004,
+    "ant": 3002,
+    "grid_bug": 3006,
+    "minotaur": 3003,
 }
 ITEMS = {
     "medkit": 2012,
@@ -83,20 +97,27 @@ ITEMS = {
     "holy_water": 2014,
     "candle": 2015,
     "lantern": 2045,
+    "dagger": 2005,
+    "datapad": 2026,
+    "relic": 2013,
+    "torch": 2045,
+    "mushroom": 2011,
+    "ration": 2012,
 }
 _FALLBACK_ENEMIES = (3004, 9, 3001, 3002)
 _FALLBACK_ITEMS = (2011, 2014, 2015, 2008)
 
 
-def thing_type(kind: str, type_: str) -> int | None:
-    """The doomednum of a scene entity; None for the exit, which is a switch, not a thing."""
+def thing_type(kind: str, type_: str, style: str = "doom") -> int | None:
+    """The doomednum of a scene entity in a style; None for the exit, which is a switch, not a thing."""
     if kind == "start":
         return PLAYER_START
     if kind == "enemy":
         return ENEMIES.get(type_) or _stable_pick(type_, _FALLBACK_ENEMIES)
     if kind in ("key", "item"):
+        keys = KEYS if style in KEYCARD_STYLES else SKULL_KEYS
         # A key of no known colour opens nothing: it is left as an ordinary pickup.
-        return KEYS.get(type_) or ITEMS.get(type_) or _stable_pick(type_, _FALLBACK_ITEMS)
+        return keys.get(type_) or ITEMS.get(type_) or _stable_pick(type_, _FALLBACK_ITEMS)
     return None
 
 

@@ -8,6 +8,9 @@ a finished level shows up in the stat dump; a demo that falls short does not.
 The format: a 13-byte header (version 109, skill, episode, map, deathmatch, respawn, fast,
 nomonsters, console player, four players in game), then four bytes a tic (forward move, side
 move, turn, buttons), then 0x80.
+
+add_demo puts the demo in the map's WAD as the lump DEMO1, the name Doom II gives its own demos:
+`chocolate-doom -file map.wad -playdemo demo1` plays it, and so does the title screen's loop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from .mapwad import START_ANGLE, thing_position
 from .motion import FRACUNIT, Player, Tic, drive
 from .route import Route, plan_route
 from .scene import Cell, read_scene
+from .wad import read_lumps, wad_bytes
 
+DEMO_LUMP = "DEMO1"
 DEMO_VERSION = 109
 SKILL = 2  # "Hurt Me Plenty"; build_map puts every thing on every skill
 BT_USE = 2
@@ -39,6 +44,11 @@ def write_demo(scene_data: Any) -> bytes:
     header = bytes([DEMO_VERSION, SKILL, 1, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0])
     body = b"".join(struct.pack("<bbBB", tic.forward, 0, tic.turn, BT_USE if tic.use else 0) for tic in tics)
     return header + body + bytes([DEMO_END])
+
+
+def add_demo(wad: bytes, scene_data: Any) -> bytes:
+    """Return wad with the scene's demo appended as the lump DEMO1 (a node builder keeps it)."""
+    return wad_bytes([*read_lumps(wad), (DEMO_LUMP, write_demo(scene_data))])
 
 
 def play_route(route: Route) -> list[Tic]:

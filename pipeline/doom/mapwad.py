@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from omg.mapedit import Linedef, MapEditor, Sector, Sidedef, Thing, Vertex
-from omg.wadio import Entry, Header
 
 from .catalog import (
     DOOR_FACE,
@@ -29,6 +28,7 @@ from .catalog import (
     thing_type,
 )
 from .scene import Cell, Scene, read_scene
+from .wad import wad_bytes
 from .walls import Wall, trace_walls
 
 CELL = 64
@@ -53,14 +53,14 @@ def build_map(scene_data: Any) -> bytes:
     for wall in trace_walls(scene):
         _add_line(editor, wall, sectors, locks, textures, vertices)
     for entity in scene.entities:
-        number = thing_type(entity.kind, entity.type)
+        number = thing_type(entity.kind, entity.type, scene.style)
         if number is not None:
             x, y = thing_position(entity.cell)
             thing = Thing(x=x, y=y, angle=START_ANGLE if entity.kind == "start" else 0, type=number)
             thing.easy = thing.medium = thing.hard = 1
             editor.things.append(thing)
     lumps = editor.to_lumps()
-    return _wad_bytes([("MAP01", b"")] + [(name, lumps[name].data) for name in MAP_LUMPS])
+    return wad_bytes([("MAP01", b"")] + [(name, lumps[name].data) for name in MAP_LUMPS])
 
 
 def thing_position(cell: Cell) -> tuple[int, int]:
@@ -121,14 +121,3 @@ def _vertex(editor: MapEditor, vertices: dict[Cell, int], corner: Cell) -> int:
         vertices[corner] = len(editor.vertexes)
         editor.vertexes.append(Vertex(corner[0] * CELL, -corner[1] * CELL))
     return vertices[corner]
-
-
-def _wad_bytes(lumps: list[tuple[str, bytes]]) -> bytes:
-    """A PWAD of the lumps in order: header, lump data, then the directory."""
-    offset = len(Header().pack())
-    entries = []
-    for name, data in lumps:
-        entries.append(Entry(ptr=offset if data else 0, size=len(data), name=name))
-        offset += len(data)
-    header = Header(type="PWAD", dir_len=len(entries), dir_ptr=offset)
-    return b"".join([header.pack(), *(data for _, data in lumps), *(entry.pack() for entry in entries)])

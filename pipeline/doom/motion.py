@@ -139,7 +139,7 @@ def _strongest(player: Player, turn: int, goal: int, axis: _Axis) -> int:
         trial.run(Tic(forward, turn))
         return _brake(trial, axis) <= goal
 
-    if stops_short(RUN):
+    if goal - axis.position(player) > _FAR or stops_short(RUN):
         return RUN
     low, high = -RUN, RUN  # stops_short(high) is false; find the largest forward that stops short
     if not stops_short(low):
@@ -159,9 +159,28 @@ def _brake(player: Player, axis: _Axis) -> int:
     return axis.position(player)
 
 
+def _run_and_brake_distance() -> int:
+    """The farthest one tic flat out and then full braking can carry the player, from his top speed.
+
+    Farther from the target than this, _strongest needs no trial: running is always short.
+    """
+    farthest = 0
+    for heading, axis in _AXES.items():
+        player = Player(0, 0, heading)
+        for _ in range(256):  # from rest to top speed, which the friction caps
+            player.run(Tic(RUN))
+        start = axis.position(player)
+        player.run(Tic(RUN))
+        farthest = max(farthest, _brake(player, axis) - start)
+    return farthest
+
+
 def _fixed_mul(a: int, b: int) -> int:
     return (a * b) >> 16
 
 
 def _c_half(value: int) -> int:
     return -(-value // 2) if value < 0 else value // 2
+
+
+_FAR = _run_and_brake_distance() + FRACUNIT

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from ..contract import PipelineError, require_field, require_int, require_mapping
+from .limits import MapTooLarge
 
 Cell = tuple[int, int]
 Direction = tuple[int, int]
@@ -20,8 +21,9 @@ NORTH, EAST, SOUTH, WEST = (0, -1), (1, 0), (0, 1), (-1, 0)
 # Searches try neighbours in this fixed order, so ties break the same way on every machine.
 DIRECTIONS: tuple[Direction, ...] = (NORTH, EAST, SOUTH, WEST)
 LOCK_COLORS = ("red", "blue", "yellow")
-# Doom's coordinates are 16-bit: 511 cells of 64 units stay inside them.
-MAX_GRID = 511
+# Doom's coordinates are 16-bit (up to 32,767), and zdbsp aborts on a map that reaches past
+# 32,512 units east (its vertex map overflows): 509 cells of 64 units stay inside both.
+MAX_GRID = 509
 _ENTITY_KINDS = ("start", "exit", "key", "enemy", "item")
 
 
@@ -118,8 +120,9 @@ def read_scene(data: Any) -> Scene:
     if data.get("schema") != "scene/1":
         raise PipelineError(f"scene.schema must be 'scene/1', got {str(data.get('schema'))[:40]!r}")
     grid = require_field(data, "grid", Mapping, "scene")
-    width = require_int(grid, "width", "scene.grid", 3, MAX_GRID)
-    height = require_int(grid, "height", "scene.grid", 3, MAX_GRID)
+    width, height = (require_int(grid, name, "scene.grid", 3, 0xFFFF) for name in ("width", "height"))
+    if max(width, height) > MAX_GRID:
+        raise MapTooLarge(f"the level is {width}x{height} cells; a Doom map holds at most {MAX_GRID} a side")
     rooms, floor = _read_rooms(require_field(data, "rooms", list, "scene"), width, height)
     doors = _read_doors(require_field(data, "doors", list, "scene"), floor, width, height)
     entities = _read_entities(require_field(data, "entities", list, "scene"), floor)

@@ -10,6 +10,8 @@ import pytest
 
 import pipeline
 from pipeline.picture import render_png
+from tasks.artifacts import doom_map
+from tasks.doom_nodes import node_builder
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +42,11 @@ def test_submit_wait_shows_progress_prints_the_minimap_and_saves_artifacts(cli_s
     assert (tmp_path / "asciiMinimap.txt").read_text() == data["asciiMinimap"]
     assert (tmp_path / "sceneGraph.json").read_bytes() == pipeline.encode_json(data["sceneGraph"])
     assert (tmp_path / "minimap.png").read_bytes() == render_png(data["sceneGraph"])
-    assert "saved asciiMinimap.txt, minimap.png, sceneGraph.json" in result.stderr
+    # map.wad too, where the worker has zdbsp (it is skipped without).
+    saved = ["asciiMinimap.txt", *(["map.wad"] if node_builder() else []), "minimap.png", "sceneGraph.json"]
+    assert f"saved {', '.join(saved)} in" in result.stderr
+    if node_builder():
+        assert (tmp_path / "map.wad").read_bytes() == doom_map(data)
 
 
 def test_a_failed_job_exits_1_and_status_and_jobs_show_it(cli_stack):

@@ -2,7 +2,17 @@ import pytest
 
 from storage.bootstrap import Services
 from storage.settings import Settings
+from tasks import doom_nodes
 from tests.fakes import FakeArtifactStore, FakeJobStore
+
+
+@pytest.fixture(autouse=True)
+def _no_node_builder(monkeypatch):
+    """The unit tier runs as where zdbsp is missing (jobs skip map.wad), whatever this machine has.
+
+    The real node builder belongs to the integration tier (tests/integration/test_doom_play.py).
+    """
+    monkeypatch.setattr(doom_nodes, "node_builder", lambda: None)
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from pipeline.doom import read_scene, write_demo
 from pipeline.doom.demo import BT_USE, play_route
 from pipeline.doom.motion import FRACUNIT, MAXMOVE, RUN, Player, Tic, drive
 from pipeline.doom.route import plan_route
-from tests.doom_scenes import KEYED, SCENES, scene_from_art
+from tests.doom_scenes import GENERATED_LAIRS, KEYED, SCENES, scene_from_art, scene_named
 
 PLAYER_RADIUS = 16
+LEVELS = [*SCENES, *GENERATED_LAIRS]  # hand-made and generated
 
 
 def test_the_route_fetches_the_key_before_the_locked_door():
@@ -27,9 +28,9 @@ def test_the_route_fetches_the_key_before_the_locked_door():
     assert [route.cells[i + 1] for i in sorted(route.opens)] == [(4, 1), (6, 2), red_door]
 
 
-@pytest.mark.parametrize("name", SCENES)
+@pytest.mark.parametrize("name", LEVELS)
 def test_the_route_steps_cell_by_cell_on_walkable_ground(name):
-    scene = read_scene(SCENES[name])
+    scene = read_scene(scene_named(name))
     route = plan_route(scene)
     walkable = scene.walkable()
     assert set(route.cells) <= walkable
@@ -90,10 +91,10 @@ def test_a_running_player_is_pushed_sideways_by_the_engine_sine_table():
     assert player.y > 0  # finesine[0] is 25, not 0
 
 
-@pytest.mark.parametrize("name", SCENES)
+@pytest.mark.parametrize("name", LEVELS)
 def test_the_player_never_brushes_a_wall_or_a_closed_door(name):
     """Replaying the demo's tics in the model, the player's box stays on walkable cells, doors open first."""
-    scene = read_scene(SCENES[name])
+    scene = read_scene(scene_named(name))
     route = plan_route(scene)
     walkable, doors = scene.walkable(), set(scene.door_at)
     x, y = route.cells[0]

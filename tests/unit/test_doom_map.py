@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import copy
 import json
+import struct
 from collections import Counter
 
 import pytest
 from omg import WAD
 from omg.mapedit import MapEditor
 
-from pipeline import PipelineError
+from pipeline import STYLES, PipelineError
 from pipeline.doom import CELL, build_map, read_scene
-from pipeline.doom.catalog import KEYS, STYLE_TEXTURES
+from pipeline.doom.catalog import ENEMIES, ITEMS, KEYS, SKULL_KEYS, STYLE_TEXTURES, thing_type
 from pipeline.doom.mapwad import MAP_LUMPS, scene_light
-from tests.doom_scenes import DOOR, SCENES, scene_from_art
+from pipeline.doom.wad import read_lumps
+from pipeline.styles import style_named
+from tests.doom_scenes import DOOR, GENERATED_LAIRS, KEYED, SCENES, scene_from_art, scene_named
+
+LEVELS = [*SCENES, *GENERATED_LAIRS]  # hand-made and generated
 
 
 @pytest.fixture(scope="module")
 def maps(tmp_path_factory) -> dict[str, MapEditor]:
-    """Every hand-made scene built and read back by omgifol."""
+    """Every hand-made scene and a generated level of each style, built and read back by omgifol."""
     folder = tmp_path_factory.mktemp("maps")
     read = {}
-    for name, scene in SCENES.items():
+    for name in LEVELS:
         path = folder / f"{name}.wad"
-        path.write_bytes(build_map(scene))
+        path.write_bytes(build_map(scene_named(name)))
         wad = WAD(str(path))
         assert list(wad.maps) == ["MAP01"]
         read[name] = MapEditor(wad.maps["MAP01"])
@@ -44,7 +49,7 @@ def test_the_wad_is_a_pwad_with_the_map_lumps_in_engine_order():
     assert names == ["MAP01", *MAP_LUMPS]
 
 
-@pytest.mark.parametrize("name", SCENES)
+@pytest.mark.parametrize("name", LEVELS)
 def test_every_sector_is_closed(maps, name):
     """Each sector's sides chain into closed loops: at every vertex as many edges leave as arrive."""
     editor = maps[name]
@@ -59,10 +64,10 @@ def test_every_sector_is_closed(maps, name):
     assert {editor.sidedefs[s].sector for s in range(len(editor.sidedefs))} == set(range(len(editor.sectors)))
 
 
-@pytest.mark.parametrize("name", SCENES)
+@pytest.mark.parametrize("name", LEVELS)
 def test_front_sides_face_the_floor_and_back_sides_the_door(maps, name):
     """A point just right of each line is inside its front sector's cell; left of a one-sided line is rock."""
-    scene = read_scene(SCENES[name])
+    scene = read_scene(scene_named(name))
     walkable = scene.walkable()
     editor = maps[name]
     for line in editor.linedefs:
@@ -145,6 +150,23 @@ def test_things_stand_on_their_cells_and_the_exit_is_no_thing(maps):
     assert all(t.easy and t.medium and t.hard for t in editor.things)
     start = next(t for t in editor.things if t.type == 1)
     assert start.angle == 90
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_every_word_of_every_style_is_a_doom_thing_chosen_for_it(style):
+    """Not the hashed fallback: each enemy, boss and item a style places has its own look-alike."""
+    vocabulary = style_named(style)
+    assert {word for word, _ in (*vocabulary.enemies, vocabulary.boss)} <= set(ENEMIES)
+    assert {word for word, _ in vocabulary.items} <= set(ITEMS)
+
+
+def test_technological_styles_have_keycards_and_the_others_skull_keys():
+    for style, keys in (("doom", KEYS), ("scifi", KEYS), ("dungeon", SKULL_KEYS), ("haunted", SKULL_KEYS)):
+        assert {color: thing_type("key", f"{color}_key", style) for color in ("red", "blue", "yellow")} == {
+            color: keys[f"{color}_key"] for color in ("red", "blue", "yellow")
+        }
+    things = dict(read_lumps(build_map(scene_from_art(KEYED, "12423", style="dungeon"))))["THINGS"]
+    assert 38 in {thing_number for _, _, _, thing_number, _ in struct.iter_unpack("<hhhhh", things)}  # red skull
 
 
 def test_unknown_words_become_common_things_the_same_way_every_time():

@@ -1,15 +1,51 @@
-"""tasks/doom_nodes.py without zdbsp: the missing node builder is a clear, typed error."""
+"""tasks/doom_nodes.py and the map.wad producer, without the real zdbsp.
+
+The unit tier runs as where zdbsp is missing (tests/unit/conftest.py); where a test needs a
+node builder, it is a small script standing in for zdbsp. The real one is played in
+tests/integration/test_doom_play.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from tasks.doom_nodes import NodeBuilderMissing, build_nodes, node_builder
+from pipeline import PipelineError
+from pipeline.doom import DEMO_LUMP, build_map, write_demo
+from pipeline.doom.wad import read_lumps
+from storage.errors import ArtifactTooLarge
+from tasks import doom_nodes
+from tasks.artifacts import ArtifactSkipped, doom_map, write_artifacts
+from tasks.checkpoints import artifact_key
+from tasks.doom_nodes import NodeBuilderMissing, build_nodes
+from tasks.doom_nodes import node_builder as real_node_builder
+from tests.doom_scenes import SCENES, blockmap, corridor, generated_scene, node_built
+from tests.fakes import FakeArtifactStore
 
 
-def test_no_zdbsp_on_the_path_says_so(monkeypatch, tmp_path):
+@pytest.fixture
+def path_without_zdbsp(monkeypatch, tmp_path):
+    """The real lookup of zdbsp, on a PATH that has none."""
+    monkeypatch.setattr(doom_nodes, "node_builder", real_node_builder)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert node_builder() is None
+
+
+@pytest.fixture
+def stand_in(monkeypatch, tmp_path):
+    """Install a shell script as zdbsp: it is called as `zdbsp -R -t -o OUT IN`, so $4 is OUT and $5 IN."""
+
+    def install(body: str, output: bytes | None = None) -> None:
+        if output is not None:
+            (tmp_path / "built.wad").write_bytes(output)
+        script = tmp_path / "zdbsp"
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+        monkeypatch.setattr(doom_nodes, "node_builder", lambda: str(script))
+
+    return install
+
+
+def test_no_zdbsp_on_the_path_says_so(path_without_zdbsp):
+    assert doom_nodes.node_builder() is None
     with pytest.raises(NodeBuilderMissing, match="zdbsp is not installed") as raised:
         build_nodes(b"PWAD")
     assert raised.value.code == "NODE_BUILDER_MISSING"
@@ -18,3 +54,78 @@ def test_no_zdbsp_on_the_path_says_so(monkeypatch, tmp_path):
 def test_a_node_builder_that_cannot_start_is_missing(tmp_path):
     with pytest.raises(NodeBuilderMissing, match="could not be started"):
         build_nodes(b"PWAD", executable=str(tmp_path / "no-such-zdbsp"))
+
+
+def test_without_zdbsp_the_job_completes_without_map_wad_and_says_why(path_without_zdbsp):
+    scene = generated_scene("a spooky hallway", 123, "doom")
+    store = FakeArtifactStore()
+    written = write_artifacts(store, "job-1", {"sceneGraph": scene, "asciiMinimap": "@>"})
+    assert set(written.keys) == {"sceneGraph", "asciiMinimap", "minimapPng"}
+    assert artifact_key("job-1", "map.wad") not in store.blobs
+    assert written.summary("Drew it") == "Drew it; no map.wad: zdbsp is not installed (Debian package zdbsp)"
+
+
+def test_a_missing_zdbsp_is_noticed_before_the_map_is_built(path_without_zdbsp):
+    # A scene the builder would refuse: the skip comes first, so it costs nothing.
+    with pytest.raises(ArtifactSkipped, match="zdbsp is not installed"):
+        doom_map({"sceneGraph": {"schema": "not a scene"}})
+
+
+def test_map_wad_is_the_node_built_map_and_then_the_demo(stand_in):
+    stand_in('cp "$(dirname "$0")/built.wad" "$4"', output=node_built())
+    scene = SCENES["keyed"]
+    assert read_lumps(doom_map({"sceneGraph": scene})) == [*read_lumps(node_built()), (DEMO_LUMP, write_demo(scene))]
+
+
+def test_the_node_builder_is_given_the_scene_map(stand_in, tmp_path):
+    stand_in('cp "$5" "$(dirname "$0")/given.wad"; exit 1')
+    with pytest.raises(ArtifactSkipped):
+        doom_map({"sceneGraph": SCENES["tour"]})
+    assert (tmp_path / "given.wad").read_bytes() == build_map(SCENES["tour"])
+
+
+@pytest.mark.parametrize(
+    ("body", "output", "scene", "reason"),
+    [
+        ("echo 'Assertion failed' >&2; exit 3", None, SCENES["door"], r"zdbsp failed \(exit 3\)"),
+        ('cp "$(dirname "$0")/built.wad" "$4"', node_built(BLOCKMAP=blockmap([6, 40000], 40002)), SCENES["door"],
+         "vanilla Doom reaches at most 32,767 words"),
+        ("exit 0", None, corridor(600), "600x3 cells; a Doom map holds at most 509 a side"),
+    ],
+    ids=["zdbsp fails", "blockmap too large", "grid too large"],
+)
+def test_map_wad_is_skipped_when_zdbsp_fails_or_the_level_is_too_large(stand_in, body, output, scene, reason):
+    stand_in(body, output)
+    with pytest.raises(ArtifactSkipped, match=reason):
+        doom_map({"sceneGraph": scene})
+
+
+def test_a_builder_bug_is_not_skipped_but_fails_loudly(stand_in):
+    # A "node builder" that builds nothing: the map has no blockmap, which no limit explains.
+    stand_in('cp "$5" "$4"')
+    with pytest.raises(PipelineError, match="no blockmap") as raised:
+        doom_map({"sceneGraph": SCENES["door"]})
+    assert not isinstance(raised.value, ArtifactSkipped)
+
+
+class SmallStore(FakeArtifactStore):
+    """Refuses what demo mode's table refuses: a body over its limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(presign=False)
+        self.limit = limit
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        if len(body) > self.limit:
+            raise ArtifactTooLarge(f"{key} is {len(body)} bytes, over the {self.limit}-byte inline limit")
+        super().put(key, body, content_type)
+
+
+def test_a_map_wad_too_large_for_the_store_is_left_out_but_a_scene_too_large_fails(stand_in):
+    stand_in('cp "$(dirname "$0")/built.wad" "$4"', output=node_built(REJECT=bytes(100_000)))
+    data = {"sceneGraph": generated_scene("a spooky hallway", 123, "doom"), "asciiMinimap": "@>"}
+    written = write_artifacts(SmallStore(60_000), "job-1", data)
+    assert set(written.keys) == {"sceneGraph", "asciiMinimap", "minimapPng"}
+    assert written.skipped == (f"no map.wad: jobs/job-1/map.wad is {len(doom_map(data))} bytes, over the 60000-byte inline limit",)
+    with pytest.raises(ArtifactTooLarge, match="sceneGraph.json"):
+        write_artifacts(SmallStore(1_000), "job-1", data)

@@ -748,6 +748,12 @@ def test_dockerfile_builds_a_slim_multi_stage_non_root_image():
     assert re.search(r'^VOLUME \["/tmp"\]', text, re.M), "ECS mounts /tmp; the image must declare it"
 
 
+def test_the_image_installs_the_node_builder_that_makes_map_wad():
+    runtime = DOCKERFILE.read_text().split(" AS runtime", 1)[1]
+    assert re.search(r"apt-get install -y --no-install-recommends zdbsp\b", runtime)
+    assert "rm -rf /var/lib/apt/lists/*" in runtime  # no package index left in the image
+
+
 def test_dockerignore_admits_exactly_what_the_package_needs():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setuptools = pyproject["tool"]["setuptools"]

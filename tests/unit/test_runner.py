@@ -136,7 +136,7 @@ def test_a_skipped_artifact_is_left_out_and_said_in_the_summary(services, new_jo
     assert job.state is JobState.DONE
     assert "minimapPng" not in job.result_keys and "sceneGraph" in job.result_keys
     assert artifact_key(job_id, MINIMAP_PNG) not in services.artifacts.blobs
-    assert job.steps[-1].summary.endswith("; no minimap.png: the node builder is not installed")
+    assert "; no minimap.png: the node builder is not installed" in job.steps[-1].summary
     assert job.result_summary == job.steps[-1].summary
 
 
