@@ -20,8 +20,10 @@ broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_seconds,
     # Long polling: SQS holds an empty receive up to this long, so idle workers cost little.
     "wait_time_seconds": _settings.sqs_wait_time_seconds,
-    # Pause after an empty long poll; it adds to wait_time_seconds, so keep it short.
-    "polling_interval": 0.5,
+    # kombu waits this long after an empty long poll, and between looks while every slot is
+    # busy: a slot that frees up waits up to this long for its next message. At 0.5 s, 300 jobs
+    # on two workers ran 2.4 times slower (the CPUs half idle); a look costs no request.
+    "polling_interval": 0.05,
     # The job queue keeps its name; with its URL known, nobody lists or creates it. (Not
     # kombu's predefined_queues: those forbid the per-process control queues below.)
     "job_queues": {_settings.queue_name: _settings.sqs_queue_url},
