@@ -1,4 +1,4 @@
-"""moto's server, with DynamoDB writes made atomic as they are on AWS, and two hot paths made cheap.
+"""moto's server, with DynamoDB writes made atomic as they are on AWS, and a few other flaws mended.
 
     python scripts/emulator.py --port 4566
 
@@ -15,7 +15,10 @@ in the queue three times: a receive costs O(messages²), and with a few hundred
 jobs queued the emulator spent most of its time there (the load test measured
 moto, not ghost-engine). The check reads the one attribute it needs instead.
 Likewise moto lists its own package directory, under a lock, on every request
-to learn its service names; they are listed once. Everything else is moto as is.
+to learn its service names; they are listed once. And its request recorder
+(MOTO_ENABLE_RECORDING, which the job-cost test and `make bench` read) appends
+each request to its file without a lock, so two requests served at once could
+interleave their lines; it now records one at a time. Everything else is moto as is.
 """
 
 from __future__ import annotations
@@ -65,6 +68,19 @@ def list_services_once() -> None:
     backends.list_of_moto_modules = lambda: names
 
 
+def record_one_request_at_a_time() -> None:
+    """Serialise moto's request recorder, whose lines concurrent requests could otherwise interleave."""
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    record, lock = Recorder._record_request, threading.Lock()
+
+    def _record_request(self, request, body=None) -> None:
+        with lock:
+            record(self, request, body)
+
+    Recorder._record_request = _record_request
+
+
 def main(wrap=None) -> None:
     """Serve moto on loopback until SIGINT or SIGTERM; ``wrap`` adds one more WSGI middleware."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,6 +90,7 @@ def main(wrap=None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
     read_only_the_retention_period()
     list_services_once()
+    record_one_request_at_a_time()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
     app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
