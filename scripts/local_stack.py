@@ -59,6 +59,20 @@ def port_free(port: int) -> bool:
         return sock.connect_ex((HOST, port)) != 0
 
 
+def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Signal a process started in its own session and its children; SIGKILL them after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
     """Wait until ``url`` answers any HTTP status; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
@@ -253,17 +267,7 @@ class Stack:
 
     def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
         """Stop one process and its children (SIGTERM, then SIGKILL after ``timeout``)."""
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        except ProcessLookupError:
-            pass
+        stop_process_group(self.procs.pop(name, None), signal.SIGKILL if kill else signal.SIGTERM, timeout)
 
     def stop(self) -> None:
         """Stop everything: the API, then workers, then the emulator last."""

@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from storage import entities
 from storage.bootstrap import aws_client, build_services
 from storage.errors import GhostEngineError
 from storage.export import ExportSource, export_entities
@@ -103,6 +104,12 @@ def export(out: Path, artifact_dir: Path | None, segments: int, table: str | Non
 @_BUCKET
 def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: str | None) -> None:
     """Load an export into the table (and bucket); what is already there stays as it is."""
+    # Read the whole file once before writing: a file cut short, damaged or of another version
+    # is refused with nothing written (the import itself checks as it goes, and learns of a
+    # missing end line only at the end).
+    with file.open(encoding="utf-8") as lines:
+        for _ in entities.read_export(lines):
+            pass
     services = build_services(_settings(table, bucket))
     progress, task = _progress("importing")
     counts: Counter[str] = Counter()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from storage.errors import InvalidExport
@@ -112,6 +113,40 @@ def check_entity(entity: dict, line_number: int) -> str:
             f"line {line_number}: {kind} lacks {', '.join(missing)}", details={"line": line_number, "missing": missing}
         )
     return kind
+
+
+def read_export(lines: Iterable[str]) -> Iterator[tuple[int, str, dict]]:
+    """Each entity of an export as (line number, type, entity), checked line by line.
+
+    InvalidExport, naming the problem, for an empty file, a header this code does not read, a
+    line that is not an entity, a line after the end line, and — once the last line is read, so a
+    reader that writes as it goes learns it at the end — a missing end line or counts that do
+    not match the entities.
+    """
+    numbered = enumerate(lines, start=1)
+    first = next(numbered, None)
+    if first is None:
+        raise InvalidExport("the export is empty: no header line")
+    check_header(parse_line(*first))
+    counts: Counter[str] = Counter()
+    end: dict | None = None
+    for number, line in numbered:
+        if end is not None:
+            raise InvalidExport(f"line {number}: nothing may follow the end line", details={"line": number})
+        entity = parse_line(number, line)
+        if entity.get("type") == END:
+            end = entity
+            continue
+        kind = check_entity(entity, number)
+        counts[kind] += 1
+        yield number, kind, entity
+    if end is None:
+        raise InvalidExport("the export stops before its end line: the file is incomplete")
+    expected = {kind: n for kind, n in end.get("counts", {}).items() if n}
+    if dict(counts) != expected:
+        raise InvalidExport(
+            "the export's end line does not match its content", details={"expected": expected, "found": dict(counts)}
+        )
 
 
 def job_entities(job: Job) -> Iterator[dict]:

@@ -39,24 +39,9 @@ def import_entities(
 ) -> ImportReport:
     """Load an export's lines; InvalidExport (naming the line) for anything this code cannot read."""
     report = ImportReport()
-    numbered = enumerate(lines, start=1)
-    first = next(numbered, None)
-    if first is None:
-        raise InvalidExport("the export is empty: no header line")
-    entities.check_header(entities.parse_line(*first))
-    counts: Counter[str] = Counter()
     job: dict | None = None
     children: list[dict] = []
-    end: dict | None = None
-    for number, line in numbered:
-        if end is not None:
-            raise InvalidExport(f"line {number}: nothing may follow the end line", details={"line": number})
-        entity = entities.parse_line(number, line)
-        if entity.get("type") == entities.END:
-            end = entity
-            continue
-        kind = entities.check_entity(entity, number)
-        counts[kind] += 1
+    for number, kind, entity in entities.read_export(lines):
         if kind == entities.JOB:
             _write_job(job, children, jobs, report)
             job, children = entity, []
@@ -68,13 +53,6 @@ def import_entities(
             children.append(entity)
         progress(entity)
     _write_job(job, children, jobs, report)
-    if end is None:
-        raise InvalidExport("the export stops before its end line: the file is incomplete")
-    expected = {kind: n for kind, n in end.get("counts", {}).items() if n}
-    if dict(counts) != expected:
-        raise InvalidExport(
-            "the export's end line does not match its content", details={"expected": expected, "found": dict(counts)}
-        )
     return report
 
 

@@ -15,7 +15,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from storage import entities
-from storage.errors import InvalidExport
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 
@@ -92,21 +91,11 @@ def apply_schema(conn: psycopg.Connection) -> None:
 def load_export(conn: psycopg.Connection, lines: Iterable[str]) -> Counter:
     """Load an export in one transaction (a second load changes nothing); rows inserted by type."""
     inserted: Counter[str] = Counter()
-    numbered = enumerate(lines, start=1)
+    # One transaction: a file that read_export refuses, even at its last line, loads nothing.
     with conn.transaction(), conn.cursor() as cursor:
-        first = next(numbered, None)
-        if first is None:
-            raise InvalidExport("the export is empty: no header line")
-        entities.check_header(entities.parse_line(*first))
-        for number, line in numbered:
-            entity = entities.parse_line(number, line)
-            if entity.get("type") == entities.END:
-                break
-            kind = entities.check_entity(entity, number)
+        for _, kind, entity in entities.read_export(lines):
             cursor.execute(_INSERTS[kind], _row(kind, entity))
             inserted[kind] += cursor.rowcount
-        else:
-            raise InvalidExport("the export stops before its end line: the file is incomplete")
         cursor.execute(_ORPHANS)
         inserted[entities.ARTIFACT] -= cursor.rowcount
     return inserted

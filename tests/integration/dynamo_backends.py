@@ -14,16 +14,14 @@ Known differences, found by running the job store's contract on both:
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local_stack import HOST, ROOT, port_free, wait_http
+from local_stack import HOST, ROOT, port_free, stop_process_group, wait_http
 from storage.aws_errors import error_code
 from storage.provision import _create_table
 from storage.settings import Settings
@@ -77,16 +75,7 @@ class Dynalite:
     def stop(self) -> None:
         """SIGTERM (SIGKILL after 10 s) and wait, so no process is left and the port is free."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        except ProcessLookupError:
-            pass
+        stop_process_group(proc, timeout=10)
 
 
 def create_jobs_table(client: Any, name: str) -> None:

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from local_stack import HOST, port_free
+from local_stack import HOST, port_free, stop_process_group
 
 USER = "ghost"  # the database superuser initdb creates
 
@@ -75,15 +75,7 @@ class PostgresServer:
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then remove its directory."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-            except ProcessLookupError:
-                pass
+        stop_process_group(proc, signal.SIGINT)
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None

@@ -52,7 +52,9 @@ def test_import_then_export_from_the_command_line(env, tmp_path):
     assert copied == sorted(p.relative_to(FIXTURE_ARTIFACTS) for p in FIXTURE_ARTIFACTS.rglob("*") if p.is_file())
 
 
-def test_a_file_of_an_unknown_version_or_cut_short_is_refused_with_one_line(env, tmp_path):
+def test_a_file_of_an_unknown_version_or_cut_short_is_refused_with_one_line_and_nothing_written(
+    emulator, env, tmp_path
+):
     lines = FIXTURE.read_text(encoding="utf-8").splitlines(keepends=True)
     newer = tmp_path / "newer.jsonl"
     newer.write_text(json.dumps(json.loads(lines[0]) | {"formatVersion": 9}) + "\n" + "".join(lines[1:]))
@@ -63,6 +65,8 @@ def test_a_file_of_an_unknown_version_or_cut_short_is_refused_with_one_line(env,
     cut.write_text("".join(lines[:-1]))
     result = admin(env, "import", str(cut))
     assert result.returncode == 1 and "the file is incomplete" in result.stderr
+    table = aws_client(emulator.settings, "dynamodb").scan(TableName=env["JOBS_TABLE_NAME"], Select="COUNT")
+    assert table["Count"] == 0  # refused before its first job was written
     assert admin(env, "export").returncode == 2  # --out is required
 
 

@@ -4,12 +4,14 @@ answers every access pattern of docs/schema.md in SQL as DynamoDB (moto, dynalit
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
 import psycopg
 import pytest
 
+from storage.errors import InvalidExport
 from storage.model import JobState, attempt_id, job_id_for_key
 from storage.sql.postgres import answer, apply_schema, load_export
 from tasks.cli import failed_since
@@ -24,14 +26,20 @@ def stores(postgres, state_factory):
     """(DynamoDB services, a connection to a PostgreSQL database of its own, rows loaded), both holding the fixture."""
     services = state_factory()
     import_file(services)
-    database = f"ghost_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {database}")
-    with psycopg.connect(postgres.dsn.rsplit("/", 1)[0] + f"/{database}") as conn:
-        apply_schema(conn)
+    with _new_database(postgres) as conn:
         with FIXTURE.open(encoding="utf-8") as lines:
             loaded = load_export(conn, lines)
         yield services, conn, loaded
+
+
+def _new_database(postgres) -> psycopg.Connection:
+    """A connection to a new, empty database on the server, with the schema applied."""
+    database = f"ghost_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    conn = psycopg.connect(postgres.dsn.rsplit("/", 1)[0] + f"/{database}")
+    apply_schema(conn)
+    return conn
 
 
 def _ids(rows: list[tuple]) -> list[str]:
@@ -52,7 +60,18 @@ def test_loading_is_complete_and_a_second_load_changes_nothing(stores):
     assert loaded == {"job": 6, "step_record": 17, "attempt": 8, "operator_action": 3, "step_lease": 1,
                                 "idempotency_key": 1, "artifact": 20}
     with FIXTURE.open(encoding="utf-8") as lines:
-        assert sum(load_export(conn, lines).values()) == 0
+        again = load_export(conn, lines)
+    assert all(n == 0 for n in again.values()), again
+
+
+def test_a_file_whose_end_line_does_not_match_loads_nothing(postgres):
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines(keepends=True)
+    end = json.loads(lines[-1])
+    end["counts"]["job"] += 1
+    with _new_database(postgres) as conn:
+        with pytest.raises(InvalidExport, match="end line does not match"):
+            load_export(conn, [*lines[:-1], json.dumps(end) + "\n"])
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
 
 
 def test_newest_jobs_and_jobs_by_state(stores):
