@@ -186,16 +186,18 @@ def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
         err.print(f"[red]job {body['jobId']} {body['state']}[/]: {error.get('code', '')} {error.get('message', '')}")
         sys.exit(1)
     result = body["result"]
-    minimap = _artifact(client, result, "asciiMinimap").decode("utf-8")
-    out.print(minimap, end="", markup=False, highlight=False)
+    fetched = {"asciiMinimap": _artifact(client, result, "asciiMinimap")}
+    out.print(fetched["asciiMinimap"].decode("utf-8"), end="", markup=False, highlight=False)
     err.print(result.get("summary") or "")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # Every artifact the result names (…Key), under its own file name.
+        # Every artifact the result names (…Key), under its own file name; the minimap is fetched once.
         names = []
         for field in sorted(name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"):
             name = result[f"{field}Key"].rsplit("/", 1)[-1]
-            (out_dir / name).write_bytes(_artifact(client, result, field))
+            if field not in fetched:
+                fetched[field] = _artifact(client, result, field)
+            (out_dir / name).write_bytes(fetched[field])
             names.append(name)
         err.print(f"saved {', '.join(names)} in {out_dir}")
 

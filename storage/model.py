@@ -220,6 +220,9 @@ class Completion:
     result_keys: dict
     summary: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "summary", bounded(self.summary, MAX_SUMMARY_CHARS))
+
 
 @dataclass(frozen=True)
 class StepEvent:

@@ -91,7 +91,9 @@ def test_a_demo_that_stops_short_of_the_switch_does_not_finish(engine, tmp_path)
     demo = write_demo(scene)
     # Drop the last second and the switch press before it, keeping the end marker.
     short = demo[: -(4 * 37) - 1] + demo[-1:]
-    assert play(engine, tmp_path, build_nodes(build_map(scene)), short) == 0
+    wad = build_nodes(build_map(scene))
+    assert play(engine, tmp_path / "whole", wad, demo) == 1  # the same path, the whole demo: finished
+    assert play(engine, tmp_path / "short", wad, short) == 0
 
 
 def test_a_job_leaves_a_map_wad_that_plays_to_the_exit(live, engine, tmp_path):

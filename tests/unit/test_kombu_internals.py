@@ -62,4 +62,6 @@ def test_the_private_state_we_read_is_still_there():
     assert "_topic_arn_cache" in inspect.getsource(SNS.__init__)
     assert "_queue_cache" in inspect.getsource(SQS.Channel.__init__)
     assert "fanout" in dir(SQS.Channel)
-    assert "exchange_type" in SQS.Transport.implements
+    # kombu's SQS transport routes direct exchanges only; sqs_fanout adds fanout on top of that.
+    assert SQS.Transport.implements["exchange_type"] == frozenset({"direct"})
+    assert sqs_fanout.Transport.implements["exchange_type"] == frozenset({"direct", "fanout"})

@@ -10,7 +10,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from storage.dynamo_items import LIST_PARTITION, item_from_job, job_from_item, list_sort_key, progress_share
 from storage.model import (
+    MAX_SUMMARY_CHARS,
     TERMINAL_STATES,
+    Completion,
     TRANSITIONS,
     Job,
     JobError,
@@ -327,3 +329,10 @@ def test_job_from_item_reads_terminal_fields():
 def test_job_from_item_caps_progress_at_one():
     """A summed progress a hair over 1 is read as 1."""
     assert job_from_item(item_from_job(make_job()) | {"progress": Decimal("1.000001")}).progress == 1.0
+
+
+def test_a_completion_s_summary_is_bounded_like_a_step_s():
+    """The last step's summary gains a note per artifact left out; the job item must stay bounded."""
+    completion = Completion(result_keys={}, summary="Drew a map; " + "no map.wad: too large; " * 100)
+    assert len(completion.summary) <= MAX_SUMMARY_CHARS
+    assert completion.summary.startswith("Drew a map; ")
