@@ -106,8 +106,8 @@ def submit():
 
 @bp.get("/console/jobs")
 def jobs():
-    args = {key: value for key, value in request.args.items() if key in ("state", "cursor") and value}
-    query = load(ListJobsQuery(), {**args, "limit": PAGE_SIZE})
+    args = {key: value for key, value in request.args.items() if key in ("state", "cursor", "limit") and value}
+    query = load(ListJobsQuery(), {"limit": str(PAGE_SIZE), **args})
     state = JobState(query["state"]) if query["state"] else None
     page = services().jobs.list_jobs(limit=query["limit"], cursor=query["cursor"], state=state)
     rows = [
@@ -119,9 +119,11 @@ def jobs():
         }
         for job in page.jobs
     ]
-    next_url = url_for("console.jobs", state=query["state"], cursor=page.cursor) if page.cursor else None
+    limit = query["limit"] if query["limit"] != PAGE_SIZE else None
+    next_url = url_for("console.jobs", state=query["state"], limit=limit, cursor=page.cursor) if page.cursor else None
     return render_template(
-        "console/jobs.html", rows=rows, icons=STATE_ICONS, states=STATES, state=query["state"], cursor=query["cursor"], next_url=next_url
+        "console/jobs.html", rows=rows, icons=STATE_ICONS, states=STATES, state=query["state"], limit=limit, cursor=query["cursor"],
+        next_url=next_url,
     )
 
 

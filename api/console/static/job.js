@@ -151,6 +151,7 @@
       } else {
         const error = body.error || { code: "HTTP_" + response.status, message: "the API answered " + response.status };
         let text = response.status + " " + error.code + ": " + error.message;
+        if (response.status === 409) poll();  // the page was out of date: show the job as it is now
         if (response.status === 401) {
           try { sessionStorage.removeItem(TOKEN_KEY); } catch (err) { /* nothing kept */ }
           text += " The token was forgotten; enter it again.";
