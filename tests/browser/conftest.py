@@ -26,7 +26,6 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, shared with t
     make_stack,
 )
 
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,8 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Chromium logs an API's refusal of a fetch (the tests provoke 401, 409 and 422) as a console error.
-EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (401|409|422)")
+# Chromium logs an API's refusal of a fetch (the tests provoke 400, 401, 409 and 422) as a console error.
+EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (400|401|409|422)")
 # Lets a test play "the tab is hidden": document.hidden reads window.__hidden.
 HIDDEN_SWITCH = """
 Object.defineProperty(Document.prototype, "hidden", { configurable: true, get() { return !!window.__hidden; } });

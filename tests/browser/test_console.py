@@ -21,6 +21,8 @@ from api.console.level import LOCK_COLOURS
 from api.console.pages import size
 from tests.browser.conftest import ROOT, TOKEN, assert_accessible
 
+pytestmark = pytest.mark.integration
+
 EXPLORED = {"prompt": "a locked crypt with keys and a boss", "seed": 7, "style": "dungeon", "rooms": 14}
 # UPDATE_SCREENSHOTS=1 writes the README's pictures (docs/console-*.png) from this run.
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
@@ -111,7 +113,8 @@ def test_submit_from_the_form_and_watch_the_job_run(page, stack, request):
             break
         page.wait_for_timeout(200)
     assert seen_states == ["queued", "running", "done"], seen_states
-    assert announced == ["The job is now running.", "The job is now done."], announced
+    expect(page.locator("#announce")).to_have_text("The job is now done.")
+    assert announced[0] == "The job is now running.", announced
     for names in seen_steps:
         assert names == list(pipeline.STEPS[: len(names)]), names  # steps appear in order
     assert seen_steps[-1] == list(pipeline.STEPS)
@@ -325,6 +328,9 @@ def test_the_jobs_list_filters_and_pages_in_the_url(page, worker, stack):
     assert len(seen) >= 2 and len(flat) == len(set(flat)), seen
     assert [job for job in flat if job in failed] == failed[::-1], "newest first, across pages"
     assert_accessible(page)
+
+    refused = page.goto("/console/jobs?state=failed&cursor=not-a-cursor")
+    assert refused.status == 400 and "cursor" in page.locator("main").inner_text()
 
     page.goto("/console/jobs?state=done")
     row = page.locator("tr", has=page.locator(f'a[href$="{done}"]'))
