@@ -191,5 +191,6 @@ def critical_path(scene: dict, entities: list[Entity], by_room: dict[str, list[E
         pick_keys(b)
     if exit_:
         points.append((exit_.x, exit_.y))
-    steps.append(f"Reach the exit in {path[-1]} ({len(path)} rooms walked, {len(taken)} key(s)).")
+    keys = f"{len(taken)} key" + ("" if len(taken) == 1 else "s")
+    steps.append(f"Reach the exit in {path[-1]} ({len(path)} rooms walked, {keys}).")
     return points, steps

@@ -11,7 +11,7 @@ import pipeline
 from api import presenters
 from api.console import bp
 from api.console.level import build_level
-from api.errors import ApiError
+from api.errors import STATUS_FOR, ApiError
 from api.routes import load, services
 from api.schemas import PROMPT_MAX, SEED_MAX, ListJobsQuery
 from storage.errors import GhostEngineError, JobNotFound
@@ -234,8 +234,6 @@ def _refused(exc: ApiError):
 
 @bp.errorhandler(GhostEngineError)
 def _unavailable(exc: GhostEngineError):
-    from api.errors import STATUS_FOR
-
     status = next((s for cls, s in STATUS_FOR.items() if isinstance(exc, cls)), 500)
     message = exc.message if status < 500 or status == 503 else "Internal error; see the server log."
     return render_template("console/error.html", title="Could not load this page", message=message), status

@@ -328,6 +328,9 @@ def test_the_jobs_list_filters_and_pages_in_the_url(page, worker, stack):
     assert len(seen) >= 2 and len(flat) == len(set(flat)), seen
     assert [job for job in flat if job in failed] == failed[::-1], "newest first, across pages"
     assert_accessible(page)
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the list spills sideways at 360 px"
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     refused = page.goto("/console/jobs?state=failed&cursor=not-a-cursor")
     assert refused.status == 400 and "cursor" in page.locator("main").inner_text()

@@ -186,7 +186,7 @@ def test_the_explorer_follows_the_documented_example():
         "Start in r1.",
         "Pick up the yellow key in r2.",
         "Open the yellow door d2 from r2 into r4.",
-        "Reach the exit in r3 (5 rooms walked, 1 key(s)).",
+        "Reach the exit in r3 (5 rooms walked, 1 key).",
     )
     assert len(level.path_points.split()) == 1 + 1 + 4 + 1  # start, the key, four doors, the exit
     hall = next(room for room in level.rooms if room.id == "r2")
