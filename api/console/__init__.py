@@ -25,7 +25,7 @@ SECURITY_HEADERS = {
 
 def content_security_policy(image_origin: str | None) -> str:
     """The console's CSP; ``image_origin`` is where presigned artifact URLs point (None in demo mode)."""
-    images = "'self' data:" + (f" {image_origin}" if image_origin else "")
+    images = "'self'" + (f" {image_origin}" if image_origin else "")
     return "; ".join((
         "default-src 'self'",
         "script-src 'self'",
