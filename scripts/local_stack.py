@@ -292,15 +292,15 @@ class Stack:
 
     # --- lifecycle -------------------------------------------------------------
 
-    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
+    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15, warm: bool = False) -> None:
         """Stop one process and its children (SIGTERM, then SIGKILL after ``timeout``).
 
-        A worker gets its SIGTERM alone first, as ECS sends it: Celery's warm shutdown lets the
-        steps in progress finish and hand on to the next, where a SIGTERM to its pool's processes
-        too would cut them short (their job would wait for the step's lease to lapse).
+        ``warm``: a worker gets its SIGTERM alone first, as ECS sends it: Celery's warm shutdown
+        lets the steps in progress finish and hand on to the next, where a SIGTERM to its pool's
+        processes too would cut them short (their job would wait for the step's lease to lapse).
         """
         proc = self.procs.pop(name, None)
-        if not kill and name in self.workers and proc is not None and proc.poll() is None:
+        if warm and not kill and name in self.workers and proc is not None and proc.poll() is None:
             try:
                 os.kill(proc.pid, signal.SIGTERM)
                 proc.wait(timeout)
@@ -310,10 +310,14 @@ class Stack:
         stop_process_group(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout)
 
     def stop(self) -> None:
-        """Stop everything: the API, then workers, then the emulator last."""
+        """Stop everything: the API, then workers (letting their steps finish), then the emulator last."""
         order = sorted(self.procs, key=lambda n: (n != "api", n == "emulator"))
         for name in order:
-            self.stop_process(name)
+            self.stop_process(name, warm=True)
+
+    def exited(self) -> list[str]:
+        """Names of started processes that are no longer running."""
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
 
     def operator_exports(self) -> list[str]:
         """The `export` lines a second terminal needs to run the operators' commands against this stack.
@@ -329,10 +333,6 @@ class Stack:
         if names:
             lines.append(names)
         return ["export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in line.items()) for line in lines]
-
-    def exited(self) -> list[str]:
-        """Names of started processes that are no longer running."""
-        return [name for name, proc in self.procs.items() if proc.poll() is not None]
 
     def _spawn(
         self, name: str, argv: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
