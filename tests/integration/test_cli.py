@@ -70,8 +70,15 @@ def test_cancel_from_the_cli(cli_stack):
     job_id = cli_stack.submit(headers={"X-Fault-Drill": "slow:parse_prompt"})["jobId"]
     result = ghost(cli_stack, "cancel", job_id, "--reason", "wrong style", token="cli-token")
     assert result.returncode == 0 and "cancelled" in result.stdout
-    assert ghost(cli_stack, "status", job_id).returncode == 1
+    status = ghost(cli_stack, "status", job_id)
+    assert status.returncode == 1
+    assert "cancelled by " in status.stdout and ": wrong style" in status.stdout, status.stdout
     assert cli_stack.status(job_id)["cancellation"]["reason"] == "wrong style"
+    # The API refuses (409, 404): exit 3, apart from usage and connection errors (2).
+    refused = ghost(cli_stack, "retry", job_id, token="cli-token")
+    assert refused.returncode == 3 and "INVALID_TRANSITION" in refused.stderr, refused.stderr
+    unknown = ghost(cli_stack, "status", "4f0c7b1e-1d2a-4b3c-8d4e-5f6a7b8c9d0e")
+    assert unknown.returncode == 3 and "JOB_NOT_FOUND" in unknown.stderr
 
 
 def test_usage_and_connection_errors_exit_2_with_one_line(cli_stack):
