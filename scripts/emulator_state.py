@@ -33,24 +33,19 @@ SERVICES = ("dynamodb", "s3", "sqs", "sns")
 BESIDE = {"s3": ("bucket_accounts",)}
 FORMAT = 1  # bump when what is saved changes shape
 
-_LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
-
-
-def _new_lock(kind: str) -> Any:
-    return {"lock": threading.Lock, "rlock": threading.RLock, "condition": threading.Condition}[kind]()
+_FRESH = {  # a lock or condition variable is saved as "make a new one"
+    threading.Condition: threading.Condition,
+    type(threading.RLock()): threading.RLock,
+    type(threading.Lock()): threading.Lock,
+}
 
 
 class _Pickler(pickle.Pickler):
     """Pickles moto's backends, with each lock or condition variable reduced to a fresh one."""
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, threading.Condition):
-            return _new_lock, ("condition",)
-        if isinstance(obj, _LOCK_TYPES[1]):
-            return _new_lock, ("rlock",)
-        if isinstance(obj, _LOCK_TYPES[0]):
-            return _new_lock, ("lock",)
-        return NotImplemented
+        make = _FRESH.get(type(obj))
+        return (make, ()) if make is not None else NotImplemented
 
 
 def _backends() -> dict[str, dict[str, dict[str, Any]]]:
