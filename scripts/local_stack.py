@@ -303,10 +303,14 @@ class Stack:
         if warm and not kill and name in self.workers and proc is not None and proc.poll() is None:
             try:
                 os.kill(proc.pid, signal.SIGTERM)
-                proc.wait(timeout)
-                os.killpg(proc.pid, signal.SIGKILL)  # any straggler of its pool
+                try:
+                    proc.wait(timeout)
+                finally:  # done, or stuck past the timeout: nothing of its group may outlive it
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 pass
+            return
         stop_process_group(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout)
 
     def stop(self) -> None:
