@@ -4,10 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration deploy-check smoke bench bench-generator clean help
+.PHONY: run run-clean test unit integration deploy-check smoke bench bench-generator clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
+	@echo "make run-clean - the same, forgetting the jobs kept from earlier runs"
 	@echo "make test   - install the dev dependencies and run the whole suite"
 	@echo "make unit   - the fast offline tests only"
 	@echo "make deploy-check - terraform fmt/validate/test, apply to an emulator, boot the app from it, destroy"
@@ -39,6 +40,10 @@ $(NODE_STAMP): package.json package-lock.json
 
 run: $(VENV)/.local-installed
 	$(BIN)/python scripts/local_stack.py
+
+# The local stack keeps its state across restarts (.local-stack/); this starts it empty.
+run-clean: $(VENV)/.local-installed
+	$(BIN)/python scripts/local_stack.py --clean
 
 test: $(VENV)/.dev-installed $(NODE_STAMP)
 	$(BIN)/python -m pytest

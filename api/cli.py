@@ -6,22 +6,28 @@
     ghost-engine retry JOB_ID / ghost-engine cancel JOB_ID     (operators: need INTERNAL_TOKEN)
 
 It talks to the API only (``--api``, or GHOST_API_URL, default the local stack).
-Exit codes: 0 done (or the command succeeded), 1 job failed or cancelled,
-2 usage or connection error, with a one-line message.
+Exit codes (README, "The command line"), each failure with a one-line message:
+
+    0  done, or the command succeeded
+    1  the job ended failed or cancelled
+    2  usage error, or the API could not be reached or answered 5xx (try again later)
+    3  the API refused the request: a 4xx such as 404 JOB_NOT_FOUND, 409 INVALID_TRANSITION,
+       422 VALIDATION_ERROR, 401 without a valid token
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import requests
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.text import Text
 
 import pipeline
 
@@ -30,6 +36,44 @@ TERMINAL = {"done", "failed", "cancelled"}
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
+
+EXIT_JOB_FAILED = 1
+EXIT_USAGE_OR_CONNECTION = 2
+EXIT_REFUSED = 3
+
+
+class Unreachable(click.ClickException):
+    """The API could not be reached, timed out, or answered 5xx: nothing was decided (exit 2)."""
+
+    exit_code = EXIT_USAGE_OR_CONNECTION
+
+
+class Refused(click.ClickException):
+    """The API answered 4xx: it understood and said no (exit 3)."""
+
+    exit_code = EXIT_REFUSED
+
+
+def error_message(body: Any) -> str | None:
+    """``CODE: message`` of an API error body, with what each refused field must be (the API's words)."""
+    try:
+        error = body["error"]
+        message = f"{error['code']}: {error['message']}"
+    except (KeyError, TypeError):
+        return None
+    fields = (error.get("details") or {}).get("fields") if isinstance(error.get("details"), dict) else None
+    if isinstance(fields, dict) and fields:
+        said = "; ".join(f"{name}: {_words(why)}" for name, why in sorted(fields.items(), key=lambda kv: str(kv[0])))
+        message = f"{message} ({said})"
+    return message
+
+
+def _words(why: Any) -> str:
+    if isinstance(why, list):
+        return " ".join(_words(item) for item in why)
+    if isinstance(why, dict):
+        return "; ".join(f"{name}: {_words(inner)}" for name, inner in why.items())
+    return str(why)
 
 
 class ApiClient:
@@ -52,14 +96,14 @@ class ApiClient:
                 method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs
             )
         except requests.RequestException as exc:
-            raise click.ClickException(f"cannot reach the API at {self.base_url}: {type(exc).__name__}") from None
+            raise Unreachable(f"cannot reach the API at {self.base_url}: {type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
-                error = response.json()["error"]
-                message = f"{error['code']}: {error['message']}"
-            except (ValueError, KeyError, TypeError):
+                message = error_message(response.json()) or f"HTTP {response.status_code}"
+            except ValueError:
                 message = f"HTTP {response.status_code}"
-            raise click.ClickException(f"{method} {path} failed: {message}")
+            failure = Refused if response.status_code < 500 else Unreachable
+            raise failure(f"{method} {path} failed: {message}")
         return response.json() if response.content else None
 
     def download(self, url: str) -> bytes:
@@ -68,7 +112,7 @@ class ApiClient:
             response = self.session.get(target, timeout=self.timeout)
             response.raise_for_status()
         except requests.RequestException as exc:
-            raise click.ClickException(f"cannot download an artifact: {type(exc).__name__}") from None
+            raise Unreachable(f"cannot download an artifact: {type(exc).__name__}") from None
         return response.content
 
 
@@ -130,24 +174,26 @@ def jobs(client: ApiClient, state: str | None, limit: int) -> None:
     """List jobs, newest first."""
     params = {"limit": limit, **({"state": state} if state else {})}
     page = client.call("GET", "/jobs", params=params)
-    table = Table("jobId", "state", "progress", "created", "prompt")
-    for job in page["jobs"]:
-        table.add_row(job["jobId"], job["state"], f"{job['progress']:.0%}", job["createdAt"], job["promptPreview"])
-    out.print(table)
+    for line in job_lines(page["jobs"], width=out.width):
+        out.print(line, markup=False, highlight=False, crop=False)
 
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--wait/--no-wait", default=False)
+@click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends, as submit --wait.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --wait: save the artifacts into this directory.")
+@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
 @click.option("--reason", default=None, help="Why: recorded with the retry.")
 @click.pass_obj
-def retry(client: ApiClient, job_id: str, wait: bool, reason: str | None) -> None:
+def retry(client: ApiClient, job_id: str, wait: bool, out_dir: Path | None, timeout: float, reason: str | None) -> None:
     """Re-run a failed job from its first incomplete step (operators)."""
     headers = {"X-Retry-Reason": reason} if reason else {}
     body = client.call("POST", f"/jobs/{job_id}/retry", operator=True, headers=headers)
     err.print(f"job {job_id} queued again as attempt {body['attempt']}")
-    if wait:
-        _finish(client, _follow(client, f"/status/{job_id}", 120), None)
+    if not wait:
+        return
+    _finish(client, _follow(client, f"/status/{job_id}", timeout), out_dir)
 
 
 @cli.command()
@@ -161,22 +207,82 @@ def cancel(client: ApiClient, job_id: str, reason: str | None) -> None:
     out.print(f"job {job_id} is {body['state']}")
 
 
+def job_lines(jobs: list[dict], *, width: int, now: datetime | None = None) -> list[str]:
+    """The jobs as a table ``width`` columns wide: a job id is never cut (one copies it into
+    status, retry or cancel); the prompt gives way, ending in an ellipsis."""
+    now = now or datetime.now(UTC)
+    rows = [("jobId", "state", "progress", "age", "prompt")] + [
+        (job["jobId"], job["state"], f"{job['progress']:.0%}", _age(job["createdAt"], now),
+         " ".join(str(job.get("promptPreview") or "").split()))
+        for job in jobs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    room = max(width - sum(widths) - 2 * len(widths), 10)
+    lines = []
+    for row in rows:
+        prompt = Text(row[4])
+        prompt.truncate(room, overflow="ellipsis")
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]), row[3].rjust(widths[3])]
+        lines.append(("  ".join([*cells, prompt.plain])).rstrip())
+    return lines
+
+
+def _age(created_at: str, now: datetime) -> str:
+    """How long ago, in the largest whole unit: ``45s``, ``12m``, ``3h``, ``9d``."""
+    try:
+        seconds = max(0, int((now - datetime.fromisoformat(created_at.replace("Z", "+00:00"))).total_seconds()))
+    except ValueError:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def format_elapsed(seconds: float) -> str:
+    """A duration for people: ``340 ms`` under a second, ``12.3 s`` under a minute, else ``m:ss``."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+class ElapsedColumn(ProgressColumn):
+    """Time since the wait began; milliseconds while under a second (rich's own shows 0:00:00)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        return Text(format_elapsed(elapsed or 0.0), style="progress.elapsed")
+
+
+def progress_line(body: dict) -> str:
+    """What the progress bar says of a status: the step being worked on now, not the last one done."""
+    state = body["state"]
+    if state in TERMINAL or state == "queued":
+        return state
+    done = {step["name"] for step in body["steps"] if step["status"] == "ok"}
+    current = next((step for step in pipeline.STEPS if step not in done), None)
+    return f"{state}: {current}" if current else state
+
+
 def _follow(client: ApiClient, status_url: str, timeout: float) -> dict:
     """Poll until the job ends, with a progress bar naming the current step."""
     deadline = time.monotonic() + timeout
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TimeElapsedColumn())
+               ElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
         bar = progress.add_task("queued", total=len(pipeline.STEPS))
         while True:
             body = client.call("GET", status_url)
-            done = [s for s in body["steps"] if s["status"] == "ok"]
-            current = done[-1]["summary"] if done else body["state"]
-            progress.update(bar, completed=min(len(done), len(pipeline.STEPS)), description=f"{body['state']}: {current}")
+            done = sum(1 for step in body["steps"] if step["status"] == "ok")
+            progress.update(bar, completed=min(done, len(pipeline.STEPS)), description=progress_line(body))
             if body["state"] in TERMINAL:
+                progress.stop_task(bar)
                 return body
             if time.monotonic() > deadline:
-                raise click.ClickException(f"job {body['jobId']} still {body['state']} after {timeout:.0f}s")
+                raise Unreachable(f"job {body['jobId']} still {body['state']} after {timeout:.0f}s")
             time.sleep(0.3)
 
 
@@ -219,22 +325,25 @@ def _print_status(body: dict) -> None:
                   markup=False, highlight=False)
     if body.get("error"):
         out.print(f"  error {body['error']['code']}: {body['error']['message']}", markup=False)
+    if cancellation := body.get("cancellation"):
+        out.print(f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
+                  f"{cancellation.get('reason') or 'no reason given'}", markup=False, highlight=False)
     if body.get("result"):
         out.print(f"  {body['result'].get('summary', '')}", markup=False)
 
 
 def main() -> None:
-    """Entry point: click's usage errors exit 2; ClickException is remapped from 1 to 2."""
+    """Entry point: the exit codes of the module docstring, each failure with a one-line message."""
     try:
         cli.main(standalone_mode=False)
     except click.UsageError as exc:
         err.print(f"usage error: {exc.format_message()}", markup=False, highlight=False)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE_OR_CONNECTION)
     except click.ClickException as exc:
         err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
-        sys.exit(2)
+        sys.exit(exc.exit_code if isinstance(exc, Refused | Unreachable) else EXIT_USAGE_OR_CONNECTION)
     except click.exceptions.Abort:
-        sys.exit(2)
+        sys.exit(EXIT_USAGE_OR_CONNECTION)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request
@@ -32,6 +33,10 @@ bp = Blueprint("jobs", __name__)
 FAULT_DRILL_HEADER = "X-Fault-Drill"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+JOB_ID_RULE = (
+    "a job id is a version-4 UUID in lower case, xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx with N one of 8, 9, a, b "
+    "(as the API issues them; the nil UUID is not one)"
+)
 
 
 def services() -> Services:
@@ -39,6 +44,10 @@ def services() -> Services:
 
 
 def load(schema: Schema, data: Any) -> dict:
+    if not isinstance(data, Mapping):
+        # marshmallow would name this "_schema", a name of its own insides.
+        raise ApiError(422, "VALIDATION_ERROR", "the body must be a JSON object",
+                       {"fields": {"body": [f"Expected a JSON object, got {_json_type(data)}."]}})
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -58,11 +67,21 @@ def json_body() -> Any:
         raise ApiError(400, "MALFORMED_JSON", "the body is nested too deeply") from None
     # JSON can spell lone surrogates ("\ud800") that no store, log or response can encode.
     if not _encodable(data):
-        entries = data.items() if isinstance(data, dict) else [("_schema", data)]
+        entries = data.items() if isinstance(data, dict) else [("body", data)]
         bad = {_printable(key): ["Contains a lone surrogate, which is not valid Unicode."]
                for key, value in entries if not (_encodable(key) and _encodable(value))}
         raise ApiError(422, "VALIDATION_ERROR", f"invalid {', '.join(sorted(bad))}", {"fields": bad})
     return data
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "a boolean"), (list, "an array"), (str, "a string"), (int | float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _encodable(value: Any) -> bool:
@@ -79,7 +98,7 @@ def _printable(text: str) -> str:
 
 def job_id_from(value: str) -> str:
     if not is_job_id(value):
-        raise ApiError(400, "INVALID_JOB_ID", "a job id is a lower-case UUID, e.g. 3f0c…-…", {"jobId": value[:64]})
+        raise ApiError(400, "INVALID_JOB_ID", JOB_ID_RULE, {"jobId": value[:64]})
     return value
 
 

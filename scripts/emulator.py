@@ -19,6 +19,9 @@ to learn its service names; they are listed once. And its request recorder
 (MOTO_ENABLE_RECORDING, which the job-cost test and `make bench` read) appends
 each request to its file without a lock, so two requests served at once could
 interleave their lines; it now records one at a time. Everything else is moto as is.
+
+With --state-file, the state is loaded from that file at start and saved to it
+at stop (scripts/emulator_state.py): `make run` keeps its jobs across restarts.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -86,6 +91,8 @@ def main(wrap=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--state-file", type=Path, default=None,
+                        help="Load the state from this file at start (if there) and save it there at stop.")
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
     read_only_the_retention_period()
@@ -93,10 +100,39 @@ def main(wrap=None) -> None:
     record_one_request_at_a_time()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
+    if args.state_file is not None:
+        _load_state(args.state_file)
     app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
-    run_simple(
-        args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler
-    )
+    try:
+        run_simple(
+            args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler
+        )
+    finally:
+        if args.state_file is not None:
+            _save_state(args.state_file)
+
+
+def _load_state(path: Path) -> None:
+    import emulator_state
+
+    if not path.exists():
+        print(f"emulator: no saved state at {path}: starting empty", file=sys.stderr, flush=True)
+        return
+    try:
+        count = emulator_state.load(path)
+    except ValueError as exc:
+        print(f"emulator: {exc}: starting empty", file=sys.stderr, flush=True)
+        return
+    print(f"emulator: loaded {count} backends from {path}", file=sys.stderr, flush=True)
+
+
+def _save_state(path: Path) -> None:
+    import emulator_state
+
+    started = time.monotonic()
+    count = emulator_state.save(path)
+    print(f"emulator: saved {count} backends to {path} in {time.monotonic() - started:.2f} s",
+          file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 """The local stack: AWS emulator, provisioned resources, Celery worker, API, Flower — one command.
 
-    python scripts/local_stack.py        (what `make run` runs)
+    python scripts/local_stack.py           (what `make run` runs)
+    python scripts/local_stack.py --clean   (`make run-clean`: forget the saved state first)
 
 Everything binds to 127.0.0.1. Ctrl-C (SIGINT) or SIGTERM stops every process
 it started, API first and the emulator last, and leaves no port bound. The
-same class starts the pieces for the integration tests.
+emulator saves its state when it stops and loads it when `make run` starts it
+again (scripts/emulator_state.py), so jobs, steps and artifacts stay. The
+same class starts the pieces for the integration tests (without saved state).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,11 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script, the project root is not on the path
     sys.path.insert(0, str(ROOT))
 
+from storage.bootstrap import aws_client  # noqa: E402
+from storage.dynamo_items import LIST_INDEX  # noqa: E402
 from storage.provision import provision  # noqa: E402
 from storage.settings import Settings  # noqa: E402
 from tasks import liveness  # noqa: E402
 
 HOST = "127.0.0.1"
+
+# Settings of the stack's own that an operator's commands must share, when set (README, "Settings").
+_PASSED_ON = (
+    "JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME", "CONTROL_PREFIX",
+    "EVENTS_TOPIC_ARN", "CONTROL_TOPIC_ARN",
+)
 
 
 @dataclass
@@ -40,6 +53,7 @@ class StackConfig:
     flower_port: int = 5555
     api_workers: int = 2
     worker_concurrency: int = 2
+    state_dir: Path = ROOT / ".local-stack"  # the emulator's log and saved state, heartbeats
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -50,7 +64,13 @@ class StackConfig:
             flower_port=int(env.get("FLOWER_PORT", cls.flower_port)),
             api_workers=int(env.get("API_WORKERS", cls.api_workers)),
             worker_concurrency=int(env.get("WORKER_CONCURRENCY", cls.worker_concurrency)),
+            state_dir=ROOT / env.get("LOCAL_STACK_DIR", ".local-stack"),
         )
+
+    @property
+    def state_file(self) -> Path:
+        """Where the emulator saves its state at stop and loads it from at start."""
+        return self.state_dir / "emulator-state.pickle"
 
 
 def port_free(port: int) -> bool:
@@ -109,6 +129,8 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     workers: dict[str, WorkerSpec] = field(default_factory=dict)  # how each worker was started
+    keep_state: bool = False  # the emulator loads config.state_file at start and saves it at stop
+    jobs_at_start: int = 0  # jobs in the table once provisioned: those of earlier runs, when kept
 
     def __post_init__(self) -> None:
         endpoint = f"http://{HOST}:{self.config.emulator_port}"
@@ -152,10 +174,12 @@ class Stack:
     def start_emulator(self) -> None:
         """moto in server mode (scripts/emulator.py), then the table, bucket and queues inside it."""
         self._require_free(self.config.emulator_port, "EMULATOR_PORT")
-        log_dir = self.log_dir or ROOT / ".local-stack"
+        log_dir = self.log_dir or self.config.state_dir
+        state = ["--state-file", str(self.config.state_file)] if self.keep_state else []
         proc = self._spawn(
             "emulator",
-            [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--host", HOST, "--port", str(self.config.emulator_port)],
+            [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--host", HOST, "--port", str(self.config.emulator_port),
+             *state],
             # The emulator's request log is noise next to the services' JSON lines.
             log_dir=log_dir,
             # Where moto's request recorder writes, when started (scripts/aws_requests.py).
@@ -172,6 +196,9 @@ class Stack:
         os.environ.update({key: self.env[key] for key in keys})
         try:
             urls = provision(self.settings)
+            self.jobs_at_start = aws_client(self.settings, "dynamodb").scan(
+                TableName=self.settings.jobs_table_name, Select="COUNT", IndexName=LIST_INDEX
+            )["Count"]
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -207,7 +234,7 @@ class Stack:
 
     def heartbeat_file(self, name: str) -> Path:
         """Where worker ``name`` keeps its liveness heartbeat."""
-        return (self.log_dir or ROOT / ".local-stack") / f"{name}.alive"
+        return (self.log_dir or self.config.state_dir) / f"{name}.alive"
 
     def replace_unresponsive_workers(self) -> list[str]:
         """Restart every worker whose heartbeat went stale, as ECS's health check would; their names.
@@ -265,19 +292,51 @@ class Stack:
 
     # --- lifecycle -------------------------------------------------------------
 
-    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
-        """Stop one process and its children (SIGTERM, then SIGKILL after ``timeout``)."""
-        stop_process_group(self.procs.pop(name, None), signal.SIGKILL if kill else signal.SIGTERM, timeout)
+    def stop_process(self, name: str, *, kill: bool = False, timeout: float = 15, warm: bool = False) -> None:
+        """Stop one process and its children (SIGTERM, then SIGKILL after ``timeout``).
+
+        ``warm``: a worker gets its SIGTERM alone first, as ECS sends it: Celery's warm shutdown
+        lets the steps in progress finish and hand on to the next, where a SIGTERM to its pool's
+        processes too would cut them short (their job would wait for the step's lease to lapse).
+        """
+        proc = self.procs.pop(name, None)
+        if warm and not kill and name in self.workers and proc is not None and proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                finally:  # done, or stuck past the timeout: nothing of its group may outlive it
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+            return
+        stop_process_group(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout)
 
     def stop(self) -> None:
-        """Stop everything: the API, then workers, then the emulator last."""
+        """Stop everything: the API, then workers (letting their steps finish), then the emulator last."""
         order = sorted(self.procs, key=lambda n: (n != "api", n == "emulator"))
         for name in order:
-            self.stop_process(name)
+            self.stop_process(name, warm=True)
 
     def exited(self) -> list[str]:
         """Names of started processes that are no longer running."""
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def operator_exports(self) -> list[str]:
+        """The `export` lines a second terminal needs to run the operators' commands against this stack.
+
+        celery -A tasks and ghost-engine-admin find the emulator by AWS_ENDPOINT_URL (else they
+        would try 127.0.0.1:4566, whatever listens there); the ghost-engine CLI finds the API by
+        GHOST_API_URL; the operators' endpoints want INTERNAL_TOKEN. Names the stack took from
+        its environment (JOBS_TABLE_NAME, ...) are passed on too.
+        """
+        aws = {key: self.env[key] for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        names = {key: self.env[key] for key in _PASSED_ON if key in self.env}
+        lines = [aws, {"INTERNAL_TOKEN": self.env["INTERNAL_TOKEN"]}, {"GHOST_API_URL": self.api_url}]
+        if names:
+            lines.append(names)
+        return ["export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in line.items()) for line in lines]
 
     def _spawn(
         self, name: str, argv: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
@@ -301,9 +360,37 @@ class Stack:
             raise RuntimeError(f"port {port} is in use; stop what holds it or set {variable}")
 
 
-def main() -> int:
+def banner(stack: Stack) -> str:
+    """What `make run` prints once everything is up."""
+    exports = "".join(f"  {line}\n" for line in stack.operator_exports())
+    try:
+        where = stack.config.state_dir.relative_to(ROOT)
+    except ValueError:
+        where = stack.config.state_dir
+    return (
+        "\nghost-engine local stack is up\n"
+        f"  API           {stack.api_url}   (try: curl {stack.api_url}/healthz)\n"
+        f"  Console       {stack.api_url}/console/\n"
+        f"  OpenAPI       {stack.api_url}/openapi.json\n"
+        f"  Flower        {stack.flower_url}   (user:password {stack.env['FLOWER_BASIC_AUTH']})\n"
+        f"  AWS emulator  {stack.emulator_url}   (its log: {where}/emulator.log)\n"
+        f"  State         {stack.jobs_at_start} jobs from earlier runs; kept in {where}/ when this stops"
+        " (make run-clean starts empty)\n"
+        "Operators, in another terminal: run these lines first (README, \"Operators\"):\n"
+        f"{exports}"
+        "Ctrl-C stops everything.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the stack in the foreground until Ctrl-C or SIGTERM."""
-    stack = Stack(StackConfig.from_env())
+    parser = argparse.ArgumentParser(description="The local stack (make run).")
+    parser.add_argument("--clean", action="store_true",
+                        help="Forget the state saved by earlier runs and start empty (make run-clean).")
+    args = parser.parse_args(argv)
+    stack = Stack(StackConfig.from_env(), keep_state=True)
+    if args.clean:
+        stack.config.state_file.unlink(missing_ok=True)
     stopping = False
 
     def on_signal(signum, _frame):
@@ -314,17 +401,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.start()
-        print(
-            "\nghost-engine local stack is up\n"
-            f"  API           {stack.api_url}   (try: curl {stack.api_url}/healthz)\n"
-            f"  Console       {stack.api_url}/console/\n"
-            f"  OpenAPI       {stack.api_url}/openapi.json\n"
-            f"  Flower        {stack.flower_url}   (user:password {stack.env['FLOWER_BASIC_AUTH']})\n"
-            f"  AWS emulator  {stack.emulator_url}   (its log: .local-stack/emulator.log)\n"
-            f"  INTERNAL_TOKEN {stack.env['INTERNAL_TOKEN']}\n"
-            "Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(banner(stack), flush=True)
         while not stopping:
             if dead := stack.exited():
                 print(f"stopping: {', '.join(dead)} exited unexpectedly", file=sys.stderr)

@@ -3,6 +3,7 @@
     ghost-engine-admin export --out state.jsonl [--with-artifacts DIR]
     ghost-engine-admin import state.jsonl [--artifacts DIR] [--table NAME] [--bucket NAME]
     ghost-engine-admin to-postgres state.jsonl --dsn postgresql://...
+    ghost-engine-admin create-table NAME          (the local emulator only: Terraform's shape)
 
 It talks to DynamoDB and S3 directly, with the services' settings (JOBS_TABLE_NAME,
 ARTIFACTS_BUCKET, AWS_*; docs/schema.md describes the file). Exit codes: 0 done,
@@ -19,10 +20,12 @@ from collections import Counter
 from pathlib import Path
 
 import click
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from storage import entities
+from storage.aws_errors import error_code, translated
 from storage.bootstrap import aws_client, build_services
 from storage.errors import GhostEngineError
 from storage.export import ExportSource, export_entities
@@ -49,6 +52,30 @@ def _progress(verb: str) -> tuple[Progress, object]:
 
 def _tally(counts: Counter) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+
+def _require_targets(settings: Settings) -> None:
+    """Refuse, before anything is written, a table or bucket that is not there (one line, exit 1)."""
+    with translated("dynamodb", "DescribeTable"):
+        try:
+            aws_client(settings, "dynamodb").describe_table(TableName=settings.jobs_table_name)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            raise click.ClickException(
+                f"table {settings.jobs_table_name} does not exist: create it first (Terraform; on the local "
+                f"emulator: ghost-engine-admin create-table {settings.jobs_table_name}); nothing was written"
+            ) from None
+    if settings.artifacts_bucket:
+        with translated("s3", "HeadBucket"):
+            try:
+                aws_client(settings, "s3").head_bucket(Bucket=settings.artifacts_bucket)
+            except ClientError as exc:
+                if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                    raise
+                raise click.ClickException(
+                    f"bucket {settings.artifacts_bucket} does not exist: create it first; nothing was written"
+                ) from None
 
 
 _TABLE = click.option("--table", default=None, help="Jobs table (default: JOBS_TABLE_NAME).")
@@ -110,7 +137,9 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     with file.open(encoding="utf-8") as lines:
         for _ in entities.read_export(lines):
             pass
-    services = build_services(_settings(table, bucket))
+    settings = _settings(table, bucket)
+    _require_targets(settings)
+    services = build_services(settings)
     progress, task = _progress("importing")
     counts: Counter[str] = Counter()
 
@@ -126,6 +155,31 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     if report.without_bytes:
         err.print(f"{report.without_bytes} artifacts listed without bytes (export with --with-artifacts, "
                   "import with --artifacts to restore them)", markup=False, highlight=False)
+
+
+@cli.command(name="create-table")
+@click.argument("name")
+def create_table(name: str) -> None:
+    """Make an empty jobs table NAME as Terraform makes one (keys, indexes, TTL): the local emulator only.
+
+    So the restore runbook, which imports into an empty table Terraform made, can be rehearsed on
+    `make run`'s emulator as written. Refused unless ENV=local: elsewhere Terraform owns the tables.
+    """
+    from storage.provision import create_jobs_table
+
+    # Before the settings: elsewhere they may lack what only a deployed service needs.
+    env = os.environ.get("ENV") or "local"
+    if env != "local":
+        raise click.ClickException(
+            f"create-table is for the local emulator only (ENV=local); ENV is {env}: "
+            "there, Terraform makes the tables (docs/operations.md)"
+        )
+    settings = Settings.from_env()
+    with translated("dynamodb", "CreateTable"):
+        created = create_jobs_table(aws_client(settings, "dynamodb"), name)
+    if not created:
+        raise click.ClickException(f"table {name} already exists; nothing changed")
+    err.print(f"created table {name} on {settings.aws_endpoint_url or 'AWS'}", markup=False, highlight=False)
 
 
 @cli.command(name="to-postgres")

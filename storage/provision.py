@@ -28,6 +28,18 @@ def provision(settings: Settings) -> dict[str, str]:
     return _create_queues(aws_client(settings, "sqs"), settings)
 
 
+def create_jobs_table(client: Any, name: str) -> bool:
+    """The jobs table as Terraform makes it; False when a table of that name is already there."""
+    try:
+        client.describe_table(TableName=name)
+        return False
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+    _create_table(client, name)
+    return True
+
+
 def _create_table(client: Any, name: str) -> None:
     def index(index_name: str, hash_key: str) -> dict:
         return {

@@ -60,7 +60,8 @@ def _jobs() -> JobStore:
     from tasks import metrics
 
     services = build_services()
-    metrics.configure(services.settings.metrics_namespace)
+    # Metrics belong in the services' logs, not on the operator's screen (tasks/metrics.py).
+    metrics.configure(services.settings.metrics_namespace, operator=True)
     return services.jobs
 
 

@@ -21,9 +21,18 @@ from aws_embedded_metrics.logger.metrics_logger_factory import create_metrics_lo
 
 SERVICE = "ghost-engine"
 
+_enabled = True
 
-def configure(namespace: str) -> None:
-    """Set the namespace, and stdout output unless AWS_EMF_ENVIRONMENT says otherwise."""
+
+def configure(namespace: str, *, operator: bool = False) -> None:
+    """Set the namespace, and stdout output unless AWS_EMF_ENVIRONMENT says otherwise.
+
+    ``operator``: an operator's command (``celery -A tasks cancel-job``) on someone's terminal,
+    where stdout is a screen, not a log CloudWatch reads. It emits metrics only where
+    AWS_EMF_ENVIRONMENT sends them somewhere (e.g. ``Agent``, a CloudWatch agent); else none.
+    """
+    global _enabled
+    _enabled = not operator or bool(os.environ.get("AWS_EMF_ENVIRONMENT"))
     config = get_config()
     config.namespace = namespace
     config.service_name = SERVICE
@@ -32,6 +41,8 @@ def configure(namespace: str) -> None:
 
 
 def _emit(metrics: dict[str, tuple[float, str]], dimensions: dict[str, str], **properties) -> None:
+    if not _enabled:
+        return
     logger = create_metrics_logger()
     logger.set_dimensions(dimensions)
     for name, (value, unit) in metrics.items():

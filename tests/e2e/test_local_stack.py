@@ -32,7 +32,8 @@ def listening(port: int) -> bool:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_local_stack_passes_the_smoke_test_and_stops_cleanly(tmp_path, stop_signal):
     ports = {"EMULATOR_PORT": free_port(), "API_PORT": free_port(), "FLOWER_PORT": free_port()}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "INTERNAL_TOKEN": "e2e-token"}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "INTERNAL_TOKEN": "e2e-token",
+           "LOCAL_STACK_DIR": str(tmp_path / "local-stack")}  # not the checkout's saved state
     log = (tmp_path / "stack.log").open("wb")
     stack = subprocess.Popen(
         [sys.executable, "scripts/local_stack.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -43,7 +44,9 @@ def test_local_stack_passes_the_smoke_test_and_stops_cleanly(tmp_path, stop_sign
         while "local stack is up" not in (banner := (tmp_path / "stack.log").read_text()):
             assert stack.poll() is None and time.monotonic() < deadline, banner
             time.sleep(0.3)
-        assert base in banner and "INTERNAL_TOKEN e2e-token" in banner
+        assert base in banner and "export INTERNAL_TOKEN=e2e-token" in banner
+        assert f"export GHOST_API_URL={base}" in banner
+        assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{ports['EMULATOR_PORT']} " in banner
         assert requests.get(f"{base}/healthz", timeout=5).json() == {"ok": True}
 
         smoke = subprocess.run(

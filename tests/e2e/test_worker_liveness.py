@@ -40,6 +40,7 @@ def test_a_worker_whose_consumer_is_frozen_is_replaced_while_jobs_still_finish(t
         **{k: str(v) for k, v in ports.items()},
         "WORKER_LIVENESS_SECONDS": str(LIVENESS_SECONDS),
         "SQS_WAIT_TIME_SECONDS": "1",
+        "LOCAL_STACK_DIR": str(tmp_path / "local-stack"),  # not the checkout's saved state
     }
     log_path = tmp_path / "stack.log"
     with log_path.open("wb") as log:

@@ -76,3 +76,41 @@ def test_to_postgres_loads_the_fixture(postgres):
     assert "loaded into PostgreSQL:" in result.stderr and "6 job" in result.stderr
     with psycopg.connect(postgres.dsn) as conn:
         assert conn.execute("SELECT count(*) FROM step_records").fetchone() == (17,)
+
+
+def test_import_into_a_table_that_does_not_exist_says_so_before_writing_anything(emulator, env, tmp_path):
+    missing = f"jobs-missing-{uuid.uuid4().hex[:8]}"
+    result = admin(env, "import", str(FIXTURE), "--artifacts", str(FIXTURE_ARTIFACTS), "--table", missing)
+    assert result.returncode == 1
+    # One line, and no progress line that reads as if something had been imported.
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"error: table {missing} does not exist"), result.stderr
+    assert "importing" not in result.stderr and "unavailable" not in result.stderr
+
+    bucket = f"artifacts-missing-{uuid.uuid4().hex[:8]}"
+    result = admin(env, "import", str(FIXTURE), "--artifacts", str(FIXTURE_ARTIFACTS), "--bucket", bucket)
+    assert result.returncode == 1 and f"bucket {bucket} does not exist" in result.stderr, result.stderr
+    table = aws_client(emulator.settings, "dynamodb").scan(TableName=env["JOBS_TABLE_NAME"], Select="COUNT")
+    assert table["Count"] == 0  # nothing written into the table that is there either
+
+
+def test_create_table_makes_the_table_the_restore_runbook_imports_into(emulator, env):
+    """The README's restore, rehearsed locally as written: create-table, then import into it."""
+    name = f"ghost-engine-jobs-new-{uuid.uuid4().hex[:6]}"
+    made = admin(env, "create-table", name)
+    assert made.returncode == 0, made.stderr
+    assert f"created table {name}" in made.stderr
+    client = aws_client(emulator.settings, "dynamodb")
+    described = client.describe_table(TableName=name)["Table"]
+    assert {index["IndexName"] for index in described["GlobalSecondaryIndexes"]} == {"GSI1", "GSI2"}
+    assert client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["AttributeName"] == "ttl"
+
+    imported = admin(env, "import", str(FIXTURE), "--artifacts", str(FIXTURE_ARTIFACTS), "--table", name)
+    assert imported.returncode == 0 and f"imported into {name}: wrote" in imported.stderr, imported.stderr
+
+    again = admin(env, "create-table", name)
+    assert again.returncode == 1 and f"table {name} already exists" in again.stderr
+    for env_name in ("prod", "staging"):
+        refused = admin({**env, "ENV": env_name}, "create-table", f"{name}-x")
+        assert refused.returncode == 1 and "local emulator only" in refused.stderr, refused.stderr
+        assert f"{name}-x" not in client.list_tables()["TableNames"]

@@ -38,7 +38,8 @@ def test_submit_wait_shows_progress_prints_the_minimap_and_saves_artifacts(cli_s
     for step in pipeline.STEPS:
         data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
     assert result.stdout == data["asciiMinimap"]
-    assert "done: Drew a" in result.stderr  # the progress bar's last frame (live only on a terminal)
+    # The progress bar's last frame (live only on a terminal) says done; the summary comes once, after it.
+    assert "done" in result.stderr and result.stderr.count("Drew a") == 1, result.stderr
     assert (tmp_path / "asciiMinimap.txt").read_text() == data["asciiMinimap"]
     assert (tmp_path / "sceneGraph.json").read_bytes() == pipeline.encode_json(data["sceneGraph"])
     assert (tmp_path / "minimap.png").read_bytes() == render_png(data["sceneGraph"])
@@ -69,15 +70,22 @@ def test_cancel_from_the_cli(cli_stack):
     job_id = cli_stack.submit(headers={"X-Fault-Drill": "slow:parse_prompt"})["jobId"]
     result = ghost(cli_stack, "cancel", job_id, "--reason", "wrong style", token="cli-token")
     assert result.returncode == 0 and "cancelled" in result.stdout
-    assert ghost(cli_stack, "status", job_id).returncode == 1
+    status = ghost(cli_stack, "status", job_id)
+    assert status.returncode == 1
+    assert "cancelled by " in status.stdout and ": wrong style" in status.stdout, status.stdout
     assert cli_stack.status(job_id)["cancellation"]["reason"] == "wrong style"
+    # The API refuses (409, 404): exit 3, apart from usage and connection errors (2).
+    refused = ghost(cli_stack, "retry", job_id, token="cli-token")
+    assert refused.returncode == 3 and "INVALID_TRANSITION" in refused.stderr, refused.stderr
+    unknown = ghost(cli_stack, "status", "4f0c7b1e-1d2a-4b3c-8d4e-5f6a7b8c9d0e")
+    assert unknown.returncode == 3 and "JOB_NOT_FOUND" in unknown.stderr
 
 
 def test_usage_and_connection_errors_exit_2_with_one_line(cli_stack):
     bad_seed = ghost(cli_stack, "submit", "x", "--seed", "-5")
     assert bad_seed.returncode == 2 and len(bad_seed.stderr.strip().splitlines()) == 1
     invalid = ghost(cli_stack, "submit", " ")
-    assert invalid.returncode == 2 and "VALIDATION_ERROR" in invalid.stderr
+    assert invalid.returncode == 3 and "VALIDATION_ERROR" in invalid.stderr  # the API refused it
     env = {**cli_stack.stack.env, "GHOST_API_URL": "http://127.0.0.1:9"}
     down = subprocess.run([sys.executable, "-m", "api.cli", "jobs"], env=env, cwd=cli_stack.stack_root,
                           capture_output=True, text=True, timeout=60)

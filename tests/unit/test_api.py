@@ -775,3 +775,27 @@ def test_dependency_unavailable_from_artifact_store_is_503(client, services, sub
 
     monkeypatch.setattr(services.artifacts, "url_for", down)
     assert_error(client.get(f"/status/{job_id}"), 503, "DEPENDENCY_UNAVAILABLE")
+
+
+@pytest.mark.parametrize(("body", "kind"), [([], "an array"), ([{"prompt": "x"}], "an array"), ("x", "a string"),
+                                            (7, "a number"), (None, "null"), (True, "a boolean")])
+def test_a_body_that_is_not_a_json_object_says_so(client, services, body, kind):
+    """Not `_schema` (marshmallow's insides): the body must be a JSON object, and what it was instead."""
+    response = client.post("/generate-scene", data=json.dumps(body), content_type="application/json")
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert error["message"] == "the body must be a JSON object"
+    assert error["details"] == {"fields": {"body": [f"Expected a JSON object, got {kind}."]}}
+    assert "_schema" not in json.dumps(error)
+    assert services.jobs.jobs == {}
+
+
+def test_a_lone_surrogate_in_an_array_body_names_the_body_not_schema(client):
+    response = client.post("/generate-scene", data='["\\ud800"]', content_type="application/json")
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert "_schema" not in json.dumps(error) and "body" in error["details"]["fields"]
+
+
+def test_the_nil_uuid_is_refused_saying_a_version_4_uuid_is_required(client):
+    """The nil UUID is a lower-case UUID; what is required is a version-4 one, and the message says so."""
+    error = assert_error(client.get("/status/00000000-0000-0000-0000-000000000000"), 400, "INVALID_JOB_ID")
+    assert "version-4 UUID" in error["message"] and "nil UUID is not one" in error["message"]

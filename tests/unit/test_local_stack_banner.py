@@ -1,0 +1,49 @@
+"""What `make run` prints for an operator's second terminal: the exports of *this* stack."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from local_stack import Stack, StackConfig, banner  # scripts/ is on the path (tests/conftest.py)
+
+
+@pytest.fixture
+def stack(monkeypatch) -> Stack:
+    for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "AWS_REGION", "CONTROL_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTERNAL_TOKEN", "tok'en $x")
+    return Stack(StackConfig(emulator_port=4700, api_port=8200, flower_port=5700))
+
+
+def exported(lines: list[str]) -> dict[str, str]:
+    """The variables a bash that runs ``lines`` ends up with."""
+    script = "\n".join([*lines, "env -0"])
+    out = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+
+def test_the_exports_point_a_shell_at_this_stack_on_its_own_ports(stack):
+    env = exported(stack.operator_exports())
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4700"
+    assert env["GHOST_API_URL"] == "http://127.0.0.1:8200"
+    assert env["INTERNAL_TOKEN"] == "tok'en $x"  # quoted for the shell, whatever the token
+    assert env["AWS_REGION"] == "us-east-1"
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("test", "test")
+    assert "JOBS_TABLE_NAME" not in env  # the defaults follow from ENV=local
+
+
+def test_names_given_to_make_run_are_passed_on(monkeypatch):
+    monkeypatch.setenv("JOBS_TABLE_NAME", "my-jobs")
+    monkeypatch.setenv("QUEUE_NAME", "my-queue")
+    env = exported(Stack(StackConfig()).operator_exports())
+    assert env["JOBS_TABLE_NAME"] == "my-jobs" and env["QUEUE_NAME"] == "my-queue"
+
+
+def test_the_banner_prints_the_exports_under_operators(stack):
+    text = banner(stack)
+    section = text[text.index("Operators, in another terminal") :]
+    for line in stack.operator_exports():
+        assert f"  {line}\n" in section
+    assert "make run-clean" in text
