@@ -86,7 +86,8 @@ class Level:
             ("entities", Entity.from_data, _MAX_ENTITIES),
         ):
             if key in data:
-                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)
+                # The lambda is called within this iteration, so the late-bound `reader` is the right one.
+                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)  # noqa: B023
         if "progression" in data:
             read["progression"] = _read_progression(require_field(data, "progression", Mapping, "previous"))
         level = replace(level, **read)

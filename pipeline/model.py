@@ -313,7 +313,7 @@ def read_cells(values: list, where: str, width: int, height: int) -> tuple[Cell,
             set(map(type, xs)) <= {int} and set(map(type, ys)) <= {int}
             and (not values or (min(xs) >= 1 and max(xs) <= width - 2 and min(ys) >= 1 and max(ys) <= height - 2))
         ):
-            return tuple(zip(xs, ys))
+            return tuple(zip(xs, ys, strict=True))
     # Something is wrong: find it and say what.
     for value in values:
         read_cell(value, where, width, height)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .level import Lock
 from .model import LOCK_COLORS, Door, Room
@@ -45,7 +46,7 @@ def plan_quest(rooms: Sequence[Room], doors: Sequence[Door], wanted_locks: int, 
     exit_ = _farthest(from_start, places, exclude=start.id) or _farthest(from_start, rooms, exclude=start.id) or start
     route = from_start.route(exit_.id)
     between = {frozenset((door.a, door.b)): door for door in doors}
-    route_doors = [between[frozenset(pair)] for pair in zip(route, route[1:])]
+    route_doors = [between[frozenset(pair)] for pair in pairwise(route)]
     count = max(0, min(wanted_locks, len(route_doors) - 1))
     positions = _spread(len(route_doors), count, stream)
     colors = list(LOCK_COLORS)

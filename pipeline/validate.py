@@ -16,6 +16,7 @@ running the generator twice here would prove nothing more.)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 from .contract import LevelInvalid, PipelineError, StepOutput, plural, require_field, require_int, require_mapping
@@ -224,7 +225,7 @@ def _critical_path(read: _Read, problems: list[str]) -> None:
     for door in read.doors:
         between.setdefault(frozenset((door.a, door.b)), []).append(door)
     keys, held = _key_rooms(read), set()
-    for here, there in zip(path, path[1:]):
+    for here, there in pairwise(path):
         held |= {color for color, room in keys.items() if room == here}
         if not any(door.lock is None or door.lock in held for door in between.get(frozenset((here, there)), [])):
             problems.append(f"graph.criticalPath cannot go from {here} to {there} (no door, or no key yet)")

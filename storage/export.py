@@ -119,7 +119,7 @@ def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[di
                 if "LastEvaluatedKey" not in response:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        except Exception as exc:  # handed to the consumer, which raises it
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             _hand_over(pages, exc, stop)
         _hand_over(pages, _DONE, stop)
 

@@ -67,7 +67,10 @@ class JobStore(Protocol):
         """
 
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
-        """queued|running -> cancelled, recording who and why; False when it already was. JobTerminal after done or failed."""
+        """queued|running -> cancelled, recording who and why.
+
+        False when it already was; JobTerminal after done or failed.
+        """
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""

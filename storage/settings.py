@@ -158,7 +158,8 @@ class Settings:
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
-            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),
+            # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.
+            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108
             worker_liveness_seconds=liveness,
             task_events_seconds=read("TASK_EVENTS_SECONDS", int, 30, low=10, high=86400),
             aws_credentials=credentials,

@@ -50,6 +50,7 @@ set when it is made and refreshed by a daemon thread every ``control_heartbeat_s
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -152,10 +153,9 @@ def heartbeat_tags(now: float | None = None) -> dict[str, str]:
 
 
 def _tag_heartbeat(channel: Channel, url: str) -> None:
-    try:
+    # A missed beat is retried; five in a row mean "dead".
+    with contextlib.suppress(Exception):
         channel.sqs().tag_queue(QueueUrl=url, Tags=heartbeat_tags())
-    except Exception:  # noqa: BLE001 - a missed beat is retried; five in a row mean "dead"
-        pass
 
 
 class _Heartbeat(threading.Thread):
@@ -193,7 +193,7 @@ def delete_control_queues() -> None:
         try:
             _unsubscribe(channel, url)
             channel.sqs().delete_queue(QueueUrl=url)
-        except Exception:  # noqa: BLE001 - the process is exiting; the sweep gets the rest
+        except Exception:  # noqa: BLE001, S110 - the process is exiting; the sweep gets the rest
             pass
 
 

@@ -197,7 +197,7 @@ def tf() -> Terraform:
         with path.open() as handle:
             try:
                 parsed = _clean(hcl2.load(handle))
-            except Exception as exc:  # the parser raises lark errors of several kinds
+            except Exception as exc:  # noqa: BLE001 - the parser raises lark errors of several kinds
                 pytest.fail(f"{path.relative_to(ROOT)} does not parse as HCL: {exc}", pytrace=False)
         for kind, table in (("resource", model.resources), ("data", model.data)):
             for entry in parsed.get(kind, []):
