@@ -120,6 +120,7 @@ lint: $(VENV)/.dev-installed
 	@failed=""; \
 	check() { name=$$1; shift; echo "lint: $$name"; "$$@" || failed="$$failed $$name"; }; \
 	check lock $(LOCK_CHECK); \
+	check whitespace scripts/check_whitespace.sh; \
 	check ruff $(BIN)/ruff check --no-fix .; \
 	check ruff-format $(BIN)/ruff format --check .; \
 	check mypy $(BIN)/mypy; \
@@ -127,7 +128,7 @@ lint: $(VENV)/.dev-installed
 	check actionlint $(BIN)/actionlint -no-color -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml; \
 	check shellcheck $(BIN)/shellcheck --external-sources --shell=bash $(LINT_SHELL); \
 	if command -v terraform >/dev/null 2>&1; then \
-		check terraform-fmt terraform fmt -check -recursive deploy/terraform; \
+		check terraform-fmt env TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform; \
 	else echo "lint: terraform-fmt SKIPPED: terraform not found"; fi; \
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
 	echo "make lint: clean"

@@ -118,4 +118,3 @@ class DynamoArtifactStore:
             "GSI1PK": {"S": ARTIFACT_PARTITION + job_id},
             "GSI1SK": {"S": key},
         }
-
