@@ -16,7 +16,7 @@ help:
 	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
 	@echo "make bench-generator - time the generator per style at 12, 200 and 1,000 rooms"
 	@echo "make lint   - ruff, ruff format --check, mypy, hadolint, actionlint, shellcheck, terraform fmt, the lock check"
-	@echo "make format - ruff format and ruff check --fix over the tree"
+	@echo "make format - ruff check --fix, then ruff format, over the tree"
 	@echo "make lock   - refresh uv.lock (and the image's requirements) after editing pyproject.toml"
 	@echo "make lock-upgrade - every dependency to its newest version within pyproject's bounds, then make test"
 
@@ -133,6 +133,7 @@ lint: $(VENV)/.dev-installed
 	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
 	echo "make lint: clean"
 
+# Fixes first: a fix (an import sorted, a list spelled out) can leave a line for the formatter.
 format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix --exit-zero .
 	$(BIN)/ruff format .
-	$(BIN)/ruff check --fix .

@@ -21,7 +21,7 @@ from itertools import pairwise
 from .level import Lock
 from .model import LOCK_COLORS, Door, Room
 from .rng import Stream
-from .walk import Walker
+from .walk import Reach, Walker
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def plan_quest(rooms: Sequence[Room], doors: Sequence[Door], wanted_locks: int, 
     return Quest(start.id, exit_.id, tuple(locks), zones)
 
 
-def _farthest(reach, rooms: Sequence[Room], exclude: str | None) -> Room | None:
+def _farthest(reach: Reach, rooms: Sequence[Room], exclude: str | None) -> Room | None:
     """The room farthest to walk to (the first of equals); None when none is reachable."""
     best, best_steps = None, -1
     for room in rooms:

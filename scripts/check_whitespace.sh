@@ -12,7 +12,7 @@ if git grep -I -n -E '[[:blank:]]+$' -- . ':!README.md' ':!docs/*.md'; then
   status=1
 fi
 while IFS= read -r -d '' file; do
-  [ -s "$file" ] || continue
+  [ -f "$file" ] && [ ! -L "$file" ] && [ -s "$file" ] || continue
   grep -Iq . "$file" || continue  # binary
   last=$(tail -c 2 "$file" | od -An -c | tr -d ' ')
   case "$last" in

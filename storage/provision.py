@@ -29,7 +29,7 @@ def provision(settings: Settings) -> dict[str, str]:
 
 
 def _create_table(client: Any, name: str) -> None:
-    def index(index_name: str, hash_key: str) -> dict:
+    def index(index_name: str, hash_key: str) -> dict[str, Any]:
         return {
             "IndexName": index_name,
             "KeySchema": [

@@ -224,7 +224,8 @@ class _Reader:
             value = coerce(raw)
         except ValueError as exc:
             raise ConfigError(f"{var} is not valid: {exc}", details={"setting": var}) from exc
-        if (low is not None and value < low) or (high is not None and value > high):
+        # low and high come only with int or float coercers.
+        if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
             raise ConfigError(
                 f"{var} must be between {low:g} and {high:g}, got {raw}", details={"setting": var}
             )
