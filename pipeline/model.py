@@ -40,12 +40,13 @@ class Room:
         """Every floor cell, row by row."""
         if self.cells is not None:
             return self.cells
-        x, y, w, h = self.rect  # type: ignore[misc]
+        x, y, w, h = self.rect  # type: ignore[misc]  # a room without cells has a rect
         return [(cx, cy) for cy in range(y, y + h) for cx in range(x, x + w)]
 
     @property
     def area(self) -> int:
         """Number of floor cells."""
+        # A room without cells has a rect.
         return len(self.cells) if self.cells is not None else self.rect[2] * self.rect[3]  # type: ignore[index]
 
     def center(self) -> Cell:

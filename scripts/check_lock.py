@@ -50,10 +50,12 @@ def check(uv: str, project: Path) -> str | None:
         [uv, "lock", "--check", "--offline"], cwd=project, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
+        message = f"uv.lock does not match pyproject.toml: run `{REFRESH}` and commit uv.lock"
         if "needs to be updated" in done.stderr:
-            return f"uv.lock does not match pyproject.toml: run `{REFRESH}` and commit uv.lock"
+            return message
+        # Offline, a requirement the lock lacks can fail resolution instead; say what uv said.
         said = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-        return f"uv lock --check failed: {said[0] if said else done.stderr.strip()}"
+        return f"{message} ({said[0] if said else done.stderr.strip()})"
     for path in EXPORTS:
         target = project / path
         if not target.is_file() or target.read_text() != exported(uv, project, path):

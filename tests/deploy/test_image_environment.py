@@ -40,7 +40,10 @@ pytestmark = pytest.mark.deploy
 def _pip(venv: Path, *args: str, timeout: float = 900) -> str:
     done = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, f"pip {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
@@ -62,7 +65,10 @@ def _context(dest: Path) -> Path:
 
 def _runtime_flags() -> list[str]:
     """The pip flags the Dockerfile installs the runtime set with, read from the Dockerfile itself."""
-    found = re.search(r"pip install (--no-deps --require-hashes[^\n]*?) -r /tmp/requirements\.txt", (DOCKER / "Dockerfile").read_text())
+    found = re.search(
+        r"pip install (--no-deps --require-hashes[^\n]*?) -r /tmp/requirements\.txt",
+        (DOCKER / "Dockerfile").read_text(),
+    )
     assert found, "the Dockerfile no longer installs deploy/docker/requirements.txt with --no-deps --require-hashes"
     return found[1].split()
 
@@ -92,13 +98,17 @@ def image_env(tmp_path_factory) -> Path:
     _pip(venv, "install", *_runtime_flags(), "-r", str(DOCKER / "requirements.txt"))
     _pip(venv, "install", "--no-deps", "--no-index", str(wheel))
     _pip(venv, "check")
-    report(f"image environment: locked runtime set and {wheel.name} installed, pip check clean,"
-           f" in {time.monotonic() - started:.0f} s")
+    report(
+        f"image environment: locked runtime set and {wheel.name} installed, pip check clean,"
+        f" in {time.monotonic() - started:.0f} s"
+    )
     return venv
 
 
 def test_the_image_environment_holds_the_runtime_set_and_nothing_of_dev(image_env):
-    installed = {entry["name"].lower().replace("_", "-") for entry in json.loads(_pip(image_env, "list", "--format=json"))}
+    installed = {
+        entry["name"].lower().replace("_", "-") for entry in json.loads(_pip(image_env, "list", "--format=json"))
+    }
     locked = {
         line.split("==")[0].lower().replace("_", "-")
         for line in (DOCKER / "requirements.txt").read_text().splitlines()
@@ -111,8 +121,17 @@ def test_the_image_environment_holds_the_runtime_set_and_nothing_of_dev(image_en
     assert installed - locked - {"ghost-engine", "pip", "setuptools", "wheel"} == set()
     # The code comes from the installed wheel, not from a source tree on the path.
     where = subprocess.run(
-        [str(image_env / "bin" / "python"), "-c", "import api, tasks, storage, pipeline, celeryconfig as c; print(c.__file__)"],
-        capture_output=True, text=True, timeout=60, cwd=image_env, env={"PATH": "/usr/bin:/bin"}, check=False,
+        [
+            str(image_env / "bin" / "python"),
+            "-c",
+            "import api, tasks, storage, pipeline, celeryconfig as c; print(c.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=image_env,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
     )
     assert where.returncode == 0, where.stderr
     assert where.stdout.strip().startswith(str(image_env)), where.stdout
@@ -129,8 +148,11 @@ def booted(image_env, tmp_path_factory) -> Iterator[tuple[str, dict[str, Path]]]
         "QUEUE_NAME": f"jobs-{suffix}",
         "DEAD_LETTER_QUEUE_NAME": f"jobs-dlq-{suffix}",
     }
-    stack = Stack(StackConfig(emulator_port=free_port()), extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1"},
-                  log_dir=logs / "emulator")
+    stack = Stack(
+        StackConfig(emulator_port=free_port()),
+        extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1"},
+        log_dir=logs / "emulator",
+    )
     stack.start_emulator()  # and provisions the table, bucket and queues
     # The processes get the app's settings and nothing of this process's environment: no
     # PYTHONPATH, no dev virtualenv on PATH, no coverage; PATH starts with the image's venv.
@@ -184,5 +206,7 @@ def test_api_and_worker_from_the_image_environment_get_a_job_done(booted):
             break
         time.sleep(0.5)
     assert body.get("state") == "done", f"{body}\nworker log:\n{logs['worker'].read_text()[-3000:]}"
-    report(f"image environment: api and worker booted with the ECS commands, job {job_id} done"
-           f" in {time.monotonic() - started:.1f} s")
+    report(
+        f"image environment: api and worker booted with the ECS commands, job {job_id} done"
+        f" in {time.monotonic() - started:.1f} s"
+    )
