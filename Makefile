@@ -132,7 +132,7 @@ lint: $(VENV)/.dev-installed
 	check() { name=$$1; shift; echo "lint: $$name"; "$$@" || failed="$$failed $$name"; }; \
 	check lock $(LOCK_CHECK); \
 	check whitespace scripts/check_whitespace.sh; \
-	check ruff $(BIN)/ruff check --no-fix .; \
+	check ruff $(BIN)/ruff check --no-fix --output-format concise .; \
 	check ruff-format $(BIN)/ruff format --check .; \
 	check mypy $(BIN)/mypy; \
 	check hadolint $(BIN)/hadolint --no-color deploy/docker/Dockerfile; \
