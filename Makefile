@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
 .PHONY: run run-clean test unit integration deploy-check smoke bench bench-generator clean help
+.PHONY: lint format lock lock-check lock-upgrade coverage coverage-report
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
@@ -15,20 +16,42 @@ help:
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
 	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
 	@echo "make bench-generator - time the generator per style at 12, 200 and 1,000 rooms"
+	@echo "make coverage - make test COVERAGE=1: the suite under branch coverage (what CI runs), failing under the floor"
+	@echo "make lint   - ruff, ruff format --check, mypy, hadolint, actionlint, shellcheck, terraform fmt, the lock check"
+	@echo "make format - ruff check --fix, then ruff format, over the tree"
+	@echo "make lock   - refresh uv.lock (and the image's requirements) after editing pyproject.toml"
+	@echo "make lock-upgrade - every dependency to its newest version within pyproject's bounds, then make test"
 
-$(BIN)/python:
+# ---- dependencies: every install is uv.lock's exact versions (README, "Dependencies") ----------
+# uv itself, pinned, in its own virtualenv from PyPI: the one tool outside the lock (it reads it).
+UV_VERSION := 0.13.9
+UV_HOME    := .venv-uv
+UV         := $(UV_HOME)/bin/uv
+# This machine's Python, never one uv downloads; the project's environment is $(VENV).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+LOCK_CHECK := $(PYTHON) scripts/check_lock.py --uv $(UV)
+
+$(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "ghost-engine needs Python 3.11+; set PYTHON=python3.11"; exit 2; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
 
-# Stamps: reinstall only when pyproject.toml changes.
-$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[local]'
+$(BIN)/python: | $(UV)
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)
+
+# Stamps: resync only when pyproject.toml or uv.lock changes. A stale lock stops here, in one
+# line naming `make lock`. `make run` keeps whatever else is installed (--inexact), so it does not
+# undo `make test`'s dev tools; `make test` syncs exactly the lock's dev set.
+$(VENV)/.local-installed: pyproject.toml uv.lock | $(UV)
+	@$(LOCK_CHECK)
+	$(UV) sync --locked --inexact --quiet --python $(PYTHON) --extra local
 	@touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.dev-installed: pyproject.toml uv.lock | $(UV)
+	@$(LOCK_CHECK)
+	$(UV) sync --locked --quiet --python $(PYTHON) --extra dev
 	@touch $@ $(VENV)/.local-installed
 
 # dynalite, the second DynamoDB implementation the integration tests run on (package.json).
@@ -45,8 +68,30 @@ run: $(VENV)/.local-installed
 run-clean: $(VENV)/.local-installed
 	$(BIN)/python scripts/local_stack.py --clean
 
+# COVERAGE=1 runs the same suite under branch coverage, subprocesses included ([tool.coverage] in
+# pyproject.toml: the workers, servers and CLIs the tests start are measured too), then fails under
+# the floor. CI runs `make test COVERAGE=1`. Slower: Python 3.11's tracer makes CPU-bound code (the
+# generator) about three times slower, which is why plain `make test` does not measure.
 test: $(VENV)/.dev-installed $(NODE_STAMP)
-	$(BIN)/python -m pytest
+ifdef COVERAGE
+	@rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory coverage-report
+else
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
+
+coverage:
+	@$(MAKE) --no-print-directory test COVERAGE=1
+
+# The table (modules under 100 %), the line and branch figures apart, then the floor's verdict.
+coverage-report: $(VENV)/.dev-installed
+	@$(BIN)/coverage combine --quiet
+	@$(BIN)/coverage json --quiet --fail-under 0 -o /dev/stdout | $(BIN)/python -c 'import json, sys; \
+		t = json.load(sys.stdin)["totals"]; line = 100 * t["covered_lines"] / t["num_statements"]; \
+		branch = 100 * t["covered_branches"] / max(1, t["num_branches"]); both = t["percent_covered"]; \
+		print(f"coverage: lines {line:.1f} %, branches {branch:.1f} %, together {both:.1f} %")'
+	$(BIN)/coverage report
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest tests/unit
@@ -71,4 +116,44 @@ bench-generator: $(VENV)/.local-installed
 	$(BIN)/python scripts/bench_generator.py
 
 clean:
-	rm -rf $(VENV) node_modules .local-stack .pytest_cache
+	rm -rf $(VENV) $(UV_HOME) node_modules .local-stack .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+
+# ---- the lock --------------------------------------------------------------------------------
+lock: | $(UV)
+	$(UV) lock
+	$(LOCK_CHECK) --write
+
+lock-check: | $(UV)
+	@$(LOCK_CHECK)
+
+# Newest versions within pyproject.toml's bounds (celery and kombu stay on 5.7.x), then the suite.
+lock-upgrade: | $(UV)
+	$(UV) lock --upgrade
+	$(LOCK_CHECK) --write
+	$(MAKE) test
+
+# ---- lint and format (README, "Contributing") -------------------------------------------------
+# Every check runs and reports; the target fails if any did. terraform is not on PyPI: without it
+# that one check says SKIPPED (tests/deploy, which CI runs, needs it anyway).
+LINT_SHELL := scripts/*.sh .ci/run
+lint: $(VENV)/.dev-installed
+	@failed=""; \
+	check() { name=$$1; shift; echo "lint: $$name"; "$$@" || failed="$$failed $$name"; }; \
+	check lock $(LOCK_CHECK); \
+	check whitespace scripts/check_whitespace.sh; \
+	check ruff $(BIN)/ruff check --no-fix --output-format concise .; \
+	check ruff-format $(BIN)/ruff format --check .; \
+	check mypy $(BIN)/mypy; \
+	check hadolint $(BIN)/hadolint --no-color deploy/docker/Dockerfile; \
+	check actionlint $(BIN)/actionlint -no-color -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml; \
+	check shellcheck $(BIN)/shellcheck --external-sources --shell=bash $(LINT_SHELL); \
+	if command -v terraform >/dev/null 2>&1; then \
+		check terraform-fmt env TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform; \
+	else echo "lint: terraform-fmt SKIPPED: terraform not found"; fi; \
+	if [ -n "$$failed" ]; then echo "make lint: FAILED:$$failed"; exit 1; fi; \
+	echo "make lint: clean"
+
+# Fixes first: a fix (an import sorted, a list spelled out) can leave a line for the formatter.
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix --exit-zero .
+	$(BIN)/ruff format .

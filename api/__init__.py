@@ -31,8 +31,9 @@ def create_app(services: Services | None = None, enqueue: Enqueue | None = None)
     metrics.configure(services.settings.metrics_namespace)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    # app.json is Flask's DefaultJSONProvider, which has both; the base class does not declare them.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # as above
     app.extensions["ghost_engine"] = {"services": services, "enqueue": enqueue or send_chain}
     app.register_blueprint(routes.bp)
     app.register_blueprint(internal.bp)

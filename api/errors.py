@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from storage.errors import (
     ArtifactNotFound,
@@ -70,7 +70,7 @@ def register_error_handlers(app: Flask) -> None:
         else:
             message = exc.description or exc.name
         response, status = error_response(exc.code or 500, code, message)
-        if exc.code == 405 and exc.valid_methods:
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status
 

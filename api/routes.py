@@ -199,7 +199,7 @@ def readyz():
     # In parallel, so a dead dependency costs one timeout, not one per probe.
     with ThreadPoolExecutor(max_workers=len(probes)) as pool:
         futures = {name: pool.submit(probe) for name, probe in probes.items()}
-    failures = {name: future.exception() for name, future in futures.items() if future.exception() is not None}
+    failures = {name: exc for name, future in futures.items() if (exc := future.exception()) is not None}
     checks = {name: "ok" if name not in failures else _check_state(failures[name]) for name in probes}
     if failures:
         reasons = "; ".join(f"{name}: {_reason(exc)}" for name, exc in sorted(failures.items()))

@@ -30,7 +30,7 @@ class LevelInvalid(PipelineError):
 class StepOutput:
     """What a step returns: JSON-serialisable data for the next step and a one-line summary."""
 
-    data: dict
+    data: dict[str, Any]
     summary: str
 
 
@@ -41,14 +41,14 @@ def encode_json(obj: Any) -> bytes:
     return (json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def require_mapping(value: Any, where: str) -> Mapping:
+def require_mapping(value: Any, where: str) -> Mapping[str, Any]:
     """Return value if it is a JSON object, else raise PipelineError naming where it was expected."""
     if not isinstance(value, Mapping):
         raise PipelineError(f"{where} must be an object, got {type(value).__name__}")
     return value
 
 
-def require_field(data: Mapping, key: str, kind: type, where: str) -> Any:
+def require_field(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     """Return data[key] if present and of the given JSON type, else raise PipelineError."""
     if key not in data:
         raise PipelineError(f"{where} is missing {key!r}")
@@ -59,9 +59,9 @@ def require_field(data: Mapping, key: str, kind: type, where: str) -> Any:
     return value
 
 
-def require_int(data: Mapping, key: str, where: str, low: int, high: int) -> int:
+def require_int(data: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int:
     """Return the integer data[key] if it lies in [low, high], else raise PipelineError."""
-    value = require_field(data, key, int, where)
+    value: int = require_field(data, key, int, where)
     if not low <= value <= high:
         raise PipelineError(f"{where}.{key} must be between {low} and {high}, got {value}")
     return value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from .contract import StepOutput, plural
 from .grid import DOOR, SOLID, Grid
@@ -27,7 +28,7 @@ LOOP_MIN_HOPS = 4  # a loop joins rooms at least this many doors apart on the tr
 _HOP_LIMIT = 24
 
 
-def connect_doors(previous: Mapping) -> StepOutput:
+def connect_doors(previous: Mapping[str, Any]) -> StepOutput:
     """Turn links into doors: a spanning tree, the progression on it, then loops inside its zones."""
     level = connect(Level.from_data(previous))
     locked = len(level.progression.locks) if level.progression else 0
@@ -74,7 +75,9 @@ def connect(level: Level) -> Level:
     return _named(level, builder, quest)
 
 
-def _spanning_tree(rooms: list[Room], preferred: list[Link], others: list[Link]):
+def _spanning_tree(
+    rooms: list[Room], preferred: list[Link], others: list[Link]
+) -> tuple[list[Link], list[Link], set[str]]:
     """(tree links, spare links, ids of the rooms in the largest connected part)."""
     index = {room.id: number for number, room in enumerate(rooms)}
     parent = list(range(len(rooms)))

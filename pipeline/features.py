@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 CORRIDOR_WORDS = frozenset({"hallway", "hall", "corridor", "passage", "tunnel", "maze", "labyrinth"})
 DARK_WORDS = frozenset(
@@ -55,7 +56,7 @@ class Features:
     bright: bool = False
     density: str = "normal"  # "sparse", "normal" or "dense"
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """Return the features as plain JSON data."""
         return {
             "corridorHeavy": self.corridor_heavy,

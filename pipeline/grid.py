@@ -8,6 +8,7 @@ border are never floor or door, so the neighbours of any floor cell are inside t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .contract import PipelineError
 from .model import Cell, Door, Room
@@ -141,7 +142,7 @@ class Grid:
         return found
 
 
-def _claim(owner: list[int], index: int, number: int, overlaps: list, width: int) -> None:
+def _claim(owner: list[int], index: int, number: int, overlaps: list[Any], width: int) -> None:
     if owner[index]:
         overlaps.append((owner[index], number, (index % width, index // width)))
     else:

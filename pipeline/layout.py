@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from .contract import StepOutput, plural
 from .layouts import build_layout
@@ -16,7 +17,7 @@ from .level import Level
 from .styles import style_named
 
 
-def layout_rooms(previous: Mapping) -> StepOutput:
+def layout_rooms(previous: Mapping[str, Any]) -> StepOutput:
     """Lay out the planned rooms with the style's construction, and offer the links between them."""
     level = lay_out(Level.from_data(previous))
     rooms = level.rooms or ()

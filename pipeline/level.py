@@ -39,7 +39,7 @@ class Progression:
     exit: str
     locks: tuple[Lock, ...] = ()
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The progression as JSON."""
         return {
             "start": self.start,
@@ -53,7 +53,7 @@ class Level:
     """Request, features and plan, plus whatever the steps so far have made."""
 
     request: Request
-    features: dict
+    features: dict[str, Any]
     plan: Plan
     attempt: int = 1
     width: int = 0
@@ -86,16 +86,17 @@ class Level:
             ("entities", Entity.from_data, _MAX_ENTITIES),
         ):
             if key in data:
-                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)
+                # The lambda is called within this iteration, so the late-bound `reader` is the right one.
+                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)  # noqa: B023
         if "progression" in data:
             read["progression"] = _read_progression(require_field(data, "progression", Mapping, "previous"))
         level = replace(level, **read)
         level.check_references()
         return level
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The level as plain JSON data, leaving out parts not made yet."""
-        data: dict = {
+        data: dict[str, Any] = {
             "request": self.request.to_data(),
             "features": self.features,
             "plan": self.plan.to_data(),
@@ -139,14 +140,14 @@ class Level:
             raise PipelineError(f"a door, link, entity or lock names a room that does not exist: {sorted(named - rooms)[0][:40]!r}")
 
 
-def _read_list(data: Mapping, key: str, read: Callable[[Any, str], Any], limit: int) -> tuple:
+def _read_list(data: Mapping[str, Any], key: str, read: Callable[[Any, str], Any], limit: int) -> tuple[Any, ...]:
     values = require_field(data, key, list, "previous")
     if len(values) > limit:
         raise PipelineError(f"previous.{key} has {len(values)} entries, more than {limit}")
     return tuple(read(value, f"previous.{key}[{index}]") for index, value in enumerate(values))
 
 
-def _read_progression(data: Mapping) -> Progression:
+def _read_progression(data: Mapping[str, Any]) -> Progression:
     locks = require_field(data, "locks", list, "progression")
     if len(locks) > len(LOCK_COLORS):
         raise PipelineError(f"progression.locks has more than {len(LOCK_COLORS)} locks")

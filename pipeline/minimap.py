@@ -12,6 +12,7 @@ names every glyph the map uses:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from . import raster
 from .contract import PipelineError, StepOutput, plural, require_field, require_mapping
@@ -29,7 +30,7 @@ _GLYPHS = bytes.maketrans(
 )
 
 
-def render_minimap(previous: Mapping) -> StepOutput:
+def render_minimap(previous: Mapping[str, Any]) -> StepOutput:
     """Check the scene graph and draw it: {"sceneGraph": {...}, "asciiMinimap": "..."}."""
     scene = require_field(require_mapping(previous, "previous"), "sceneGraph", Mapping, "previous")
     found = scene_problems(scene)
@@ -42,7 +43,7 @@ def render_minimap(previous: Mapping) -> StepOutput:
     return StepOutput({"sceneGraph": dict(scene), "asciiMinimap": minimap}, summary)
 
 
-def draw(scene: Mapping) -> str:
+def draw(scene: Mapping[str, Any]) -> str:
     """The ASCII minimap of a valid scene/1 graph, legend included."""
     if scene.get("style") not in STYLES:
         raise PipelineError(f"scene.style must be one of {', '.join(STYLES)}")
@@ -66,7 +67,7 @@ def _glyphs(style: Style) -> dict[tuple[str, str], str]:
     return glyphs
 
 
-def _glyph_of(entity: Mapping, glyphs: dict[tuple[str, str], str]) -> tuple[str, str]:
+def _glyph_of(entity: Mapping[str, Any], glyphs: dict[tuple[str, str], str]) -> tuple[str, str]:
     kind, type_ = entity["kind"], entity["type"]
     if kind == "start":
         return START, "start"

@@ -40,12 +40,13 @@ class Room:
         """Every floor cell, row by row."""
         if self.cells is not None:
             return self.cells
-        x, y, w, h = self.rect  # type: ignore[misc]
+        x, y, w, h = self.rect  # type: ignore[misc]  # a room without cells has a rect
         return [(cx, cy) for cy in range(y, y + h) for cx in range(x, x + w)]
 
     @property
     def area(self) -> int:
         """Number of floor cells."""
+        # A room without cells has a rect.
         return len(self.cells) if self.cells is not None else self.rect[2] * self.rect[3]  # type: ignore[index]
 
     def center(self) -> Cell:
@@ -62,9 +63,9 @@ class Room:
             high += 1
         return cells[(low + high) // 2]
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The room as scene/1 JSON (without depth and zone, which the scene adds)."""
-        data: dict = {"id": self.id, "kind": self.kind}
+        data: dict[str, Any] = {"id": self.id, "kind": self.kind}
         if self.rect is not None:
             data["rect"] = list(self.rect)
         else:
@@ -81,17 +82,17 @@ class Room:
         # path below finds and names whatever fails it.
         try:
             rect, light, tags = data.get("rect"), data.get("light"), data.get("tags", ())
-            common = (
+            valid = (
                 _text(data["id"]) and data["kind"] in ROOM_KINDS and _tags(tags)
                 and (light is None or (type(light) is int and 0 <= light <= 255))
             )
             if (
-                common and type(rect) is list and len(rect) == 4
+                valid and type(rect) is list and len(rect) == 4
                 and _ints(rect) and rect[0] >= 1 and rect[1] >= 1 and rect[2] >= 1 and rect[3] >= 1
                 and rect[0] + rect[2] <= width - 1 and rect[1] + rect[3] <= height - 1
             ):
                 return cls(data["id"], data["kind"], rect=tuple(rect), tags=tuple(tags), light=light)
-            if common and rect is None and type(data.get("cells")) is list and data["cells"]:
+            if valid and rect is None and type(data.get("cells")) is list and data["cells"]:
                 cells = read_cells(data["cells"], f"{where}.cells", width, height)
                 if cells == tuple(sorted(cells, key=_READING_ORDER)) and len(set(cells)) == len(cells):
                     return cls(data["id"], data["kind"], cells=cells, tags=tuple(tags), light=light)
@@ -102,7 +103,9 @@ class Room:
         light = None
         if data.get("light") is not None:
             light = require_int(data, "light", where, 0, 255)
-        common = {"id": require_id(data, "id", where), "kind": kind, "tags": read_tags(data, where), "light": light}
+        common: dict[str, Any] = {
+            "id": require_id(data, "id", where), "kind": kind, "tags": read_tags(data, where), "light": light
+        }
         if "rect" in data:
             rect = require_field(data, "rect", list, where)
             if len(rect) != 4 or not all(_is_int(value) for value in rect):
@@ -137,7 +140,7 @@ class Door:
             return (self.x - 1, self.y), (self.x + 1, self.y)
         return (self.x, self.y - 1), (self.x, self.y + 1)
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The door as scene/1 JSON."""
         return {
             "id": self.id, "a": self.a, "b": self.b, "at": [self.x, self.y],
@@ -184,7 +187,7 @@ class Entity:
     y: int
     tags: tuple[str, ...] = ()
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The entity as scene/1 JSON."""
         return {
             "id": self.id, "kind": self.kind, "type": self.type, "room": self.room,
@@ -231,7 +234,7 @@ class Link:
     corridor: tuple[Cell, ...] | None = None
     preferred: bool = False
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """The link as JSON."""
         return {
             "a": self.a, "b": self.b,
@@ -275,7 +278,7 @@ def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
-def _ints(values: list) -> bool:
+def _ints(values: list[Any]) -> bool:
     return set(map(type, values)) == {int}
 
 
@@ -304,7 +307,7 @@ def read_cell(value: Any, where: str, width: int, height: int) -> Cell:
     return x, y
 
 
-def read_cells(values: list, where: str, width: int, height: int) -> tuple[Cell, ...]:
+def read_cells(values: list[Any], where: str, width: int, height: int) -> tuple[Cell, ...]:
     """A list of [x, y] pairs inside the grid's border."""
     # Checked in bulk (map and min/max run in C): a cave level has tens of thousands of cells.
     if set(map(type, values)) <= {list} and set(map(len, values)) <= {2}:
@@ -313,7 +316,7 @@ def read_cells(values: list, where: str, width: int, height: int) -> tuple[Cell,
             set(map(type, xs)) <= {int} and set(map(type, ys)) <= {int}
             and (not values or (min(xs) >= 1 and max(xs) <= width - 2 and min(ys) >= 1 and max(ys) <= height - 2))
         ):
-            return tuple(zip(xs, ys))
+            return tuple(zip(xs, ys, strict=True))
     # Something is wrong: find it and say what.
     for value in values:
         read_cell(value, where, width, height)
@@ -332,7 +335,7 @@ def read_tags(data: Any, where: str) -> tuple[str, ...]:
 
 def require_id(data: Any, key: str, where: str) -> str:
     """A string field of 1 to 64 characters."""
-    value = require_field(data, key, str, where)
+    value: str = require_field(data, key, str, where)
     if not 1 <= len(value) <= _MAX_TEXT:
         raise PipelineError(f"{where}.{key} must be 1 to {_MAX_TEXT} characters")
     return value
@@ -340,7 +343,7 @@ def require_id(data: Any, key: str, where: str) -> str:
 
 def require_choice(data: Any, key: str, choices: tuple[str, ...], where: str) -> str:
     """A string field that is one of choices."""
-    value = require_field(data, key, str, where)
+    value: str = require_field(data, key, str, where)
     if value not in choices:
         raise PipelineError(f"{where}.{key} must be one of {', '.join(choices)}, got {value[:40]!r}")
     return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -40,7 +41,7 @@ _MARKS = ("red", "blue", "yellow", "start", "exit", "enemy", "boss", "item", "ou
 INDEX = {name: len(DEFAULT_PALETTE) + number for number, name in enumerate(_MARKS)}
 
 
-def render_png(scene: Mapping) -> bytes:
+def render_png(scene: Mapping[str, Any]) -> bytes:
     """The PNG bytes of a valid scene/1 graph."""
     width, height = scene["grid"]["width"], scene["grid"]["height"]
     cell = max(MIN_CELL, min(MAX_CELL, MAX_SIDE // max(width, height)))
@@ -57,7 +58,7 @@ def render_png(scene: Mapping) -> bytes:
     return out.getvalue()
 
 
-def _palette(theme: Mapping) -> list[int]:
+def _palette(theme: Mapping[str, Any]) -> list[int]:
     colors = {
         name: theme[name] if isinstance(theme, Mapping) and _HEX.fullmatch(str(theme.get(name, ""))) else default
         for name, default in DEFAULT_PALETTE.items()
@@ -73,7 +74,7 @@ def _rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
 
-def _mark(draw: ImageDraw.ImageDraw, entity: Mapping, cell: int) -> None:
+def _mark(draw: ImageDraw.ImageDraw, entity: Mapping[str, Any], cell: int) -> None:
     x, y = entity["at"]
     left, top = x * cell, y * cell
     kind = entity["kind"]

@@ -57,7 +57,7 @@ class Plan:
             density=require_int(data, "density", "plan", 0, 1000),
         )
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """Return the plan as plain JSON data."""
         return {
             "rooms": self.rooms,

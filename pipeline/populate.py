@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from itertools import accumulate
+from typing import Any, cast
 
 from .contract import StepOutput, plural
-from .level import Level
+from .level import Level, Progression
 from .model import Cell, Entity, Room
 from .rng import Stream
 from .styles import style_named
@@ -25,7 +26,7 @@ LIT_FROM = 128  # a room this bright or brighter is tagged "lit", else "dark"
 DRAWS = 64  # random cells tried before a room (or the level) counts as full
 
 
-def populate(previous: Mapping) -> StepOutput:
+def populate(previous: Mapping[str, Any]) -> StepOutput:
     """Light the rooms and place the start, exit, keys, boss, enemies and items."""
     level = furnish(Level.from_data(previous))
     counts = {kind: sum(e.kind == kind for e in level.entities or ()) for kind in ("enemy", "item", "key")}
@@ -41,7 +42,7 @@ def furnish(level: Level) -> Level:
     level.require("rooms", "doors", "progression")
     style = style_named(level.request.style)
     stream = level.request.stream("populate", level.attempt)
-    progression = level.progression
+    progression = cast("Progression", level.progression)  # level.require above: it is there
     rooms = _lit(level.rooms or (), level.plan.light, stream)
     by_id = {room.id: room for room in rooms}
     blocked = {
@@ -94,7 +95,7 @@ def _free(rooms: list[Room], totals: list[int], blocked: set[Cell], stream: Stre
             x, y, w, h = room.rect
             cell = (x + stream.below(w), y + stream.below(h))
         else:
-            cell = stream.choice(room.cells)
+            cell = stream.choice(room.cells or ())  # a room without a rect has cells
         if cell not in blocked:
             return room, cell
     return None

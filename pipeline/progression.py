@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .level import Lock
 from .model import LOCK_COLORS, Door, Room
 from .rng import Stream
-from .walk import Walker
+from .walk import Reach, Walker
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def plan_quest(rooms: Sequence[Room], doors: Sequence[Door], wanted_locks: int, 
     exit_ = _farthest(from_start, places, exclude=start.id) or _farthest(from_start, rooms, exclude=start.id) or start
     route = from_start.route(exit_.id)
     between = {frozenset((door.a, door.b)): door for door in doors}
-    route_doors = [between[frozenset(pair)] for pair in zip(route, route[1:])]
+    route_doors = [between[frozenset(pair)] for pair in pairwise(route)]
     count = max(0, min(wanted_locks, len(route_doors) - 1))
     positions = _spread(len(route_doors), count, stream)
     colors = list(LOCK_COLORS)
@@ -66,7 +67,7 @@ def plan_quest(rooms: Sequence[Room], doors: Sequence[Door], wanted_locks: int, 
     return Quest(start.id, exit_.id, tuple(locks), zones)
 
 
-def _farthest(reach, rooms: Sequence[Room], exclude: str | None) -> Room | None:
+def _farthest(reach: Reach, rooms: Sequence[Room], exclude: str | None) -> Room | None:
     """The room farthest to walk to (the first of equals); None when none is reachable."""
     best, best_steps = None, -1
     for room in rooms:

@@ -7,6 +7,7 @@ characters, emoji, right-to-left text and all); it is carried through to the sce
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .contract import StepOutput, plural
 from .features import extract_features
@@ -16,7 +17,7 @@ from .request import Request
 from .styles import style_named
 
 
-def parse_prompt(request: Mapping) -> StepOutput:
+def parse_prompt(request: Mapping[str, Any]) -> StepOutput:
     """Turn a request {"prompt", "seed", "style", "rooms"?} into features and a plan for the later steps."""
     checked = Request.from_data(request)
     features = extract_features(checked.prompt)

@@ -8,6 +8,7 @@ once: the open cells as bits of one integer, dilated by a few shifts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 ROCK, WALL, FLOOR, CORRIDOR, DOOR = 0, 1, 2, 3, 4
 LOCKED = {"red": 5, "blue": 6, "yellow": 7}
@@ -16,7 +17,7 @@ _OPEN = bytes(0x30 if code == ROCK else 0x31 for code in range(256))  # "0" rock
 _WALL_BITS = bytes(1 if char == 0x31 else 0 for char in range(256))
 
 
-def rasterize(scene: Mapping) -> bytearray:
+def rasterize(scene: Mapping[str, Any]) -> bytearray:
     """width * height cell classes, row by row, of a valid scene/1 graph."""
     width, height = scene["grid"]["width"], scene["grid"]["height"]
     cells = bytearray(width * height)

@@ -48,9 +48,9 @@ class Request:
             rooms = require_int(data, "rooms", "request", MIN_ROOMS, MAX_ROOMS)
         return cls(prompt=prompt, seed=seed, style=style, rooms=rooms)
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         """Return the request as plain JSON data ("rooms" only when it was asked for)."""
-        data: dict = {"prompt": self.prompt, "seed": self.seed, "style": self.style}
+        data: dict[str, Any] = {"prompt": self.prompt, "seed": self.seed, "style": self.style}
         if self.rooms is not None:
             data["rooms"] = self.rooms
         return data

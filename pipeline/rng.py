@@ -12,7 +12,7 @@ import hashlib
 import struct
 from bisect import bisect_right
 from collections.abc import MutableSequence, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -68,7 +68,7 @@ class Stream:
         """An index i with probability proportional to weight i, given the running totals of the weights."""
         return bisect_right(totals, self.below(totals[-1]))
 
-    def shuffle(self, items: MutableSequence) -> None:
+    def shuffle(self, items: MutableSequence[Any]) -> None:
         """Shuffle in place (Fisher-Yates)."""
         for index in range(len(items) - 1, 0, -1):
             other = self.below(index + 1)

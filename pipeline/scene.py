@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Any, cast
 
 from .grid import Grid
-from .level import Level
+from .level import Level, Progression
 from .model import Door, Entity, Room
 from .styles import Style, style_named
 from .walk import Walker, reach_with_keys
@@ -19,12 +20,12 @@ from .walk import Walker, reach_with_keys
 SCHEMA = "scene/1"
 
 
-def assemble(level: Level) -> dict:
+def assemble(level: Level) -> dict[str, Any]:
     """The scene/1 graph of a populated level."""
     level.require("rooms", "doors", "progression", "entities")
     style = style_named(level.request.style)
     rooms, doors, entities = level.rooms or (), level.doors or (), level.entities or ()
-    progression = level.progression
+    progression = cast("Progression", level.progression)  # level.require above: it is there
     keys = {entity.type.removesuffix("_key"): entity for entity in entities if entity.kind == "key"}
     adjacency = adjacency_of(rooms, doors)
     locked = {door.id: door.lock for door in doors if door.lock}
@@ -65,7 +66,7 @@ def assemble(level: Level) -> dict:
     }
 
 
-def _theme(style: Style, level: Level) -> dict:
+def _theme(style: Style, level: Level) -> dict[str, Any]:
     """The style's look, as the prompt's words shade it: darker or brighter than the style's own."""
     light = level.plan.light
     mood = "dark" if light < style.light else "bright" if light > style.light else "plain"
@@ -88,7 +89,7 @@ def adjacency_of(rooms: Sequence[Room], doors: Sequence[Door]) -> dict[str, list
 
 
 def critical_path(
-    rooms: Sequence[Room], doors: Sequence[Door], entities: Sequence[Entity], opened: Sequence[str], keys: dict
+    rooms: Sequence[Room], doors: Sequence[Door], entities: Sequence[Entity], opened: Sequence[str], keys: dict[str, Any]
 ) -> tuple[list[str], int]:
     """Rooms walked from the start to each key in the order they open, then to the exit; and the steps."""
     start = next((entity for entity in entities if entity.kind == "start"), None)
@@ -114,7 +115,7 @@ def critical_path(
 
 def measure(
     grid: tuple[int, int], rooms: Sequence[Room], doors: Sequence[Door], entities: Sequence[Entity], reached: int, steps: int
-) -> dict:
+) -> dict[str, Any]:
     """The metrics of a level: counts, loops, path length, reachable fraction, overlapping cells."""
     width, height = grid
     _, overlaps = Grid.painted(width, height, rooms)

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
+from typing import Any
 
 from .contract import StepOutput
 from .doors import connect_doors
@@ -15,7 +16,7 @@ from .populate import populate
 from .prompt import parse_prompt
 from .validate import validate_level
 
-STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType(
+STEP_FUNCTIONS: Mapping[str, Callable[[Mapping[str, Any]], StepOutput]] = MappingProxyType(
     {
         "parse_prompt": parse_prompt,
         "layout_rooms": layout_rooms,
@@ -28,7 +29,7 @@ STEP_FUNCTIONS: Mapping[str, Callable[[Mapping], StepOutput]] = MappingProxyType
 STEPS: tuple[str, ...] = tuple(STEP_FUNCTIONS)
 
 
-def run_step(name: str, previous: Mapping) -> StepOutput:
+def run_step(name: str, previous: Mapping[str, Any]) -> StepOutput:
     """Run the step called name on the previous step's data (the request, for parse_prompt)."""
     if name not in STEP_FUNCTIONS:
         raise KeyError(f"unknown pipeline step {name!r}; the steps are {', '.join(STEPS)}")

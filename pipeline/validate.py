@@ -16,7 +16,8 @@ running the generator twice here would prove nothing more.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from itertools import pairwise
+from typing import Any, cast
 
 from .contract import LevelInvalid, PipelineError, StepOutput, plural, require_field, require_int, require_mapping
 from .doors import connect
@@ -32,7 +33,7 @@ MAX_PROBLEMS = 12
 MIN_ROOMS_PERCENT = 50
 
 
-def validate_level(previous: Mapping) -> StepOutput:
+def validate_level(previous: Mapping[str, Any]) -> StepOutput:
     """Assemble and check the scene graph; regenerate the level when it fails, a bounded number of times."""
     level = Level.from_data(previous)
     level.require("entities")
@@ -49,6 +50,8 @@ def validate_level(previous: Mapping) -> StepOutput:
             scene, found = _judge(_regenerate(level, attempt))
         except PipelineError as exc:
             scene, found = None, [f"attempt {attempt} could not be generated: {exc}"]
+    # The loop ends only with a scene that has no problems, and _judge gives one whenever it finds none.
+    scene = cast("dict[str, Any]", scene)
     scene["validation"] = {"attempts": attempt, "rejected": rejected}
     again = f" after {plural(len(rejected), 'rejected attempt')}" if rejected else ""
     summary = (
@@ -58,7 +61,7 @@ def validate_level(previous: Mapping) -> StepOutput:
     return StepOutput({"sceneGraph": scene}, summary)
 
 
-def _judge(level: Level) -> tuple[dict | None, list[str]]:
+def _judge(level: Level) -> tuple[dict[str, Any] | None, list[str]]:
     try:
         scene = assemble(level)
         # The scene's rooms, doors and entities are these objects' to_data(): no need to read them back.
@@ -94,7 +97,7 @@ def _problems(read: _Read) -> list[str]:
 class _Read:
     """A scene read from JSON: its parts as model objects, and an owner per grid cell."""
 
-    def __init__(self, scene: Any, parts: tuple | None = None) -> None:
+    def __init__(self, scene: Any, parts: tuple[Any, ...] | None = None) -> None:
         scene = require_mapping(scene, "scene")
         if scene.get("schema") != SCHEMA:
             raise PipelineError(f"scene.schema must be {SCHEMA!r}")
@@ -134,8 +137,9 @@ class _Read:
         return self.owner[y * self.width + x]
 
 
-def _list(scene: Mapping, key: str) -> list:
-    return require_field(scene, key, list, "scene")
+def _list(scene: Mapping[str, Any], key: str) -> list[Any]:
+    value: list[Any] = require_field(scene, key, list, "scene")
+    return value
 
 
 def _floor(read: _Read, problems: list[str]) -> None:
@@ -220,11 +224,11 @@ def _critical_path(read: _Read, problems: list[str]) -> None:
     if not path or path[0] != read.start or path[-1] != read.exit:
         problems.append("graph.criticalPath must run from graph.start to graph.exit")
         return
-    between: dict[frozenset, list[Door]] = {}
+    between: dict[frozenset[Any], list[Door]] = {}
     for door in read.doors:
         between.setdefault(frozenset((door.a, door.b)), []).append(door)
     keys, held = _key_rooms(read), set()
-    for here, there in zip(path, path[1:]):
+    for here, there in pairwise(path):
         held |= {color for color, room in keys.items() if room == here}
         if not any(door.lock is None or door.lock in held for door in between.get(frozenset((here, there)), [])):
             problems.append(f"graph.criticalPath cannot go from {here} to {there} (no door, or no key yet)")

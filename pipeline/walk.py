@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .model import Cell, Door, Room
 
@@ -109,7 +110,7 @@ class Walker:
 class Reach:
     """The result of a walk from one cell: distances to rooms and cells, and the routes taken."""
 
-    def __init__(self, walker: Walker, room_id: str, cell: Cell, distance: dict, came: dict) -> None:
+    def __init__(self, walker: Walker, room_id: str, cell: Cell, distance: dict[str, Any], came: dict[str, Any]) -> None:
         self.walker, self.room_id, self.cell = walker, room_id, cell
         self.distance, self.came = distance, came
 

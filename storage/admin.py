@@ -18,11 +18,12 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 from botocore.exceptions import ClientError
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from storage import entities
 from storage.aws_errors import error_code, translated
@@ -44,13 +45,13 @@ def _settings(table: str | None, bucket: str | None) -> Settings:
     return settings
 
 
-def _progress(verb: str) -> tuple[Progress, object]:
+def _progress(verb: str) -> tuple[Progress, TaskID]:
     """A live count of entities on stderr, by type."""
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err)
     return progress, progress.add_task(f"{verb}…", total=None)
 
 
-def _tally(counts: Counter) -> str:
+def _tally(counts: Counter[Any]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
 
 
@@ -108,7 +109,7 @@ def export(out: Path, artifact_dir: Path | None, segments: int, table: str | Non
     partial = out.with_name(out.name + ".partial")  # renamed once complete: no half file under the name
     progress, task = _progress("exporting")
 
-    def seen(entity: dict) -> None:
+    def seen(entity: dict[str, Any]) -> None:
         counts[entity["type"]] += 1
         progress.update(task, description=f"exporting: {_tally(counts)}")
 
@@ -143,7 +144,7 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     progress, task = _progress("importing")
     counts: Counter[str] = Counter()
 
-    def seen(entity: dict) -> None:
+    def seen(entity: dict[str, Any]) -> None:
         counts[entity["type"]] += 1
         progress.update(task, description=f"importing: {_tally(counts)}")
 

@@ -37,7 +37,8 @@ def aws_client(settings: Settings, service: str) -> Any:
         signature_version="s3v4" if service == "s3" else None,
     )
     key, secret = settings.aws_credentials or (None, None)
-    return boto3.session.Session().client(
+    # The stubs type a client per literal service name; this one is chosen at run time.
+    return boto3.session.Session().client(  # type: ignore[call-overload]
         service,
         endpoint_url=settings.aws_endpoint_url,
         config=config,

@@ -226,14 +226,14 @@ class DynamoJobStore:
     def mark_running(self, job_id: str) -> bool:
         return self._transition(job_id, JobState.RUNNING, {})
 
-    def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
+    def mark_done(self, job_id: str, *, result_keys: dict[str, Any], summary: str) -> bool:
         return self._transition(
             job_id,
             JobState.DONE,
             {"resultKeys": result_keys, "resultSummary": bounded(summary, MAX_SUMMARY_CHARS), "progress": Decimal(1)},
         )
 
-    def mark_retry(self, job_id: str, *, attempt: dict) -> int:
+    def mark_retry(self, job_id: str, *, attempt: dict[str, Any]) -> int:
         current = int(attempt["attempt"]) - 1
         # failed -> queued is the one way out of a terminal state, and only
         # from the attempt the operator saw fail: two retries racing make one.
@@ -293,7 +293,7 @@ class DynamoJobStore:
     # --- internals -------------------------------------------------------------
 
     def _transition(
-        self, job_id: str, target: JobState, fields: dict, *, if_updated_at: str | None = None
+        self, job_id: str, target: JobState, fields: dict[str, Any], *, if_updated_at: str | None = None
     ) -> bool:
         sources = sorted(sources_of(target))
         names = {"#state": "state"}
@@ -328,7 +328,7 @@ class DynamoJobStore:
             raise JobTerminal(f"job {job_id} is already {current}", details=details)
         raise InvalidTransition(f"job {job_id} cannot go {current} -> {target}", details=details)
 
-    def _update_job(self, job_id: str, **request) -> dict | None:
+    def _update_job(self, job_id: str, **request: Any) -> dict[str, Any] | None:
         """One conditional UpdateItem of a job: None if it applied, else the item as it stood.
 
         JobNotFound when there is no such job. The old item comes back with the refusal
@@ -358,10 +358,10 @@ class DynamoJobStore:
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                old = exc.response.get("Item")
+                old: Any = exc.response.get("Item")  # the item as the failed condition saw it
                 raise _ConditionFailed(_from_item(old) if old else None) from None
 
-    def _item_after_failed_condition(self, job_id: str) -> dict | None:
+    def _item_after_failed_condition(self, job_id: str) -> dict[str, Any] | None:
         """The job's item read after a failed condition; None if there is no such job.
 
         For implementations that ignore ReturnValuesOnConditionCheckFailure (dynalite returns no
@@ -375,7 +375,7 @@ class DynamoJobStore:
         return _from_item(response["Item"]) if "Item" in response else None
 
 
-def _refused_claim(old: dict | None, step_id: str, attempt: int, expires_ms: int) -> Claim:
+def _refused_claim(old: dict[str, Any] | None, step_id: str, attempt: int, expires_ms: int) -> Claim:
     """Why a claim's condition failed, read from the item as it stood."""
     if old is None:
         return Claim(ClaimOutcome.MISSING)
@@ -391,6 +391,6 @@ def _refused_claim(old: dict | None, step_id: str, attempt: int, expires_ms: int
 
 
 class _ConditionFailed(Exception):
-    def __init__(self, old: dict | None) -> None:
+    def __init__(self, old: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.old = old

@@ -27,7 +27,7 @@ from storage.model import ArtifactInfo, job_of_artifact, utc_now
 ARTIFACT_PARTITION = "ARTIFACTS#"  # + jobId: the GSI1 partition of one job's artifacts
 
 
-def storage_key(key: str) -> dict:
+def storage_key(key: str) -> dict[str, Any]:
     """The DynamoDB key of the item holding artifact ``key``."""
     return {"jobId": {"S": ARTIFACT_KEY_PREFIX + key}}
 
@@ -98,7 +98,7 @@ class DynamoArtifactStore:
         with translated("dynamodb", "DescribeTable"):
             self._client.describe_table(TableName=self._table)
 
-    def _item(self, key: str, body: bytes, content_type: str) -> dict:
+    def _item(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
         if len(body) > self._max_bytes:
             raise ArtifactTooLarge(
                 f"{key} is {len(body)} bytes, over the {self._max_bytes}-byte inline limit",
@@ -118,4 +118,3 @@ class DynamoArtifactStore:
             "GSI1PK": {"S": ARTIFACT_PARTITION + job_id},
             "GSI1SK": {"S": key},
         }
-

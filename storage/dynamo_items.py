@@ -11,7 +11,7 @@ import binascii
 import json
 import re
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -45,12 +45,12 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def to_attr(value: Any) -> dict:
+def to_attr(value: Any) -> dict[str, Any]:
     """A plain value as a DynamoDB attribute value."""
-    return _serializer.serialize(value)
+    return cast("dict[str, Any]", _serializer.serialize(value))
 
 
-def from_item(item: dict) -> dict:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item as plain values."""
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
@@ -72,14 +72,14 @@ def list_sort_key(job: Job) -> str:
     return f"{job.created_at}#{job.job_id}"
 
 
-def entity_type(item: dict) -> str:
+def entity_type(item: dict[str, Any]) -> str:
     """The entity an item holds: ``job`` or ``artifact``, for items of any schema version."""
     if "entityType" in item:
-        return item["entityType"]
+        return str(item["entityType"])
     return ENTITY_ARTIFACT if item["jobId"].startswith(ARTIFACT_KEY_PREFIX) else ENTITY_JOB
 
 
-def item_from_job(job: Job) -> dict:
+def item_from_job(job: Job) -> dict[str, Any]:
     """The DynamoDB item (plain Python values) holding ``job``, with every record it carries."""
     item: dict[str, Any] = {
         "jobId": job.job_id,
@@ -115,7 +115,7 @@ def item_from_job(job: Job) -> dict:
     return item
 
 
-def job_from_item(item: dict) -> Job:
+def job_from_item(item: dict[str, Any]) -> Job:
     """A Job from a deserialised DynamoDB item, of any schema version."""
     error = item.get("error")
     job_id = item["jobId"]
@@ -147,7 +147,7 @@ def job_from_item(item: dict) -> Job:
     )
 
 
-def _retry(job_id: str, entry: dict) -> dict:
+def _retry(job_id: str, entry: dict[str, Any]) -> dict[str, Any]:
     """An ``attempts`` entry with its ids; entries written before schema version 2 had none."""
     return retry_record(
         job_id,

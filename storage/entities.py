@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from storage.errors import InvalidExport
 from storage.model import (
@@ -61,7 +62,7 @@ def epoch_ms_from_iso(text: str) -> int:
     return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def header(*, exported_at: str, source: dict) -> dict:
+def header(*, exported_at: str, source: dict[str, Any]) -> dict[str, Any]:
     """The first line of an export."""
     return {
         "type": HEADER,
@@ -73,7 +74,7 @@ def header(*, exported_at: str, source: dict) -> dict:
     }
 
 
-def parse_line(number: int, line: str) -> dict:
+def parse_line(number: int, line: str) -> dict[str, Any]:
     """One line of an export as a JSON object; InvalidExport naming the line otherwise."""
     try:
         value = json.loads(line)
@@ -84,7 +85,7 @@ def parse_line(number: int, line: str) -> dict:
     return value
 
 
-def check_header(line: dict) -> None:
+def check_header(line: dict[str, Any]) -> None:
     """InvalidExport unless ``line`` is a header of a format and schema version this code reads."""
     if line.get("type") != HEADER or line.get("format") != FORMAT:
         raise InvalidExport(f"not a {FORMAT} file: its first line is not a {FORMAT} header")
@@ -102,10 +103,10 @@ def check_header(line: dict) -> None:
         )
 
 
-def check_entity(entity: dict, line_number: int) -> str:
+def check_entity(entity: dict[str, Any], line_number: int) -> str:
     """The entity's type; InvalidExport when the type is unknown or a required field is missing."""
     kind = entity.get("type")
-    if kind not in REQUIRED:
+    if not isinstance(kind, str) or kind not in REQUIRED:
         raise InvalidExport(f"line {line_number}: unknown entity type {kind!r}", details={"line": line_number})
     missing = [name for name in REQUIRED[kind] if name not in entity]
     if missing:
@@ -115,7 +116,7 @@ def check_entity(entity: dict, line_number: int) -> str:
     return kind
 
 
-def read_export(lines: Iterable[str]) -> Iterator[tuple[int, str, dict]]:
+def read_export(lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """Each entity of an export as (line number, type, entity), checked line by line.
 
     InvalidExport, naming the problem, for an empty file, a header this code does not read, a
@@ -129,7 +130,7 @@ def read_export(lines: Iterable[str]) -> Iterator[tuple[int, str, dict]]:
         raise InvalidExport("the export is empty: no header line")
     check_header(parse_line(*first))
     counts: Counter[str] = Counter()
-    end: dict | None = None
+    end: dict[str, Any] | None = None
     for number, line in numbered:
         if end is not None:
             raise InvalidExport(f"line {number}: nothing may follow the end line", details={"line": number})
@@ -149,7 +150,7 @@ def read_export(lines: Iterable[str]) -> Iterator[tuple[int, str, dict]]:
         )
 
 
-def job_entities(job: Job) -> Iterator[dict]:
+def job_entities(job: Job) -> Iterator[dict[str, Any]]:
     """The job, then every record its item holds, each as an entity of its own."""
     yield {
         "type": JOB,
@@ -191,7 +192,7 @@ def job_entities(job: Job) -> Iterator[dict]:
                "requestFingerprint": job.request_fingerprint}
 
 
-def job_from_entities(job: dict, children: list[dict]) -> Job:
+def job_from_entities(job: dict[str, Any], children: list[dict[str, Any]]) -> Job:
     """The Job that ``job_entities`` took apart."""
     job_id = job["jobId"]
     strays = [child for child in children if child["jobId"] != job_id]
@@ -200,7 +201,7 @@ def job_from_entities(job: dict, children: list[dict]) -> Job:
             f"a {strays[0]['type']} of job {strays[0]['jobId']} follows job {job_id}: "
             "an entity must follow the job it belongs to"
         )
-    by_type: dict[str, list[dict]] = {kind: [] for kind in CHILDREN}
+    by_type: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHILDREN}
     for child in children:
         by_type[child["type"]].append(child)
     steps = [StepEvent.from_dict(record) for record in sorted(by_type[STEP], key=lambda record: record["sequence"])]
@@ -246,7 +247,7 @@ def job_from_entities(job: dict, children: list[dict]) -> Job:
     )
 
 
-def artifact_entity(key: str, job_id: str, content_type: str, body: bytes, store: str) -> dict:
+def artifact_entity(key: str, job_id: str, content_type: str, body: bytes, store: str) -> dict[str, Any]:
     """An artifact described by key, job, content type, size and SHA-256 of its bytes."""
     return {
         "type": ARTIFACT,
@@ -259,6 +260,6 @@ def artifact_entity(key: str, job_id: str, content_type: str, body: bytes, store
     }
 
 
-def end(counts: dict[str, int]) -> dict:
+def end(counts: dict[str, int]) -> dict[str, Any]:
     """The last line: how many entities of each type came before it."""
     return {"type": END, "counts": dict(sorted(counts.items()))}

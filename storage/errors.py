@@ -25,13 +25,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GhostEngineError(Exception):
     """Base of every error the project raises on purpose."""
 
     code = "INTERNAL"
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}

@@ -41,8 +41,8 @@ def export_entities(
     artifact_dir: Path | None = None,
     segments: int = 4,
     page_size: int = PAGE_SIZE,
-    progress: Callable[[dict], None] = lambda entity: None,
-) -> Iterator[dict]:
+    progress: Callable[[dict[str, Any]], None] = lambda entity: None,
+) -> Iterator[dict[str, Any]]:
     """Header, every entity, end line; with ``artifact_dir``, each artifact's bytes go to ``artifact_dir/key``.
 
     Lazy: entities come as the Scan's pages arrive, at most about ``3 * segments`` pages ahead.
@@ -64,7 +64,7 @@ def artifact_path(root: Path, key: str) -> Path:
     return path
 
 
-def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int, page_size: int) -> Iterator[dict]:
+def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int, page_size: int) -> Iterator[dict[str, Any]]:
     for raw in _scan(source.dynamodb, source.table, segments, page_size):
         item = from_item(raw)
         if entity_type(item) == ENTITY_JOB:
@@ -77,7 +77,7 @@ def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int
         yield from _bucket(source.s3, source.bucket, artifact_dir)
 
 
-def _artifact(key: str, content_type: str, body: bytes, store: str, artifact_dir: Path | None) -> dict:
+def _artifact(key: str, content_type: str, body: bytes, store: str, artifact_dir: Path | None) -> dict[str, Any]:
     if artifact_dir is not None:
         path = artifact_path(artifact_dir, key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def _artifact(key: str, content_type: str, body: bytes, store: str, artifact_dir
     return entities.artifact_entity(key, job_of_artifact(key), content_type, body, store)
 
 
-def _bucket(s3: Any, bucket: str, artifact_dir: Path | None) -> Iterator[dict]:
+def _bucket(s3: Any, bucket: str, artifact_dir: Path | None) -> Iterator[dict[str, Any]]:
     """Every object under ``jobs/``, read once for its checksum (and copied with ``artifact_dir``)."""
     with translated("s3", "ListObjectsV2"):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ARTIFACTS_ROOT):
@@ -99,13 +99,13 @@ def _bucket(s3: Any, bucket: str, artifact_dir: Path | None) -> Iterator[dict]:
 _DONE = object()
 
 
-def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[dict]:
+def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[dict[str, Any]]:
     """Every item of ``table``, from ``segments`` Scan segments read side by side.
 
     Each segment's thread hands its pages over a small bounded queue: a slow consumer
     slows the scan down instead of letting pages pile up in memory.
     """
-    pages: queue.Queue = queue.Queue(maxsize=segments)
+    pages: queue.Queue[Any] = queue.Queue(maxsize=segments)
     stop = threading.Event()
 
     def scan_segment(segment: int) -> None:
@@ -119,7 +119,7 @@ def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[di
                 if "LastEvaluatedKey" not in response:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        except Exception as exc:  # handed to the consumer, which raises it
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             _hand_over(pages, exc, stop)
         _hand_over(pages, _DONE, stop)
 
@@ -142,7 +142,7 @@ def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[di
             thread.join(timeout=5)
 
 
-def _hand_over(pages: queue.Queue, value: object, stop: threading.Event) -> None:
+def _hand_over(pages: queue.Queue[Any], value: object, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             pages.put(value, timeout=0.2)

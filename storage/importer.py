@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storage import entities
 from storage.errors import InvalidExport, JobExists
@@ -24,8 +25,8 @@ from storage.ports import ArtifactStore, JobStore
 class ImportReport:
     """What an import did: entities written, entities already there, artifacts listed without bytes."""
 
-    written: Counter = field(default_factory=Counter)
-    present: Counter = field(default_factory=Counter)
+    written: Counter[Any] = field(default_factory=Counter)
+    present: Counter[Any] = field(default_factory=Counter)
     without_bytes: int = 0
 
 
@@ -35,12 +36,12 @@ def import_entities(
     artifacts: ArtifactStore,
     *,
     artifact_dir: Path | None = None,
-    progress: Callable[[dict], None] = lambda entity: None,
+    progress: Callable[[dict[str, Any]], None] = lambda entity: None,
 ) -> ImportReport:
     """Load an export's lines; InvalidExport (naming the line) for anything this code cannot read."""
     report = ImportReport()
-    job: dict | None = None
-    children: list[dict] = []
+    job: dict[str, Any] | None = None
+    children: list[dict[str, Any]] = []
     for number, kind, entity in entities.read_export(lines):
         if kind == entities.JOB:
             _write_job(job, children, jobs, report)
@@ -56,7 +57,7 @@ def import_entities(
     return report
 
 
-def _write_job(job: dict | None, children: list[dict], jobs: JobStore, report: ImportReport) -> None:
+def _write_job(job: dict[str, Any] | None, children: list[dict[str, Any]], jobs: JobStore, report: ImportReport) -> None:
     if job is None:
         return
     restored = entities.job_from_entities(job, children)
@@ -70,7 +71,7 @@ def _write_job(job: dict | None, children: list[dict], jobs: JobStore, report: I
         written[child["type"]] += 1
 
 
-def _write_artifact(entity: dict, artifacts: ArtifactStore, artifact_dir: Path | None, report: ImportReport) -> None:
+def _write_artifact(entity: dict[str, Any], artifacts: ArtifactStore, artifact_dir: Path | None, report: ImportReport) -> None:
     if artifact_dir is None:
         report.without_bytes += 1
         return

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 # The layout of the execution state that docs/schema.md describes. 1: before entity types and
 # explicit ids (items written then are still read, and answer the same).
@@ -115,7 +116,7 @@ def job_id_for_key(idempotency_key: str) -> str:
     return str(uuid.UUID(bytes=bytes(digest)))
 
 
-def request_fingerprint(request: dict) -> str:
+def request_fingerprint(request: dict[str, Any]) -> str:
     """A stable digest of a validated request body, to tell a replay from a different body."""
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
@@ -157,7 +158,7 @@ class ActionKind(StrEnum):
     CANCEL = "cancel"
 
 
-def retry_record(job_id: str, *, attempt: int, at: str, reason: str, by: str, from_step: str) -> dict:
+def retry_record(job_id: str, *, attempt: int, at: str, reason: str, by: str, from_step: str) -> dict[str, Any]:
     """The ``attempts`` entry of an operator's retry: the attempt it starts, and the action itself."""
     return {
         "attemptId": attempt_id(job_id, attempt),
@@ -171,7 +172,7 @@ def retry_record(job_id: str, *, attempt: int, at: str, reason: str, by: str, fr
     }
 
 
-def cancel_record(job_id: str, *, at: str, by: str, reason: str) -> dict:
+def cancel_record(job_id: str, *, at: str, by: str, reason: str) -> dict[str, Any]:
     """The ``cancellation`` of a job: who cancelled it, why and when (a job is cancelled once)."""
     return {
         "actionId": f"{job_id}:{ActionKind.CANCEL}",
@@ -192,7 +193,7 @@ def utc_now() -> str:
 class JobError:
     message: str
     code: str
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Errors come from exceptions and step events: bounded here, so no error can
@@ -202,14 +203,14 @@ class JobError:
         if size > MAX_DETAILS_BYTES:
             object.__setattr__(self, "details", {"truncated": True, "bytes": size})
 
-    def to_dict(self) -> dict:
-        out = {"message": self.message, "code": self.code}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message, "code": self.code}
         if self.details:
             out["details"] = self.details
         return out
 
     @classmethod
-    def from_dict(cls, raw: dict) -> JobError:
+    def from_dict(cls, raw: dict[str, Any]) -> JobError:
         return cls(message=raw["message"], code=raw["code"], details=dict(raw.get("details") or {}))
 
 
@@ -217,7 +218,7 @@ class JobError:
 class Completion:
     """What marking a job done stores: its artifacts' keys and the final summary."""
 
-    result_keys: dict
+    result_keys: dict[str, Any]
     summary: str
 
     def __post_init__(self) -> None:
@@ -245,7 +246,7 @@ class StepEvent:
     def attempt(self) -> int:
         return parse_step_id(self.step_id)[2]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "stepId": self.step_id,
             "jobId": self.job_id,
@@ -259,7 +260,7 @@ class StepEvent:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict) -> StepEvent:
+    def from_dict(cls, raw: dict[str, Any]) -> StepEvent:
         return cls(
             step_id=raw["stepId"],
             name=raw["name"],
@@ -286,22 +287,22 @@ class Job:
     state: JobState
     created_at: str
     updated_at: str
-    request: dict
+    request: dict[str, Any]
     total_steps: int
     ttl: int
     plugin: str = "rooms-v1"
     progress: float = 0.0
     steps: tuple[StepEvent, ...] = ()
     step_ids: frozenset[str] = frozenset()
-    result_keys: dict = field(default_factory=dict)
+    result_keys: dict[str, Any] = field(default_factory=dict)
     result_summary: str | None = None
     error: JobError | None = None
     fault_drill: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     attempt: int = 1
-    attempts: tuple[dict, ...] = ()  # operator retries, each a retry_record
-    cancellation: dict | None = None  # a cancel_record, once cancelled by an operator
+    attempts: tuple[dict[str, Any], ...] = ()  # operator retries, each a retry_record
+    cancellation: dict[str, Any] | None = None  # a cancel_record, once cancelled by an operator
     leases: tuple[StepLease, ...] = ()  # steps being computed right now
 
     def completed_steps(self) -> list[str]:
@@ -314,7 +315,7 @@ class Job:
 
     @property
     def prompt_preview(self) -> str:
-        return self.request.get("prompt", "")[:80]
+        return str(self.request.get("prompt", ""))[:80]
 
 
 @dataclass(frozen=True)

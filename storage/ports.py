@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from storage.model import (
     ArtifactInfo,
@@ -57,17 +57,20 @@ class JobStore(Protocol):
     def mark_running(self, job_id: str) -> bool:
         """queued -> running; False when the job was already running. JobTerminal after the end."""
 
-    def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
+    def mark_done(self, job_id: str, *, result_keys: dict[str, Any], summary: str) -> bool:
         """running -> done; False when it already was done. JobTerminal otherwise."""
 
-    def mark_retry(self, job_id: str, *, attempt: dict) -> int:
+    def mark_retry(self, job_id: str, *, attempt: dict[str, Any]) -> int:
         """failed -> queued as ``attempt`` (a retry_record), appended to the history.
 
         InvalidTransition unless failed; AttemptsExhausted after MAX_ATTEMPTS.
         """
 
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
-        """queued|running -> cancelled, recording who and why; False when it already was. JobTerminal after done or failed."""
+        """queued|running -> cancelled, recording who and why.
+
+        False when it already was; JobTerminal after done or failed.
+        """
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""

@@ -41,7 +41,7 @@ def create_jobs_table(client: Any, name: str) -> bool:
 
 
 def _create_table(client: Any, name: str) -> None:
-    def index(index_name: str, hash_key: str) -> dict:
+    def index(index_name: str, hash_key: str) -> dict[str, Any]:
         return {
             "IndexName": index_name,
             "KeySchema": [

@@ -48,7 +48,8 @@ class S3ArtifactStore:
                 if error_code(exc) in _MISSING:
                     raise ArtifactNotFound(f"no artifact {key}", details={"key": key}) from exc
                 raise
-            return response["Body"].read()
+            body: bytes = response["Body"].read()
+            return body
 
     def exists(self, key: str) -> bool:
         with translated("s3", "HeadObject"):
@@ -76,9 +77,10 @@ class S3ArtifactStore:
 
     def url_for(self, key: str, *, expires_in: int) -> str | None:
         # Presigning is local computation: no request is sent, nothing to translate.
-        return self._client.generate_presigned_url(
+        url: str = self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
         )
+        return url
 
     def check(self) -> None:
         with translated("s3", "HeadBucket"):

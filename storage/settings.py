@@ -158,7 +158,8 @@ class Settings:
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
-            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),
+            # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.
+            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108
             worker_liveness_seconds=liveness,
             task_events_seconds=read("TASK_EVENTS_SECONDS", int, 30, low=10, high=86400),
             aws_credentials=credentials,
@@ -223,7 +224,8 @@ class _Reader:
             value = coerce(raw)
         except ValueError as exc:
             raise ConfigError(f"{var} is not valid: {exc}", details={"setting": var}) from exc
-        if (low is not None and value < low) or (high is not None and value > high):
+        # low and high come only with int or float coercers.
+        if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
             raise ConfigError(
                 f"{var} must be between {low:g} and {high:g}, got {raw}", details={"setting": var}
             )

@@ -24,11 +24,15 @@ log = get_logger(__name__)
 class JsonLogging(Logging):
     """Celery's logging set-up for this app only: every line through structlog's JSON renderer."""
 
-    def setup_logging_subsystem(self, loglevel=None, logfile=None, format=None, colorize=None, **kwargs):
+    # The stubs add `hostname`; Celery passes it by keyword, so it arrives in **kwargs here.
+    def setup_logging_subsystem(  # type: ignore[override]
+        self, loglevel=None, logfile=None, format=None, colorize=None, **kwargs
+    ):
         if self.already_setup:
             return True
-        Logging._setup = True
-        configure_logging("worker", loglevel or self.loglevel or "INFO")
+        Logging._setup = True  # type: ignore[attr-defined]  # Celery's own "set up" flag, private
+        # Celery hands on the level as given (--loglevel INFO); the stubs allow an int as well.
+        configure_logging("worker", loglevel or self.loglevel or "INFO")  # type: ignore[arg-type]
         # True: handled, so Celery neither installs its own handlers nor redirects stdout.
         return True
 
@@ -131,10 +135,11 @@ class TaskEventsStep(_RepeatingStep):
         def enable_events(state):
             """Tell worker(s) to send task-related events (for a while: ask again to keep them on)."""
             asked["at"] = time.monotonic()
-            return celery_control.enable_events(state)
+            return celery_control.enable_events(state)  # type: ignore[attr-defined]  # the stubs omit it
 
         # The registry is per process; only ghost-engine's worker runs this.
-        celery_control.Panel.register(enable_events, name="enable_events", type="control")
+        # type= picks control or inspect; the stubs omit the parameter.
+        celery_control.Panel.register(enable_events, name="enable_events", type="control")  # type: ignore[call-arg]
 
         def expire() -> None:
             groups = c.event_dispatcher.groups if c.event_dispatcher is not None else None

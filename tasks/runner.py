@@ -82,7 +82,7 @@ def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> St
         owner=uuid.uuid4().hex,
         lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
     )
-    if claim.outcome is ClaimOutcome.MISSING:
+    if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
         # A message for a job that does not exist can never succeed: drop it.
         log.error("step.job_missing", step=step)
         return StepRun(Next.STOP, "missing")
@@ -126,7 +126,7 @@ def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> St
             metrics.job_succeeded(job.created_at, job_id)
     if outcome is RecordOutcome.TERMINAL:
         return StepRun(Next.STOP, str(outcome))
-    if last and outcome is RecordOutcome.DUPLICATE:
+    if completion is not None and outcome is RecordOutcome.DUPLICATE:  # the last step
         # Recorded meanwhile by a step event, which does not finish the job: finish it here.
         _mark_done(services, job, completion)
     return StepRun(Next.CONTINUE, str(outcome))

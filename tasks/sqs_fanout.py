@@ -50,9 +50,11 @@ set when it is made and refreshed by a daemon thread every ``control_heartbeat_s
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
+from typing import cast
 
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
@@ -66,7 +68,7 @@ HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last si
 
 # Control queues made by this process: URL -> (pid, channel). The pid keeps a forked pool
 # child, which inherits this dict, from deleting its parent's queues at its own exit.
-_made: dict[str, tuple[int, SQS.Channel]] = {}
+_made: dict[str, tuple[int, Channel]] = {}
 
 
 class Channel(SQS.Channel):
@@ -96,7 +98,7 @@ class Channel(SQS.Channel):
 
     def _new_queue(self, queue, **kwargs):
         known = self.canonical_queue_name(queue) in self._queue_cache
-        url = super()._new_queue(queue, **kwargs)
+        url = cast(str, super()._new_queue(queue, **kwargs))  # the stubs say None; it is the queue's URL
         if not known and self.canonical_queue_name(queue) not in self.job_queues:
             _made.setdefault(url, (os.getpid(), self))
             _tag_heartbeat(self, url)
@@ -113,7 +115,7 @@ class Channel(SQS.Channel):
             return super()._lookup(exchange, routing_key, default)
         queue = f"{routing_key}.{exchange}"  # kombu.pidbox.Mailbox.get_reply_queue
         try:
-            self._resolve_queue_url(queue)
+            self._resolve_queue_url(queue)  # type: ignore[attr-defined]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
         except DoesNotExistQueueException:
             return []  # the caller has gone: drop the reply
         return [queue]
@@ -122,8 +124,8 @@ class Channel(SQS.Channel):
         pass  # keep the reply queue for the next call; deleted at exit
 
     def _delete_message(self, queue_name, message):
-        if self.hub:
-            return super()._delete_message(queue_name, message)
+        if self.hub:  # type: ignore[attr-defined]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+            return super()._delete_message(queue_name, message)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
         self.sqs(queue=queue_name).delete_message(
             QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
         )
@@ -131,12 +133,12 @@ class Channel(SQS.Channel):
     def _on_messages_ready(self, queue, qname, messages):
         if qname in self.job_queues:
             liveness.note_receive()  # the consumer still polls the job queue (tasks/liveness.py)
-        return super()._on_messages_ready(queue, qname, messages)
+        return super()._on_messages_ready(queue, qname, messages)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _receive_message(self, queue, max_number_of_messages=1, wait_time_seconds=None):
         if queue.endswith(REPLY_EXCHANGE):
             wait_time_seconds = REPLY_WAIT_SECONDS
-        return super()._receive_message(queue, max_number_of_messages, wait_time_seconds)
+        return super()._receive_message(queue, max_number_of_messages, wait_time_seconds)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
 
 class Transport(SQS.Transport):
@@ -152,10 +154,9 @@ def heartbeat_tags(now: float | None = None) -> dict[str, str]:
 
 
 def _tag_heartbeat(channel: Channel, url: str) -> None:
-    try:
+    # A missed beat is retried; five in a row mean "dead".
+    with contextlib.suppress(Exception):
         channel.sqs().tag_queue(QueueUrl=url, Tags=heartbeat_tags())
-    except Exception:  # noqa: BLE001 - a missed beat is retried; five in a row mean "dead"
-        pass
 
 
 class _Heartbeat(threading.Thread):
@@ -193,12 +194,12 @@ def delete_control_queues() -> None:
         try:
             _unsubscribe(channel, url)
             channel.sqs().delete_queue(QueueUrl=url)
-        except Exception:  # noqa: BLE001 - the process is exiting; the sweep gets the rest
+        except Exception:  # noqa: BLE001, S110 - the process is exiting; the sweep gets the rest
             pass
 
 
 def _unsubscribe(channel: Channel, url: str) -> None:
-    fanout = channel.fanout
+    fanout = channel.fanout  # type: ignore[attr-defined]  # kombu's SNS helper, which its stubs omit
     topics = set(fanout._topic_arn_cache.values())  # only topics this process used
     if not topics:
         return

@@ -95,4 +95,5 @@ STEP_TASKS: dict[str, StepTask] = {
     task.step: task
     for task in (parse_prompt, layout_rooms, connect_doors, populate, validate_level, render_minimap)
 }
-assert tuple(STEP_TASKS) == pipeline.STEPS, "one task per pipeline step, in pipeline order"
+if tuple(STEP_TASKS) != pipeline.STEPS:  # an import-time check that `python -O` must not strip
+    raise RuntimeError("one task per pipeline step, in pipeline order")

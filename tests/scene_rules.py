@@ -8,6 +8,7 @@ validator bug cannot hide a generator bug.
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 
 CONTRACT_METRICS = {"rooms", "doors", "enemies", "loops", "pathLength", "reachable", "overlaps"}
 ENTITY_KINDS = {"start", "exit", "key", "enemy", "item"}
@@ -93,7 +94,7 @@ def check_scene(scene: dict) -> None:
     # Walk from the start through open doors; walk again with the keys found, until nothing changes.
     held: set[str] = set()
     while True:
-        reached = _walk(graph["start"], links, lambda door: door["lock"] is None or door["lock"] in held)
+        reached = _walk(graph["start"], links, lambda door, held=held: door["lock"] is None or door["lock"] in held)
         found = {color for color, room in key_room.items() if room in reached}
         if found == held:
             break
@@ -101,14 +102,14 @@ def check_scene(scene: dict) -> None:
     assert reached == set(rooms), f"unreachable with the keys found: {sorted(set(rooms) - reached)[:5]}"
     for color, room in key_room.items():
         # Reachable with its own door shut, and with the doors of keys that lie behind it shut.
-        assert room in _walk(graph["start"], links, lambda door: door["lock"] != color), (
+        assert room in _walk(graph["start"], links, lambda door, color=color: door["lock"] != color), (
             f"the {color} key lies behind its own lock"
         )
 
     path = graph["criticalPath"]
     assert path[0] == graph["start"] and path[-1] == graph["exit"]
     held = set()
-    for here, there in zip(path, path[1:]):
+    for here, there in pairwise(path):
         held |= {color for color, room in key_room.items() if room == here}
         assert any(o == there and (d["lock"] is None or d["lock"] in held) for d, o in links[here]), (
             f"critical path cannot step {here} -> {there}"

@@ -68,7 +68,7 @@ def thing_position(cell: Cell) -> tuple[int, int]:
     return cell[0] * CELL + CELL // 2, -(cell[1] * CELL + CELL // 2)
 
 
-def scene_light(theme: Mapping) -> int:
+def scene_light(theme: Mapping[str, Any]) -> int:
     """Sector light from theme.light (0..255), lifted into 96..255 so a dark theme stays playable."""
     light = theme.get("light")
     if not isinstance(light, int) or isinstance(light, bool) or not 0 <= light <= 255:
@@ -88,7 +88,14 @@ def _add_sectors(editor: MapEditor, scene: Scene, textures: Textures) -> dict[tu
     return sectors
 
 
-def _add_line(editor, wall: Wall, sectors, locks: dict[str, str | None], textures: Textures, vertices) -> None:
+def _add_line(
+    editor: MapEditor,
+    wall: Wall,
+    sectors: dict[Any, int],
+    locks: dict[str, str | None],
+    textures: Textures,
+    vertices: dict[Cell, int],
+) -> None:
     kind, name = wall.front
     line = Linedef(vx_a=_vertex(editor, vertices, wall.start), vx_b=_vertex(editor, vertices, wall.end))
     sides = [Sidedef(sector=sectors[wall.front])]
@@ -101,7 +108,7 @@ def _add_line(editor, wall: Wall, sectors, locks: dict[str, str | None], texture
         else:
             # The jambs of a door passage: coloured for a locked door, pegged to the floor
             # so they stay put while the door moves.
-            front.tx_mid = LOCK_TRACKS.get(locks[name], DOOR_TRACK)
+            front.tx_mid = LOCK_TRACKS.get(locks[name] or "", DOOR_TRACK)
             line.lower_unpeg = 1
     else:
         # Walls never join two rooms or two door cells, so this is a room facing a door.

@@ -122,10 +122,12 @@ class _Axis:
     name: str
 
     def position(self, player: Player) -> int:
-        return self.sign * getattr(player, self.name)
+        value: int = getattr(player, self.name)
+        return self.sign * value
 
     def speed(self, player: Player) -> int:
-        return self.sign * getattr(player, "mom" + self.name)
+        value: int = getattr(player, "mom" + self.name)
+        return self.sign * value
 
 
 _AXES = {0: _Axis(1, "x"), 64: _Axis(1, "y"), 128: _Axis(-1, "x"), 192: _Axis(-1, "y")}

@@ -104,9 +104,10 @@ def _fewest_turns(
         if goal(cell):
             walked = []
             state = (cell, facing)
-            while came_from[state] is not None:
+            previous = came_from[state]
+            while previous is not None:
                 walked.append(state[0])
-                state = came_from[state]
+                state, previous = previous, came_from[previous]
             return walked[::-1]
         for direction in DIRECTIONS:
             neighbour = step(cell, direction)

@@ -78,7 +78,7 @@ class Scene:
     """The parts of a scene/1 document a Doom map is built from."""
 
     style: str
-    theme: Mapping
+    theme: Mapping[str, Any]
     width: int
     height: int
     rooms: tuple[str, ...]
@@ -155,7 +155,7 @@ def read_scene(data: Any) -> Scene:
     )
 
 
-def _read_rooms(items: list, width: int, height: int) -> tuple[tuple[str, ...], dict[Cell, str]]:
+def _read_rooms(items: list[Any], width: int, height: int) -> tuple[tuple[str, ...], dict[Cell, str]]:
     ids: dict[str, None] = {}  # an ordered set
     floor: dict[Cell, str] = {}
     for index, item in enumerate(items):
@@ -174,7 +174,7 @@ def _read_rooms(items: list, width: int, height: int) -> tuple[tuple[str, ...], 
     return tuple(ids), floor
 
 
-def _room_cells(item: Mapping, where: str) -> list[Cell]:
+def _room_cells(item: Mapping[str, Any], where: str) -> list[Cell]:
     if "rect" in item:
         x, y, w, h = _read_numbers(item["rect"], 4, f"{where}.rect")
         if w < 1 or h < 1:
@@ -186,7 +186,7 @@ def _room_cells(item: Mapping, where: str) -> list[Cell]:
     return [_read_cell(cell, f"{where}.cells[{i}]") for i, cell in enumerate(cells)]
 
 
-def _read_doors(items: list, floor: Mapping[Cell, str], width: int, height: int) -> tuple[Door, ...]:
+def _read_doors(items: list[Any], floor: Mapping[Cell, str], width: int, height: int) -> tuple[Door, ...]:
     doors: dict[Cell, Door] = {}
     for index, item in enumerate(items):
         where = f"scene.doors[{index}]"
@@ -236,7 +236,7 @@ def _wide_doors(doors: dict[Cell, Door]) -> tuple[Door, ...]:
     return tuple(result)
 
 
-def _read_entities(items: list, floor: Mapping[Cell, str]) -> tuple[Entity, ...]:
+def _read_entities(items: list[Any], floor: Mapping[Cell, str]) -> tuple[Entity, ...]:
     entities: dict[Cell, Entity] = {}
     for index, item in enumerate(items):
         where = f"scene.entities[{index}]"
@@ -252,7 +252,7 @@ def _read_entities(items: list, floor: Mapping[Cell, str]) -> tuple[Entity, ...]
     return tuple(entities.values())
 
 
-def _check_locks(items: list, doors: tuple[Door, ...], entities: tuple[Entity, ...]) -> None:
+def _check_locks(items: list[Any], doors: tuple[Door, ...], entities: tuple[Entity, ...]) -> None:
     """Every locked door has exactly one key of its colour, as scene.locks says."""
     keys = {entity.id: entity for entity in entities if entity.kind == "key"}
     colors = {}
@@ -276,14 +276,14 @@ def _only(entities: tuple[Entity, ...], kind: str) -> Entity:
     return found[0]
 
 
-def _read_id(item: Mapping, where: str) -> str:
-    value = require_field(item, "id", str, where)
+def _read_id(item: Mapping[str, Any], where: str) -> str:
+    value: str = require_field(item, "id", str, where)
     if not 1 <= len(value) <= 64:
         raise PipelineError(f"{where}.id must be 1 to 64 characters")
     return value
 
 
-def _read_ids(items: list, where: str) -> list[str]:
+def _read_ids(items: list[Any], where: str) -> list[str]:
     if not all(isinstance(item, str) for item in items):
         raise PipelineError(f"{where} must be a list of room ids")
     return items

@@ -12,6 +12,7 @@ front is the room (else the door), because a door opens only when used from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..contract import PipelineError
 from .scene import Cell, Scene, step
@@ -64,7 +65,7 @@ def trace_walls(scene: Scene) -> list[Wall]:
     return walls
 
 
-def _edge(first: Region, second: Region, switch: bool) -> tuple | None:
+def _edge(first: Region, second: Region, switch: bool) -> tuple[Any, ...] | None:
     """(front, back, front is the first cell, switch) for the edge between two cells; None if no wall."""
     if first == second:
         return None
@@ -75,7 +76,16 @@ def _edge(first: Region, second: Region, switch: bool) -> tuple | None:
     return front, back, first_front, switch
 
 
-def _wall(horizontal: bool, line: int, low: int, high: int, front, back, first_front: bool, switch: bool) -> Wall:
+def _wall(
+    horizontal: bool,
+    line: int,
+    low: int,
+    high: int,
+    front: tuple[str, str],  # never None: _edge puts the solid side at the back
+    back: Region,
+    first_front: bool,
+    switch: bool,
+) -> Wall:
     # The first cell is above (row lines) or left (column lines). Going east along a row line
     # puts the cell below on the right; going north along a column line, the cell to the east.
     if horizontal:

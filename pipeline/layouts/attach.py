@@ -15,6 +15,8 @@ rooms), stub_min, stub_max (corridor stub length), space (grid cells per room).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from ..grid import SOLID, Grid
 from ..model import Cell
@@ -41,7 +43,8 @@ def build_attach(plan: Plan, style: Style, stream: Stream) -> Layout:
     first = [(x + x0, y + y0) for x, y in cells or [(x, y) for y in range(h) for x in range(w)]]
     _add_room(draft, first)
     sites = _sites(first)
-    rooms, linked = 1, set()
+    rooms = 1
+    linked: set[tuple[int, int]] = set()
     for _ in range(plan.rooms * ATTEMPTS_PER_ROOM):
         if rooms == plan.rooms or not sites:
             break
@@ -67,7 +70,16 @@ def _sites(cells: list[Cell]) -> list[tuple[int, int, int, int]]:
     return [(x, y, dx, dy) for x, y in cells for dx, dy in DIRECTIONS if (x + dx, y + dy) not in floor]
 
 
-def _attach(draft: Draft, sites: list, low: int, high: int, shape, corridors: int, stream: Stream, linked: set) -> bool:
+def _attach(
+    draft: Draft,
+    sites: list[Any],
+    low: int,
+    high: int,
+    shape: Mapping[str, int],
+    corridors: int,
+    stream: Stream,
+    linked: set[Any],
+) -> bool:
     """Try one piece at one random site; True when it was placed."""
     grid, width = draft.grid, draft.grid.width
     pick = stream.below(len(sites))
@@ -97,7 +109,7 @@ def _attach(draft: Draft, sites: list, low: int, high: int, shape, corridors: in
         y = entry[1] if dy > 0 else entry[1] - h + 1 if dy < 0 else entry[1] - stream.below(h)
         if not grid.rect_fits(x, y, w, h):
             return False
-        room = [(x, y, w, h)]
+        room: list[Any] = [(x, y, w, h)]  # the rectangle; in the other branch, the cells
         room_set: set[Cell] = set()
     else:
         # The cells that face back toward the door, one of which meets it.

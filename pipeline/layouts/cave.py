@@ -131,7 +131,7 @@ def _chambers(cave: list[int], rock: bytearray, width: int, wanted: int, stream:
     seeds = [stream.choice(cells) for cells in buckets.values() if len(cells) * 4 >= side * side]
     stream.shuffle(seeds)
     labels = [-1] * len(rock)
-    queue = deque()
+    queue: deque[int] = deque()
     for number, seed in enumerate(sorted(seeds[:wanted])):
         labels[seed] = number
         queue.append(seed)

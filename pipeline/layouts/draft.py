@@ -13,6 +13,9 @@ from ..grid import Grid
 from ..model import Cell, Link, Room
 from ..rng import Stream
 
+# A region as drawn: its rectangle (x, y, w, h), or None and its cells in reading order.
+Shape = tuple[tuple[int, int, int, int] | None, tuple[Cell, ...] | None]
+
 # A room this many times the average size (or more) is a hall.
 HALL_FACTOR_PERCENT = 175
 READING_ORDER = itemgetter(1, 0)
@@ -35,7 +38,7 @@ class Draft:
 
     grid: Grid
     kinds: list[str] = field(default_factory=list)
-    shapes: list[tuple[tuple[int, int, int, int] | None, tuple[Cell, ...] | None]] = field(default_factory=list)
+    shapes: list[Shape] = field(default_factory=list)
     # (region a, region b, doors, corridor cells or None, preferred)
     links: list[tuple[int, int, tuple[tuple[int, int, str], ...], tuple[Cell, ...] | None, bool]] = field(
         default_factory=list
@@ -60,7 +63,14 @@ class Draft:
         self.grid.paint(cells, number)
         return number
 
-    def link(self, a: int, b: int, doors: tuple[tuple[int, int, str], ...], corridor=None, preferred=False) -> None:
+    def link(
+        self,
+        a: int,
+        b: int,
+        doors: tuple[tuple[int, int, str], ...],
+        corridor: tuple[Cell, ...] | None = None,
+        preferred: bool = False,
+    ) -> None:
         """Offer a way to join regions a and b."""
         self.links.append((a, b, doors, corridor, preferred))
 
@@ -81,15 +91,16 @@ class Draft:
         numbers.sort(key=lambda k: _first_cell(self.shapes[k - 1]))
         ids = {k: f"r{position}" for position, k in enumerate(numbers, start=1)}
         links = [link for link in self.links if link[0] in ids and link[1] in ids]
-        xs, ys = set(), set()
+        xs: set[int] = set()
+        ys: set[int] = set()
         for k in numbers:
             rect, cells = self.shapes[k - 1]
             if rect is not None:
                 xs.update((rect[0], rect[0] + rect[2] - 1))
                 ys.update((rect[1], rect[1] + rect[3] - 1))
             else:
-                xs.update(map(_X, cells))
-                ys.update(map(_Y, cells))
+                xs.update(map(_X, cells or ()))
+                ys.update(map(_Y, cells or ()))
         for _, _, _, corridor, _ in links:
             xs.update(map(_X, corridor or ()))
             ys.update(map(_Y, corridor or ()))
@@ -105,7 +116,7 @@ class Draft:
             if rect is not None:
                 rooms.append(Room(ids[k], kind, rect=(rect[0] - dx, rect[1] - dy, rect[2], rect[3])))
             else:
-                rooms.append(Room(ids[k], kind, cells=tuple((x - dx, y - dy) for x, y in cells)))
+                rooms.append(Room(ids[k], kind, cells=tuple((x - dx, y - dy) for x, y in cells or ())))
         moved = tuple(
             Link(
                 ids[a], ids[b],
@@ -118,13 +129,14 @@ class Draft:
         return Layout(max(xs) - dx + 2, max(ys) - dy + 2, tuple(rooms), moved)
 
 
-def _first_cell(shape) -> tuple[int, int]:
+def _first_cell(shape: Shape) -> tuple[int, int]:
     rect, cells = shape
     if rect is not None:
         return rect[1], rect[0]
-    return cells[0][1], cells[0][0]
+    first = (cells or ())[0]  # a shape without a rect has cells
+    return first[1], first[0]
 
 
-def _area(shape) -> int:
+def _area(shape: Shape) -> int:
     rect, cells = shape
-    return rect[2] * rect[3] if rect is not None else len(cells)
+    return rect[2] * rect[3] if rect is not None else len(cells or ())

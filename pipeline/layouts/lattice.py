@@ -16,6 +16,7 @@ block leaves that its room fills at least).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from ..grid import Grid
 from ..model import Cell
@@ -23,6 +24,8 @@ from ..plan import Plan
 from ..rng import Stream
 from ..styles import Style
 from .draft import Draft, Layout
+
+Rect = tuple[int, int, int, int]
 
 _SIZE_STEP = {"small": -2, "medium": 0, "large": 3}
 OCCUPANCY_PERCENT = 75
@@ -91,7 +94,8 @@ def _place_room(draft: Draft, bx: int, by: int, bw: int, bh: int, fill: int, str
 
 def _offer(draft: Draft, a: int, b: int, gutter: int, straight: int, stream: Stream, *, across: bool) -> None:
     """Offer the corridor from room a to the room b east of it (across) or south of it."""
-    ra, rb = draft.shapes[a - 1][0], draft.shapes[b - 1][0]
+    # The lattice draws rectangles only.
+    ra, rb = cast("Rect", draft.shapes[a - 1][0]), cast("Rect", draft.shapes[b - 1][0])
     # Work in (along, side) coordinates: along is x for an east link, y for a south one.
     if across:
         a_low, a_size, a_end, b_low, b_size, b_start = ra[1], ra[3], ra[0] + ra[2], rb[1], rb[3], rb[0]
@@ -107,7 +111,7 @@ def _offer(draft: Draft, a: int, b: int, gutter: int, straight: int, stream: Str
     path += [(gutter, side) for side in range(side_a + step, side_b + step, step)] if side_a != side_b else []
     path += [(along, side_b) for along in range(gutter + 1, b_start - 1)]
     orientation = "vertical" if across else "horizontal"
-    doors = ((a_end, side_a, orientation), (b_start - 1, side_b, orientation))
+    doors: tuple[tuple[int, int, str], ...] = ((a_end, side_a, orientation), (b_start - 1, side_b, orientation))
     cells: list[Cell] = path if across else [(side, along) for along, side in path]
     if not across:
         doors = tuple((side, along, orientation) for along, side, orientation in doors)

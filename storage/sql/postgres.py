@@ -88,7 +88,7 @@ def apply_schema(conn: psycopg.Connection) -> None:
         conn.execute(SCHEMA.read_text())
 
 
-def load_export(conn: psycopg.Connection, lines: Iterable[str]) -> Counter:
+def load_export(conn: psycopg.Connection, lines: Iterable[str]) -> Counter[Any]:
     """Load an export in one transaction (a second load changes nothing); rows inserted by type."""
     inserted: Counter[str] = Counter()
     # One transaction: a file that read_export refuses, even at its last line, loads nothing.
@@ -101,12 +101,12 @@ def load_export(conn: psycopg.Connection, lines: Iterable[str]) -> Counter:
     return inserted
 
 
-def answer(conn: psycopg.Connection, pattern: str, **params: Any) -> list[tuple]:
+def answer(conn: psycopg.Connection, pattern: str, **params: Any) -> list[tuple[Any, ...]]:
     """The rows of one access pattern (a key of QUERIES)."""
     return conn.execute(QUERIES[pattern], params).fetchall()
 
 
-def _row(kind: str, entity: dict) -> dict:
+def _row(kind: str, entity: dict[str, Any]) -> dict[str, Any]:
     if kind != entities.JOB:
         return entity
     request = entity["request"]

@@ -83,7 +83,7 @@ def dashboard_references(body: dict) -> list[MetricRef]:
             fields = [item for item in row if not isinstance(item, dict)]
             if fields:
                 namespace, metric, *pairs = fields
-                refs.append(MetricRef(where, namespace, metric, tuple(sorted(zip(pairs[::2], pairs[1::2])))))
+                refs.append(MetricRef(where, namespace, metric, tuple(sorted(zip(pairs[::2], pairs[1::2], strict=True)))))
             for item in row:
                 if isinstance(item, dict) and "expression" in item:
                     refs.extend(_search_references(where, item["expression"]))
@@ -126,7 +126,8 @@ def unknown_references(refs: list[MetricRef], namespace: str, known_values: dict
             if ref.metric not in emitted:
                 problems.append(f"{ref.where}: {namespace}/{ref.metric} is not emitted by tasks/metrics.py")
             elif ref.dimensions not in emitted[ref.metric]:
-                problems.append(f"{ref.where}: {ref.metric} with {dict(ref.dimensions)}; the code emits {sorted(emitted[ref.metric])}")
+                emits = sorted(emitted[ref.metric])
+                problems.append(f"{ref.where}: {ref.metric} with {dict(ref.dimensions)}; the code emits {emits}")
         elif ref.namespace in AWS_METRICS:
             wanted = AWS_METRICS[ref.namespace].get(ref.metric)
             if wanted is None:

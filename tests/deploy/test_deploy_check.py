@@ -248,7 +248,8 @@ def booted(applied, tmp_path_factory) -> Iterator[Booted]:
         )
         assert smoke.returncode == 0, f"{smoke.stdout}\n{smoke.stderr}\nworker log:\n{(logs / 'worker.log').read_text()[-3000:]}"
         job_id = re.search(r"submitted job (\S+)", smoke.stdout)[1]
-        report(f"booted api and worker from their task definitions; smoke test: job {job_id} done in {time.monotonic() - started:.1f} s")
+        took = time.monotonic() - started
+        report(f"booted api and worker from their task definitions; smoke test: job {job_id} done in {took:.1f} s")
         # ECS runs a container's health check inside it, with its environment: so here.
         health = {
             name: subprocess.run(
@@ -327,7 +328,8 @@ def test_each_process_calls_only_what_its_task_role_grants(applied, booted):
         }
         assert actions, f"no request from the {service} was recorded"
         assert actions <= granted, f"the {service} called {sorted(actions - granted)}, which its task role does not grant"
-        report(f"{service} made {len(actions)} kinds of AWS call, all granted to its task role: {', '.join(sorted(actions))}")
+        called = ", ".join(sorted(actions))
+        report(f"{service} made {len(actions)} kinds of AWS call, all granted to its task role: {called}")
     assert "s3:PutObject" in used["worker"] and "s3:PutObject" not in used["api"]
 
 

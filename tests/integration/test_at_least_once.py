@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import boto3
 import pytest
@@ -94,7 +95,7 @@ def test_shuffled_and_late_events_leave_a_coherent_item_and_status_never_regress
         assert final["progress"] == pytest.approx(1.0, abs=1e-5)
         assert all(s["summary"] == "external" for s in final["steps"])
         history = observed[job_id] + [final]
-        for before, after in zip(history, history[1:]):
+        for before, after in pairwise(history):
             assert STATE_ORDER[after["state"]] >= STATE_ORDER[before["state"]], (before["state"], after["state"])
             assert {s["stepId"] for s in before["steps"]} <= {s["stepId"] for s in after["steps"]}
             assert after["progress"] >= before["progress"]

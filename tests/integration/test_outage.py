@@ -67,7 +67,7 @@ def test_dependencies_down_gives_fast_503s_and_every_job_ends(outage_stack):
             "readyz": lambda: requests.get(f"{live.url}/readyz", timeout=30),
         }
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            results = dict(zip(calls, pool.map(timed, calls.values())))
+            results = dict(zip(calls, pool.map(timed, calls.values()), strict=True))
         for name, (elapsed, response) in results.items():
             assert response.status_code == 503, (name, response.status_code, response.text)
             assert response.json()["error"]["code"] in {"DEPENDENCY_UNAVAILABLE", "ENQUEUE_FAILED"}, name

@@ -753,7 +753,7 @@ def test_artifact_of_unfinished_job_is_409(client, services, submit, state):
 
 @pytest.mark.parametrize("name", ["secrets.txt", "sceneGraph.JSON", "steps", "result.json.bak", "minimap.PNG"])
 def test_unknown_artifact_name_is_404(client, services, submit, name):
-    """Only the artifact names of tasks/artifacts.py (and result.json) exist: anything else is 404 ARTIFACT_NOT_FOUND."""
+    """Only the artifact names of tasks/artifacts.py (and result.json) exist: anything else is 404."""
     job_id = submit()
     finish(services.jobs, job_id)
     assert_error(client.get(f"/jobs/{job_id}/artifacts/{name}"), 404, "ARTIFACT_NOT_FOUND")

@@ -47,7 +47,8 @@ def test_round_trip_many_ids():
     rng = random.Random(0)
     for _ in range(200):
         job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        sort_key = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00.{rng.randint(0, 999):03d}Z#{job_id}"
+        month, day, hour, ms = rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23), rng.randint(0, 999)
+        sort_key = f"2026-{month:02d}-{day:02d}T{hour:02d}:00:00.{ms:03d}Z#{job_id}"
         assert decode_cursor(encode_cursor(sort_key, job_id)) == (sort_key, job_id)
 
 

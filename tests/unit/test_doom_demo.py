@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from itertools import pairwise
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_the_route_steps_cell_by_cell_on_walkable_ground(name):
     route = plan_route(scene)
     walkable = scene.walkable()
     assert set(route.cells) <= walkable
-    assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in zip(route.cells, route.cells[1:]))
+    assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in pairwise(route.cells))
 
 
 def test_a_critical_path_through_a_lock_before_its_key_is_refused():
@@ -48,7 +49,7 @@ def test_the_route_prefers_fewer_turns_at_equal_length():
     scene = scene_from_art("#######\n#@1111#\n#11111#\n#11111#\n#11111#\n#1111>#\n#######", "1")
     cells = plan_route(read_scene(scene)).cells
     turns = sum(
-        (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1]) for a, b, c in zip(cells, cells[1:], cells[2:])
+        (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1]) for a, b, c in zip(cells, cells[1:], cells[2:], strict=False)
     )
     assert turns == 1
 

@@ -181,9 +181,9 @@ def _edited(edit) -> list[str]:
         (lambda ls: [ls[0], ls[2], *ls[1:]], "a step_record before any job"),
         (lambda ls: [ls[0], {**ls[1], "type": "ghost"}, *ls[2:]], "unknown entity type 'ghost'"),
         (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "state"}, *ls[2:]], "job lacks state"),
-        (lambda ls: [ls[0], ls[1], *[l for l in ls if l.get("jobId") == ls[-4]["jobId"] and l["type"] == "attempt"],
+        (lambda ls: [ls[0], ls[1], *[e for e in ls if e.get("jobId") == ls[-4]["jobId"] and e["type"] == "attempt"],
                      *ls[2:]], "must follow the job it belongs to"),
-        (lambda ls: [l for l in ls if l["type"] != "operator_action" or l["kind"] != "retry"],
+        (lambda ls: [e for e in ls if e["type"] != "operator_action" or e["kind"] != "retry"],
          "names no operator action of its job"),
     ],
 )

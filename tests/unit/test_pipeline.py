@@ -522,6 +522,8 @@ def test_prompt_is_trimmed_and_style_defaults():
 
 
 def test_whole_pipeline_is_fast():
+    if sys.gettrace() is not None:
+        pytest.skip("a time budget means nothing under a tracer (make coverage)")
     request = {
         "prompt": ("huge spooky boss hallway, treasure, 24 rooms " * 50)[:2000],
         "seed": 2**31 - 1,
