@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 # The colours keys and locked doors are drawn in; the same colour for a key and its door.
 LOCK_COLOURS = {"red": "#d8352f", "blue": "#2f6fe4", "yellow": "#e8b90f"}
@@ -165,7 +166,7 @@ def critical_path(scene: dict, entities: list[Entity], by_room: dict[str, list[E
     path = [str(room) for room in graph.get("criticalPath", [])]
     if not path:
         return [], []
-    doors = {}
+    doors: dict[frozenset[str], dict[str, Any]] = {}
     for door in scene.get("doors", []):
         doors.setdefault(frozenset((str(door["a"]), str(door["b"]))), door)
     start = next((e for e in entities if e.kind == "start"), None)

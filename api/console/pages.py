@@ -61,13 +61,13 @@ def when(timestamp: str | None) -> str:
 
 @bp.app_template_filter("size")
 def size(n: int | None) -> str:
+    """A byte count as people read it: 812 bytes, 14.2 KB, 1.3 MB."""
     if n is None:
         return "—"
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+    if n < 1024:
+        return f"{n} bytes"
+    kib = n / 1024
+    return f"{kib:.1f} KB" if kib < 1024 else f"{kib / 1024:.1f} MB"
 
 
 def _parse(timestamp: str | None) -> datetime | None:
