@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import threading
 import time
 
@@ -94,7 +93,7 @@ from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 from vine import ensure_promise, promise
 
-from tasks import liveness
+from tasks import backoff, liveness
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -105,7 +104,7 @@ REPLY_WAIT_SECONDS = 1
 HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last sign of life
 # After a failed receive a queue is polled again in RECEIVE_BACKOFF_SECONDS, doubling with each
 # failure in a row up to RECEIVE_BACKOFF_MAX_SECONDS, each wait drawn from its upper half
-# (jitter, so workers do not poll a recovering SQS in step). See docs/reliability.md.
+# (tasks/backoff.py), so workers do not poll a recovering SQS in step. See docs/reliability.md.
 RECEIVE_BACKOFF_SECONDS = 0.5
 RECEIVE_BACKOFF_MAX_SECONDS = 5.0
 
@@ -234,9 +233,19 @@ class Channel(SQS.Channel):
         try:
             self.sqs().delete_message(QueueUrl=url, ReceiptHandle=handle)
         except Exception as exc:  # noqa: BLE001 - the message comes back; the step is recorded once
-            _warn_failed("DeleteMessage", info.get("routing_key") or url, "SQS delivers it again", exc)
+            _warn_failed("DeleteMessage", _delivery_queue(self, delivery_tag), "SQS delivers it again", exc)
         finally:
             self.qos.ack(delivery_tag)  # release the prefetch slot whatever SQS answered
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        try:
+            super().basic_reject(delivery_tag, requeue)
+        except Exception as exc:  # noqa: BLE001 - raised in the hub's result handler, it would stop the worker
+            # kombu requeues with ChangeMessageVisibility and releases the slot only once that
+            # succeeded. Unchanged, the message comes back after its visibility timeout.
+            operation = "ChangeMessageVisibility" if requeue else "DeleteMessage"
+            _warn_failed(operation, _delivery_queue(self, delivery_tag), "SQS delivers it again later", exc)
+            self.qos.ack(delivery_tag)
 
     def asynsqs(self, queue=None):
         if self.predefined_queues:  # not used by ghost-engine (see job_queues)
@@ -307,8 +316,7 @@ def _receive_failed(channel: Channel, queue: str, exc: BaseException) -> None:
     if channel.connection is None:
         return
     failures = channel._receive_failures[queue] = channel._receive_failures.get(queue, 0) + 1
-    ceiling = min(RECEIVE_BACKOFF_MAX_SECONDS, RECEIVE_BACKOFF_SECONDS * 2 ** (failures - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
+    delay = backoff.wait(failures, RECEIVE_BACKOFF_SECONDS, RECEIVE_BACKOFF_MAX_SECONDS)
     if queue in channel.job_queues:
         liveness.note_receive()  # the consumer still polls; SQS is what fails
     log.warning(
@@ -323,6 +331,15 @@ def _describe(exc: BaseException) -> str:
 
 def _warn_failed(operation: str, queue: str, consequence: str, exc: BaseException) -> None:
     log.warning("sqs.call_failed", operation=operation, queue=queue, error=_describe(exc), consequence=consequence)
+
+
+def _delivery_queue(channel: Channel, delivery_tag) -> str:
+    """The queue a delivered message came from, for a log line."""
+    try:
+        info = channel.qos.get(delivery_tag).delivery_info
+    except KeyError:
+        return "?"
+    return info.get("routing_key") or info.get("sqs_queue") or "?"
 
 
 def _release(client, queue_url: str, answer) -> None:

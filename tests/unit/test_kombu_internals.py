@@ -35,6 +35,7 @@ RELIED_ON = {
     # The fault-tolerant receive path (see "kombu 5.7 defects" in tasks/sqs_fanout.py).
     (SQS.Channel, "asynsqs"): ("self", "queue"),
     (SQS.Channel, "basic_ack"): ("self", "delivery_tag", "multiple"),
+    (SQS.Channel, "basic_reject"): ("self", "delivery_tag", "requeue"),
     (SQS.Channel, "_schedule_queue"): ("self", "queue"),
     (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
     (SQS.Channel, "_get_async"): ("self", "queue", "count", "callback"),

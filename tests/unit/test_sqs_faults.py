@@ -261,3 +261,29 @@ def test_a_failed_ack_is_logged_once_and_releases_its_slot(kind, hub):
         ("sqs.call_failed", QUEUE, "warning")
     ]
     assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
+
+
+class FailingVisibility(FakeSQS):
+    def change_message_visibility(self, **kwargs):
+        self.calls.append(("ChangeMessageVisibility", kwargs))
+        raise EndpointConnectionError(endpoint_url=URL)
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_failed_requeue_is_logged_once_and_releases_its_slot(kind, hub):
+    """A step that cannot hand on rejects its message with requeue (tasks/steps.py): kombu makes it
+    visible again with ChangeMessageVisibility, and if that fails raises into the hub with the slot held."""
+    channel = make_channel(kind, hub)
+    channel._sqs = channel._predefined_queue_clients[QUEUE] = client = FailingVisibility()
+    message = channel.Message(
+        channel._envelope_payload({}, "{}", {"ReceiptHandle": "h1", "MessageId": "m1"}, URL), channel=channel
+    )
+    message.delivery_info.update(routing_key=QUEUE, exchange="")
+    channel.qos.append(message, "h1")
+    with capture_logs() as logs:
+        channel.basic_reject("h1", requeue=True)
+    assert [call for call, _ in client.calls] == ["ChangeMessageVisibility"]
+    assert [(entry["event"], entry["operation"], entry["queue"]) for entry in logs] == [
+        ("sqs.call_failed", "ChangeMessageVisibility", QUEUE)
+    ]
+    assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
