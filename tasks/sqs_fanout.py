@@ -87,7 +87,7 @@ import os
 import threading
 import time
 
-from botocore.response import get_response
+from kombu.asynchronous.aws.ext import get_response  # botocore's, as kombu uses it
 from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException

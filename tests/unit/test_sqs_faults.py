@@ -44,6 +44,7 @@ class FakeHub:
         self._current_http_client = FakeHTTP()  # kombu.asynchronous.http.get_client finds it here
         self.soon: list = []
         self.later: list = []
+        self.channels: list = []  # made on this loop, cleaned up after the test
 
     def call_soon(self, callback, *args):
         self.soon.append((callback, args))
@@ -90,6 +91,9 @@ def hub():
     set_event_loop(fake)
     yield fake
     set_event_loop(saved)
+    for channel in fake.channels:
+        # A slot kombu left held would be "restored" over the network at exit.
+        channel.qos._delivered.clear()
 
 
 def make_channel(kind: str, hub: FakeHub):
@@ -104,6 +108,7 @@ def make_channel(kind: str, hub: FakeHub):
     )
     channel = connection.default_channel
     channel.hub = hub
+    hub.channels.append(channel)
     channel._active_queues.append(QUEUE)
     channel.delivered = []
     channel.connection._callbacks[QUEUE] = channel.delivered.append
