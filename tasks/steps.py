@@ -90,15 +90,26 @@ def hand_on(task: Task) -> None:
     if not chain:
         return
     next_step = signature(chain[-1], app=task.app)
+    try:
+        _send_in_time(task, next_step, chain[:-1])
+    except SoftTimeLimitExceeded as exc:
+        # The step's time ran out while it handed on: it is recorded, so leave it to the redelivery.
+        log.warning("step.hand_on_failed", next=next_step.name, error="the step's time limit")
+        raise Reject(exc, requeue=True) from exc
+    task.request.chain = None  # sent: Celery's trace must not send it again
+
+
+def _send_in_time(task: Task, next_step, rest: list) -> None:
+    """Send ``next_step``, trying again for HAND_ON_SECONDS; then raise Reject (requeue)."""
     deadline = time.monotonic() + HAND_ON_SECONDS
     failures = 0
     while True:
         try:
             # As Celery's trace would send it (its args are immutable: nothing is passed on).
-            next_step.apply_async(
-                chain=chain[:-1], parent_id=task.request.id, root_id=task.request.root_id or task.request.id
-            )
-            break
+            next_step.apply_async(chain=rest, parent_id=task.request.id, root_id=task.request.root_id or task.request.id)
+            return
+        except SoftTimeLimitExceeded:
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the step is recorded
             failures += 1
             wait = backoff.wait(failures, HAND_ON_BACKOFF_SECONDS, HAND_ON_BACKOFF_MAX_SECONDS)
@@ -109,7 +120,6 @@ def hand_on(task: Task) -> None:
                 raise Reject(exc, requeue=True) from exc
             log.warning("step.hand_on_retry", next=next_step.name, error=error, retryIn=round(wait, 2))
             time.sleep(wait)
-    task.request.chain = None  # sent: Celery's trace must not send it again
 
 
 def _make_step_task(step: str) -> StepTask:

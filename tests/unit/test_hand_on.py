@@ -128,3 +128,18 @@ def test_the_step_retries_outlast_a_20_second_outage():
     policy = steps.app.conf.step_retry_policy
     least = backoff.least_total(policy["max_retries"], policy["retry_backoff"], policy["retry_backoff_max"])
     assert least > 20
+
+
+def test_a_step_whose_time_runs_out_while_it_hands_on_is_left_to_the_redelivery(broker, job_id, services, monkeypatch):
+    """Not failed as timed out: the step is recorded, only its hand-on is missing."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def out_of_time(seconds):
+        raise SoftTimeLimitExceeded()
+
+    broker.failing = 1
+    monkeypatch.setattr(steps.time, "sleep", out_of_time)
+    with pytest.raises(Reject) as rejected:
+        deliver(pipeline.STEPS[0], job_id)
+    assert rejected.value.requeue is True
+    assert services.jobs.get(job_id).state is JobState.RUNNING
