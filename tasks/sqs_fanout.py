@@ -32,7 +32,9 @@ Why each override exists:
   * ``_delete_message``: kombu 5.7 deletes no-ack messages (replies, events) with its async
     client, which needs an event loop; ``celery inspect`` and Flower's event thread have none.
   * ``_receive_message``: a reply poll waits at most 1 s, so it never outlasts
-    ``inspect --timeout`` (default 1 s) as the workers' long poll would.
+    ``inspect --timeout`` (default 1 s) as the workers' long poll would; and every blocking
+    receive uses a client whose read timeout outlasts a long poll (``client-config`` gives
+    kombu's boto3 clients the project's 1 s).
   * ``_update_queue_cache`` / ``canonical_queue_name``: job queues keep their names and come
     from settings; any other name is looked up exactly, never with ListQueues.
   * ``_new_queue``: remembers the control queues this process made, for the exit clean-up,
@@ -101,6 +103,7 @@ log = get_logger(__name__)
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
 REPLY_WAIT_SECONDS = 1
+LONG_POLL_SECONDS = 20  # the longest WaitTimeSeconds SQS accepts
 HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last sign of life
 # After a failed receive a queue is polled again in RECEIVE_BACKOFF_SECONDS, doubling with each
 # failure in a row up to RECEIVE_BACKOFF_MAX_SECONDS, each wait drawn from its upper half
@@ -306,9 +309,36 @@ class Channel(SQS.Channel):
         return super()._on_messages_ready(queue, qname, messages)
 
     def _receive_message(self, queue, max_number_of_messages=1, wait_time_seconds=None):
+        # The blocking receive (Flower's events, `celery inspect`'s replies; the worker's goes
+        # through the async client). kombu's boto3 client reads for AWS_TIMEOUT_SECONDS
+        # (client-config), shorter than a long poll, so this one gets a client of its own.
         if queue.endswith(REPLY_EXCHANGE):
             wait_time_seconds = REPLY_WAIT_SECONDS
-        return super()._receive_message(queue, max_number_of_messages, wait_time_seconds)
+        params = {
+            "QueueUrl": self._new_queue(queue),
+            "MaxNumberOfMessages": max_number_of_messages,
+            "WaitTimeSeconds": wait_time_seconds or self.wait_time_seconds,
+        }
+        attributes = self.get_message_attributes
+        for name in ("MessageSystemAttributeNames", "MessageAttributeNames"):
+            if attributes.get(name):
+                params[name] = attributes[name]
+        return _long_poll_client(self).receive_message(**params)
+
+
+def _long_poll_client(channel: Channel):
+    """A boto3 SQS client like ``channel.sqs()``, whose reads outlast the longest long poll (20 s)."""
+    client = channel.__dict__.get("_long_poll_sqs")
+    if client is None:
+        read_timeout = LONG_POLL_SECONDS + (channel.sqs().meta.config.read_timeout or 0)
+        client = channel.__dict__["_long_poll_sqs"] = channel._new_boto_client(
+            service="sqs",
+            region=channel.region,
+            access_key_id=channel.conninfo.userid,
+            secret_access_key=channel.conninfo.password,
+            config=SQS.Config(read_timeout=read_timeout),  # botocore's Config, as kombu imports it
+        )
+    return client
 
 
 def _receive_failed(channel: Channel, queue: str, exc: BaseException) -> None:

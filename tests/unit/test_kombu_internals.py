@@ -40,6 +40,9 @@ RELIED_ON = {
     (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
     (SQS.Channel, "_get_async"): ("self", "queue", "count", "callback"),
     (SQS.Channel, "_get_from_sqs"): ("self", "queue_name", "queue_url", "connection", "count", "callback"),
+    (SQS.Channel, "_new_boto_client"): (
+        "self", "service", "region", "access_key_id", "secret_access_key", "session_token", "config",
+    ),
     (AsyncSQSConnection, "__init__"): (
         "self", "sqs_connection", "debug", "region", "message_system_attribute_names", "message_attribute_names",
         "kwargs",
@@ -82,6 +85,8 @@ def test_the_private_state_we_read_is_still_there():
     assert "fanout" in dir(SQS.Channel)
     assert SQS.Channel._sqs is None and SQS.Channel._asynsqs is None  # class defaults, set on first use
     assert AsyncSQSConnection.STATUS_CODE_OK == 200
+    assert isinstance(SQS.Channel.get_message_attributes, property)
+    assert SQS.Config.__module__ == "botocore.config"
     # kombu's SQS transport routes direct exchanges only; sqs_fanout adds fanout on top of that.
     assert SQS.Transport.implements["exchange_type"] == frozenset({"direct"})
     assert sqs_fanout.Transport.implements["exchange_type"] == frozenset({"direct", "fanout"})
