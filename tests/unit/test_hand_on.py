@@ -143,3 +143,26 @@ def test_a_step_whose_time_runs_out_while_it_hands_on_is_left_to_the_redelivery(
         deliver(pipeline.STEPS[0], job_id)
     assert rejected.value.requeue is True
     assert services.jobs.get(job_id).state is JobState.RUNNING
+
+
+@pytest.mark.parametrize("retries", range(8))
+def test_a_transient_error_is_retried_after_a_wait_from_the_upper_half_of_its_ceiling(retries, monkeypatch, services):
+    from storage.errors import DependencyUnavailable
+
+    def unavailable(*args):
+        raise DependencyUnavailable("dynamodb is unavailable (InternalServerError)")
+
+    asked = []
+    task = steps.STEP_TASKS[pipeline.STEPS[2]]
+    monkeypatch.setattr(steps, "run_step", unavailable)
+    monkeypatch.setattr(steps, "services", lambda: services)
+    monkeypatch.setattr(task, "retry", lambda **options: asked.append(options) or RuntimeError("retry"))
+    task.push_request(id="t", retries=retries, chain=[])
+    try:
+        with pytest.raises(RuntimeError):
+            task.run("job")
+    finally:
+        task.pop_request()
+    ceiling = backoff.ceiling(retries + 1, 1, 10)
+    assert ceiling / 2 <= asked[0]["countdown"] <= ceiling
+    assert isinstance(asked[0]["exc"], DependencyUnavailable)
