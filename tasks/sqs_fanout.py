@@ -71,9 +71,14 @@ with the queue and the error), and the queue is polled again after a jittered, c
     word, and re-raises a connection error for Celery to log as CRITICAL with a traceback.
     Either way SQS delivers the message again after its visibility timeout (harmless: the
     step is recorded once); the override says so once, at WARNING, and raises nothing.
-  SendMessage and ChangeMessageVisibility go through boto3 (kombu's ``_put``, Celery's chain
-  hand-on and ``retry`` in the pool's processes): botocore retries them under the project's
-  ``client-config`` (celeryconfig.py), and a failure reaches the task, not the hub.
+  * ``basic_reject`` with requeue (a step that could not hand on, tasks/steps.py) makes the
+    message visible again with ChangeMessageVisibility; if that fails kombu raises into the
+    hub with the delivery's prefetch slot still held. The override logs it and releases the
+    slot; the message comes back after its visibility timeout.
+  SendMessage goes through boto3 too (kombu's ``_put``: a step's hand-on and Celery's ``retry``,
+  in the pool's processes), as does ChangeMessageVisibility (the requeue above, kombu's
+  release of messages nobody consumes): botocore retries them under the project's
+  ``client-config`` (celeryconfig.py), and a failed send reaches the task (tasks/steps.py).
 
 A process killed with SIGKILL leaves its control queues (and their SNS subscriptions) behind:
 small (retention is 60 s), but each subscription still costs a delivery per event. So every
