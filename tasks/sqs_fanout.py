@@ -47,7 +47,8 @@ keep it polling (the unit tests in tests/unit/test_sqs_faults.py fail on kombu's
 The worker's receives run through kombu's async pycurl client (``AsyncSQSConnection``), which
 botocore's retries never see; every failure below is logged once at WARNING (``sqs.*_failed``,
 with the queue and the error), and the queue is polled again after a jittered, capped back-off
-(``RECEIVE_BACKOFF_*``). The worker's liveness check plays no part in any of it.
+(``RECEIVE_BACKOFF_*``); those parts live in tasks/sqs_faults.py. The worker's liveness check
+plays no part in any of it.
   * A 5xx, 408 or 504 answer, a reset connection or a client timeout (pycurl's 599) to
     ReceiveMessage: ``AsyncAWSQueryConnection._on_list_ready`` returns ``[]``, and
     ``Channel._on_messages_ready`` calls ``[].get('Messages')``: AttributeError in the hub
@@ -94,75 +95,20 @@ import os
 import threading
 import time
 
-from kombu.asynchronous.aws.ext import get_response  # botocore's, as kombu uses it
-from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 from vine import ensure_promise, promise
 
-from tasks import backoff, liveness
-from tasks.logs import get_logger
-
-log = get_logger(__name__)
+from tasks import liveness, sqs_faults
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
 REPLY_WAIT_SECONDS = 1
-LONG_POLL_SECONDS = 20  # the longest WaitTimeSeconds SQS accepts
 HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last sign of life
-# After a failed receive a queue is polled again in RECEIVE_BACKOFF_SECONDS, doubling with each
-# failure in a row up to RECEIVE_BACKOFF_MAX_SECONDS, each wait drawn from its upper half
-# (tasks/backoff.py), so workers do not poll a recovering SQS in step. See docs/reliability.md.
-RECEIVE_BACKOFF_SECONDS = 0.5
-RECEIVE_BACKOFF_MAX_SECONDS = 5.0
 
 # Control queues made by this process: URL -> (pid, channel). The pid keeps a forked pool
 # child, which inherits this dict, from deleting its parent's queues at its own exit.
 _made: dict[str, tuple[int, SQS.Channel]] = {}
-
-
-class SQSAnswerError(Exception):
-    """SQS answered a request of kombu's async client with something other than 200."""
-
-    def __init__(self, operation: str, status: int, detail: str) -> None:
-        super().__init__(f"{operation}: HTTP {status} {detail}".strip())
-        self.operation, self.status, self.detail = operation, status, detail
-
-
-class FaultTolerantAsyncSQS(AsyncSQSConnection):
-    """kombu's async SQS client, raising ``SQSAnswerError`` for every answer that is not a 200.
-
-    kombu turns a 5xx, a timeout or a reset into ``[]`` (which its caller cannot read) and any
-    other status into a bare ``Exception``; this names the operation, the status and AWS's
-    error code (or the transport error), and leaves the caller's error callback to handle it.
-    """
-
-    def _on_list_ready(self, parent, markers, operation, response):
-        self._raise_unless_ok(operation, response)
-        return super()._on_list_ready(parent, markers, operation, response)
-
-    def _on_obj_ready(self, parent, operation, response):
-        self._raise_unless_ok(operation, response)
-        return super()._on_obj_ready(parent, operation, response)
-
-    def _on_status_ready(self, parent, operation, response):
-        self._raise_unless_ok(operation, response)
-        return super()._on_status_ready(parent, operation, response)
-
-    def _raise_unless_ok(self, operation: str, response) -> None:
-        if response.status == self.STATUS_CODE_OK:
-            return
-        raise SQSAnswerError(operation, response.status, self._detail(operation, response))
-
-    def _detail(self, operation: str, response) -> str:
-        if response.response.error is not None and not response.response.body:
-            return str(response.reason)  # no answer: reset, refused, timed out (pycurl's 599)
-        try:
-            model = self.sqs_connection.meta.service_model.operation_model(operation)
-            error = get_response(model, response.response)[1].get("Error", {})
-        except Exception:  # noqa: BLE001 - a body botocore cannot parse is a detail too
-            error = {}
-        return error.get("Code") or repr(bytes(response.read() or b"")[:80])
 
 
 class Channel(SQS.Channel):
@@ -224,7 +170,7 @@ class Channel(SQS.Channel):
             )
             return
         # A failed delete of an event or a reply costs a duplicate at most: say so, never raise.
-        failed = promise(_warn_failed, ("DeleteMessage", queue_name, "it may be received again"))
+        failed = promise(sqs_faults.warn_failed, ("DeleteMessage", queue_name, "it may be received again"))
         try:
             self.asynsqs(queue=queue_name).delete_message(
                 self._new_queue(queue_name), message["ReceiptHandle"], callback=promise(on_error=failed)
@@ -241,7 +187,8 @@ class Channel(SQS.Channel):
         try:
             self.sqs().delete_message(QueueUrl=url, ReceiptHandle=handle)
         except Exception as exc:  # noqa: BLE001 - the message comes back; the step is recorded once
-            _warn_failed("DeleteMessage", _delivery_queue(self, delivery_tag), "SQS delivers it again", exc)
+            queue = sqs_faults.delivery_queue(self, delivery_tag)
+            sqs_faults.warn_failed("DeleteMessage", queue, "SQS delivers it again", exc)
         finally:
             self.qos.ack(delivery_tag)  # release the prefetch slot whatever SQS answered
 
@@ -252,7 +199,8 @@ class Channel(SQS.Channel):
             # kombu requeues with ChangeMessageVisibility and releases the slot only once that
             # succeeded. Unchanged, the message comes back after its visibility timeout.
             operation = "ChangeMessageVisibility" if requeue else "DeleteMessage"
-            _warn_failed(operation, _delivery_queue(self, delivery_tag), "SQS delivers it again later", exc)
+            queue = sqs_faults.delivery_queue(self, delivery_tag)
+            sqs_faults.warn_failed(operation, queue, "SQS delivers it again later", exc)
             self.qos.ack(delivery_tag)
 
     def asynsqs(self, queue=None):
@@ -260,7 +208,7 @@ class Channel(SQS.Channel):
             return super().asynsqs(queue)
         if self._asynsqs is None:
             attributes = self.get_message_attributes
-            self._asynsqs = FaultTolerantAsyncSQS(
+            self._asynsqs = sqs_faults.FaultTolerantAsyncSQS(
                 sqs_connection=self.sqs(),
                 region=self.region,
                 message_system_attribute_names=attributes.get("MessageSystemAttributeNames"),
@@ -274,7 +222,7 @@ class Channel(SQS.Channel):
         try:
             return super()._schedule_queue(queue)
         except Exception as exc:  # noqa: BLE001 - raised into the hub, it would end this queue's polling
-            _receive_failed(self, queue, exc)
+            sqs_faults.receive_failed(self, queue, exc)
 
     def _loop1(self, queue, messages_fetched=None):
         if self.connection is not None:
@@ -292,7 +240,7 @@ class Channel(SQS.Channel):
             self._receive_failures.pop(queue, None)
             callback(received)
 
-        answer = promise(ready, on_error=promise(_receive_failed, (self, queue)))
+        answer = promise(ready, on_error=promise(sqs_faults.receive_failed, (self, queue)))
         return self._get_from_sqs(
             queue_name=qname, queue_url=q_url, count=count, connection=self.asynsqs(queue=qname), callback=answer
         )
@@ -305,10 +253,10 @@ class Channel(SQS.Channel):
     def _on_messages_ready(self, queue, qname, messages):
         if self.connection is None:
             # Received after the channel closed (a stop): hand the messages straight back.
-            _release(self._sqs, queue, messages)
+            sqs_faults.release(self._sqs, queue, messages)
             return None
         if not isinstance(messages, dict):
-            raise SQSAnswerError("ReceiveMessage", 200, f"unreadable answer {messages!r:.80}")
+            raise sqs_faults.SQSAnswerError("ReceiveMessage", 200, f"unreadable answer {messages!r:.80}")
         if qname in self.job_queues:
             liveness.note_receive()  # the consumer still polls the job queue (tasks/liveness.py)
         return super()._on_messages_ready(queue, qname, messages)
@@ -328,67 +276,7 @@ class Channel(SQS.Channel):
         for name in ("MessageSystemAttributeNames", "MessageAttributeNames"):
             if attributes.get(name):
                 params[name] = attributes[name]
-        return _long_poll_client(self).receive_message(**params)
-
-
-def _long_poll_client(channel: Channel):
-    """A boto3 SQS client like ``channel.sqs()``, whose reads outlast the longest long poll (20 s)."""
-    client = channel.__dict__.get("_long_poll_sqs")
-    if client is None:
-        read_timeout = LONG_POLL_SECONDS + (channel.sqs().meta.config.read_timeout or 0)
-        client = channel.__dict__["_long_poll_sqs"] = channel._new_boto_client(
-            service="sqs",
-            region=channel.region,
-            access_key_id=channel.conninfo.userid,
-            secret_access_key=channel.conninfo.password,
-            config=SQS.Config(read_timeout=read_timeout),  # botocore's Config, as kombu imports it
-        )
-    return client
-
-
-def _receive_failed(channel: Channel, queue: str, exc: BaseException) -> None:
-    """Log a failed receive of ``channel`` once, and poll the queue again after a jittered, capped back-off."""
-    if channel.connection is None:
-        return
-    failures = channel._receive_failures[queue] = channel._receive_failures.get(queue, 0) + 1
-    delay = backoff.wait(failures, RECEIVE_BACKOFF_SECONDS, RECEIVE_BACKOFF_MAX_SECONDS)
-    if queue in channel.job_queues:
-        liveness.note_receive()  # the consumer still polls; SQS is what fails
-    log.warning(
-        "sqs.receive_failed", queue=queue, error=_describe(exc), failuresInARow=failures, retryIn=round(delay, 2)
-    )
-    channel.hub.call_later(delay, channel._schedule_queue, queue)
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, SQSAnswerError) else f"{type(exc).__name__}: {exc}"
-
-
-def _warn_failed(operation: str, queue: str, consequence: str, exc: BaseException) -> None:
-    log.warning("sqs.call_failed", operation=operation, queue=queue, error=_describe(exc), consequence=consequence)
-
-
-def _delivery_queue(channel: Channel, delivery_tag) -> str:
-    """The queue a delivered message came from, for a log line."""
-    try:
-        info = channel.qos.get(delivery_tag).delivery_info
-    except KeyError:
-        return "?"
-    return info.get("routing_key") or info.get("sqs_queue") or "?"
-
-
-def _release(client, queue_url: str, answer) -> None:
-    """Make the messages of a receive that arrived too late visible again (best effort)."""
-    messages = answer.get("Messages") if isinstance(answer, dict) else None
-    if not messages or client is None:
-        return
-    for message in messages:
-        try:
-            client.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
-        except Exception:  # noqa: BLE001 - the visibility timeout returns it anyway, later
-            log.info("sqs.release_failed", queue=queue_url)
+        return sqs_faults.long_poll_client(self).receive_message(**params)
 
 
 class Transport(SQS.Transport):

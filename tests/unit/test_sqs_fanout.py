@@ -8,7 +8,7 @@ import pytest
 
 from storage.errors import ConfigError
 from storage.settings import Settings
-from tasks import sqs_fanout
+from tasks import sqs_fanout, sqs_faults
 
 
 def test_transport_declares_the_fanout_it_implements_over_sns():
@@ -88,7 +88,7 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
             assert kombus.retries == ours.retries == {"total_max_attempts": 5, "mode": "standard"}
             assert kombus.connect_timeout == kombus.read_timeout == ours.read_timeout == 2.5
         # But a blocking long poll (Flower's events, `celery inspect`) must outlast SQS's 20 s.
-        long_poll = sqs_fanout._long_poll_client(channel).meta.config
+        long_poll = sqs_faults.long_poll_client(channel).meta.config
         assert long_poll.read_timeout == 22.5 and long_poll.retries == ours.retries
         connection.release()
     finally:

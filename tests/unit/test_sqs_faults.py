@@ -20,7 +20,7 @@ from kombu.exceptions import HttpError
 from kombu.transport import SQS
 from structlog.testing import capture_logs
 
-from tasks import liveness, sqs_fanout
+from tasks import liveness, sqs_fanout, sqs_faults
 
 URL = "http://127.0.0.1:9/123456789012/jobs"
 QUEUE = "jobs"
@@ -194,9 +194,9 @@ def test_the_back_off_doubles_with_each_failure_in_a_row_up_to_its_cap(hub):
         channel._schedule_queue(QUEUE)
         answer(hub.requests[-1], 500, b"")
         ceilings.append(hub.later[-1][0])
-    expected = [min(sqs_fanout.RECEIVE_BACKOFF_MAX_SECONDS, 0.5 * 2**n) for n in range(8)]
+    expected = [min(sqs_faults.RECEIVE_BACKOFF_MAX_SECONDS, 0.5 * 2**n) for n in range(8)]
     assert all(c / 2 <= delay <= c for delay, c in zip(ceilings, expected, strict=True)), ceilings
-    assert max(ceilings) <= sqs_fanout.RECEIVE_BACKOFF_MAX_SECONDS
+    assert max(ceilings) <= sqs_faults.RECEIVE_BACKOFF_MAX_SECONDS
 
 
 def test_a_failed_receive_still_counts_as_polling_for_the_liveness_check(hub, monkeypatch):
