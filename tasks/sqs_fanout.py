@@ -32,13 +32,54 @@ Why each override exists:
   * ``_delete_message``: kombu 5.7 deletes no-ack messages (replies, events) with its async
     client, which needs an event loop; ``celery inspect`` and Flower's event thread have none.
   * ``_receive_message``: a reply poll waits at most 1 s, so it never outlasts
-    ``inspect --timeout`` (default 1 s) as the workers' long poll would.
+    ``inspect --timeout`` (default 1 s) as the workers' long poll would; and every blocking
+    receive uses a client whose read timeout outlasts a long poll (``client-config`` gives
+    kombu's boto3 clients the project's 1 s).
   * ``_update_queue_cache`` / ``canonical_queue_name``: job queues keep their names and come
     from settings; any other name is looked up exactly, never with ListQueues.
   * ``_new_queue``: remembers the control queues this process made, for the exit clean-up,
     tags them with a heartbeat and keeps it beating.
   * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
     liveness signal (tasks/liveness.py).
+
+kombu 5.7 defects that stop or kill a worker when SQS answers badly, and the overrides that
+keep it polling (the unit tests in tests/unit/test_sqs_faults.py fail on kombu's own Channel).
+The worker's receives run through kombu's async pycurl client (``AsyncSQSConnection``), which
+botocore's retries never see; every failure below is logged once at WARNING (``sqs.*_failed``,
+with the queue and the error), and the queue is polled again after a jittered, capped back-off
+(``RECEIVE_BACKOFF_*``); those parts live in tasks/sqs_faults.py. The worker's liveness check
+plays no part in any of it.
+  * A 5xx, 408 or 504 answer, a reset connection or a client timeout (pycurl's 599) to
+    ReceiveMessage: ``AsyncAWSQueryConnection._on_list_ready`` returns ``[]``, and
+    ``Channel._on_messages_ready`` calls ``[].get('Messages')``: AttributeError in the hub
+    ("Error in timer", or "Unrecoverable error" and the worker exits), and the queue's poll
+    loop, a chain of callbacks, is broken. Any other non-200 (a throttling 400, a 403) raises a
+    bare ``Exception`` at the same place. ``asynsqs`` makes ``FaultTolerantAsyncSQS``, whose
+    non-200 answers raise ``SQSAnswerError`` (operation, status, AWS error code) instead, and
+    ``_get_async`` gives the receive an error callback (``_receive_failed``), so no answer, and
+    no exception while handling one, reaches the hub.
+  * An exception while starting a receive (a queue URL lookup that fails) escapes the
+    ``_schedule_queue`` timer: "Error in timer", and the queue is never polled again.
+    ``_schedule_queue`` catches it and backs off.
+  * A receive that completes after its channel was closed (the worker stopping; a long poll
+    of a control queue is still out) reads ``self.connection``, now None: "Error in timer:
+    AttributeError("'NoneType' object has no attribute 'client'")" at every clean stop.
+    ``_on_messages_ready`` makes the received messages visible again instead, and
+    ``_schedule_queue`` / ``_loop1`` do nothing on a closed channel.
+  * kombu deletes a no-ack queue's messages (events, replies) with the async client and no
+    error callback: a failed DeleteMessage raises in the hub. ``_delete_message`` logs it.
+  * ``basic_ack`` (DeleteMessage with boto3, once a step ran) drops a ClientError without a
+    word, and re-raises a connection error for Celery to log as CRITICAL with a traceback.
+    Either way SQS delivers the message again after its visibility timeout (harmless: the
+    step is recorded once); the override says so once, at WARNING, and raises nothing.
+  * ``basic_reject`` with requeue (a step that could not hand on, tasks/steps.py) makes the
+    message visible again with ChangeMessageVisibility; if that fails kombu raises into the
+    hub with the delivery's prefetch slot still held. The override logs it and releases the
+    slot; the message comes back after its visibility timeout.
+  SendMessage goes through boto3 too (kombu's ``_put``: a step's hand-on and Celery's ``retry``,
+  in the pool's processes), as does ChangeMessageVisibility (the requeue above, kombu's
+  release of messages nobody consumes): botocore retries them under the project's
+  ``client-config`` (celeryconfig.py), and a failed send reaches the task (tasks/steps.py).
 
 A process killed with SIGKILL leaves its control queues (and their SNS subscriptions) behind:
 small (retention is 60 s), but each subscription still costs a delivery per event. So every
@@ -58,8 +99,9 @@ from typing import cast
 
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
+from vine import ensure_promise, promise
 
-from tasks import liveness
+from tasks import liveness, sqs_faults
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
@@ -124,21 +166,119 @@ class Channel(SQS.Channel):
         pass  # keep the reply queue for the next call; deleted at exit
 
     def _delete_message(self, queue_name, message):
-        if self.hub:  # type: ignore[attr-defined]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
-            return super()._delete_message(queue_name, message)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
-        self.sqs(queue=queue_name).delete_message(
-            QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
+        if not self.hub:
+            self.sqs(queue=queue_name).delete_message(
+                QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
+            )
+            return
+        # A failed delete of an event or a reply costs a duplicate at most: say so, never raise.
+        failed = promise(sqs_faults.warn_failed, ("DeleteMessage", queue_name, "it may be received again"))
+        try:
+            self.asynsqs(queue=queue_name).delete_message(
+                self._new_queue(queue_name), message["ReceiptHandle"], callback=promise(on_error=failed)
+            )
+        except Exception as exc:  # noqa: BLE001 - anything raised here would reach the hub
+            failed(exc)
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        try:
+            info = self.qos.get(delivery_tag).delivery_info
+            url, handle = info["sqs_queue"], info["sqs_message"]["ReceiptHandle"]
+        except KeyError:
+            return super().basic_ack(delivery_tag, multiple)
+        try:
+            self.sqs().delete_message(QueueUrl=url, ReceiptHandle=handle)
+        except Exception as exc:  # noqa: BLE001 - the message comes back; the step is recorded once
+            queue = sqs_faults.delivery_queue(self, delivery_tag)
+            sqs_faults.warn_failed("DeleteMessage", queue, "SQS delivers it again", exc)
+        finally:
+            self.qos.ack(delivery_tag)  # release the prefetch slot whatever SQS answered
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        try:
+            super().basic_reject(delivery_tag, requeue)
+        except Exception as exc:  # noqa: BLE001 - raised in the hub's result handler, it would stop the worker
+            # kombu requeues with ChangeMessageVisibility and releases the slot only once that
+            # succeeded. Unchanged, the message comes back after its visibility timeout.
+            operation = "ChangeMessageVisibility" if requeue else "DeleteMessage"
+            queue = sqs_faults.delivery_queue(self, delivery_tag)
+            sqs_faults.warn_failed(operation, queue, "SQS delivers it again later", exc)
+            self.qos.ack(delivery_tag)
+
+    def asynsqs(self, queue=None):
+        if self.predefined_queues:  # not used by ghost-engine (see job_queues)
+            return super().asynsqs(queue)
+        if self._asynsqs is None:
+            attributes = self.get_message_attributes
+            self._asynsqs = sqs_faults.FaultTolerantAsyncSQS(
+                sqs_connection=self.sqs(),
+                region=self.region,
+                message_system_attribute_names=attributes.get("MessageSystemAttributeNames"),
+                message_attribute_names=attributes.get("MessageAttributeNames"),
+            )
+        return self._asynsqs
+
+    def _schedule_queue(self, queue):
+        if self.connection is None:
+            return  # closed: the worker is stopping
+        try:
+            return super()._schedule_queue(queue)
+        except Exception as exc:  # noqa: BLE001 - raised into the hub, it would end this queue's polling
+            sqs_faults.receive_failed(self, queue, exc)
+
+    def _loop1(self, queue, messages_fetched=None):
+        if self.connection is not None:
+            super()._loop1(queue, messages_fetched)
+
+    def _get_async(self, queue, count=1, callback=None):
+        callback = ensure_promise(callback)
+        q_url = self._new_queue(queue)
+        qname = self.canonical_queue_name(queue)
+
+        def ready(answer):
+            received = self._on_messages_ready(q_url, queue, answer)
+            if received is None:
+                return  # the channel closed meanwhile
+            self._receive_failures.pop(queue, None)
+            callback(received)
+
+        answer = promise(ready, on_error=promise(sqs_faults.receive_failed, (self, queue)))
+        return self._get_from_sqs(
+            queue_name=qname, queue_url=q_url, count=count, connection=self.asynsqs(queue=qname), callback=answer
         )
 
+    @property
+    def _receive_failures(self) -> dict[str, int]:
+        """Failed receives in a row, per queue."""
+        return self.__dict__.setdefault("_receive_failures_by_queue", {})
+
     def _on_messages_ready(self, queue, qname, messages):
+        if self.connection is None:
+            # Received after the channel closed (a stop): hand the messages straight back.
+            sqs_faults.release(self._sqs, queue, messages)
+            return None
+        if not isinstance(messages, dict):
+            raise sqs_faults.SQSAnswerError("ReceiveMessage", 200, f"unreadable answer {messages!r:.80}")
         if qname in self.job_queues:
             liveness.note_receive()  # the consumer still polls the job queue (tasks/liveness.py)
         return super()._on_messages_ready(queue, qname, messages)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _receive_message(self, queue, max_number_of_messages=1, wait_time_seconds=None):
+        # The blocking receive (Flower's events, `celery inspect`'s replies; the worker's goes
+        # through the async client). kombu's boto3 client reads for AWS_TIMEOUT_SECONDS
+        # (client-config), shorter than a long poll, so this one gets a client of its own.
         if queue.endswith(REPLY_EXCHANGE):
             wait_time_seconds = REPLY_WAIT_SECONDS
-        return super()._receive_message(queue, max_number_of_messages, wait_time_seconds)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+        params = {
+            "QueueUrl": self._new_queue(queue),
+            "MaxNumberOfMessages": max_number_of_messages,
+            "WaitTimeSeconds": wait_time_seconds or self.wait_time_seconds,
+        }
+        attributes = self.get_message_attributes
+        for name in ("MessageSystemAttributeNames", "MessageAttributeNames"):
+            if attributes.get(name):
+                params[name] = attributes[name]
+        return sqs_faults.long_poll_client(self).receive_message(**params)
 
 
 class Transport(SQS.Transport):
