@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
 
 from celery import chain
 
 import pipeline
-from storage.errors import EnqueueFailed, GhostEngineError, IdempotencyKeyReused, JobExists
+from storage.errors import (
+    DependencyError,
+    EnqueueFailed,
+    GhostEngineError,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    JobExists,
+)
 from storage.model import (
     Job,
     JobError,
@@ -27,6 +35,10 @@ from tasks.logs import get_logger
 log = get_logger(__name__)
 
 # enqueue(job_id, request_id, *, steps=..., attempt=...): sends the job's chain.
+
+# A replay under an Idempotency-Key sends a job again when it is still queued with nothing
+# started this long after it was written: its first send may never have happened.
+RESEND_AFTER_SECONDS = 10
 Enqueue = Callable[..., None]
 
 
@@ -65,8 +77,9 @@ def submit_job(
 
     On a send failure the job ends failed, never stuck queued. With an
     idempotency key, a repeat of the same request returns the original job
-    (replayed=True) and sends nothing; another request under the key raises
-    IdempotencyKeyReused.
+    (replayed=True) and sends nothing — unless the original's send failed, and
+    then it is sent now, as the job's next attempt; another request under the
+    key raises IdempotencyKeyReused.
     """
     now = utc_now()
     # The fingerprint is of the request as sent, before a seed is chosen for it.
@@ -87,7 +100,7 @@ def submit_job(
     )
     try:
         # The item exists before any message: a worker never sees a job it cannot load.
-        jobs.create(job)
+        _create(jobs, job)
     except JobExists:
         if idempotency_key is None:
             raise
@@ -96,6 +109,15 @@ def submit_job(
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request", details={"jobId": original.job_id}
             ) from None
+        if _never_sent(original):
+            return _send_again(jobs, original, request_id=request_id, enqueue=enqueue), True
+        if _maybe_unsent(original, now=time.time()):
+            # Its submission may have been answered with an error before its send (an ambiguous
+            # put): send again. A second chain of one job is harmless (each step is claimed and
+            # recorded once), an unsent job is not.
+            _enqueue_or_fail(jobs, original.job_id, lambda: enqueue(original.job_id, request_id))
+            log.info("job.resent", jobId=original.job_id)
+            return original, True
         log.info("job.replayed", jobId=original.job_id)
         return original, True
     _enqueue_or_fail(jobs, job.job_id, lambda: enqueue(job.job_id, request_id))
@@ -149,6 +171,72 @@ def first_incomplete_step(job: Job) -> str:
     """
     done = set(job.completed_steps())
     return next((step for step in pipeline.STEPS if step not in done), pipeline.STEPS[-1])
+
+
+def _create(jobs: JobStore, job: Job) -> None:
+    """Write the job item; if that fails, fail the item as never sent, in case it was written.
+
+    botocore's retry of a put that was applied but answered with an error is recognised by the
+    store (JobStore.create). A failure that outlasts those retries goes to the client (503), and
+    the item, were it written, must not stay queued with no message (_fail_unsent). No retry
+    here: a submission must answer within 5 s when the store is down.
+    """
+    try:
+        jobs.create(job)
+    except DependencyError:
+        _fail_unsent(jobs, job)
+        raise
+
+
+def _fail_unsent(jobs: JobStore, job: Job) -> None:
+    """Fail ``job`` ENQUEUE_FAILED if its item was written after all (nothing was sent), best effort.
+
+    Conditional on the item being this submission's own (its updatedAt unchanged), so a
+    concurrent submission under the same key that did write and send is never failed. A retry
+    of the submission under its key then sends it (_send_again).
+    """
+    error = JobError("the job may have been written but nothing was sent", EnqueueFailed.code, {"jobId": job.job_id})
+    try:
+        jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at)
+    except GhostEngineError:
+        pass  # not written (JobNotFound), or the store still down: a retry under the key resends
+
+
+def _maybe_unsent(job: Job, *, now: float) -> bool:
+    """True for a job still queued, nothing started, RESEND_AFTER_SECONDS after it was written.
+
+    Its submission may have been answered with an error after the put and before the send
+    (and its _fail_unsent failed too). Sooner than that it is most likely on its way.
+    """
+    if job.state is not JobState.QUEUED or job.steps or job.leases or job.attempt != 1:
+        return False
+    created = datetime.fromisoformat(job.created_at.replace("Z", "+00:00")).timestamp()
+    return now - created > RESEND_AFTER_SECONDS
+
+
+def _never_sent(job: Job) -> bool:
+    """True for a job whose first message could not be sent (its submission was answered 503)."""
+    return (
+        job.state is JobState.FAILED and job.error is not None and job.error.code == EnqueueFailed.code
+        and not job.steps
+    )
+
+
+def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
+    """The client's retry of a submission answered 503 (nothing sent): send the job, as a new attempt.
+
+    The key names the job, so the retry cannot make a second one; it makes the first one run.
+    Two such retries at once make one attempt: the loser's mark_retry is refused.
+    """
+    try:
+        job = retry_job(
+            jobs, job.job_id, reason="resubmitted under its Idempotency-Key after a failed send",
+            by="client", request_id=request_id, enqueue=enqueue,
+        )
+    except InvalidTransition:
+        return jobs.get(job.job_id)  # another retry of the submission sent it
+    log.info("job.resubmitted", jobId=job.job_id, attempt=job.attempt)
+    return job
 
 
 def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> None:

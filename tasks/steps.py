@@ -70,7 +70,9 @@ class StepTask(Task):
 
 def _make_step_task(step: str) -> StepTask:
     def run(self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1) -> None:
-        result = run_step(services(), job_id, step, attempt)
+        result = run_step(
+            services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0
+        )
         if result.next is Next.RETRY:
             # A new message with the same chain; this one is acked.
             raise self.retry(countdown=result.retry_in, max_retries=LEASE_RETRIES)
