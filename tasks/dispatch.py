@@ -112,12 +112,7 @@ def submit_job(
         if _never_sent(original):
             return _send_again(jobs, original, request_id=request_id, enqueue=enqueue), True
         if _maybe_unsent(original, now=time.time()):
-            # Its submission may have been answered with an error before its send (an ambiguous
-            # put): send again. A second chain of one job is harmless (each step is claimed and
-            # recorded once), an unsent job is not.
-            _enqueue_or_fail(jobs, original.job_id, lambda: enqueue(original.job_id, request_id))
-            log.info("job.resent", jobId=original.job_id)
-            return original, True
+            return _resend(jobs, original, request_id=request_id, enqueue=enqueue), True
         log.info("job.replayed", jobId=original.job_id)
         return original, True
     _enqueue_or_fail(jobs, job.job_id, lambda: enqueue(job.job_id, request_id))
@@ -140,6 +135,9 @@ def retry_job(
     not run again; the steps of the new attempt get stepIds of their own.
     """
     job = jobs.get(job_id)
+    if _maybe_unsent(job, now=time.time()):
+        # The retry asked again of a retry whose write was applied but answered with an error.
+        return _resend(jobs, job, request_id=request_id, enqueue=enqueue)
     first = first_incomplete_step(job)
     steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
     attempt = job.attempt + 1
@@ -203,15 +201,30 @@ def _fail_unsent(jobs: JobStore, job: Job) -> None:
 
 
 def _maybe_unsent(job: Job, *, now: float) -> bool:
-    """True for a job still queued, nothing started, RESEND_AFTER_SECONDS after it was written.
+    """True for a job still queued, its attempt not started, RESEND_AFTER_SECONDS after it was queued.
 
-    Its submission may have been answered with an error after the put and before the send
-    (and its _fail_unsent failed too). Sooner than that it is most likely on its way.
+    The write that queued it (the submission's put, an operator's retry) may have been answered
+    with an error, so nothing was sent (and _fail_unsent failed too). Sooner than that, its
+    message is most likely on its way.
     """
-    if job.state is not JobState.QUEUED or job.steps or job.leases or job.attempt != 1:
+    if job.state is not JobState.QUEUED or job.leases or any(s.attempt == job.attempt for s in job.steps):
         return False
-    created = datetime.fromisoformat(job.created_at.replace("Z", "+00:00")).timestamp()
-    return now - created > RESEND_AFTER_SECONDS
+    queued_at = job.attempts[-1]["at"] if job.attempt > 1 and job.attempts else job.created_at
+    return now - datetime.fromisoformat(queued_at.replace("Z", "+00:00")).timestamp() > RESEND_AFTER_SECONDS
+
+
+def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
+    """Send the chain of a queued job's current attempt again. A second chain of one job is harmless
+    (each step is claimed and recorded once); a job queued with no message is not."""
+    first = job.attempts[-1]["fromStep"] if job.attempt > 1 and job.attempts else pipeline.STEPS[0]
+    steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
+    if job.attempt > 1:
+        send = lambda: enqueue(job.job_id, request_id, steps=steps, attempt=job.attempt)  # noqa: E731
+    else:
+        send = lambda: enqueue(job.job_id, request_id)  # noqa: E731
+    _enqueue_or_fail(jobs, job.job_id, send)
+    log.info("job.resent", jobId=job.job_id, attempt=job.attempt)
+    return job
 
 
 def _never_sent(job: Job) -> bool:
