@@ -140,11 +140,11 @@ class DynamoJobStore:
         # The lease is this run's own when it holds it already (a retry of this very write, which
         # was applied but answered with an error) or an earlier try of the same message took it
         # (that try ended with an error after its claim applied): model.lease_owner.
-        own = "leases.#lease.owner = :owner"
+        own = "leases.#lease.#owner = :owner"
         values: dict[str, dict] = {}
         prefixes = earlier_tries_prefix(owner)
         if prefixes is not None:
-            own += " OR (begins_with(leases.#lease.owner, :message) AND leases.#lease.owner < :this_try)"
+            own += " OR (begins_with(leases.#lease.#owner, :message) AND leases.#lease.#owner < :this_try)"
             values = {":message": {"S": prefixes[0]}, ":this_try": {"S": prefixes[1]}}
         try:
             with self._condition_guard("UpdateItem"):
@@ -159,7 +159,7 @@ class DynamoJobStore:
                         " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now_ms"
                         f" OR {own})"
                     ),
-                    ExpressionAttributeNames={"#state": "state", "#lease": step_id},
+                    ExpressionAttributeNames={"#state": "state", "#lease": step_id, "#owner": "owner"},
                     ExpressionAttributeValues={
                         ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
                         ":queued": {"S": JobState.QUEUED.value},
