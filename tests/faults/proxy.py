@@ -75,7 +75,7 @@ class FaultProxy:
         self.requests: Counter[str] = Counter()  # service -> requests seen
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -156,6 +156,13 @@ class FaultProxy:
             if kind is not None:
                 self.faults[(service, kind)] += 1
             return kind
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client gone mid-request (a worker SIGKILLed) is no error of the proxy's."""
+
+    def handle_error(self, request, client_address) -> None:
+        pass
 
 
 def service_of(headers, path: str) -> str | None:
