@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from celery import chain
 
@@ -17,6 +18,7 @@ from storage.errors import (
     IdempotencyKeyReused,
     InvalidTransition,
     JobExists,
+    JobNotFound,
 )
 from storage.model import (
     Job,
@@ -36,6 +38,8 @@ log = get_logger(__name__)
 
 # enqueue(job_id, request_id, *, steps=..., attempt=...): sends the job's chain.
 
+# How long a submission answered 503 keeps finding out whether its put was applied (~1 min).
+SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
 # A replay under an Idempotency-Key sends a job again when it is still queued with nothing
 # started this long after it was written: its first send may never have happened.
 RESEND_AFTER_SECONDS = 10
@@ -100,7 +104,7 @@ def submit_job(
     )
     try:
         # The item exists before any message: a worker never sees a job it cannot load.
-        _create(jobs, job)
+        _create(jobs, job, lambda: enqueue(job.job_id, request_id))
     except JobExists:
         if idempotency_key is None:
             raise
@@ -171,40 +175,49 @@ def first_incomplete_step(job: Job) -> str:
     return next((step for step in pipeline.STEPS if step not in done), pipeline.STEPS[-1])
 
 
-def _create(jobs: JobStore, job: Job) -> None:
-    """Write the job item; if that fails, fail the item as never sent, in case it was written.
+def _create(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
+    """Write the job item; if the answer is an error, find out in the background whether it was written.
 
     botocore's retry of a put that was applied but answered with an error is recognised by the
-    store (JobStore.create). A failure that outlasts those retries goes to the client (503), and
-    the item, were it written, must not stay queued with no message (_fail_unsent). No retry
-    here: a submission must answer within 5 s when the store is down.
+    store (JobStore.create). An error that outlasts those retries goes to the client at once (a
+    503 within seconds), and a thread keeps looking (_settle_unanswered_put), so that an item
+    written after all is sent, never left queued with no message.
     """
     try:
         jobs.create(job)
     except DependencyError:
-        _fail_unsent(jobs, job)
+        threading.Thread(
+            target=_settle_unanswered_put, args=(jobs, job, send), name=f"settle-{job.job_id}", daemon=True
+        ).start()
         raise
 
 
-def _fail_unsent(jobs: JobStore, job: Job) -> None:
-    """Fail ``job`` ENQUEUE_FAILED if its item was written after all (nothing was sent), best effort.
-
-    Conditional on the item being this submission's own (its updatedAt unchanged), so a
-    concurrent submission under the same key that did write and send is never failed. A retry
-    of the submission under its key then sends it (_send_again).
-    """
-    error = JobError("the job may have been written but nothing was sent", EnqueueFailed.code, {"jobId": job.job_id})
-    try:
-        jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at)
-    except GhostEngineError:
-        pass  # not written (JobNotFound), or the store still down: a retry under the key resends
+def _settle_unanswered_put(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
+    """Send ``job`` if its put, answered with an error, was applied after all; give up after SETTLE_PAUSES."""
+    for pause in SETTLE_PAUSES:
+        time.sleep(pause)
+        try:
+            stored = jobs.get(job.job_id)
+        except JobNotFound:
+            return  # not written: the 503 was the whole truth
+        except GhostEngineError:
+            continue  # the store is still down: look again
+        if stored.created_at != job.created_at or stored.state is not JobState.QUEUED or stored.steps or stored.leases:
+            return  # another submission's item (same key), or on its way already
+        try:
+            _enqueue_or_fail(jobs, job.job_id, send)
+            log.info("job.queued_after_error", jobId=job.job_id)
+        except GhostEngineError:
+            pass  # not sent: _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
+        return
+    log.error("job.put_unsettled", jobId=job.job_id)
 
 
 def _maybe_unsent(job: Job, *, now: float) -> bool:
     """True for a job still queued, its attempt not started, RESEND_AFTER_SECONDS after it was queued.
 
     The write that queued it (the submission's put, an operator's retry) may have been answered
-    with an error, so nothing was sent (and _fail_unsent failed too). Sooner than that, its
+    with an error, so nothing was sent (and _settle_unanswered_put gave up). Sooner than that, its
     message is most likely on its way.
     """
     if job.state is not JobState.QUEUED or job.leases or any(s.attempt == job.attempt for s in job.steps):

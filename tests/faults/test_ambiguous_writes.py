@@ -38,9 +38,10 @@ pytestmark = pytest.mark.integration
 AMBIGUOUS = ["applied_500", "applied_reset", "slow"]
 
 
-@pytest.fixture
-def services(emulator, proxy):
-    """Stores on a new table and bucket, every request through the proxy (1 s timeout, 2 attempts)."""
+@pytest.fixture(scope="module")
+def module_services(emulator_and_proxy):
+    """Stores on a new table and bucket, every request through the proxy (1 s timeout, 2 retries)."""
+    emulator, proxy = emulator_and_proxy
     suffix = uuid.uuid4().hex[:8]
     settings = dataclasses.replace(
         emulator.settings,
@@ -53,6 +54,12 @@ def services(emulator, proxy):
     create_jobs_table(aws_client(emulator.settings, "dynamodb"), settings.jobs_table_name)
     _create_bucket(aws_client(emulator.settings, "s3"), settings.artifacts_bucket, settings.region)
     return build_services(settings)
+
+
+@pytest.fixture
+def services(module_services, proxy):
+    """The module's stores; each test makes its own jobs (new ids), the proxy's plan fresh."""
+    return module_services
 
 
 def queued_job() -> Job:

@@ -9,6 +9,7 @@ the emulator, through the fault proxy (tests/faults/test_ambiguous_writes.py).
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -147,28 +148,70 @@ def test_a_done_job_whose_last_record_was_ambiguous_has_the_same_artifacts(servi
 # --- the submission -------------------------------------------------------------------
 
 
-def test_a_put_applied_but_answered_with_an_error_is_failed_as_unsent_and_sent_by_the_clients_retry(services):
+def settle(monkeypatch, pauses=(0.0,)) -> None:
+    monkeypatch.setattr(dispatch, "SETTLE_PAUSES", pauses)
+
+
+def settled() -> None:
+    """Wait for the submissions' background looks at their unanswered puts."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("settle-"):
+            thread.join(5)
+
+
+def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
+    settle(monkeypatch)
     sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append((job_id, kw))  # noqa: E731
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
     AppliedThenFails(services.jobs, "create")
-    with pytest.raises(DependencyUnavailable):  # the client sees 503
+    with pytest.raises(DependencyUnavailable):  # the client sees 503 at once
         submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
+    settled()
     (written,) = services.jobs.jobs.values()
-    assert written.state is JobState.FAILED and written.error.code == EnqueueFailed.code  # never queued, unsent
+    assert written.state is JobState.QUEUED and sent == [written.job_id]  # not left queued with no message
     job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
-    again, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
-    assert replayed and job.job_id == again.job_id == written.job_id and len(services.jobs.jobs) == 1
+    assert replayed and job.job_id == written.job_id and sent == [written.job_id]  # the retry sends nothing more
+
+
+def test_a_put_that_was_not_applied_sends_nothing_later(services, monkeypatch):
+    settle(monkeypatch, (0.0, 0.0))
+    sent: list = []
+    services.jobs.down = True
+    with pytest.raises(DependencyUnavailable):
+        submit_job(services.jobs, REQUEST, ttl_days=1, enqueue=lambda job_id, request_id: sent.append(job_id))
+    services.jobs.down = False
+    settled()
+    assert sent == [] and services.jobs.jobs == {}
+
+
+def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(services):
+    sent: list = []
+    failing = [True]
+
+    def enqueue(job_id, request_id, **kw):
+        if failing.pop() if failing else False:
+            raise RuntimeError("sqs down")
+        sent.append((job_id, kw))
+
+    with pytest.raises(EnqueueFailed):
+        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    (failed,) = services.jobs.jobs.values()
+    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code
+    job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    again, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    assert replayed and job.job_id == again.job_id == failed.job_id and len(services.jobs.jobs) == 1
     assert job.state is JobState.QUEUED and job.attempt == 2
     assert sent == [(job.job_id, {"steps": pipeline.STEPS, "attempt": 2})]  # one send, for two retries
 
 
 def test_an_unsent_queued_job_is_sent_by_a_replay_once_it_cannot_be_on_its_way(services, monkeypatch):
+    settle(monkeypatch, ())  # the background look gave up
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
     AppliedThenFails(services.jobs, "create")
-    monkeypatch.setattr(services.jobs, "mark_failed", _raises(DependencyUnavailable("down")))
     with pytest.raises(DependencyUnavailable):
         submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    settled()
     (job,) = services.jobs.jobs.values()
     assert job.state is JobState.QUEUED and sent == []
     submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
@@ -193,10 +236,3 @@ def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked
     job = retry_job(services.jobs, job_id, reason="r", by="op", enqueue=enqueue)
     assert job.attempt == 2 and len(job.attempts) == 1  # no third attempt
     assert sent == [{"steps": pipeline.STEPS, "attempt": 2}]
-
-
-def _raises(exc):
-    def fail(*args, **kwargs):
-        raise exc
-
-    return fail
