@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run test unit integration deploy-check smoke bench bench-generator clean help
+.PHONY: run test unit integration deploy-check smoke bench bench-generator soak clean help
 
 help:
 	@echo "make run    - start the local stack (emulator, worker, API) in the foreground"
@@ -14,6 +14,7 @@ help:
 	@echo "make smoke  - scripts/smoke-test.sh against the running local stack"
 	@echo "make bench  - what a job costs beside a bare Celery chain (docs/performance.md)"
 	@echo "make bench-generator - time the generator per style at 12, 200 and 1,000 rooms"
+	@echo "make soak   - SOAK_MINUTES (20) of steady load at 2 % AWS faults: memory, descriptors, latency per minute"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -60,6 +61,10 @@ smoke:
 bench: $(VENV)/.dev-installed
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_generator.py
+
+# Steady load at 2 % AWS faults for SOAK_MINUTES (20): memory, descriptors, latency per minute (docs/reliability.md).
+soak: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.faults.soak
 
 # The generator alone, no stack: see docs/performance.md.
 bench-generator: $(VENV)/.local-installed

@@ -23,6 +23,7 @@ import pipeline
 from storage.bootstrap import Services, build_services
 from storage.model import JobState
 from storage.settings import Settings
+from tasks import metrics
 from tasks.runner import run_step
 from tests.fakes import FakeArtifactStore, FakeJobStore
 
@@ -71,8 +72,9 @@ class Answers:
 class Client:
     """What a careful client does: retry a 503 after Retry-After, and a lost answer, under the same key."""
 
-    def __init__(self, api_url: str, answers: Answers, *, seed: int = 0) -> None:
+    def __init__(self, api_url: str, answers: Answers, *, seed: int = 0, poll: float = 0.25) -> None:
         self.api = api_url
+        self.poll = poll
         self.answers = answers
         self.random = random.Random(seed)
 
@@ -112,7 +114,7 @@ class Client:
                 if sub.state in TERMINAL:
                     sub.done = time.monotonic()
                     return
-            time.sleep(0.25)
+            time.sleep(self.poll)
 
     def run(self, sub: Submission, *, deadline: float) -> Submission:
         self.submit(sub, deadline=deadline)
@@ -161,8 +163,12 @@ def reference_artifacts(body: dict, settings: Settings) -> dict[str, bytes]:
 
         services = Services(settings=settings, jobs=FakeJobStore(), artifacts=FakeArtifactStore())
         job, _ = submit_job(services.jobs, body, ttl_days=1, enqueue=lambda *a, **k: None)
-        for step in pipeline.STEPS:
-            run_step(services, job.job_id, step)
+        emit, metrics._emit = metrics._emit, lambda *a, **k: None  # no metrics from a reference run
+        try:
+            for step in pipeline.STEPS:
+                run_step(services, job.job_id, step)
+        finally:
+            metrics._emit = emit
         _REFERENCE[key] = objects_of(services, job.job_id, blobs=services.artifacts.blobs)
     return _REFERENCE[key]
 
