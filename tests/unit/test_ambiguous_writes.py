@@ -17,12 +17,18 @@ import pytest
 import pipeline
 from storage.errors import DependencyUnavailable, EnqueueFailed
 from storage.model import ClaimOutcome, JobState, lease_owner, owns_lease, step_id
-from tasks import dispatch
+from tasks import dispatch, metrics
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Next, run_step
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 FIRST, LAST = pipeline.STEPS[0], pipeline.STEPS[-1]
+
+
+@pytest.fixture(autouse=True)
+def _metrics_on_stdout():
+    """As the worker sets them up: the library's first emit fixes its sink for the whole process."""
+    metrics.configure("GhostEngineTest")
 
 
 class AppliedThenFails:
