@@ -122,8 +122,10 @@ class DynamoJobStore:
         except _ConditionFailed as failed:
             # A retry (botocore's) of a put that was applied but answered with an error finds
             # the item it wrote: the same item, to its creation time and its drawn seed, is ours.
-            old = failed.old or self._item_after_failed_condition(job.job_id)
-            if old != _from_item(item):
+            # Only after a retry: refused at the first try, an equal item is someone else's
+            # (a second import of the same export).
+            old = (failed.old or self._item_after_failed_condition(job.job_id)) if failed.retried else None
+            if old is None or old != _from_item(item):
                 raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
 
     def claim_step(
@@ -395,7 +397,8 @@ class DynamoJobStore:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
                 old = exc.response.get("Item")
-                raise _ConditionFailed(_from_item(old) if old else None) from None
+                retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+                raise _ConditionFailed(_from_item(old) if old else None, retried=retried) from None
 
     def _item_after_failed_condition(self, job_id: str) -> dict | None:
         """The job's item read after a failed condition; None if there is no such job.
@@ -432,6 +435,7 @@ def _refused_claim(old: dict | None, step_id: str, attempt: int, expires_ms: int
 
 
 class _ConditionFailed(Exception):
-    def __init__(self, old: dict | None) -> None:
+    def __init__(self, old: dict | None, *, retried: bool = False) -> None:
         super().__init__("condition failed")
         self.old = old
+        self.retried = retried  # botocore sent the request more than once: an earlier try may have applied
