@@ -63,3 +63,34 @@ def test_celery_runs_events_and_remote_control_on_the_fanout_transport(monkeypat
     finally:
         monkeypatch.undo()
         importlib.reload(celeryconfig)
+
+
+def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypatch):
+    """Without ``client-config`` kombu's SQS and SNS clients run botocore's legacy retry mode (5 attempts)."""
+    from kombu import Connection
+
+    from storage.bootstrap import aws_client
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("AWS_TIMEOUT_SECONDS", "2.5")
+    import celeryconfig
+
+    config = importlib.reload(celeryconfig)
+    try:
+        connection = Connection(
+            "sqs://test:test@127.0.0.1:9", transport=sqs_fanout.Transport, transport_options=config.broker_transport_options
+        )
+        channel = connection.default_channel
+        ours = aws_client(Settings.from_env(), "sqs").meta.config
+        for client in (channel.sqs(), channel.fanout.get_client()):
+            kombus = client.meta.config
+            # botocore reads max_attempts as retries after the first try: 4 -> 5 tries in all.
+            assert kombus.retries == ours.retries == {"total_max_attempts": 5, "mode": "standard"}
+            assert kombus.connect_timeout == kombus.read_timeout == ours.read_timeout == 2.5
+        # But a blocking long poll (Flower's events, `celery inspect`) must outlast SQS's 20 s.
+        long_poll = sqs_fanout._long_poll_client(channel).meta.config
+        assert long_poll.read_timeout == 22.5 and long_poll.retries == ours.retries
+        connection.release()
+    finally:
+        monkeypatch.undo()
+        importlib.reload(celeryconfig)
