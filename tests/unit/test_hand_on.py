@@ -149,7 +149,7 @@ def test_a_step_whose_time_runs_out_while_it_hands_on_is_left_to_the_redelivery(
 def test_a_transient_error_is_retried_after_a_wait_from_the_upper_half_of_its_ceiling(retries, monkeypatch, services):
     from storage.errors import DependencyUnavailable
 
-    def unavailable(*args):
+    def unavailable(*args, **kwargs):
         raise DependencyUnavailable("dynamodb is unavailable (InternalServerError)")
 
     asked = []
