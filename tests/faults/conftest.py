@@ -52,9 +52,9 @@ def faulted_stack(proxy: FaultProxy, log_dir: Path, env: dict[str, str] | None =
             # Clients give up on an answer after 1 s (production's value): a "slow" fault is longer.
             "AWS_TIMEOUT_SECONDS": "1",
             "SQS_WAIT_TIME_SECONDS": "1",
-            # A killed run's message is back, and its lease lapsed, within 15 s (production: 5 min).
-            "STEP_TIME_LIMIT_SECONDS": "10",
-            "VISIBILITY_TIMEOUT_SECONDS": "15",
+            # A killed run's message is back, and its lease lapsed, within 25 s (production: 5 min).
+            "STEP_TIME_LIMIT_SECONDS": "20",
+            "VISIBILITY_TIMEOUT_SECONDS": "25",
             "WORKER_LIVENESS_SECONDS": "30",
             **(env or {}),
         },
