@@ -58,10 +58,10 @@ def assert_all_well(stack, emulator, subs, answers) -> None:
 
 def test_ten_percent_of_requests_faulted_every_job_done_once_within_60_s(make_faulted_stack, proxy, emulator):
     stack = start(make_faulted_stack, workers=1, concurrency=2)
-    subs = new_submissions(20, tag="ten-")
+    subs = new_submissions(16, tag="ten-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()
-    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150, spread=8)
+    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150, spread=6)
     proxy.clear()
     figures = report("10 % mixed faults", subs, answers, proxy, started)
     assert_all_well(stack, emulator, subs, answers)
@@ -104,7 +104,7 @@ def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing
 def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
     # A killed step is back 15 s later, so a job killed twice still ends within the 60 s.
     stack = start(make_faulted_stack, workers=2, concurrency=1)
-    subs = new_submissions(12, tag="kill-")
+    subs = new_submissions(10, tag="kill-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()
     stop = threading.Event()
@@ -120,7 +120,7 @@ def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothin
 
     killing = threading.Thread(target=killer, daemon=True)
     killing.start()
-    answers = run_load(stack.api_url, subs, threads=4, deadline=started + 150, spread=12)
+    answers = run_load(stack.api_url, subs, threads=4, deadline=started + 150, spread=10)
     stop.set()
     killing.join()
     proxy.clear()
