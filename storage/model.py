@@ -143,7 +143,7 @@ def earlier_tries_prefix(owner: str) -> tuple[str, str] | None:
     A lease whose owner starts with the first and sorts below the second was taken by an earlier
     try of the same message: that try has ended (Celery sends a retry before the try returns).
     """
-    delivery, sep, rest = owner.rpartition("/")
+    delivery, sep, _nonce = owner.rpartition("/")
     message, sep2, run = delivery.rpartition("/")
     if not (sep and sep2 and message and len(run) == 4 and run.isdigit()):
         return None

@@ -37,13 +37,13 @@ from tasks.logs import get_logger
 log = get_logger(__name__)
 
 # enqueue(job_id, request_id, *, steps=..., attempt=...): sends the job's chain.
+Enqueue = Callable[..., None]
 
 # How long a submission answered 503 keeps finding out whether its put was applied (~1 min).
 SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
 # A replay under an Idempotency-Key sends a job again when it is still queued with nothing
 # started this long after it was written: its first send may never have happened.
 RESEND_AFTER_SECONDS = 10
-Enqueue = Callable[..., None]
 
 
 def send_chain(
