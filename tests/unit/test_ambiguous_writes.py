@@ -242,3 +242,11 @@ def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked
     job = retry_job(services.jobs, job_id, reason="r", by="op", enqueue=enqueue)
     assert job.attempt == 2 and len(job.attempts) == 1  # no third attempt
     assert sent == [{"steps": pipeline.STEPS, "attempt": 2}]
+
+
+def test_a_503_tells_the_client_when_to_try_again(client, services, monkeypatch):
+    settle(monkeypatch, ())
+    services.jobs.down = True
+    response = client.post("/generate-scene", json={"prompt": "a hall"}, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
