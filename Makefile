@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 API_PORT ?= 8000
 
-.PHONY: run run-clean test unit integration deploy-check smoke bench bench-generator clean help
+.PHONY: run run-clean test unit integration deploy-check smoke bench bench-generator soak clean help
 .PHONY: lint format lock lock-check lock-upgrade coverage coverage-report
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make format - ruff check --fix, then ruff format, over the tree"
 	@echo "make lock   - refresh uv.lock (and the image's requirements) after editing pyproject.toml"
 	@echo "make lock-upgrade - every dependency to its newest version within pyproject's bounds, then make test"
+	@echo "make soak   - SOAK_MINUTES (20) of steady load at 2 % AWS faults: memory, descriptors, latency per minute"
 
 # ---- dependencies: every install is uv.lock's exact versions (README, "Dependencies") ----------
 # uv itself, pinned, in its own virtualenv from PyPI: the one tool outside the lock (it reads it).
@@ -110,6 +111,10 @@ smoke:
 bench: $(VENV)/.dev-installed
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_generator.py
+
+# Steady load at 2 % AWS faults for SOAK_MINUTES (20): memory, descriptors, latency per minute (docs/reliability.md).
+soak: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.faults.soak
 
 # The generator alone, no stack: see docs/performance.md.
 bench-generator: $(VENV)/.local-installed

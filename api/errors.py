@@ -19,6 +19,8 @@ from tasks.logs import get_logger
 
 log = get_logger(__name__)
 
+RETRY_AFTER_SECONDS = 1
+
 STATUS_FOR: dict[type[GhostEngineError], int] = {
     JobNotFound: 404,
     ArtifactNotFound: 404,
@@ -60,7 +62,11 @@ def register_error_handlers(app: Flask) -> None:
             log.error("request.dependency_error", code=exc.code, error=exc.message, details=exc.details)
         if status == 500:
             return error_response(500, "INTERNAL", "internal error; see the server log for this requestId")
-        return error_response(status, exc.code, exc.message, exc.details)
+        response, status = error_response(status, exc.code, exc.message, exc.details)
+        if status == 503:
+            # A dependency is down or throttling: worth a retry (with the same Idempotency-Key).
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -46,6 +46,7 @@ from storage.model import (
     StepEvent,
     bounded,
     cancel_record,
+    earlier_tries_prefix,
     sources_of,
     utc_now,
 )
@@ -109,15 +110,23 @@ class DynamoJobStore:
     # --- writes ----------------------------------------------------------------
 
     def create(self, job: Job) -> None:
+        item = {key: _to_attr(value) for key, value in item_from_job(job).items()}
         try:
             with self._condition_guard("PutItem"):
                 self._client.put_item(
                     TableName=self._table,
-                    Item={key: _to_attr(value) for key, value in item_from_job(job).items()},
+                    Item=item,
                     ConditionExpression="attribute_not_exists(jobId)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-        except _ConditionFailed:
-            raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
+        except _ConditionFailed as failed:
+            # A retry (botocore's) of a put that was applied but answered with an error finds
+            # the item it wrote: the same item, to its creation time and its drawn seed, is ours.
+            # Only after a retry: refused at the first try, an equal item is someone else's
+            # (a second import of the same export).
+            old = (failed.old or self._item_after_failed_condition(job.job_id)) if failed.retried else None
+            if old is None or old != _from_item(item):
+                raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
 
     def claim_step(
         self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
@@ -130,6 +139,15 @@ class DynamoJobStore:
         # same write moves a queued job to running, and the old item it returns
         # is the step's only read of the job.
         current_attempt = "attempt = :attempt" + (" OR attribute_not_exists(attempt)" if attempt == 1 else "")
+        # The lease is this run's own when it holds it already (a retry of this very write, which
+        # was applied but answered with an error) or an earlier try of the same message took it
+        # (that try ended with an error after its claim applied): model.lease_owner.
+        own = "leases.#lease.#owner = :owner"
+        values: dict[str, dict] = {}
+        prefixes = earlier_tries_prefix(owner)
+        if prefixes is not None:
+            own += " OR (begins_with(leases.#lease.#owner, :message) AND leases.#lease.#owner < :this_try)"
+            values = {":message": {"S": prefixes[0]}, ":this_try": {"S": prefixes[1]}}
         try:
             with self._condition_guard("UpdateItem"):
                 response = self._client.update_item(
@@ -140,9 +158,10 @@ class DynamoJobStore:
                         "attribute_exists(jobId) AND #state IN (:queued, :running)"
                         f" AND ({current_attempt})"
                         " AND NOT contains(stepIds, :sid)"
-                        " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now_ms)"
+                        " AND (attribute_not_exists(leases.#lease) OR leases.#lease.expiresAt < :now_ms"
+                        f" OR {own})"
                     ),
-                    ExpressionAttributeNames={"#state": "state", "#lease": step_id},
+                    ExpressionAttributeNames={"#state": "state", "#lease": step_id, "#owner": "owner"},
                     ExpressionAttributeValues={
                         ":lease": {"M": {"owner": {"S": owner}, "expiresAt": {"N": str(expires_ms)}}},
                         ":queued": {"S": JobState.QUEUED.value},
@@ -151,6 +170,8 @@ class DynamoJobStore:
                         ":sid": {"S": step_id},
                         ":now_ms": {"N": str(now_ms)},
                         ":now": {"S": utc_now()},
+                        ":owner": {"S": owner},
+                        **values,
                     },
                     ReturnValues="ALL_OLD",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -159,7 +180,10 @@ class DynamoJobStore:
             old = failed.old or self._item_after_failed_condition(job_id)
             return _refused_claim(old, step_id, attempt, expires_ms)
         old = _from_item(response["Attributes"])
-        resumed = step_id in old.get("leases", {})
+        # Resumed: another run (not this one, retrying its own write) took the lease and never
+        # recorded the step, so it may have left its checkpoint.
+        held = old.get("leases", {}).get(step_id)
+        resumed = held is not None and held.get("owner") != owner
         return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms, job=job_from_item(old), resumed=resumed)
 
     def record_step(
@@ -220,7 +244,12 @@ class DynamoJobStore:
         if old is None:
             return RecordOutcome.RECORDED
         if event.step_id in old.get("stepIds", set()):
-            return RecordOutcome.DUPLICATE
+            # Ours when the entry recorded is this event and the item's last write is this one
+            # (its updatedAt, to the millisecond): a retry of this write, which was applied but
+            # answered with an error. An equal event posted twice is still a duplicate.
+            recorded = next((s for s in old.get("steps", []) if s.get("stepId") == event.step_id), None)
+            mine = recorded == _written(event.to_dict()) and old.get("updatedAt") == values[":now"]["S"]
+            return RecordOutcome.RECORDED if mine else RecordOutcome.DUPLICATE
         return RecordOutcome.TERMINAL
 
     def mark_running(self, job_id: str) -> bool:
@@ -261,6 +290,9 @@ class DynamoJobStore:
                 ":entry": {"L": [_to_attr(attempt)]},
             },
         )
+        if old is not None and old.get("attempts") and old["attempts"][-1] == _written(attempt):
+            # This very retry, applied but answered with an error, then refused on its retry.
+            return current + 1
         if old is not None:
             details = {"jobId": job_id, "state": old["state"], "attempt": int(old.get("attempt", 1))}
             if old["state"] == JobState.FAILED.value and details["attempt"] >= MAX_ATTEMPTS:
@@ -297,7 +329,8 @@ class DynamoJobStore:
     ) -> bool:
         sources = sorted(sources_of(target))
         names = {"#state": "state"}
-        values = {":target": {"S": target.value}, ":now": {"S": utc_now()}}
+        now = utc_now()
+        values = {":target": {"S": target.value}, ":now": {"S": now}}
         if if_updated_at:
             values[":seen"] = {"S": if_updated_at}
         values.update({f":src{i}": {"S": state.value} for i, state in enumerate(sources)})
@@ -321,6 +354,11 @@ class DynamoJobStore:
         if old is None:
             return True
         current = JobState(old["state"])
+        if current is target and old.get("updatedAt") == now and all(
+            old.get(name) == _written(value) for name, value in fields.items()
+        ):
+            # This very write, applied but answered with an error, then refused on its retry.
+            return True
         if current is target:
             return False
         details = {"jobId": job_id, "state": current.value, "target": target.value}
@@ -358,8 +396,9 @@ class DynamoJobStore:
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                old: Any = exc.response.get("Item")  # the item as the failed condition saw it
-                raise _ConditionFailed(_from_item(old) if old else None) from None
+                old: Any = exc.response.get("Item")
+                retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0
+                raise _ConditionFailed(_from_item(old) if old else None, retried=retried) from None
 
     def _item_after_failed_condition(self, job_id: str) -> dict[str, Any] | None:
         """The job's item read after a failed condition; None if there is no such job.
@@ -373,6 +412,11 @@ class DynamoJobStore:
                 TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
             )
         return _from_item(response["Item"]) if "Item" in response else None
+
+
+def _written(value: Any) -> Any:
+    """``value`` as it reads back from an item (numbers as Decimal, ...), to compare with one."""
+    return _from_item({"v": _to_attr(value)})["v"]
 
 
 def _refused_claim(old: dict[str, Any] | None, step_id: str, attempt: int, expires_ms: int) -> Claim:
@@ -391,6 +435,7 @@ def _refused_claim(old: dict[str, Any] | None, step_id: str, attempt: int, expir
 
 
 class _ConditionFailed(Exception):
-    def __init__(self, old: dict[str, Any] | None) -> None:
+    def __init__(self, old: dict[str, Any] | None, *, retried: bool = False) -> None:
         super().__init__("condition failed")
         self.old = old
+        self.retried = retried  # botocore sent the request more than once: an earlier try may have applied

@@ -127,6 +127,38 @@ def is_job_id(value: str) -> bool:
     return bool(JOB_ID_PATTERN.fullmatch(value))
 
 
+def lease_owner(delivery: str, run: int, nonce: str) -> str:
+    """Who holds a step's lease: one run (``nonce``) of one try (``run``) of one message (``delivery``).
+
+    ``delivery`` is the Celery task id, which Celery's retries and SQS's redeliveries keep, and
+    ``run`` counts Celery's retries of it, so a lease taken by an earlier try of the same message
+    (whose claim was applied but answered with an error) is recognised as this message's own
+    (see ``owns_lease``). Zero-padded, so an earlier try's owner sorts below a later one's.
+    """
+    return f"{delivery}/{run:04d}/{nonce}"
+
+
+def earlier_tries_prefix(owner: str) -> tuple[str, str] | None:
+    """(the message's prefix, this try's prefix) of a ``lease_owner``; None for any other owner.
+
+    A lease whose owner starts with the first and sorts below the second was taken by an earlier
+    try of the same message: that try has ended (Celery sends a retry before the try returns).
+    """
+    delivery, sep, _nonce = owner.rpartition("/")
+    message, sep2, run = delivery.rpartition("/")
+    if not (sep and sep2 and message and len(run) == 4 and run.isdigit()):
+        return None
+    return f"{message}/", f"{delivery}/"
+
+
+def owns_lease(owner: str, held: str) -> bool:
+    """True when a lease held by ``held`` was taken by ``owner`` or by an earlier try of its message."""
+    if held == owner:
+        return True
+    prefixes = earlier_tries_prefix(owner)
+    return prefixes is not None and held.startswith(prefixes[0]) and held < prefixes[1]
+
+
 def step_id(job_id: str, step: str, attempt: int = 1) -> str:
     """The deterministic id under which a step of a job is recorded once per attempt.
 

@@ -21,7 +21,11 @@ class JobStore(Protocol):
     """Durable job items. Every state change and step record is one conditional write."""
 
     def create(self, job: Job) -> None:
-        """Write a new job item; JobExists, and nothing written, if the id is taken."""
+        """Write a new job item; JobExists, and nothing written, if the id is taken.
+
+        An item equal to ``job`` found there is this write's own (a retry of a put that was
+        applied but answered with an error): no JobExists then.
+        """
 
     def claim_step(
         self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
@@ -30,6 +34,8 @@ class JobStore(Protocol):
 
         Refused (and nothing written) when the step is recorded, its lease is held by a live run,
         the job ended, or it is in another attempt; the Claim says which, with the job as it stood.
+        A lease held by ``owner`` itself, or by an earlier try of its message (model.owns_lease),
+        is this run's own: the claim is granted, not refused as held.
         """
 
     def get(self, job_id: str) -> Job:

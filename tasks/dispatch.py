@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from celery import chain
 
 import pipeline
-from storage.errors import EnqueueFailed, GhostEngineError, IdempotencyKeyReused, JobExists
+from storage.errors import (
+    DependencyError,
+    EnqueueFailed,
+    GhostEngineError,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    JobExists,
+    JobNotFound,
+)
 from storage.model import (
     Job,
     JobError,
@@ -28,6 +38,12 @@ log = get_logger(__name__)
 
 # enqueue(job_id, request_id, *, steps=..., attempt=...): sends the job's chain.
 Enqueue = Callable[..., None]
+
+# How long a submission answered 503 keeps finding out whether its put was applied (~1 min).
+SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
+# A replay under an Idempotency-Key sends a job again when it is still queued with nothing
+# started this long after it was written: its first send may never have happened.
+RESEND_AFTER_SECONDS = 10
 
 
 def send_chain(
@@ -65,8 +81,9 @@ def submit_job(
 
     On a send failure the job ends failed, never stuck queued. With an
     idempotency key, a repeat of the same request returns the original job
-    (replayed=True) and sends nothing; another request under the key raises
-    IdempotencyKeyReused.
+    (replayed=True) and sends nothing — unless the original's send failed, and
+    then it is sent now, as the job's next attempt; another request under the
+    key raises IdempotencyKeyReused.
     """
     now = utc_now()
     # The fingerprint is of the request as sent, before a seed is chosen for it.
@@ -87,7 +104,7 @@ def submit_job(
     )
     try:
         # The item exists before any message: a worker never sees a job it cannot load.
-        jobs.create(job)
+        _create(jobs, job, lambda: enqueue(job.job_id, request_id))
     except JobExists:
         if idempotency_key is None:
             raise
@@ -96,6 +113,10 @@ def submit_job(
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used with a different request", details={"jobId": original.job_id}
             ) from None
+        if _never_sent(original):
+            return _send_again(jobs, original, request_id=request_id, enqueue=enqueue), True
+        if _maybe_unsent(original, now=time.time()):
+            return _resend(jobs, original, request_id=request_id, enqueue=enqueue), True
         log.info("job.replayed", jobId=original.job_id)
         return original, True
     _enqueue_or_fail(jobs, job.job_id, lambda: enqueue(job.job_id, request_id))
@@ -118,6 +139,9 @@ def retry_job(
     not run again; the steps of the new attempt get stepIds of their own.
     """
     job = jobs.get(job_id)
+    if _maybe_unsent(job, now=time.time()):
+        # The retry asked again of a retry whose write was applied but answered with an error.
+        return _resend(jobs, job, request_id=request_id, enqueue=enqueue)
     first = first_incomplete_step(job)
     steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
     attempt = job.attempt + 1
@@ -149,6 +173,96 @@ def first_incomplete_step(job: Job) -> str:
     """
     done = set(job.completed_steps())
     return next((step for step in pipeline.STEPS if step not in done), pipeline.STEPS[-1])
+
+
+def _create(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
+    """Write the job item; if the answer is an error, find out in the background whether it was written.
+
+    botocore's retry of a put that was applied but answered with an error is recognised by the
+    store (JobStore.create). An error that outlasts those retries goes to the client at once (a
+    503 within seconds), and a thread keeps looking (_settle_unanswered_put), so that an item
+    written after all is sent, never left queued with no message.
+    """
+    try:
+        jobs.create(job)
+    except DependencyError:
+        threading.Thread(
+            target=_settle_unanswered_put, args=(jobs, job, send), name=f"settle-{job.job_id}", daemon=True
+        ).start()
+        raise
+
+
+def _settle_unanswered_put(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
+    """Send ``job`` if its put, answered with an error, was applied after all; give up after SETTLE_PAUSES."""
+    for pause in SETTLE_PAUSES:
+        time.sleep(pause)
+        try:
+            stored = jobs.get(job.job_id)
+        except JobNotFound:
+            return  # not written: the 503 was the whole truth
+        except GhostEngineError:
+            continue  # the store is still down: look again
+        if stored.created_at != job.created_at or stored.state is not JobState.QUEUED or stored.steps or stored.leases:
+            return  # another submission's item (same key), or on its way already
+        try:
+            _enqueue_or_fail(jobs, job.job_id, send)
+            log.info("job.queued_after_error", jobId=job.job_id)
+        except GhostEngineError:
+            pass  # not sent: _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
+        return
+    log.error("job.put_unsettled", jobId=job.job_id)
+
+
+def _maybe_unsent(job: Job, *, now: float) -> bool:
+    """True for a job still queued, its attempt not started, RESEND_AFTER_SECONDS after it was queued.
+
+    The write that queued it (the submission's put, an operator's retry) may have been answered
+    with an error, so nothing was sent (and _settle_unanswered_put gave up). Sooner than that, its
+    message is most likely on its way.
+    """
+    if job.state is not JobState.QUEUED or job.leases or any(s.attempt == job.attempt for s in job.steps):
+        return False
+    queued_at = job.attempts[-1]["at"] if job.attempt > 1 and job.attempts else job.created_at
+    return now - datetime.fromisoformat(queued_at.replace("Z", "+00:00")).timestamp() > RESEND_AFTER_SECONDS
+
+
+def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
+    """Send the chain of a queued job's current attempt again. A second chain of one job is harmless
+    (each step is claimed and recorded once); a job queued with no message is not."""
+    first = job.attempts[-1]["fromStep"] if job.attempt > 1 and job.attempts else pipeline.STEPS[0]
+    steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
+    if job.attempt > 1:
+        send = lambda: enqueue(job.job_id, request_id, steps=steps, attempt=job.attempt)  # noqa: E731
+    else:
+        send = lambda: enqueue(job.job_id, request_id)  # noqa: E731
+    _enqueue_or_fail(jobs, job.job_id, send)
+    log.info("job.resent", jobId=job.job_id, attempt=job.attempt)
+    return job
+
+
+def _never_sent(job: Job) -> bool:
+    """True for a job whose first message could not be sent (its submission was answered 503)."""
+    return (
+        job.state is JobState.FAILED and job.error is not None and job.error.code == EnqueueFailed.code
+        and not job.steps
+    )
+
+
+def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
+    """The client's retry of a submission answered 503 (nothing sent): send the job, as a new attempt.
+
+    The key names the job, so the retry cannot make a second one; it makes the first one run.
+    Two such retries at once make one attempt: the loser's mark_retry is refused.
+    """
+    try:
+        job = retry_job(
+            jobs, job.job_id, reason="resubmitted under its Idempotency-Key after a failed send",
+            by="client", request_id=request_id, enqueue=enqueue,
+        )
+    except InvalidTransition:
+        return jobs.get(job.job_id)  # another retry of the submission sent it
+    log.info("job.resubmitted", jobId=job.job_id, attempt=job.attempt)
+    return job
 
 
 def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> None:

@@ -35,6 +35,7 @@ from storage.model import (
     RecordOutcome,
     StepEvent,
     StepStatus,
+    lease_owner,
     step_id,
     utc_now,
 )
@@ -72,14 +73,22 @@ class StepRun:
     retry_in: float = 0.0  # with RETRY: seconds until the other run's lease lapses
 
 
-def run_step(services: Services, job_id: str, step: str, attempt: int = 1) -> StepRun:
-    """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered."""
+def run_step(
+    services: Services, job_id: str, step: str, attempt: int = 1, *, delivery: str | None = None, run: int = 0
+) -> StepRun:
+    """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered.
+
+    ``delivery`` names the message (the Celery task id, kept by Celery's retries) and ``run`` its
+    try (Celery's retry count): a claim that was applied but answered with an error is then
+    recognised as this message's own by the retry of the write (botocore's, same owner) and by
+    the message's next try (Celery's), instead of being waited out as another run's lease.
+    """
     sid = step_id(job_id, step, attempt)
     claim = services.jobs.claim_step(
         job_id,
         sid,
         attempt=attempt,
-        owner=uuid.uuid4().hex,
+        owner=lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex),
         lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
     )
     if claim.outcome is ClaimOutcome.MISSING or claim.job is None:

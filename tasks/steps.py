@@ -125,7 +125,9 @@ def _send_in_time(task: Task, next_step, rest: list) -> None:
 def _make_step_task(step: str) -> StepTask:
     def run(self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1) -> None:
         try:
-            result = run_step(services(), job_id, step, attempt)
+            result = run_step(
+                services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0
+            )
         except DependencyUnavailable as exc:
             # Transient (throttled, unreachable): run again later, as a new message; after
             # max_retries the error reaches on_failure and fails the job. The waits add up to

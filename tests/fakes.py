@@ -33,6 +33,7 @@ from storage.model import (
     artifact_prefix,
     cancel_record,
     job_of_artifact,
+    owns_lease,
     sources_of,
     utc_now,
 )
@@ -77,12 +78,13 @@ class FakeJobStore:
                 return Claim(ClaimOutcome.DUPLICATE, job=job)
             now_ms = int(time.time() * 1000)
             held = self.leases.get((job_id, step_id))
-            if held and held[1] >= now_ms:
+            if held and held[1] >= now_ms and not owns_lease(owner, held[0]):
                 return Claim(ClaimOutcome.HELD, expires_at_ms=held[1], job=job)
             expires = now_ms + int(lease_seconds * 1000)
             self.leases[(job_id, step_id)] = (owner, expires)
             self.jobs[job_id] = replace(job, state=JobState.RUNNING, updated_at=utc_now())
-            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires, job=job, resumed=held is not None)
+            resumed = held is not None and held[0] != owner
+            return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires, job=job, resumed=resumed)
 
     def get(self, job_id: str) -> Job:
         self._check_up("get")
@@ -165,6 +167,8 @@ class FakeJobStore:
         self._check_up()
         with self._lock:
             job = self.get(job_id)
+            if job.attempts and job.attempts[-1] == attempt:
+                return attempt["attempt"]  # this very retry, written already
             if job.state is not JobState.FAILED or job.attempt != attempt["attempt"] - 1:
                 raise InvalidTransition(f"job is {job.state} (attempt {job.attempt})")
             if job.attempt >= MAX_ATTEMPTS:

@@ -1,0 +1,131 @@
+"""Jobs under faults (issue 13, points 4 and 5): the emulator, the fault proxy, real workers and gunicorn.
+
+Every AWS request of the API and the workers goes through the proxy. Each test prints its
+figures (jobs, faults by service and kind, latency p50/p99); docs/reliability.md records them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from tests.faults.load import check_outcome, direct_services, latency_figures, new_submissions, run_load
+
+pytestmark = pytest.mark.integration
+
+# Every service faulted, SQS too (the worker survives its faults: tasks/sqs_fanout.py).
+SERVICES = ("dynamodb", "s3", "sqs", "sns")
+
+
+def start(make_faulted_stack, *, workers: int = 1, concurrency: int = 2, step_limit: int = 10):
+    """A faulted stack whose SQS visibility timeout is ``step_limit`` + 5 s (production: 120 + 180 s).
+
+    The visibility timeout is what a lost ReceiveMessage answer costs (SQS hid the message, the
+    worker never saw it) and what a killed step waits, so the 60 s bounds hold for this timeout,
+    not for production's 300 s (docs/reliability.md, Faults). The step's limit is still longer
+    than a step takes when its few AWS calls meet faults and are retried (about 6 s a call at worst).
+    """
+    stack = make_faulted_stack(
+        {"STEP_TIME_LIMIT_SECONDS": str(step_limit), "VISIBILITY_TIMEOUT_SECONDS": str(step_limit + 5)}
+    )
+    for n in range(workers):
+        stack.start_worker(f"worker{n + 1}", concurrency=concurrency)
+    stack.start_api()
+    return stack
+
+
+def report(title: str, subs, answers, proxy, started: float) -> dict:
+    figures = latency_figures(subs)
+    print(
+        f"\n== {title}: {len(subs)} jobs in {time.monotonic() - started:.0f} s;"
+        f" latency p50 {figures['p50']:.1f} s, p99 {figures['p99']:.1f} s, max {figures['max']:.1f} s;"
+        f" API answers {dict(sorted(answers.codes.items()))}; POSTs {sum(s.posts for s in subs)}\n"
+        f"faults injected (requests per service, faults per kind):\n{proxy.report()}",
+        flush=True,
+    )
+    return figures
+
+
+def assert_all_well(stack, emulator, subs, answers) -> None:
+    assert not answers.bad, answers.bad[:5]
+    problems = check_outcome(subs, direct_services(stack.settings, emulator.emulator_url))
+    assert not problems, problems[:10]
+    assert not stack.exited(), f"exited: {stack.exited()}"
+
+
+def test_ten_percent_of_requests_faulted_every_job_done_once_within_60_s(make_faulted_stack, proxy, emulator):
+    stack = start(make_faulted_stack, workers=1, concurrency=2)
+    subs = new_submissions(16, tag="ten-")
+    proxy.set_faults(0.10, services=SERVICES)
+    started = time.monotonic()
+    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150, spread=6)
+    proxy.clear()
+    figures = report("10 % mixed faults", subs, answers, proxy, started)
+    assert_all_well(stack, emulator, subs, answers)
+    assert sum(proxy.faults.values()) > 20, "the proxy faulted too little to show anything"
+    assert all(sub.latency <= 60 for sub in subs), [round(sub.latency, 1) for sub in subs]
+    assert figures["max"] <= 60
+
+
+def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
+    # Through an outage a step may spend several calls' retries before it gives up: a roomier limit.
+    stack = start(make_faulted_stack, workers=1, concurrency=2, step_limit=20)
+    subs = new_submissions(20, tag="out-")
+    outage = 20
+    proxy.set_faults(0.20, services=SERVICES)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def outages() -> None:
+        # One service after the other, the 20 % faults on all of them throughout.
+        for service in SERVICES:
+            print(f"  outage of {service} for {outage} s", flush=True)
+            proxy.outage(service, outage)
+            if stop.wait(outage):
+                return
+        proxy.clear()
+
+    outages_thread = threading.Thread(target=outages, daemon=True)
+    outages_thread.start()
+    faults_end = started + len(SERVICES) * outage
+    answers = run_load(stack.api_url, subs, threads=5, deadline=faults_end + 90, spread=faults_end - started - 5)
+    stop.set()
+    outages_thread.join()
+    proxy.clear()
+    report(f"20 % faults and a {outage} s outage of each of {', '.join(SERVICES)}", subs, answers, proxy, started)
+    assert_all_well(stack, emulator, subs, answers)
+    late = [round(sub.done - faults_end, 1) for sub in subs if sub.done - max(faults_end, sub.submitted) > 60]
+    assert not late, f"done more than 60 s after the faults ended: {late}"
+
+
+def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
+    # A killed step is back 15 s later, so a job killed twice still ends within the 60 s.
+    stack = start(make_faulted_stack, workers=2, concurrency=1)
+    subs = new_submissions(10, tag="kill-")
+    proxy.set_faults(0.10, services=SERVICES)
+    started = time.monotonic()
+    stop = threading.Event()
+    kills: list[str] = []
+    chance = random.Random(5)
+
+    def killer() -> None:
+        while not stop.wait(chance.uniform(4, 9)):
+            name = chance.choice(["worker1", "worker2"])
+            stack.stop_process(name, kill=True)  # SIGKILL to its process group: mid-step, mid-request
+            kills.append(name)
+            stack.start_worker(name, concurrency=1)  # as ECS starts a replacement task
+
+    killing = threading.Thread(target=killer, daemon=True)
+    killing.start()
+    answers = run_load(stack.api_url, subs, threads=4, deadline=started + 150, spread=10)
+    stop.set()
+    killing.join()
+    proxy.clear()
+    report(f"10 % faults, {len(kills)} workers SIGKILLed", subs, answers, proxy, started)
+    assert kills, "no worker was killed"
+    assert_all_well(stack, emulator, subs, answers)
+    slow = [round(sub.latency, 1) for sub in subs if sub.latency > 60]
+    assert not slow, f"jobs done more than 60 s after submission: {slow}"

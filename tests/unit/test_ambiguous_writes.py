@@ -1,0 +1,252 @@
+"""Writes that were applied but answered with an error, then tried again: they end as if they had succeeded.
+
+The fake store applies a write and then raises DependencyUnavailable, as a store whose answer was
+a 500, a reset or a timeout that outlasted botocore's retries; the step's next try (Celery's retry
+of the same message: same task id, one more retry) or the client's next request must recognise
+the write as its own. How DynamoJobStore recognises a retry of the very same request is shown on
+the emulator, through the fault proxy (tests/faults/test_ambiguous_writes.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import pipeline
+from storage.errors import DependencyUnavailable, EnqueueFailed
+from storage.model import ClaimOutcome, JobState, lease_owner, owns_lease, step_id
+from tasks import dispatch, metrics
+from tasks.dispatch import retry_job, submit_job
+from tasks.runner import Next, run_step
+
+REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+FIRST, LAST = pipeline.STEPS[0], pipeline.STEPS[-1]
+
+
+@pytest.fixture(autouse=True)
+def _metrics_on_stdout():
+    """As the worker sets them up: the library's first emit fixes its sink for the whole process."""
+    metrics.configure("GhostEngineTest")
+
+
+class AppliedThenFails:
+    """Wrap one method of a store: the next ``times`` calls are applied, then raise DependencyUnavailable."""
+
+    def __init__(self, store, method: str, times: int = 1) -> None:
+        self.store, self.method, self.times = store, method, times
+        self.real = getattr(store, method)
+        setattr(store, method, self)
+
+    def __call__(self, *args, **kwargs):
+        result = self.real(*args, **kwargs)
+        if self.times > 0:
+            self.times -= 1
+            raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+        return result
+
+
+def new_job(services) -> str:
+    job, _ = submit_job(services.jobs, REQUEST, ttl_days=1, enqueue=lambda *a, **k: None)
+    return job.job_id
+
+
+def run_delivery(services, job_id: str, step: str, delivery: str):
+    """One message's tries, as Celery runs them: retried (same task id, retries + 1) on DependencyUnavailable."""
+    for run in range(6):
+        try:
+            return run_step(services, job_id, step, delivery=delivery, run=run)
+        except DependencyUnavailable:
+            continue
+    raise AssertionError("the step never succeeded")
+
+
+# --- the lease owner ---------------------------------------------------------------
+
+
+def test_a_lease_is_its_owners_and_its_messages_earlier_tries_and_nobody_elses():
+    mine = lease_owner("task-1", 2, "n2")
+    assert owns_lease(mine, mine)
+    assert owns_lease(mine, lease_owner("task-1", 0, "n0")) and owns_lease(mine, lease_owner("task-1", 1, "x"))
+    # The same try under another nonce: a duplicate delivery of the same message, running now.
+    assert not owns_lease(mine, lease_owner("task-1", 2, "other"))
+    assert not owns_lease(mine, lease_owner("task-1", 3, "later"))
+    assert not owns_lease(mine, lease_owner("task-10", 0, "n"))  # a prefix of the id is another message
+    assert not owns_lease(mine, "f" * 32) and not owns_lease("f" * 32, mine)  # owners of another shape
+    assert owns_lease(lease_owner("t", 10, "a"), lease_owner("t", 9, "b"))  # numbers, not text
+
+
+# --- the claim -------------------------------------------------------------------------
+
+
+def test_a_claim_applied_but_answered_with_an_error_is_the_next_trys_own(services):
+    job_id = new_job(services)
+    AppliedThenFails(services.jobs, "claim_step")
+    with pytest.raises(DependencyUnavailable):
+        run_step(services, job_id, FIRST, delivery="task-1", run=0)
+    started = time.monotonic()
+    result = run_step(services, job_id, FIRST, delivery="task-1", run=1)
+    # Not "held, retry in 15 s": the lease its first try took is its own.
+    assert (result.next, result.outcome) == (Next.CONTINUE, "recorded")
+    assert time.monotonic() - started < 5
+    assert services.jobs.get(job_id).step_ids == {step_id(job_id, FIRST)}
+
+
+def test_a_lease_taken_by_another_message_is_still_waited_out(services):
+    job_id = new_job(services)
+    AppliedThenFails(services.jobs, "claim_step")
+    with pytest.raises(DependencyUnavailable):
+        run_step(services, job_id, FIRST, delivery="task-1", run=0)
+    other = run_step(services, job_id, FIRST, delivery="task-2", run=1)
+    assert (other.next, other.outcome) == (Next.RETRY, "held") and other.retry_in > 5
+    # And a duplicate delivery of the same message at the same try (SQS delivers twice) too.
+    twin = run_step(services, job_id, FIRST, delivery="task-1", run=0)
+    assert (twin.next, twin.outcome) == (Next.RETRY, "held")
+
+
+def test_a_claim_taken_over_from_an_earlier_try_counts_as_resumed(services):
+    job_id = new_job(services)
+    sid = step_id(job_id, FIRST)
+    services.jobs.claim_step(job_id, sid, attempt=1, owner=lease_owner("t", 0, "a"), lease_seconds=60)
+    claim = services.jobs.claim_step(job_id, sid, attempt=1, owner=lease_owner("t", 1, "b"), lease_seconds=60)
+    assert claim.outcome is ClaimOutcome.CLAIMED and claim.resumed
+    again = services.jobs.claim_step(job_id, sid, attempt=1, owner=lease_owner("t", 1, "b"), lease_seconds=60)
+    assert again.outcome is ClaimOutcome.CLAIMED and not again.resumed  # its own write, retried
+
+
+# --- the record, the end of the job ---------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [FIRST, pipeline.STEPS[2], LAST])
+def test_a_record_applied_but_answered_with_an_error_leaves_one_record_and_the_chain_moving(services, step):
+    job_id = new_job(services)
+    for earlier in pipeline.STEPS[: pipeline.STEPS.index(step)]:
+        run_step(services, job_id, earlier, delivery=f"task-{earlier}")
+    AppliedThenFails(services.jobs, "record_step")
+    result = run_delivery(services, job_id, step, f"task-{step}")
+    assert result.next is (Next.STOP if step == LAST else Next.CONTINUE)
+    for later in pipeline.STEPS[pipeline.STEPS.index(step) + 1 :]:
+        run_step(services, job_id, later, delivery=f"task-{later}")
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE
+    assert [s.name for s in job.steps] == list(pipeline.STEPS)  # each once
+
+
+def test_a_done_job_whose_last_record_was_ambiguous_has_the_same_artifacts(services):
+    reference = new_job(services)
+    for step in pipeline.STEPS:
+        run_step(services, reference, step)
+    job_id = new_job(services)
+    for step in pipeline.STEPS[:-1]:
+        run_step(services, job_id, step)
+    AppliedThenFails(services.jobs, "record_step")
+    run_delivery(services, job_id, LAST, "task-last")
+    blobs = services.artifacts.blobs
+
+    def artifacts(of: str) -> dict:
+        prefix = f"jobs/{of}/"
+        return {k[len(prefix):]: v.replace(of.encode(), b"ID") for k, v in blobs.items() if k.startswith(prefix)}
+
+    assert artifacts(job_id) == artifacts(reference)
+
+
+# --- the submission -------------------------------------------------------------------
+
+
+def settle(monkeypatch, pauses=(0.0,)) -> None:
+    monkeypatch.setattr(dispatch, "SETTLE_PAUSES", pauses)
+
+
+def settled() -> None:
+    """Wait for the submissions' background looks at their unanswered puts."""
+    for thread in threading.enumerate():
+        if thread.name.startswith("settle-"):
+            thread.join(5)
+
+
+def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
+    settle(monkeypatch)
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
+    AppliedThenFails(services.jobs, "create")
+    with pytest.raises(DependencyUnavailable):  # the client sees 503 at once
+        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
+    settled()
+    (written,) = services.jobs.jobs.values()
+    assert written.state is JobState.QUEUED and sent == [written.job_id]  # not left queued with no message
+    job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
+    assert replayed and job.job_id == written.job_id and sent == [written.job_id]  # the retry sends nothing more
+
+
+def test_a_put_that_was_not_applied_sends_nothing_later(services, monkeypatch):
+    settle(monkeypatch, (0.0, 0.0))
+    sent: list = []
+    services.jobs.down = True
+    with pytest.raises(DependencyUnavailable):
+        submit_job(services.jobs, REQUEST, ttl_days=1, enqueue=lambda job_id, request_id: sent.append(job_id))
+    services.jobs.down = False
+    settled()
+    assert sent == [] and services.jobs.jobs == {}
+
+
+def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(services):
+    sent: list = []
+    failing = [True]
+
+    def enqueue(job_id, request_id, **kw):
+        if failing.pop() if failing else False:
+            raise RuntimeError("sqs down")
+        sent.append((job_id, kw))
+
+    with pytest.raises(EnqueueFailed):
+        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    (failed,) = services.jobs.jobs.values()
+    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code
+    job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    again, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    assert replayed and job.job_id == again.job_id == failed.job_id and len(services.jobs.jobs) == 1
+    assert job.state is JobState.QUEUED and job.attempt == 2
+    assert sent == [(job.job_id, {"steps": pipeline.STEPS, "attempt": 2})]  # one send, for two retries
+
+
+def test_an_unsent_queued_job_is_sent_by_a_replay_once_it_cannot_be_on_its_way(services, monkeypatch):
+    settle(monkeypatch, ())  # the background look gave up
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
+    AppliedThenFails(services.jobs, "create")
+    with pytest.raises(DependencyUnavailable):
+        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    settled()
+    (job,) = services.jobs.jobs.values()
+    assert job.state is JobState.QUEUED and sent == []
+    submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    assert sent == []  # within RESEND_AFTER_SECONDS its message may still be on its way
+    later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
+    monkeypatch.setattr(dispatch.time, "time", lambda: later)
+    replay, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    assert replayed and replay.job_id == job.job_id and sent == [job.job_id]
+
+
+def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked_again(services, monkeypatch):
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731
+    job_id = new_job(services)
+    services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
+    AppliedThenFails(services.jobs, "mark_retry")
+    with pytest.raises(DependencyUnavailable):
+        retry_job(services.jobs, job_id, reason="r", by="op", enqueue=enqueue)
+    assert services.jobs.get(job_id).state is JobState.QUEUED and sent == []
+    later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
+    monkeypatch.setattr(dispatch.time, "time", lambda: later)
+    job = retry_job(services.jobs, job_id, reason="r", by="op", enqueue=enqueue)
+    assert job.attempt == 2 and len(job.attempts) == 1  # no third attempt
+    assert sent == [{"steps": pipeline.STEPS, "attempt": 2}]
+
+
+def test_a_503_tells_the_client_when_to_try_again(client, services, monkeypatch):
+    settle(monkeypatch, ())
+    services.jobs.down = True
+    response = client.post("/generate-scene", json={"prompt": "a hall"}, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
