@@ -37,7 +37,7 @@ broker_transport_options = {
     "client-config": {
         "connect_timeout": _settings.aws_timeout_seconds,
         "read_timeout": _settings.aws_timeout_seconds,
-        "retries": {"max_attempts": _settings.aws_max_attempts, "mode": "standard"},
+        "retries": {"total_max_attempts": _settings.aws_max_attempts, "mode": "standard"},
     },
     # Only control queues are ever made by a process; an event or reply older than a minute
     # is worthless, and a queue left by a killed process then holds a minute of messages at most.

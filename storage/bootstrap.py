@@ -30,7 +30,7 @@ def aws_client(settings: Settings, service: str) -> Any:
         region_name=settings.region,
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds,
-        retries={"max_attempts": settings.aws_max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
         # Virtual-host addressing would put the bucket in the emulator's hostname.
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
         # SigV4 presigned URLs (X-Amz-Expires), as every current region requires.

@@ -155,7 +155,7 @@ class Settings:
             internal_token=read("INTERNAL_TOKEN", str, "") or None,
             fault_drills=fault_drills,
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
-            aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 2, low=1, high=10),
+            aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 3, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
             # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.

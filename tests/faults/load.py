@@ -148,7 +148,7 @@ def run_load(api_url: str, subs: list[Submission], *, threads: int, deadline: fl
 def direct_services(settings: Settings, emulator_url: str) -> Services:
     """The stack's stores, reached straight at the emulator: what is stored, unfaulted."""
     return build_services(
-        dataclasses.replace(settings, aws_endpoint_url=emulator_url, aws_timeout_seconds=10, aws_max_attempts=2)
+        dataclasses.replace(settings, aws_endpoint_url=emulator_url, aws_timeout_seconds=10, aws_max_attempts=3)
     )
 
 

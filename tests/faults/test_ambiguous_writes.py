@@ -49,7 +49,7 @@ def module_services(emulator_and_proxy):
         jobs_table_name=f"jobs-{suffix}",
         artifacts_bucket=f"artifacts-{suffix}",
         aws_timeout_seconds=1.0,
-        aws_max_attempts=2,
+        aws_max_attempts=3,
     )
     create_jobs_table(aws_client(emulator.settings, "dynamodb"), settings.jobs_table_name)
     _create_bucket(aws_client(emulator.settings, "s3"), settings.artifacts_bucket, settings.region)
@@ -114,7 +114,7 @@ def test_a_claim_whose_retries_ran_out_is_the_next_trys_own_and_nobody_elses(ser
     job = queued_job()
     services.jobs.create(job)
     sid = step_id(job.job_id, pipeline.STEPS[0])
-    # Every one of botocore's tries (retries={"max_attempts": 2} is two retries after the first).
+    # Every one of botocore's tries (AWS_MAX_ATTEMPTS = 3: the first and two retries).
     fault = proxy.script("dynamodb", "UpdateItem", "applied_500", times=3)
     with pytest.raises(DependencyUnavailable):
         services.jobs.claim_step(job.job_id, sid, attempt=1, owner=lease_owner("t", 0, "a"), lease_seconds=60)

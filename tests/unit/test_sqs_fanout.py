@@ -84,8 +84,8 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
         ours = aws_client(Settings.from_env(), "sqs").meta.config
         for client in (channel.sqs(), channel.fanout.get_client()):
             kombus = client.meta.config
-            # botocore reads max_attempts as retries after the first try: 4 -> 5 tries in all.
-            assert kombus.retries == ours.retries == {"total_max_attempts": 5, "mode": "standard"}
+            # AWS_MAX_ATTEMPTS counts every try, the first included, as in the AWS SDKs: 4 tries.
+            assert kombus.retries == ours.retries == {"total_max_attempts": 4, "mode": "standard"}
             assert kombus.connect_timeout == kombus.read_timeout == ours.read_timeout == 2.5
         # But a blocking long poll (Flower's events, `celery inspect`) must outlast SQS's 20 s.
         long_poll = sqs_faults.long_poll_client(channel).meta.config
