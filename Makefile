@@ -47,7 +47,7 @@ unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest tests/unit
 
 integration: $(VENV)/.dev-installed $(NODE_STAMP)
-	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(BIN)/python -m pytest tests/integration tests/e2e tests/browser
 
 # deploy/terraform run for real (docs/deploy.md, "Checks"); `make test` runs it too.
 deploy-check: $(VENV)/.dev-installed

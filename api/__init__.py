@@ -11,6 +11,7 @@ from flask import Flask, g, jsonify, request
 from api.errors import register_error_handlers
 from api.openapi import build_spec
 from api import internal, routes
+from api.console import register_console
 from storage.bootstrap import Services, build_services
 from tasks import logs, metrics
 from tasks.dispatch import Enqueue, send_chain
@@ -36,6 +37,7 @@ def create_app(services: Services | None = None, enqueue: Enqueue | None = None)
     app.register_blueprint(routes.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(internal.operators)
+    register_console(app)
     register_error_handlers(app)
     app.before_request(_start_request)
     app.after_request(_finish_request)

@@ -317,6 +317,7 @@ def main() -> int:
         print(
             "\nghost-engine local stack is up\n"
             f"  API           {stack.api_url}   (try: curl {stack.api_url}/healthz)\n"
+            f"  Console       {stack.api_url}/console/\n"
             f"  OpenAPI       {stack.api_url}/openapi.json\n"
             f"  Flower        {stack.flower_url}   (user:password {stack.env['FLOWER_BASIC_AUTH']})\n"
             f"  AWS emulator  {stack.emulator_url}   (its log: .local-stack/emulator.log)\n"
