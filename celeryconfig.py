@@ -4,7 +4,6 @@ Each setting says why it is what it is: the job item in DynamoDB is the only
 source of truth, and SQS delivers at least once.
 """
 
-from storage.errors import DependencyUnavailable
 from storage.settings import Settings
 
 _settings = Settings.from_env()
@@ -33,6 +32,13 @@ broker_transport_options = {
     "control_prefix": _settings.control_prefix,
     # Each control queue's heartbeat tag; tasks/control_sweep.py deletes the silent ones.
     "control_heartbeat_seconds": _settings.control_heartbeat_seconds,
+    # kombu's own boto3 clients (SendMessage, DeleteMessage, ChangeMessageVisibility, SNS) retry
+    # as the project's do (storage/bootstrap.py: aws_client), not in botocore's legacy mode.
+    "client-config": {
+        "connect_timeout": _settings.aws_timeout_seconds,
+        "read_timeout": _settings.aws_timeout_seconds,
+        "retries": {"max_attempts": _settings.aws_max_attempts, "mode": "standard"},
+    },
     # Only control queues are ever made by a process; an event or reply older than a minute
     # is worthless, and a queue left by a killed process then holds a minute of messages at most.
     "sqs-creation-attributes": {"MessageRetentionPeriod": "60"},
@@ -82,14 +88,15 @@ worker_send_task_events = False
 # Producers send no task-sent event: a submission must never depend on SNS being up.
 task_send_sent_event = False
 
-# Transient AWS errors (throttling, timeouts, a dependency down) are retried with
-# exponential backoff and jitter; anything else fails the job at once.
+# Transient AWS errors (DependencyUnavailable: throttling, timeouts, a dependency down) are
+# retried by the step task (tasks/steps.py): waits of 1, 2, 4, 8, 10, 10... s, each drawn from
+# its upper half (tasks/backoff.py), so 8 retries wait 27.5 s at least and 55 s at most: a 20 s
+# outage of any service is ridden out (docs/reliability.md, "Retry budgets"). Anything else
+# fails the job at once.
 step_retry_policy = {
-    "autoretry_for": (DependencyUnavailable,),
     "retry_backoff": 1,
-    "retry_backoff_max": 30,
-    "retry_jitter": True,
-    "max_retries": 5,
+    "retry_backoff_max": 10,
+    "max_retries": 8,
 }
 
 include = ["tasks.steps"]

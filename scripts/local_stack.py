@@ -60,14 +60,26 @@ def port_free(port: int) -> bool:
 
 
 def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    """Signal a process started in its own session and its children; SIGKILL them after ``timeout``."""
+    """Signal a process started in its own session; SIGKILL it and its children after ``timeout``.
+
+    A graceful signal goes to the leader alone: a Celery worker's warm shutdown lets its pool's
+    processes finish their steps, which a signal to the whole group would kill mid-step
+    (WorkerLostError, with a traceback); gunicorn's master stops its own workers likewise.
+    """
     if proc is None or proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, sig)
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
         proc.wait(5)
     except ProcessLookupError:
         pass

@@ -40,6 +40,39 @@ Why each override exists:
   * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
     liveness signal (tasks/liveness.py).
 
+kombu 5.7 defects that stop or kill a worker when SQS answers badly, and the overrides that
+keep it polling (the unit tests in tests/unit/test_sqs_faults.py fail on kombu's own Channel).
+The worker's receives run through kombu's async pycurl client (``AsyncSQSConnection``), which
+botocore's retries never see; every failure below is logged once at WARNING (``sqs.*_failed``,
+with the queue and the error), and the queue is polled again after a jittered, capped back-off
+(``RECEIVE_BACKOFF_*``). The worker's liveness check plays no part in any of it.
+  * A 5xx, 408 or 504 answer, a reset connection or a client timeout (pycurl's 599) to
+    ReceiveMessage: ``AsyncAWSQueryConnection._on_list_ready`` returns ``[]``, and
+    ``Channel._on_messages_ready`` calls ``[].get('Messages')``: AttributeError in the hub
+    ("Error in timer", or "Unrecoverable error" and the worker exits), and the queue's poll
+    loop, a chain of callbacks, is broken. Any other non-200 (a throttling 400, a 403) raises a
+    bare ``Exception`` at the same place. ``asynsqs`` makes ``FaultTolerantAsyncSQS``, whose
+    non-200 answers raise ``SQSAnswerError`` (operation, status, AWS error code) instead, and
+    ``_get_async`` gives the receive an error callback (``_receive_failed``), so no answer, and
+    no exception while handling one, reaches the hub.
+  * An exception while starting a receive (a queue URL lookup that fails) escapes the
+    ``_schedule_queue`` timer: "Error in timer", and the queue is never polled again.
+    ``_schedule_queue`` catches it and backs off.
+  * A receive that completes after its channel was closed (the worker stopping; a long poll
+    of a control queue is still out) reads ``self.connection``, now None: "Error in timer:
+    AttributeError("'NoneType' object has no attribute 'client'")" at every clean stop.
+    ``_on_messages_ready`` makes the received messages visible again instead, and
+    ``_schedule_queue`` / ``_loop1`` do nothing on a closed channel.
+  * kombu deletes a no-ack queue's messages (events, replies) with the async client and no
+    error callback: a failed DeleteMessage raises in the hub. ``_delete_message`` logs it.
+  * ``basic_ack`` (DeleteMessage with boto3, once a step ran) drops a ClientError without a
+    word, and re-raises a connection error for Celery to log as CRITICAL with a traceback.
+    Either way SQS delivers the message again after its visibility timeout (harmless: the
+    step is recorded once); the override says so once, at WARNING, and raises nothing.
+  SendMessage and ChangeMessageVisibility go through boto3 (kombu's ``_put``, Celery's chain
+  hand-on and ``retry`` in the pool's processes): botocore retries them under the project's
+  ``client-config`` (celeryconfig.py), and a failure reaches the task, not the hub.
+
 A process killed with SIGKILL leaves its control queues (and their SNS subscriptions) behind:
 small (retention is 60 s), but each subscription still costs a delivery per event. So every
 control queue a process makes carries a heartbeat tag (``HEARTBEAT_TAG``, epoch seconds),
@@ -54,19 +87,74 @@ import os
 import threading
 import time
 
+from botocore.response import get_response
+from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
+from vine import ensure_promise, promise
 
-from tasks import liveness
+from tasks import backoff, liveness
+from tasks.logs import get_logger
+
+log = get_logger(__name__)
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
 REPLY_WAIT_SECONDS = 1
 HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last sign of life
+# After a failed receive a queue is polled again in RECEIVE_BACKOFF_SECONDS, doubling with each
+# failure in a row up to RECEIVE_BACKOFF_MAX_SECONDS, each wait drawn from its upper half
+# (tasks/backoff.py), so workers do not poll a recovering SQS in step. See docs/reliability.md.
+RECEIVE_BACKOFF_SECONDS = 0.5
+RECEIVE_BACKOFF_MAX_SECONDS = 5.0
 
 # Control queues made by this process: URL -> (pid, channel). The pid keeps a forked pool
 # child, which inherits this dict, from deleting its parent's queues at its own exit.
 _made: dict[str, tuple[int, SQS.Channel]] = {}
+
+
+class SQSAnswerError(Exception):
+    """SQS answered a request of kombu's async client with something other than 200."""
+
+    def __init__(self, operation: str, status: int, detail: str) -> None:
+        super().__init__(f"{operation}: HTTP {status} {detail}".strip())
+        self.operation, self.status, self.detail = operation, status, detail
+
+
+class FaultTolerantAsyncSQS(AsyncSQSConnection):
+    """kombu's async SQS client, raising ``SQSAnswerError`` for every answer that is not a 200.
+
+    kombu turns a 5xx, a timeout or a reset into ``[]`` (which its caller cannot read) and any
+    other status into a bare ``Exception``; this names the operation, the status and AWS's
+    error code (or the transport error), and leaves the caller's error callback to handle it.
+    """
+
+    def _on_list_ready(self, parent, markers, operation, response):
+        self._raise_unless_ok(operation, response)
+        return super()._on_list_ready(parent, markers, operation, response)
+
+    def _on_obj_ready(self, parent, operation, response):
+        self._raise_unless_ok(operation, response)
+        return super()._on_obj_ready(parent, operation, response)
+
+    def _on_status_ready(self, parent, operation, response):
+        self._raise_unless_ok(operation, response)
+        return super()._on_status_ready(parent, operation, response)
+
+    def _raise_unless_ok(self, operation: str, response) -> None:
+        if response.status == self.STATUS_CODE_OK:
+            return
+        raise SQSAnswerError(operation, response.status, self._detail(operation, response))
+
+    def _detail(self, operation: str, response) -> str:
+        if response.response.error is not None and not response.response.body:
+            return str(response.reason)  # no answer: reset, refused, timed out (pycurl's 599)
+        try:
+            model = self.sqs_connection.meta.service_model.operation_model(operation)
+            error = get_response(model, response.response)[1].get("Error", {})
+        except Exception:  # noqa: BLE001 - a body botocore cannot parse is a detail too
+            error = {}
+        return error.get("Code") or repr(bytes(response.read() or b"")[:80])
 
 
 class Channel(SQS.Channel):
@@ -122,13 +210,97 @@ class Channel(SQS.Channel):
         pass  # keep the reply queue for the next call; deleted at exit
 
     def _delete_message(self, queue_name, message):
-        if self.hub:
-            return super()._delete_message(queue_name, message)
-        self.sqs(queue=queue_name).delete_message(
-            QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
+        if not self.hub:
+            self.sqs(queue=queue_name).delete_message(
+                QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
+            )
+            return
+        # A failed delete of an event or a reply costs a duplicate at most: say so, never raise.
+        failed = promise(_warn_failed, ("DeleteMessage", queue_name, "it may be received again"))
+        try:
+            self.asynsqs(queue=queue_name).delete_message(
+                self._new_queue(queue_name), message["ReceiptHandle"], callback=promise(on_error=failed)
+            )
+        except Exception as exc:  # noqa: BLE001 - anything raised here would reach the hub
+            failed(exc)
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        try:
+            info = self.qos.get(delivery_tag).delivery_info
+            url, handle = info["sqs_queue"], info["sqs_message"]["ReceiptHandle"]
+        except KeyError:
+            return super().basic_ack(delivery_tag, multiple)
+        try:
+            self.sqs().delete_message(QueueUrl=url, ReceiptHandle=handle)
+        except Exception as exc:  # noqa: BLE001 - the message comes back; the step is recorded once
+            _warn_failed("DeleteMessage", _delivery_queue(self, delivery_tag), "SQS delivers it again", exc)
+        finally:
+            self.qos.ack(delivery_tag)  # release the prefetch slot whatever SQS answered
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        try:
+            super().basic_reject(delivery_tag, requeue)
+        except Exception as exc:  # noqa: BLE001 - raised in the hub's result handler, it would stop the worker
+            # kombu requeues with ChangeMessageVisibility and releases the slot only once that
+            # succeeded. Unchanged, the message comes back after its visibility timeout.
+            operation = "ChangeMessageVisibility" if requeue else "DeleteMessage"
+            _warn_failed(operation, _delivery_queue(self, delivery_tag), "SQS delivers it again later", exc)
+            self.qos.ack(delivery_tag)
+
+    def asynsqs(self, queue=None):
+        if self.predefined_queues:  # not used by ghost-engine (see job_queues)
+            return super().asynsqs(queue)
+        if self._asynsqs is None:
+            attributes = self.get_message_attributes
+            self._asynsqs = FaultTolerantAsyncSQS(
+                sqs_connection=self.sqs(),
+                region=self.region,
+                message_system_attribute_names=attributes.get("MessageSystemAttributeNames"),
+                message_attribute_names=attributes.get("MessageAttributeNames"),
+            )
+        return self._asynsqs
+
+    def _schedule_queue(self, queue):
+        if self.connection is None:
+            return  # closed: the worker is stopping
+        try:
+            return super()._schedule_queue(queue)
+        except Exception as exc:  # noqa: BLE001 - raised into the hub, it would end this queue's polling
+            _receive_failed(self, queue, exc)
+
+    def _loop1(self, queue, messages_fetched=None):
+        if self.connection is not None:
+            super()._loop1(queue, messages_fetched)
+
+    def _get_async(self, queue, count=1, callback=None):
+        callback = ensure_promise(callback)
+        q_url = self._new_queue(queue)
+        qname = self.canonical_queue_name(queue)
+
+        def ready(answer):
+            received = self._on_messages_ready(q_url, queue, answer)
+            if received is None:
+                return  # the channel closed meanwhile
+            self._receive_failures.pop(queue, None)
+            callback(received)
+
+        answer = promise(ready, on_error=promise(_receive_failed, (self, queue)))
+        return self._get_from_sqs(
+            queue_name=qname, queue_url=q_url, count=count, connection=self.asynsqs(queue=qname), callback=answer
         )
 
+    @property
+    def _receive_failures(self) -> dict[str, int]:
+        """Failed receives in a row, per queue."""
+        return self.__dict__.setdefault("_receive_failures_by_queue", {})
+
     def _on_messages_ready(self, queue, qname, messages):
+        if self.connection is None:
+            # Received after the channel closed (a stop): hand the messages straight back.
+            _release(self._sqs, queue, messages)
+            return None
+        if not isinstance(messages, dict):
+            raise SQSAnswerError("ReceiveMessage", 200, f"unreadable answer {messages!r:.80}")
         if qname in self.job_queues:
             liveness.note_receive()  # the consumer still polls the job queue (tasks/liveness.py)
         return super()._on_messages_ready(queue, qname, messages)
@@ -137,6 +309,51 @@ class Channel(SQS.Channel):
         if queue.endswith(REPLY_EXCHANGE):
             wait_time_seconds = REPLY_WAIT_SECONDS
         return super()._receive_message(queue, max_number_of_messages, wait_time_seconds)
+
+
+def _receive_failed(channel: Channel, queue: str, exc: BaseException) -> None:
+    """Log a failed receive of ``channel`` once, and poll the queue again after a jittered, capped back-off."""
+    if channel.connection is None:
+        return
+    failures = channel._receive_failures[queue] = channel._receive_failures.get(queue, 0) + 1
+    delay = backoff.wait(failures, RECEIVE_BACKOFF_SECONDS, RECEIVE_BACKOFF_MAX_SECONDS)
+    if queue in channel.job_queues:
+        liveness.note_receive()  # the consumer still polls; SQS is what fails
+    log.warning(
+        "sqs.receive_failed", queue=queue, error=_describe(exc), failuresInARow=failures, retryIn=round(delay, 2)
+    )
+    channel.hub.call_later(delay, channel._schedule_queue, queue)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SQSAnswerError) else f"{type(exc).__name__}: {exc}"
+
+
+def _warn_failed(operation: str, queue: str, consequence: str, exc: BaseException) -> None:
+    log.warning("sqs.call_failed", operation=operation, queue=queue, error=_describe(exc), consequence=consequence)
+
+
+def _delivery_queue(channel: Channel, delivery_tag) -> str:
+    """The queue a delivered message came from, for a log line."""
+    try:
+        info = channel.qos.get(delivery_tag).delivery_info
+    except KeyError:
+        return "?"
+    return info.get("routing_key") or info.get("sqs_queue") or "?"
+
+
+def _release(client, queue_url: str, answer) -> None:
+    """Make the messages of a receive that arrived too late visible again (best effort)."""
+    messages = answer.get("Messages") if isinstance(answer, dict) else None
+    if not messages or client is None:
+        return
+    for message in messages:
+        try:
+            client.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        except Exception:  # noqa: BLE001 - the visibility timeout returns it anyway, later
+            log.info("sqs.release_failed", queue=queue_url)
 
 
 class Transport(SQS.Transport):

@@ -1,17 +1,28 @@
-"""The Celery tasks: one per pipeline step, each a thin shell around runner.run_step."""
+"""The Celery tasks: one per pipeline step, each a thin shell around runner.run_step.
+
+A step hands the chain on itself, in its body (``hand_on``), rather than leaving the next
+message to Celery: Celery sends it after the body has returned (``celery/app/trace.py``,
+``_dispatch_callbacks_and_chain``), and a send that fails there is the task's failure — its
+``on_failure`` would fail a job whose step was just recorded, and the message be acked, taking
+the rest of the chain with it. Here a send that fails is tried again for ``HAND_ON_SECONDS``,
+then the message is rejected with requeue: not acked, SQS delivers it again, the redelivery
+finds the step recorded and hands on. The job is never left ``running`` with no message.
+"""
 
 from __future__ import annotations
 
 import functools
+import time
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.canvas import signature
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 import pipeline
 from storage.bootstrap import Services, build_services
-from storage.errors import DependencyError, GhostEngineError
+from storage.errors import DependencyError, DependencyUnavailable, GhostEngineError
 from storage.model import JobError
-from tasks import app, logs, metrics
+from tasks import app, backoff, logs, metrics
 from tasks.runner import FaultDrill, Next, fail_job, run_step
 
 log = logs.get_logger(__name__)
@@ -19,6 +30,11 @@ log = logs.get_logger(__name__)
 # How often a delivery may find its step leased to another run before giving up
 # (each wait lasts until that lease lapses, so a few suffice).
 LEASE_RETRIES = 10
+# How long a step keeps trying to send the next step's message before it leaves its own
+# message to be delivered again: longer than a 20 s SQS outage (docs/reliability.md).
+HAND_ON_SECONDS = 30.0
+HAND_ON_BACKOFF_SECONDS = 0.5  # the first wait; then doubling, up to HAND_ON_BACKOFF_MAX_SECONDS
+HAND_ON_BACKOFF_MAX_SECONDS = 5.0
 
 
 @functools.cache
@@ -68,17 +84,54 @@ class StepTask(Task):
             raise
 
 
+def hand_on(task: Task) -> None:
+    """Send the chain's next step; if it cannot be sent, reject this message for redelivery."""
+    chain = task.request.chain
+    if not chain:
+        return
+    next_step = signature(chain[-1], app=task.app)
+    deadline = time.monotonic() + HAND_ON_SECONDS
+    failures = 0
+    while True:
+        try:
+            # As Celery's trace would send it (its args are immutable: nothing is passed on).
+            next_step.apply_async(
+                chain=chain[:-1], parent_id=task.request.id, root_id=task.request.root_id or task.request.id
+            )
+            break
+        except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the step is recorded
+            failures += 1
+            wait = backoff.wait(failures, HAND_ON_BACKOFF_SECONDS, HAND_ON_BACKOFF_MAX_SECONDS)
+            error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + wait > deadline:
+                log.warning("step.hand_on_failed", next=next_step.name, error=error, tries=failures)
+                # Not acked: SQS delivers this message again, and its run hands on.
+                raise Reject(exc, requeue=True) from exc
+            log.warning("step.hand_on_retry", next=next_step.name, error=error, retryIn=round(wait, 2))
+            time.sleep(wait)
+    task.request.chain = None  # sent: Celery's trace must not send it again
+
+
 def _make_step_task(step: str) -> StepTask:
     def run(self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1) -> None:
-        result = run_step(
-            services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0
-        )
+        try:
+            result = run_step(
+                services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0
+            )
+        except DependencyUnavailable as exc:
+            # Transient (throttled, unreachable): run again later, as a new message; after
+            # max_retries the error reaches on_failure and fails the job. The waits add up to
+            # a known least time (tasks/backoff.py; the sums are in docs/reliability.md).
+            wait = backoff.wait(self.request.retries + 1, self.retry_backoff, self.retry_backoff_max)
+            raise self.retry(exc=exc, countdown=wait) from exc
         if result.next is Next.RETRY:
             # A new message with the same chain; this one is acked.
             raise self.retry(countdown=result.retry_in, max_retries=LEASE_RETRIES)
         if result.next is Next.STOP:
             # Ends the chain here: the job is terminal or gone, or the chain already moved on.
             self.request.chain = None
+        else:
+            hand_on(self)
 
     run.__name__ = step
     run.__doc__ = f"Run the {step} step of a job."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 from kombu.transport.SQS.SNS import SNS
 
@@ -31,6 +32,22 @@ RELIED_ON = {
     (SQS.Channel, "sqs"): ("self", "queue"),
     (SQS.Channel, "entity_name"): ("self", "name", "table"),
     (SNS, "get_client"): ("self", "exchange_name"),
+    # The fault-tolerant receive path (see "kombu 5.7 defects" in tasks/sqs_fanout.py).
+    (SQS.Channel, "asynsqs"): ("self", "queue"),
+    (SQS.Channel, "basic_ack"): ("self", "delivery_tag", "multiple"),
+    (SQS.Channel, "basic_reject"): ("self", "delivery_tag", "requeue"),
+    (SQS.Channel, "_schedule_queue"): ("self", "queue"),
+    (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
+    (SQS.Channel, "_get_async"): ("self", "queue", "count", "callback"),
+    (SQS.Channel, "_get_from_sqs"): ("self", "queue_name", "queue_url", "connection", "count", "callback"),
+    (AsyncSQSConnection, "__init__"): (
+        "self", "sqs_connection", "debug", "region", "message_system_attribute_names", "message_attribute_names",
+        "kwargs",
+    ),
+    (AsyncSQSConnection, "_on_list_ready"): ("self", "parent", "markers", "operation", "response"),
+    (AsyncSQSConnection, "_on_obj_ready"): ("self", "parent", "operation", "response"),
+    (AsyncSQSConnection, "_on_status_ready"): ("self", "parent", "operation", "response"),
+    (AsyncSQSConnection, "delete_message"): ("self", "queue", "receipt_handle", "callback"),
 }
 
 
@@ -58,10 +75,13 @@ def test_every_override_in_sqs_fanout_is_one_we_check():
 
 
 def test_the_private_state_we_read_is_still_there():
-    """Attributes read by sqs_fanout (not methods): the SNS fan-out, its topic cache, the queue URL cache."""
+    """Attributes read by sqs_fanout (not methods): the SNS fan-out, its topic cache, the queue URL cache,
+    the cached boto3 and async clients, the async client's OK status."""
     assert "_topic_arn_cache" in inspect.getsource(SNS.__init__)
     assert "_queue_cache" in inspect.getsource(SQS.Channel.__init__)
     assert "fanout" in dir(SQS.Channel)
+    assert SQS.Channel._sqs is None and SQS.Channel._asynsqs is None  # class defaults, set on first use
+    assert AsyncSQSConnection.STATUS_CODE_OK == 200
     # kombu's SQS transport routes direct exchanges only; sqs_fanout adds fanout on top of that.
     assert SQS.Transport.implements["exchange_type"] == frozenset({"direct"})
     assert sqs_fanout.Transport.implements["exchange_type"] == frozenset({"direct", "fanout"})

@@ -1,0 +1,289 @@
+"""Bad SQS answers never reach the worker's event loop: each kombu 5.7 defect, and our override.
+
+Each test drives a channel's async receive (or delete, or ack) offline, with a fake event loop and
+a fake HTTP client answering as SQS or the network would. It runs on tasks.sqs_fanout's Channel and
+on kombu's own, where it is expected to fail (``xfail(strict=True)``): once a kombu release fixes a
+defect, its stock run passes, strict xfail turns that into a failure, and the override can go.
+"""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from kombu import Connection
+from kombu.asynchronous import get_event_loop, set_event_loop
+from kombu.asynchronous.http import Response
+from kombu.exceptions import HttpError
+from kombu.transport import SQS
+from structlog.testing import capture_logs
+
+from tasks import liveness, sqs_fanout
+
+URL = "http://127.0.0.1:9/123456789012/jobs"
+QUEUE = "jobs"
+
+
+class FakeHTTP:
+    """kombu's HTTP client as the async SQS connection uses it: requests are kept, answered by the test."""
+
+    def __init__(self) -> None:
+        self.requests: list = []
+
+    def add_request(self, request):
+        self.requests.append(request)
+        return request
+
+
+class FakeHub:
+    """The event loop: what was scheduled is kept, and run only when the test says."""
+
+    def __init__(self) -> None:
+        self._current_http_client = FakeHTTP()  # kombu.asynchronous.http.get_client finds it here
+        self.soon: list = []
+        self.later: list = []
+
+    def call_soon(self, callback, *args):
+        self.soon.append((callback, args))
+
+    def call_later(self, delay, callback, *args):
+        self.later.append((delay, callback, args))
+
+    def call_repeatedly(self, *args):
+        pass
+
+    @property
+    def requests(self) -> list:
+        return self._current_http_client.requests
+
+
+class StockTransport(SQS.Transport):
+    Channel = SQS.Channel
+
+
+class FakeSQS:
+    """The boto3 client's calls the channel makes outside the async path."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.calls: list = []
+        self.fail = fail
+
+    def delete_message(self, **kwargs):
+        self.calls.append(("DeleteMessage", kwargs))
+        if self.fail:
+            raise self.fail
+
+    def change_message_visibility(self, **kwargs):
+        self.calls.append(("ChangeMessageVisibility", kwargs))
+
+
+OURS = "sqs_fanout"
+STOCK = pytest.param("kombu", marks=pytest.mark.xfail(strict=True, reason="kombu 5.7 defect"))
+
+
+@pytest.fixture
+def hub():
+    saved = get_event_loop()
+    fake = FakeHub()
+    set_event_loop(fake)
+    yield fake
+    set_event_loop(saved)
+
+
+def make_channel(kind: str, hub: FakeHub):
+    if kind == OURS:
+        transport, options = sqs_fanout.Transport, {"job_queues": {QUEUE: URL}}
+    else:  # kombu's channel must not look the queue up over the network either
+        transport, options = StockTransport, {"predefined_queues": {QUEUE: {"url": URL}}}
+    connection = Connection(
+        "sqs://test:test@127.0.0.1:9",
+        transport=transport,
+        transport_options={"region": "us-east-1", "is_secure": False, "polling_interval": 0.05, **options},
+    )
+    channel = connection.default_channel
+    channel.hub = hub
+    channel._active_queues.append(QUEUE)
+    channel.delivered = []
+    channel.connection._callbacks[QUEUE] = channel.delivered.append
+    return channel
+
+
+def answer(request, status: int, body: bytes = b"", error: Exception | None = None) -> None:
+    """SQS (or the network) answers ``request``; raises what the channel lets escape into the hub."""
+    buffer = None if error is not None else BytesIO(body)
+    request.on_ready(Response(request, status, buffer=buffer, error=error))
+
+
+def throttling() -> bytes:
+    return json.dumps({"__type": "com.amazonaws.sqs#ThrottlingException", "message": "Rate exceeded"}).encode()
+
+
+BAD_ANSWERS = {
+    "500 InternalError": (500, b'{"__type": "com.amazonaws.sqs#InternalError"}', None, "InternalError"),
+    "503 garbage": (503, b"<html>Service Unavailable</html>", None, "503"),
+    "504 empty": (504, b"", None, "504"),
+    "reset": (599, b"", HttpError(599, "Recv failure: Connection reset by peer"), "Connection reset"),
+    "timeout": (599, b"", HttpError(599, "Operation timed out after 20000 milliseconds"), "timed out"),
+}
+REJECTIONS = {
+    "400 throttling": (400, throttling(), None, "ThrottlingException"),
+    "403 access denied": (403, b'{"__type": "com.amazonaws.sqs#AccessDenied"}', None, "AccessDenied"),
+    "400 garbage": (400, b"\x00\xffnot json", None, "400"),
+}
+
+
+def receive_fails_and_is_polled_again(channel, hub: FakeHub, status, body, error, detail) -> None:
+    channel._schedule_queue(QUEUE)
+    assert len(hub.requests) == 1
+    with capture_logs() as logs:
+        answer(hub.requests[-1], status, body, error)  # kombu: raises here, into the hub
+    warnings = [entry for entry in logs if entry["event"] == "sqs.receive_failed"]
+    assert len(warnings) == 1 and warnings[0]["log_level"] == "warning", logs
+    assert warnings[0]["queue"] == QUEUE and detail in warnings[0]["error"], warnings
+    # Backed off, not dropped: the queue is polled again after a short jittered wait.
+    [(delay, callback, args)] = hub.later
+    assert 0.25 <= delay <= 0.5
+    callback(*args)
+    assert len(hub.requests) == 2, "the queue was not polled again"
+    answer(hub.requests[-1], 200, b"{}")  # SQS is back: an empty receive, then the usual pause
+    assert hub.later[-1][0] == 0.05
+    assert channel._receive_failures == {}
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+@pytest.mark.parametrize("fault", list(BAD_ANSWERS))
+def test_a_5xx_timeout_or_reset_on_receive_is_logged_backed_off_and_polled_again(kind, fault, hub):
+    """kombu turns these into ``[]``, then calls ``[].get('Messages')``: AttributeError in the hub."""
+    receive_fails_and_is_polled_again(make_channel(kind, hub), hub, *BAD_ANSWERS[fault])
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+@pytest.mark.parametrize("fault", list(REJECTIONS))
+def test_a_throttling_or_other_4xx_on_receive_is_logged_backed_off_and_polled_again(kind, fault, hub):
+    """kombu raises a bare Exception for any other status, in the hub."""
+    receive_fails_and_is_polled_again(make_channel(kind, hub), hub, *REJECTIONS[fault])
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_failure_to_start_a_receive_is_backed_off_not_raised_into_the_timer(kind, hub):
+    """kombu lets it escape the ``_schedule_queue`` timer: "Error in timer", the queue never polled again."""
+    channel = make_channel(kind, hub)
+
+    def lookup_fails(queue, **kwargs):
+        raise EndpointConnectionError(endpoint_url=URL)
+
+    channel._new_queue = lookup_fails
+    with capture_logs() as logs:
+        channel._schedule_queue(QUEUE)
+    assert [entry["event"] for entry in logs] == ["sqs.receive_failed"]
+    assert [callback for _, callback, _ in hub.later] == [channel._schedule_queue]
+
+
+def test_the_back_off_doubles_with_each_failure_in_a_row_up_to_its_cap(hub):
+    channel = make_channel(OURS, hub)
+    ceilings = []
+    for _ in range(8):
+        hub.later.clear()
+        channel._schedule_queue(QUEUE)
+        answer(hub.requests[-1], 500, b"")
+        ceilings.append(hub.later[-1][0])
+    expected = [min(sqs_fanout.RECEIVE_BACKOFF_MAX_SECONDS, 0.5 * 2**n) for n in range(8)]
+    assert all(c / 2 <= delay <= c for delay, c in zip(ceilings, expected, strict=True)), ceilings
+    assert max(ceilings) <= sqs_fanout.RECEIVE_BACKOFF_MAX_SECONDS
+
+
+def test_a_failed_receive_still_counts_as_polling_for_the_liveness_check(hub, monkeypatch):
+    """SQS failing is not the consumer hanging: restarting the worker would not help."""
+    channel = make_channel(OURS, hub)
+    noted = []
+    monkeypatch.setattr(liveness, "note_receive", lambda: noted.append(1))
+    channel._schedule_queue(QUEUE)
+    answer(hub.requests[-1], 500, b"")
+    assert noted == [1]
+
+
+def test_messages_received_in_a_good_answer_are_delivered(hub):
+    channel = make_channel(OURS, hub)
+    channel._schedule_queue(QUEUE)
+    body = {"Messages": [{"MessageId": "m1", "ReceiptHandle": "h1", "Body": '{"body": "x", "properties": {}}'}]}
+    answer(hub.requests[-1], 200, json.dumps(body).encode())
+    assert [message["properties"]["delivery_tag"] for message in channel.delivered] == ["h1"]
+    assert hub.soon, "a receive that found messages polls again at once"
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_receive_that_completes_after_the_channel_closed_hands_its_messages_back(kind, hub):
+    """The stop's "Error in timer: AttributeError("'NoneType' object has no attribute ...")"."""
+    channel = make_channel(kind, hub)
+    channel._schedule_queue(QUEUE)
+    channel._sqs = channel._predefined_queue_clients[QUEUE] = client = FakeSQS()
+    channel.close()  # the worker stops while the long poll is out
+    body = {"Messages": [{"MessageId": "m1", "ReceiptHandle": "h1", "Body": "{}"}]}
+    answer(hub.requests[-1], 200, json.dumps(body).encode())
+    assert client.calls == [
+        ("ChangeMessageVisibility", {"QueueUrl": URL, "ReceiptHandle": "h1", "VisibilityTimeout": 0})
+    ]
+    assert hub.later == [] and hub.soon == []
+    channel._schedule_queue(QUEUE)  # a poll already scheduled when it closed does nothing
+    channel._loop1(QUEUE, 0)
+    assert len(hub.requests) == 1 and hub.later == []
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_failed_async_delete_of_a_no_ack_message_is_logged_not_raised(kind, hub):
+    """Events and replies are deleted as they are received, with no error callback in kombu."""
+    channel = make_channel(kind, hub)
+    with capture_logs() as logs:
+        channel._delete_message(QUEUE, {"ReceiptHandle": "h1"})
+        answer(hub.requests[-1], 500, b"")
+    assert [(entry["event"], entry["operation"], entry["log_level"]) for entry in logs] == [
+        ("sqs.call_failed", "DeleteMessage", "warning")
+    ]
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_failed_ack_is_logged_once_and_releases_its_slot(kind, hub):
+    """kombu re-raises a connection error (Celery logs it CRITICAL, with a traceback), or drops a ClientError silently."""
+    channel = make_channel(kind, hub)
+    channel._sqs = client = FakeSQS(fail=EndpointConnectionError(endpoint_url=URL))
+    channel._predefined_queue_clients[QUEUE] = client  # the client kombu's own channel asks for
+    message = channel.Message(
+        channel._envelope_payload({}, "{}", {"ReceiptHandle": "h1", "MessageId": "m1"}, URL), channel=channel
+    )
+    message.delivery_info["routing_key"] = QUEUE
+    channel.qos.append(message, "h1")
+    with capture_logs() as logs:
+        channel.basic_ack("h1")
+    assert client.calls == [("DeleteMessage", {"QueueUrl": URL, "ReceiptHandle": "h1"})]
+    assert [(entry["event"], entry["queue"], entry["log_level"]) for entry in logs] == [
+        ("sqs.call_failed", QUEUE, "warning")
+    ]
+    assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
+
+
+class FailingVisibility(FakeSQS):
+    def change_message_visibility(self, **kwargs):
+        self.calls.append(("ChangeMessageVisibility", kwargs))
+        raise EndpointConnectionError(endpoint_url=URL)
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_failed_requeue_is_logged_once_and_releases_its_slot(kind, hub):
+    """A step that cannot hand on rejects its message with requeue (tasks/steps.py): kombu makes it
+    visible again with ChangeMessageVisibility, and if that fails raises into the hub with the slot held."""
+    channel = make_channel(kind, hub)
+    channel._sqs = channel._predefined_queue_clients[QUEUE] = client = FailingVisibility()
+    message = channel.Message(
+        channel._envelope_payload({}, "{}", {"ReceiptHandle": "h1", "MessageId": "m1"}, URL), channel=channel
+    )
+    message.delivery_info.update(routing_key=QUEUE, exchange="")
+    channel.qos.append(message, "h1")
+    with capture_logs() as logs:
+        channel.basic_reject("h1", requeue=True)
+    assert [call for call, _ in client.calls] == ["ChangeMessageVisibility"]
+    assert [(entry["event"], entry["operation"], entry["queue"]) for entry in logs] == [
+        ("sqs.call_failed", "ChangeMessageVisibility", QUEUE)
+    ]
+    assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
