@@ -5,10 +5,11 @@ by another. Between the two, the requests of the job's path (its table, bucket a
 began after the first answer and before the second make a partial order in time: one request
 follows another if it began after the other's answer went. The longest such chain, plus the
 receive, is the step's count of sequential round trips: requests issued side by side count
-once. The delete of the step before's message and the upload of its checkpoint, still under way
-while this step runs, are that step's, not this one's (told apart by receipt handle and key). (The send's answer may leave a moment after the long
-poll it woke has returned the message, and a delete that began before the next message came may
-end after: both still count.)
+once, and the chain ends with the send that makes the next delivery. The delete of the step
+before's message counts if it came before the claim (the worker's consumer makes it, and may
+hand this message to a process only after); that step's checkpoint upload, in its own process,
+does not (see _of). (The send's answer may leave a moment after the long poll it woke has
+returned the message: it still counts.)
 A receive is a long poll that waits for the message, so only its answer is on the path.
 
 Cost. At list prices (``PRICES``, us-east-1, free tiers left out): SQS bills each request per
@@ -73,21 +74,28 @@ def critical_paths(served: Iterable[AwsRequest], names: StackNames, steps: Seque
     jobs = []
     for first in range(0, len(delivered), len(steps)):
         job = delivered[first : first + len(steps)]
-        jobs.append([
-            StepPath(index, _longest_chain([
-                r for r in others
-                if this.ended_at <= r.started_at < after.ended_at and _of(r, this, steps[max(0, index - 1) : index + 1])
-            ]), this.ended_at, after.ended_at)
-            for index, (this, after) in enumerate(zip(job, job[1:]))
-        ])
+        paths = []
+        for index, (this, after) in enumerate(zip(job, job[1:])):
+            window = [r for r in others if this.ended_at <= r.started_at < after.ended_at
+                      and _of(r, this, steps[max(0, index - 1) : index + 1])]
+            # The step before's delete holds this message back only if it came before the claim.
+            claim = min((r.started_at for r in window if r.operation == "UpdateItem"), default=after.ended_at)
+            window = [r for r in window if r.operation != "DeleteMessage" or r.ended_at <= claim]
+            paths.append(StepPath(index, _longest_chain(window), this.ended_at, after.ended_at))
+        jobs.append(paths)
     return jobs
 
 
 def _of(request: AwsRequest, delivery: AwsRequest, steps: Sequence[str]) -> bool:
-    """False for what the step before still does while this one runs: its message's delete, its
-    checkpoint's upload (this step's are told apart by receipt handle and by key)."""
+    """Whether ``request`` can stand between ``delivery`` and the next one.
+
+    Not this message's own delete: SQS answers the next receive whether or not it was made. The
+    delete of the step before's message can: the worker's consumer makes it (synchronously) and
+    may take this message to a worker process only after. Not the step before's checkpoint
+    upload, which runs in that step's process. (Told apart by receipt handle and by key.)
+    """
     if request.operation == "DeleteMessage":
-        return set(request.receipts) <= set(delivery.receipts)
+        return not set(request.receipts) <= set(delivery.receipts)
     if request.service == "s3" and "/steps/" in f"/{request.key}":
         previous, own = ([None] + list(steps))[-2:]
         wanted = {"GetObject": previous, "PutObject": own}.get(request.operation)
@@ -97,20 +105,18 @@ def _of(request: AwsRequest, delivery: AwsRequest, steps: Sequence[str]) -> bool
 
 def _longest_chain(requests: list[AwsRequest]) -> tuple[AwsRequest, ...]:
     """The longest sequence in which each request began after the one before had its answer,
-    ending in what can hold the next delivery back: the send (which makes it) or the delete (which
-    the worker's consumer makes before it takes the next message). What a step does after its
-    send in its own process (its checkpoint's upload) holds nothing back."""
+    ending with the send that makes the next delivery (what comes after it holds nothing back)."""
     ordered = sorted(requests, key=lambda r: r.ended_at)
     best: list[tuple[AwsRequest, ...]] = []
     for index, request in enumerate(ordered):
         before = [best[k] for k in range(index) if ordered[k].ended_at <= request.started_at]
         best.append(max(before, key=len, default=()) + (request,))
-    gating = [chain for chain in best if chain[-1].operation in ("SendMessage", "DeleteMessage")]
-    return max(gating, key=len, default=())
+    return max((chain for chain in best if chain[-1].operation == "SendMessage"), key=len, default=())
 
 
 def describe(path: StepPath, served: Sequence[AwsRequest]) -> str:
-    """``receive → UpdateItem → UpdateItem ‖ PutObject → ...``, each with its ms after the delivery."""
+    """``receive → UpdateItem → UpdateItem ‖ PutObject → ...``, each at its ms after the delivery
+    ``@start+duration`` (the duration as the emulator served it: the rest is the client's)."""
     parts = [f"ReceiveMessage@0"]
     for request in path.chain:
         beside = sorted(
@@ -120,7 +126,8 @@ def describe(path: StepPath, served: Sequence[AwsRequest]) -> str:
             and path.delivered_at <= r.started_at < path.next_at
         )
         ops = " ‖ ".join([request.operation, *beside])
-        parts.append(f"{ops}@{(request.started_at - path.delivered_at) * 1000:.0f}")
+        start, took = (request.started_at - path.delivered_at) * 1000, (request.ended_at - request.started_at) * 1000
+        parts.append(f"{ops}@{start:.0f}+{took:.0f}")
     parts.append(f"next ReceiveMessage@{(path.next_at - path.delivered_at) * 1000:.0f}")
     return " → ".join(parts)
 

@@ -8,13 +8,13 @@ last step writes the artifacts and result.json instead of a checkpoint and sends
 task event is published while nobody watches (Flower turns them on).
 
 On the critical path from one step's receive to the next's, 4 of them follow one another
-(scripts/hot_path.py): receive, claim, record, send. The checkpoint's upload and the delete come
-after the send, beside the next step's receive and claim.
+(scripts/hot_path.py): receive, claim, record, send — 5 where the step before's delete comes
+first. The checkpoint's upload and the delete come after the send, beside the next step's
+receive and claim.
 """
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +41,7 @@ def costed(make_stack):
     return make_stack({"CONTROL_PREFIX": "cost-ctl-", "SQS_WAIT_TIME_SECONDS": "20"})
 
 
-def test_a_step_costs_at_most_six_aws_requests_five_in_a_row_and_the_last_writes_the_artifacts(costed):
+def test_a_step_costs_at_most_six_aws_requests_four_or_five_in_a_row_and_the_last_writes_the_artifacts(costed):
     settings = costed.stack.settings
     names = StackNames(
         table=settings.jobs_table_name,
@@ -87,19 +87,18 @@ def test_a_step_costs_at_most_six_aws_requests_five_in_a_row_and_the_last_writes
 
     # The critical path: at most 5 round trips one after another, from each step's delivery to
     # the next's (the previous step's delete may overlap the claim), the send among them, no read.
-    # The chain is read from the emulator's clock, on two CPUs shared with other work: a request
-    # issued beside another can still be served wholly before it (its own preparation waited for
-    # the GIL), so each step is judged by its median over the jobs (4), and none may take 6.
+    # Read from the emulator's clock (scripts/hot_path.py). Each step's own requests in a row are
+    # its claim, its record and its send (its checkpoint upload and its delete come after the
+    # send); the step before's delete may come first, as the worker's consumer makes it before it
+    # hands this message to a process: 5 at most with the receive, the issue's bound.
     paths = critical_paths(served, names, pipeline.STEPS)
     assert len(paths) == JOBS
     for job_paths in paths:
         for path in job_paths:
             print(f"step {path.index}: {path.round_trips}  {describe(path, served)}")
-            ops = [request.operation for request in path.chain]
+            own = [request.operation for request in path.chain if request.operation != "DeleteMessage"]
+            assert own == ["UpdateItem", "UpdateItem", "SendMessage"], describe(path, served)
             assert path.round_trips <= 5, describe(path, served)
-            assert ops.count("SendMessage") == 1 and "GetObject" not in ops, describe(path, served)
-    for index in range(STEPS - 1):
-        assert statistics.median(job_paths[index].round_trips for job_paths in paths) <= 4, index
     # The messages stay within SQS's first 64 KB billing chunk.
     sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
     assert sends and max(r.request_bytes for r in sends) <= 64 * 1024
