@@ -47,6 +47,7 @@ class AwsRequest:
     response_bytes: int = 0
     receipts: tuple[str, ...] = ()  # a receive: the messages it returned; a delete: the one it deleted
     key: str = ""  # S3: the object's key
+    message: str = ""  # an SQS send: the message body
 
     @property
     def messages(self) -> int:
@@ -86,11 +87,14 @@ def recorded_so_far(endpoint: str) -> list[AwsRequest]:
 def parse(entry: dict) -> AwsRequest:
     """One recorded request as (service, operation, resource), with its timing and sizes."""
     request = _parse(entry)
+    message = _message(request, entry)
     return replace(
         request,
         started_at=entry.get("startedAt", 0.0),
         ended_at=entry.get("endedAt", 0.0),
-        request_bytes=_payload_bytes(request, entry),
+        # What SQS bills a send by: its message; anything else, the request's body.
+        request_bytes=len(message.encode("utf-8")) if message else len(_body(entry)),
+        message=message,
         response_bytes=entry.get("responseBytes", 0),
         receipts=tuple(entry.get("receipts", ())) if request.operation == "ReceiveMessage" else _deleted(request, entry),
         key=unquote(urlsplit(entry["url"]).path).lstrip("/").partition("/")[2] if request.service == "s3" else "",
@@ -134,16 +138,15 @@ def categorise(served: list[AwsRequest], names: StackNames) -> Counter[tuple[str
     return counts
 
 
-def _payload_bytes(request: AwsRequest, entry: dict) -> int:
-    """What SQS bills a send by (its message body), else the request's body."""
+def _message(request: AwsRequest, entry: dict) -> str:
+    """An SQS send's message body ("" for any other request)."""
+    if request.service != "sqs" or request.operation != "SendMessage":
+        return ""
     body = _body(entry)
-    if request.service == "sqs" and request.operation == "SendMessage":
-        fields = _json(body)
-        if "MessageBody" in fields:
-            return len(fields["MessageBody"].encode("utf-8"))
-        form = parse_qs(body.decode("utf-8", "replace"))
-        return len(form.get("MessageBody", [""])[0].encode("utf-8"))
-    return len(body)
+    fields = _json(body)
+    if "MessageBody" in fields:
+        return fields["MessageBody"]
+    return parse_qs(body.decode("utf-8", "replace")).get("MessageBody", [""])[0]
 
 
 def category(request: AwsRequest, names: StackNames) -> str:

@@ -25,10 +25,12 @@ RESULT = "result.json"
 
 # The longest handover (its compressed, base64 body) a message carries. kombu base64-encodes a
 # Celery body and then the whole SQS message, so a message is about 16/9 of its handover plus
-# ~1.3 KB of headers and chain (measured: tests/unit/test_handover.py). At 32 KiB the message
-# stays under 64 KB, SQS's billing chunk — so a handover never makes a send or a receive dearer —
-# and at a quarter of SQS's 256 KB limit. Compressed, that is a checkpoint of ~150 KB of JSON: a
-# default level's are 3-8 KB; a 200-room level's still fits, a 400-room one's goes by S3.
+# 1.5-4.3 KB of headers and the rest of the chain (measured on the emulator's recorder:
+# tests/integration/test_job_cost.py). At 32 KiB a message stays under 63 KB, inside SQS's first
+# 64 KB billing chunk — so a handover never makes a send or a receive dearer than the GetObject
+# it saves — and at a quarter of SQS's 256 KB limit. Compressed, that is ~150 KB of checkpoint
+# JSON: a default level's are 3-8 KB; a 150-room level's fit, a 350-room one's last ones go by S3
+# (docs/performance.md, "How big a handover may be").
 HANDOVER_MAX_BYTES = 32 * 1024
 ZLIB_LEVEL = 6  # ~1 ms for a 100 KB checkpoint; level 9 saves 2 % more for three times the time
 # What a handover may inflate to: far above any level's checkpoint (a 1,000-room one is under

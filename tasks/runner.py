@@ -7,7 +7,9 @@ because each write is conditional and keyed by the step's deterministic id.
 A step costs the job item two writes and no read: the claim (which returns the
 item as it stood, and moves a queued job to running) and the record (which, for
 the last step, also marks the job done). Its input is the previous step's
-checkpoint (see _checkpointed for the two steps that have none); a step looks
+checkpoint (see _checkpointed for the two steps that have none), handed over in
+its message when small (tasks/checkpoints.py), else read from the store beside
+the claim; its own is sent on in the next message, then uploaded. A step looks
 for its own checkpoint only in a run that takes over a lapsed lease, which may
 find its predecessor's work already written. A step recorded
 without a checkpoint (a step event from outside the pipeline, see

@@ -15,6 +15,8 @@ receive and claim.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ import pytest
 
 import pipeline
 from tasks.artifacts import ARTIFACTS
+from tasks.checkpoints import HANDOVER_MAX_BYTES
 from tasks.doom_nodes import node_builder
 from aws_requests import StackNames, categorise, recorded_so_far, recording
 from hot_path import critical_paths, describe
@@ -142,3 +145,41 @@ def settle(stack, done, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not done(recorded_so_far(stack.stack.emulator_url)):
         time.sleep(0.2)
+
+
+def test_a_checkpoint_too_big_for_a_message_goes_by_s3_and_every_message_stays_in_one_chunk(costed):
+    """A 150-room level's checkpoints all travel in the messages; a 350-room level's last two are
+    over HANDOVER_MAX_BYTES and go by S3 (each read once, by the step after). Every message stays
+    within SQS's first 64 KB billing chunk, and a message measures about 16/9 of its handover plus
+    its headers and chain: what the bound in tasks/checkpoints.py rests on."""
+    settings = costed.stack.settings
+    names = StackNames(settings.jobs_table_name, settings.artifacts_bucket, costed.stack.env["SQS_QUEUE_URL"], "cost-ctl-")
+    with recording(costed.stack.emulator_url) as served:
+        small = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 150})["jobId"]
+        big = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 350})["jobId"]
+        for job_id in (small, big):
+            wait_done_in_log(costed, job_id, timeout=60)
+        settle(costed, lambda served: sum(r.operation == "DeleteMessage" and r.resource == names.queue_url
+                                          for r in served) >= 2 * STEPS)
+    assert costed.status(small)["state"] == costed.status(big)["state"] == "done"
+    reads = sorted(r.key.rpartition("/")[2] for r in served if r.operation == "GetObject" and r.resource == names.bucket)
+    assert reads == ["populate.json", "validate_level.json"]
+    assert all(big in r.key for r in served if r.operation == "GetObject" and r.resource == names.bucket)
+
+    sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
+    carried = [(handover_bytes(r), r.request_bytes) for r in sends]
+    print("handover bytes -> message bytes:", sorted(carried))
+    assert max(size for _, size in carried) <= 64 * 1024
+    assert sum(1 for handed, _ in carried if handed) == 4 + 2  # all four of the small job's, two of the big one's
+    bare = max(size for handed, size in carried if not handed)
+    for handed, size in carried:
+        assert size <= 16 / 9 * handed + bare + 512, (handed, size, bare)
+    largest = max(handed for handed, _ in carried)
+    assert HANDOVER_MAX_BYTES / 2 < largest <= HANDOVER_MAX_BYTES
+
+
+def handover_bytes(send) -> int:
+    """The length of the handover a recorded SendMessage carries (0 for none)."""
+    envelope = json.loads(base64.b64decode(send.message))
+    _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return len((kwargs.get("handover") or {}).get("zlib", ""))
