@@ -45,7 +45,7 @@ from storage.model import (
     step_id,
     utc_now,
 )
-from tasks import metrics
+from tasks import backoff, metrics
 from tasks.artifacts import CONTENT_TYPES, write_artifacts
 from tasks.checkpoints import (
     RESULT,
@@ -61,6 +61,12 @@ from tasks.logs import get_logger
 log = get_logger(__name__)
 
 SLOW_DRILL_SECONDS = 5.0
+# How long a step keeps trying to upload a checkpoint it handed over (the next step has it; a
+# retry would need it) before it gives up and leaves it to be recomputed: longer than a 20 s S3
+# outage, as the hand-on (tasks/steps.py).
+UPLOAD_SECONDS = 30.0
+UPLOAD_BACKOFF_SECONDS = 0.5  # the first wait; then doubling, up to UPLOAD_BACKOFF_MAX_SECONDS
+UPLOAD_BACKOFF_MAX_SECONDS = 5.0
 
 
 class Next(Enum):
@@ -338,9 +344,10 @@ class _Upload:
     def finish(self) -> None:
         """Wait for the upload, before the message is acked.
 
-        A transient failure of an upload that was handed over is logged, not raised: the next
-        step has the checkpoint, and a retry that finds none recomputes it (the pipeline is
-        deterministic). Any other failure is the step's, as it would be without a handover.
+        A checkpoint not handed over must be in the store (the next step reads it there): any
+        failure is the step's. One handed over is tried again on a transient failure for
+        UPLOAD_SECONDS, so that a retry finds it; after that it is logged, not raised: the next
+        step has it, and a retry that finds none recomputes it (the pipeline is deterministic).
         """
         if self._future is None:
             return
@@ -349,7 +356,22 @@ class _Upload:
         except DependencyError as exc:
             if self.handover is None:
                 raise
-            log.warning("step.checkpoint_unsaved", step=self._step, error=exc.code)
+            self._try_again(exc)
+
+    def _try_again(self, error: DependencyError) -> None:
+        deadline, failures = time.monotonic() + UPLOAD_SECONDS, 1
+        while True:
+            wait = backoff.wait(failures, UPLOAD_BACKOFF_SECONDS, UPLOAD_BACKOFF_MAX_SECONDS)
+            if time.monotonic() + wait > deadline:
+                log.warning("step.checkpoint_unsaved", step=self._step, error=error.code, tries=failures)
+                return
+            log.info("step.checkpoint_retry", step=self._step, error=error.code, retryIn=round(wait, 2))
+            time.sleep(wait)
+            try:
+                _save_checkpoint(self._services, self._job_id, self._step, self._body)
+                return
+            except DependencyError as exc:
+                error, failures = exc, failures + 1
 
 
 @functools.cache

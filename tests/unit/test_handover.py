@@ -235,7 +235,38 @@ def test_a_checkpoint_over_the_bound_is_not_handed_over():
     assert len(base64.b64encode(zlib.compress(noise))) > HANDOVER_MAX_BYTES
 
 
-def test_a_failed_upload_of_a_handed_over_checkpoint_is_logged_not_the_steps_failure(services, job_id):
+@pytest.fixture
+def no_waits(monkeypatch) -> list[float]:
+    """The upload's back-off, slept in no time; the clock moves by what was slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(runner.time, "sleep", slept.append)
+    monkeypatch.setattr(runner.time, "monotonic", lambda: sum(slept))
+    return slept
+
+
+def test_an_upload_of_a_handed_over_checkpoint_that_fails_a_while_is_tried_again_until_stored(
+    services, job_id, no_waits
+):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:1])
+    put, failures = services.artifacts.put, iter(range(3))
+
+    def flaky(key, body, content_type):
+        if next(failures, None) is not None:
+            raise DependencyUnavailable("S3 is away")
+        return put(key, body, content_type)
+
+    services.artifacts.put = flaky
+    with capture_logs() as logs:
+        assert chain.run(job_id, SECOND).next is Next.CONTINUE
+    assert checkpoint_key(job_id, SECOND) in services.artifacts.blobs  # what a retry needs
+    assert [e["event"] for e in logs if e["event"].startswith("step.checkpoint")] == ["step.checkpoint_retry"] * 3
+    assert chain.events.index(f"send after {SECOND}") < chain.events.index(f"put {SECOND}.json")
+
+
+def test_an_upload_of_a_handed_over_checkpoint_that_never_succeeds_is_logged_not_the_steps_failure(
+    services, job_id, no_waits
+):
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:1])
     put = services.artifacts.put
@@ -247,6 +278,7 @@ def test_a_failed_upload_of_a_handed_over_checkpoint_is_logged_not_the_steps_fai
     with capture_logs() as logs:
         assert chain.run(job_id, SECOND).next is Next.CONTINUE
     assert "step.checkpoint_unsaved" in [entry["event"] for entry in logs]
+    assert runner.UPLOAD_SECONDS - runner.UPLOAD_BACKOFF_MAX_SECONDS <= sum(no_waits) <= runner.UPLOAD_SECONDS
     services.artifacts.put = put
     # The next step has it in its message; a retry that found none would recompute it.
     chain.run(job_id, THIRD, chain.handovers[SECOND])
