@@ -45,7 +45,7 @@ from storage.model import (
     step_id,
     utc_now,
 )
-from tasks import backoff, metrics
+from tasks import metrics
 from tasks.artifacts import CONTENT_TYPES, write_artifacts
 from tasks.checkpoints import (
     RESULT,
@@ -61,12 +61,6 @@ from tasks.logs import get_logger
 log = get_logger(__name__)
 
 SLOW_DRILL_SECONDS = 5.0
-# How long a step keeps trying to upload a checkpoint it handed over (the next step has it; a
-# retry would need it) before it gives up and leaves it to be recomputed: longer than a 20 s S3
-# outage, as the hand-on (tasks/steps.py).
-UPLOAD_SECONDS = 30.0
-UPLOAD_BACKOFF_SECONDS = 0.5  # the first wait; then doubling, up to UPLOAD_BACKOFF_MAX_SECONDS
-UPLOAD_BACKOFF_MAX_SECONDS = 5.0
 
 
 class Next(Enum):
@@ -129,7 +123,7 @@ def run_step(
         owner=lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex),
         lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
     )
-    if claim.outcome is not ClaimOutcome.CLAIMED and prefetch is not None:
+    if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
         prefetch.cancel()  # its answer is not needed (one that already left is ignored)
     if claim.outcome is ClaimOutcome.MISSING:
         # A message for a job that does not exist can never succeed: drop it.
@@ -143,7 +137,7 @@ def run_step(
         log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
         return StepRun(Next.STOP, "stale")
     if claim.outcome is ClaimOutcome.DUPLICATE:
-        return _already_recorded(services, claim.job, step, hand_on)
+        return _already_recorded(services, claim.job, step, hand_on, previous=previous, prefetch=prefetch)
     if claim.outcome is ClaimOutcome.HELD:
         # SQS handed this message out again while a run still computes the step
         # (visibility timeout ran out). Don't run it beside that run; look again
@@ -197,7 +191,15 @@ def run_step(
 HandOn = Callable[[dict | None], None]
 
 
-def _already_recorded(services: Services, job: Job, step: str, hand_on: HandOn | None) -> StepRun:
+def _already_recorded(
+    services: Services,
+    job: Job,
+    step: str,
+    hand_on: HandOn | None,
+    *,
+    previous: pipeline.StepOutput | None = None,
+    prefetch: Future | None = None,
+) -> StepRun:
     """A delivery of a step that is recorded: finish what its first run may have left undone."""
     log.info("step.already_recorded", step=step)
     if step == pipeline.STEPS[-1]:
@@ -207,8 +209,14 @@ def _already_recorded(services: Services, job: Job, step: str, hand_on: HandOn |
         return StepRun(Next.STOP, "duplicate")
     # Hand on, even when later steps are recorded too: they may have been recorded by step
     # events, and then this message is the only one carrying the chain. A redelivery whose
-    # first run did hand on makes a tail of duplicates, each a refused claim and nothing more.
-    # Nothing was computed, so nothing is handed over: the next step reads the checkpoint from S3.
+    # first run did hand on makes a tail of duplicates, each a refused claim and a look at S3.
+    if _checkpointed(step) and not services.artifacts.exists(checkpoint_key(job.job_id, step)):
+        # Its first run handed on but never got its checkpoint into the store (the upload that
+        # follows the send failed, or the run died): a retry would need it.
+        log.info("step.checkpoint_restored", step=step)
+        output = pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch))
+        _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
+    # Nothing is handed over: the next step reads the checkpoint from S3.
     if hand_on is not None:
         hand_on(None)
     return StepRun(Next.CONTINUE, "duplicate")
@@ -342,36 +350,14 @@ class _Upload:
         return self.handover
 
     def finish(self) -> None:
-        """Wait for the upload, before the message is acked.
+        """Wait for the upload, before the message is acked; its failure is the step's.
 
-        A checkpoint not handed over must be in the store (the next step reads it there): any
-        failure is the step's. One handed over is tried again on a transient failure for
-        UPLOAD_SECONDS, so that a retry finds it; after that it is logged, not raised: the next
-        step has it, and a retry that finds none recomputes it (the pipeline is deterministic).
+        Even for a checkpoint handed over (the next step has it), since a retry needs it in the
+        store: a transient failure retries the step (tasks/steps.py), whose next delivery finds
+        it recorded and stores the checkpoint then (_already_recorded).
         """
-        if self._future is None:
-            return
-        try:
+        if self._future is not None:
             self._future.result()
-        except DependencyError as exc:
-            if self.handover is None:
-                raise
-            self._try_again(exc)
-
-    def _try_again(self, error: DependencyError) -> None:
-        deadline, failures = time.monotonic() + UPLOAD_SECONDS, 1
-        while True:
-            wait = backoff.wait(failures, UPLOAD_BACKOFF_SECONDS, UPLOAD_BACKOFF_MAX_SECONDS)
-            if time.monotonic() + wait > deadline:
-                log.warning("step.checkpoint_unsaved", step=self._step, error=error.code, tries=failures)
-                return
-            log.info("step.checkpoint_retry", step=self._step, error=error.code, retryIn=round(wait, 2))
-            time.sleep(wait)
-            try:
-                _save_checkpoint(self._services, self._job_id, self._step, self._body)
-                return
-            except DependencyError as exc:
-                error, failures = exc, failures + 1
 
 
 @functools.cache

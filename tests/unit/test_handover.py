@@ -235,54 +235,52 @@ def test_a_checkpoint_over_the_bound_is_not_handed_over():
     assert len(base64.b64encode(zlib.compress(noise))) > HANDOVER_MAX_BYTES
 
 
-@pytest.fixture
-def no_waits(monkeypatch) -> list[float]:
-    """The upload's back-off, slept in no time; the clock moves by what was slept."""
-    slept: list[float] = []
-    monkeypatch.setattr(runner.time, "sleep", slept.append)
-    monkeypatch.setattr(runner.time, "monotonic", lambda: sum(slept))
-    return slept
-
-
-def test_an_upload_of_a_handed_over_checkpoint_that_fails_a_while_is_tried_again_until_stored(
-    services, job_id, no_waits
+def test_a_failed_upload_after_the_hand_on_fails_the_run_and_the_redelivery_stores_the_checkpoint(
+    services, job_id, pipeline_calls
 ):
+    """S3 fails after the next step was sent: the run raises (the task retries it), and the
+    redelivery finds the step recorded, recomputes its output from its handover and stores it."""
     chain = Chain(services)
-    chain.run_all(job_id, pipeline.STEPS[:1])
-    put, failures = services.artifacts.put, iter(range(3))
-
-    def flaky(key, body, content_type):
-        if next(failures, None) is not None:
-            raise DependencyUnavailable("S3 is away")
-        return put(key, body, content_type)
-
-    services.artifacts.put = flaky
-    with capture_logs() as logs:
-        assert chain.run(job_id, SECOND).next is Next.CONTINUE
-    assert checkpoint_key(job_id, SECOND) in services.artifacts.blobs  # what a retry needs
-    assert [e["event"] for e in logs if e["event"].startswith("step.checkpoint")] == ["step.checkpoint_retry"] * 3
-    assert chain.events.index(f"send after {SECOND}") < chain.events.index(f"put {SECOND}.json")
-
-
-def test_an_upload_of_a_handed_over_checkpoint_that_never_succeeds_is_logged_not_the_steps_failure(
-    services, job_id, no_waits
-):
-    chain = Chain(services)
-    chain.run_all(job_id, pipeline.STEPS[:1])
+    chain.run_all(job_id, pipeline.STEPS[:2])
     put = services.artifacts.put
 
     def down(key, body, content_type):
         raise DependencyUnavailable("S3 is away")
 
     services.artifacts.put = down
-    with capture_logs() as logs:
-        assert chain.run(job_id, SECOND).next is Next.CONTINUE
-    assert "step.checkpoint_unsaved" in [entry["event"] for entry in logs]
-    assert runner.UPLOAD_SECONDS - runner.UPLOAD_BACKOFF_MAX_SECONDS <= sum(no_waits) <= runner.UPLOAD_SECONDS
+    with pytest.raises(DependencyUnavailable):
+        chain.run(job_id, THIRD, chain.handovers[SECOND])
+    assert chain.handovers[THIRD] is not None  # sent first: the next step goes on meanwhile
+    assert checkpoint_key(job_id, THIRD) not in services.artifacts.blobs
     services.artifacts.put = put
-    # The next step has it in its message; a retry that found none would recompute it.
-    chain.run(job_id, THIRD, chain.handovers[SECOND])
-    assert services.jobs.get(job_id).steps[-1].name == THIRD
+    pipeline_calls.clear()
+    with capture_logs() as logs:
+        again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # Celery's retry of the message
+    assert again.outcome == "duplicate"
+    assert "step.checkpoint_restored" in [entry["event"] for entry in logs]
+    assert pipeline_calls == [THIRD]  # from its handover: nothing before it recomputed
+    chain.run_all(job_id, pipeline.STEPS[3:])
+    assert [e for e in chain.events if e.startswith("get")] == [f"get {THIRD}.json"]  # the duplicate's hand-on
+    reference = _reference_checkpoints()
+    for step in pipeline.STEPS[1:-1]:
+        assert services.artifacts.blobs[checkpoint_key(job_id, step)] == reference[step]
+
+
+def test_a_duplicate_whose_checkpoint_is_stored_computes_nothing(services, job_id, pipeline_calls):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:3])
+    pipeline_calls.clear()
+    assert chain.run(job_id, THIRD, chain.handovers[SECOND]).outcome == "duplicate"
+    assert pipeline_calls == []
+
+
+def _reference_checkpoints() -> dict[str, bytes]:
+    data, out = dict(REQUEST), {}
+    for step in pipeline.STEPS[:-1]:
+        output = pipeline.run_step(step, data)
+        out[step] = checkpoints.encode_checkpoint(step, output)
+        data = json.loads(pipeline.encode_json(output.data))
+    return out
 
 
 def test_a_failed_upload_of_a_checkpoint_not_handed_over_is_the_steps_failure(services, job_id, monkeypatch):
