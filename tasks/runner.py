@@ -9,7 +9,7 @@ item as it stood, and moves a queued job to running) and the record (which, for
 the last step, also marks the job done). Its input is the previous step's
 checkpoint (see _checkpointed for the two steps that have none), handed over in
 its message when small (tasks/checkpoints.py), else read from the store beside
-the claim; its own is sent on in the next message, then uploaded. A step looks
+the claim; its own is uploaded beside its record and sent on in the next message. A step looks
 for its own checkpoint only in a run that takes over a lapsed lease, which may
 find its predecessor's work already written. A step recorded
 without a checkpoint (a step event from outside the pipeline, see
@@ -109,9 +109,9 @@ def run_step(
     (tasks/checkpoints.py); ``hand_on`` sends the next step, given this step's handover (or
     None), once this step is recorded — called for every outcome that continues the chain.
     Requests that need not wait for each other go side by side: without a handover, the previous
-    checkpoint's GetObject beside the claim; this step's checkpoint PutObject after the send when
-    it is handed over (beside the record when it is not). So a step's critical path is receive,
-    claim, record, send; the upload and the delete overlap the next step's receive.
+    checkpoint's GetObject beside the claim; this step's checkpoint PutObject beside the record.
+    So a step's critical path is receive, claim, record (and upload), send; the delete overlaps
+    the next step's receive.
     """
     sid = step_id(job_id, step, attempt)
     previous = _handed_over(handover, step)
@@ -161,8 +161,10 @@ def run_step(
         status=StepStatus.OK,
     )
     upload = _Upload(services, job.job_id, step, output, stored=stored) if _checkpointed(step) else None
-    if upload is not None and upload.handover is None:
-        upload.start()  # too big for a message: the next step reads the store, so it goes beside the record
+    if upload is not None:
+        # Beside the record, and stored before the next step is sent: a step sent is a step whose
+        # checkpoint a retry finds (a job done has every checkpoint), handed over or not.
+        upload.start()
     try:
         outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
         log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
@@ -181,10 +183,6 @@ def run_step(
         return StepRun(Next.CONTINUE, str(outcome))
     finally:
         if upload is not None:
-            # A checkpoint handed over is uploaded once the next step is on its way: the upload
-            # (and this message's delete, after it) then overlap the next step's receive and
-            # claim — where the worker has a free slot to take it.
-            upload.start()
             upload.finish()
 
 
@@ -329,8 +327,7 @@ def _prefetch(services: Services, job_id: str, step: str) -> Future | None:
 
 
 class _Upload:
-    """A step's checkpoint PutObject: before the hand-on if the checkpoint is too big for the
-    next message, else after it."""
+    """A step's checkpoint PutObject, beside its record, ended before its hand-on."""
 
     def __init__(self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool):
         self._services, self._job_id, self._step, self._stored = services, job_id, step, stored
@@ -344,17 +341,17 @@ class _Upload:
             self._future = _submit(_save_checkpoint, self._services, self._job_id, self._step, self._body)
 
     def carried(self) -> dict | None:
-        """What the next message carries: the checkpoint, or nothing once it is in the store."""
-        if self.handover is None and self._future is not None:
-            self._future.result()  # the next step will read it there
+        """What the next message carries (None: the next step reads the store), once the
+        checkpoint is stored."""
+        if self._future is not None:
+            self._future.result()
         return self.handover
 
     def finish(self) -> None:
-        """Wait for the upload, before the message is acked; its failure is the step's.
+        """Wait for the upload (a step that does not hand on); its failure is the step's.
 
-        Even for a checkpoint handed over (the next step has it), since a retry needs it in the
-        store: a transient failure retries the step (tasks/steps.py), whose next delivery finds
-        it recorded and stores the checkpoint then (_already_recorded).
+        A transient failure retries the step (tasks/steps.py), whose next delivery finds it
+        recorded and stores the checkpoint then (_already_recorded).
         """
         if self._future is not None:
             self._future.result()

@@ -1,8 +1,9 @@
 """A step's checkpoint handed over in the next step's message (tasks/checkpoints.py, tasks/runner.py).
 
 The handover saves the next step its GetObject; S3 keeps the checkpoint for what a retry needs.
-What must hold: the next step computes from the handed-over bytes and reads nothing; a checkpoint
-too big for a message goes by S3, uploaded before the hand-on; a message without a handover (or
+What must hold: the next step computes from the handed-over bytes and reads nothing; every
+checkpoint is stored (beside the record) before the next step is sent; one too big for a message
+goes by S3 only; a message without a handover (or
 with a broken one) reads S3, beside the claim; a redelivery, a lost message and an operator's
 retry all still end with the pipeline's bytes.
 """
@@ -93,14 +94,15 @@ def test_a_default_job_reads_no_checkpoint_and_keeps_every_one_in_the_store(serv
     assert chain.handovers[FIRST] is None  # recomputed from the request by the second step
 
 
-def test_a_handed_over_checkpoint_is_sent_before_it_is_uploaded(services, job_id):
-    """The next step's message leaves first; the upload ends before run_step returns (the ack)."""
+def test_a_checkpoint_is_stored_before_the_next_step_is_sent(services, job_id):
+    """Uploaded beside the record, ended before the hand-on: a step sent on has its checkpoint in
+    the store, so a job done has all of them (and a retry finds them)."""
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])
     assert chain.events == [
         f"send after {FIRST}",
-        f"send after {SECOND}", f"put {SECOND}.json",
-        f"send after {THIRD}", f"put {THIRD}.json",
+        f"put {SECOND}.json", f"send after {SECOND}",
+        f"put {THIRD}.json", f"send after {THIRD}",
     ]
 
 
@@ -124,7 +126,6 @@ def test_a_checkpoint_too_big_for_a_message_is_uploaded_before_the_hand_on_and_r
     chain.run_all(job_id)
     assert all(chain.handovers[step] is None for step in pipeline.STEPS[:-1])
     # Uploaded before its send: the next step reads it from the store.
-    assert chain.events.index(f"put {SECOND}.json") < chain.events.index(f"send after {SECOND}")
     assert [e for e in chain.events if e.startswith("get")] == [f"get {s}.json" for s in pipeline.STEPS[1:-1]]
     assert services.jobs.get(job_id).state is JobState.DONE
     assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
@@ -149,8 +150,7 @@ def test_the_previous_checkpoint_is_read_while_the_claim_is_in_flight(services, 
     assert run_step(services, job_id, THIRD).next is Next.CONTINUE
 
 
-def test_a_big_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id, monkeypatch):
-    monkeypatch.setattr(checkpoints, "HANDOVER_MAX_BYTES", 10)
+def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id):
     Chain(services).run_all(job_id, pipeline.STEPS[:1])
     upload_began = threading.Event()
     put, record = services.artifacts.put, services.jobs.record_step
@@ -235,11 +235,12 @@ def test_a_checkpoint_over_the_bound_is_not_handed_over():
     assert len(base64.b64encode(zlib.compress(noise))) > HANDOVER_MAX_BYTES
 
 
-def test_a_failed_upload_after_the_hand_on_fails_the_run_and_the_redelivery_stores_the_checkpoint(
+def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_checkpoint(
     services, job_id, pipeline_calls
 ):
-    """S3 fails after the next step was sent: the run raises (the task retries it), and the
-    redelivery finds the step recorded, recomputes its output from its handover and stores it."""
+    """S3 fails beside a record that succeeds: the run raises before sending anything (the task
+    retries it); the redelivery finds the step recorded, recomputes its output from its handover,
+    stores it, and hands on."""
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:2])
     put = services.artifacts.put
@@ -250,8 +251,8 @@ def test_a_failed_upload_after_the_hand_on_fails_the_run_and_the_redelivery_stor
     services.artifacts.put = down
     with pytest.raises(DependencyUnavailable):
         chain.run(job_id, THIRD, chain.handovers[SECOND])
-    assert chain.handovers[THIRD] is not None  # sent first: the next step goes on meanwhile
-    assert checkpoint_key(job_id, THIRD) not in services.artifacts.blobs
+    assert THIRD not in chain.handovers  # not sent
+    assert services.jobs.get(job_id).steps[-1].name == THIRD  # recorded
     services.artifacts.put = put
     pipeline_calls.clear()
     with capture_logs() as logs:
@@ -259,8 +260,9 @@ def test_a_failed_upload_after_the_hand_on_fails_the_run_and_the_redelivery_stor
     assert again.outcome == "duplicate"
     assert "step.checkpoint_restored" in [entry["event"] for entry in logs]
     assert pipeline_calls == [THIRD]  # from its handover: nothing before it recomputed
+    assert chain.handovers[THIRD] is None  # the next step reads it from the store
     chain.run_all(job_id, pipeline.STEPS[3:])
-    assert [e for e in chain.events if e.startswith("get")] == [f"get {THIRD}.json"]  # the duplicate's hand-on
+    assert services.jobs.get(job_id).state is JobState.DONE
     reference = _reference_checkpoints()
     for step in pipeline.STEPS[1:-1]:
         assert services.artifacts.blobs[checkpoint_key(job_id, step)] == reference[step]
