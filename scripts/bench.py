@@ -236,18 +236,25 @@ ASSUMED_MS = {"dynamodb write": 5, "sqs send": 10, "sqs delivery": 10, "sqs dele
 
 
 def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
-    """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute."""
+    """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute.
+
+    A step's hop: the delivery, the claim, the record beside its checkpoint's upload (the slower
+    of the two), the send, and the consumer's delete of the step before's message, which mostly
+    comes before it hands the next message on (docs/performance.md). Before issue 17 the
+    checkpoint's read and its upload were in line with the record instead.
+    """
     a = ASSUMED_MS
-    api = a["dynamodb write"] + a["sqs send"]
-    hop = a["sqs delivery"] + a["dynamodb write"] * 2 + a["sqs send"]  # receive, claim, record, send
-    old_hop = hop + a["s3 put"] + a["s3 get"]  # before: the checkpoint read and written in line
-    last = a["sqs delivery"] + a["dynamodb write"] * 2 + a["s3 put"]  # claim, uploads side by side, record
+    write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
+    hop = a["sqs delivery"] + a["sqs send"] + a["sqs delete"] + write  # receive, send, delete, claim
+    now = before = write + a["sqs send"]  # the API's put and first send
+    for index, step in enumerate(steps[:-1]):
+        reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
+        now += hop + (max(write, put) if writes else write)
+        before += hop + write + (get if reads else 0) + (put if writes else 0)
+    last = a["sqs delivery"] + write + put + write  # claim, the uploads side by side, the record
     compute = sum(compute_ms.get(step, 0) for step in steps)
-    middle = len(steps) - 1
-    now = api + middle * hop + last + compute
-    # Before, the first step neither read nor wrote a checkpoint and the second only wrote one.
-    before = api + middle * old_hop - 2 * a["s3 get"] - a["s3 put"] + last + compute
-    return {"assumedMs": a, "computeMs": round(compute), "jobMs": round(now), "beforeMs": round(before)}
+    return {"assumedMs": a, "computeMs": round(compute), "jobMs": round(now + last + compute),
+            "beforeMs": round(before + last + compute)}
 
 
 def report(results: dict) -> None:
