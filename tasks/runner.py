@@ -32,7 +32,7 @@ from enum import Enum
 
 import pipeline
 from storage.bootstrap import Services
-from storage.errors import ArtifactNotFound, DependencyError, InvalidTransition, JobNotFound
+from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
 from storage.model import (
     ClaimOutcome,
     Completion,
@@ -209,8 +209,8 @@ def _already_recorded(
     # events, and then this message is the only one carrying the chain. A redelivery whose
     # first run did hand on makes a tail of duplicates, each a refused claim and a look at S3.
     if _checkpointed(step) and not services.artifacts.exists(checkpoint_key(job.job_id, step)):
-        # Its first run handed on but never got its checkpoint into the store (the upload that
-        # follows the send failed, or the run died): a retry would need it.
+        # Its first run was recorded but its checkpoint never reached the store (the upload
+        # beside the record failed, or the run died before it ended): a retry would need it.
         log.info("step.checkpoint_restored", step=step)
         output = pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch))
         _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
@@ -299,8 +299,8 @@ def _load_input(
         body = prefetch.result() if prefetch is not None else services.artifacts.get(checkpoint_key(job.job_id, before))
         return decode_checkpoint(body).data
     except ArtifactNotFound:
-        # The previous step was recorded by a step event, not run by the pipeline (or its run
-        # died before its checkpoint upload ended, having handed it over in the message).
+        # The previous step was recorded by a step event, not run by the pipeline (or its
+        # upload failed and the job failed before a redelivery could store it).
         log.info("step.checkpoint_recomputed", step=before)
         output = _recompute(services, job, before)
         _save_checkpoint(services, job.job_id, before, encode_checkpoint(before, output))

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 import pipeline
 from storage.errors import DependencyUnavailable
 from storage.model import JobError, JobState
-from tasks import checkpoints, runner
+from tasks import checkpoints
 from tasks.checkpoints import HANDOVER_MAX_BYTES, checkpoint_key, from_handover, handover
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Next, fail_job, run_step
