@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
@@ -38,6 +38,20 @@ class AwsRequest:
     # An SNS publish of task events: their types (task-received, ...). The worker buffers task
     # events and publishes them in batches, so one publish may carry several.
     task_events: tuple[str, ...] = ()
+    # From scripts/emulator.py's TimedRecorder (epoch seconds, the emulator's clock): when the
+    # request came and when its answer went, the sizes of both, and for a receive how many
+    # messages it returned.
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    request_bytes: int = 0
+    response_bytes: int = 0
+    receipts: tuple[str, ...] = ()  # a receive: the messages it returned; a delete: the one it deleted
+    key: str = ""  # S3: the object's key
+    message: str = ""  # an SQS send: the message body
+
+    @property
+    def messages(self) -> int:
+        return len(self.receipts) if self.operation == "ReceiveMessage" else 0
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,31 @@ def recorded_so_far(endpoint: str) -> list[AwsRequest]:
 
 
 def parse(entry: dict) -> AwsRequest:
-    """One recorded request as (service, operation, resource)."""
+    """One recorded request as (service, operation, resource), with its timing and sizes."""
+    request = _parse(entry)
+    message = _message(request, entry)
+    return replace(
+        request,
+        started_at=entry.get("startedAt", 0.0),
+        ended_at=entry.get("endedAt", 0.0),
+        # What SQS bills a send by: its message; anything else, the request's body.
+        request_bytes=len(message.encode("utf-8")) if message else len(_body(entry)),
+        message=message,
+        response_bytes=entry.get("responseBytes", 0),
+        receipts=tuple(entry.get("receipts", ())) if request.operation == "ReceiveMessage" else _deleted(request, entry),
+        key=unquote(urlsplit(entry["url"]).path).lstrip("/").partition("/")[2] if request.service == "s3" else "",
+    )
+
+
+def _deleted(request: AwsRequest, entry: dict) -> tuple[str, ...]:
+    if request.service != "sqs" or request.operation != "DeleteMessage":
+        return ()
+    body = _body(entry)
+    handle = _json(body).get("ReceiptHandle") or parse_qs(body.decode("utf-8", "replace")).get("ReceiptHandle", [""])[0]
+    return (handle,) if handle else ()
+
+
+def _parse(entry: dict) -> AwsRequest:
     headers = {key.lower(): value for key, value in entry["headers"].items()}
     body = _body(entry)
     match = _SERVICE.search(headers.get("authorization", ""))
@@ -96,11 +134,22 @@ def categorise(served: list[AwsRequest], names: StackNames) -> Counter[tuple[str
     """Counts by (category, service, operation); see the module docstring for the categories."""
     counts: Counter[tuple[str, str, str]] = Counter()
     for request in served:
-        counts[(_category(request, names), request.service, request.operation)] += 1
+        counts[(category(request, names), request.service, request.operation)] += 1
     return counts
 
 
-def _category(request: AwsRequest, names: StackNames) -> str:
+def _message(request: AwsRequest, entry: dict) -> str:
+    """An SQS send's message body ("" for any other request)."""
+    if request.service != "sqs" or request.operation != "SendMessage":
+        return ""
+    body = _body(entry)
+    fields = _json(body)
+    if "MessageBody" in fields:
+        return fields["MessageBody"]
+    return parse_qs(body.decode("utf-8", "replace")).get("MessageBody", [""])[0]
+
+
+def category(request: AwsRequest, names: StackNames) -> str:
     if request.service == "dynamodb" and request.resource == names.table:
         return "background" if request.operation == "Query" else "job"
     if request.service == "s3" and request.resource == names.bucket:

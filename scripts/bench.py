@@ -9,7 +9,11 @@ Prints:
   (b) the throughput of N concurrent jobs beside N concurrent bare chains;
   (c) the AWS requests a job makes, by service and operation, from the emulator's recorder, with
       Celery's events and remote control counted apart — unwatched, then with task events on (as
-      when Flower watches).
+      when Flower watches);
+  (d) the sequential round trips of each step on the critical path, from the recorder's
+      timestamps (scripts/hot_path.py), with one job's timeline;
+  (e) what a job costs at list prices, and (f) an estimate of a job's latency on AWS from its
+      round trips and per-service latencies (ASSUMED_MS, written down in docs/performance.md).
 The generator's own timings are `make bench-generator`. Both chains' workers run at the same time
 on the same emulator, with the same concurrency; jobs and chains alternate, so noise hits both.
 Times come from the worker's log (job.done) and the chain's last task (a file), never from polling
@@ -38,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from aws_requests import StackNames, categorise, recording  # noqa: E402
+from hot_path import PRICES, critical_paths, describe, dynamo_item_bytes, job_cost  # noqa: E402
 from local_stack import Stack, StackConfig  # noqa: E402
 from storage.provision import provision  # noqa: E402
 
@@ -141,7 +146,12 @@ def latency(bench: Bench, runs: int) -> dict:
         chains.append(bench.wait({chain_id}, bench.chains_done)[chain_id] - started)
     job_ms, chain_ms = statistics.median(jobs[1:]) * 1000, statistics.median(chains[1:]) * 1000
     return {"runs": runs, "jobMedianMs": round(job_ms), "chainMedianMs": round(chain_ms),
-            "ratio": round(job_ms / chain_ms, 2)}
+            "ratio": round(job_ms / chain_ms, 2), "jobP95Ms": round(p95(jobs[1:]) * 1000),
+            "chainP95Ms": round(p95(chains[1:]) * 1000)}
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[18]
 
 
 def throughput(bench: Bench, count: int) -> dict:
@@ -161,33 +171,97 @@ def throughput(bench: Bench, count: int) -> dict:
 
 
 def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
-    """(c) The emulator's recording of ``jobs`` sequential jobs, per job, by category."""
+    """(c), (d), (e): the emulator's recording of ``jobs`` sequential jobs: requests per job by
+    category, each step's critical path, and the job path's bill."""
+    import pipeline
+
     settings = bench.stack.settings
     names = StackNames(settings.jobs_table_name, settings.artifacts_bucket or "", bench.stack.env["SQS_QUEUE_URL"],
                        settings.control_prefix)
 
-    def measure() -> dict:
+    def measure() -> tuple[dict, list, list[str]]:
+        done = []
         with recording(bench.stack.emulator_url) as served:
             for _ in range(jobs):
                 job_id, _ = bench.submit_job()
                 bench.wait({job_id}, bench.jobs_done)
+                done.append(job_id)
             time.sleep(1)  # the last step's delete and events land
         per: dict[str, Counter] = {}
         for (category, service, operation), n in categorise(served, names).items():
             per.setdefault(category, Counter())[f"{service} {operation}"] += n / jobs
-        return {category: dict(sorted(counts.items())) for category, counts in per.items()}
+        return {category: dict(sorted(counts.items())) for category, counts in per.items()}, served, done
 
-    unwatched = measure()
+    unwatched, served, done = measure()
+    paths = critical_paths(served, names, pipeline.STEPS)
+    steps = {
+        pipeline.STEPS[index]: {"median": statistics.median(p[index].round_trips for p in paths),
+                                "max": max(p[index].round_trips for p in paths)}
+        for index in range(len(pipeline.STEPS) - 1)
+    }
+    timeline = [describe(path, served) for path in paths[-1]]
+    cost = job_cost(served, names, jobs, item_bytes=_item_bytes(bench, settings.jobs_table_name, done[-1]))
     subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
                    env=bench.stack.env, cwd=ROOT, capture_output=True, timeout=60, check=True)
-    watched = measure()
-    return {"jobs": jobs, "unwatched": unwatched, "watched": watched}
+    watched, _, _ = measure()
+    return {"jobs": jobs, "unwatched": unwatched, "watched": watched,
+            "criticalPath": {"perStep": steps, "timeline": timeline}, "cost": cost,
+            "computeMs": _compute_ms(bench, set(done))}
+
+
+def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
+    """The finished job item's size as DynamoDB bills it."""
+    import boto3
+
+    env = bench.stack.env
+    client = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=bench.stack.settings.region,
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    return dynamo_item_bytes(client.get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"])
+
+
+def _compute_ms(bench: Bench, jobs: set[str]) -> dict[str, float]:
+    """Median duration of each step (claim answered to record issued) of ``jobs``, from the worker's log."""
+    durations: dict[str, list[int]] = {}
+    for line in (bench.log_dir / "worker.log").read_text(errors="replace").splitlines():
+        if '"step.recorded"' in line and line.startswith("{"):
+            event = json.loads(line)
+            if event.get("jobId") in jobs:
+                durations.setdefault(event["step"], []).append(event["durationMs"])
+    return {step: statistics.median(values) for step, values in durations.items()}
+
+
+# Per-request latencies assumed for the AWS estimate (ms, same region, p50); where each comes
+# from is in docs/performance.md.
+ASSUMED_MS = {"dynamodb write": 5, "sqs send": 10, "sqs delivery": 10, "sqs delete": 10, "s3 put": 30, "s3 get": 20}
+
+
+def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
+    """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute.
+
+    A step's hop: the delivery, the claim, the record beside its checkpoint's upload (the slower
+    of the two), the send, and the consumer's delete of the step before's message, which mostly
+    comes before it hands the next message on (docs/performance.md). Before issue 17 the
+    checkpoint's read and its upload were in line with the record instead.
+    """
+    a = ASSUMED_MS
+    write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
+    hop = a["sqs delivery"] + a["sqs send"] + a["sqs delete"] + write  # receive, send, delete, claim
+    now = before = write + a["sqs send"]  # the API's put and first send
+    for index, step in enumerate(steps[:-1]):
+        reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
+        now += hop + (max(write, put) if writes else write)
+        before += hop + write + (get if reads else 0) + (put if writes else 0)
+    last = a["sqs delivery"] + write + put + write  # claim, the uploads side by side, the record
+    compute = sum(compute_ms.get(step, 0) for step in steps)
+    return {"assumedMs": a, "computeMs": round(compute), "jobMs": round(now + last + compute),
+            "beforeMs": round(before + last + compute)}
 
 
 def report(results: dict) -> None:
     a, b, c = results["latency"], results["throughput"], results["requests"]
-    print("\n(a) latency, sequential, median submit -> done")
-    print(f"    job {a['jobMedianMs']} ms   bare chain {a['chainMedianMs']} ms   ratio {a['ratio']}x  ({a['runs']} each)")
+    print("\n(a) latency, sequential, submit -> done")
+    print(f"    job {a['jobMedianMs']} ms (p95 {a['jobP95Ms']})   bare chain {a['chainMedianMs']} ms "
+          f"(p95 {a['chainP95Ms']})   ratio {a['ratio']}x  (medians of {a['runs']} each)")
     print(f"\n(b) throughput, {b['count']} at once")
     print(f"    jobs {b['jobsPerSecond']}/s   bare chains {b['chainsPerSecond']}/s   ratio {b['ratio']}x")
     print(f"\n(c) AWS requests per job ({c['jobs']} sequential jobs, the emulator's recorder)")
@@ -197,6 +271,20 @@ def report(results: dict) -> None:
             total = sum(counts.values())
             detail = ", ".join(f"{op} {n:g}" for op, n in counts.items())
             print(f"      {category:<10} {total:6.2f}   {detail}")
+    path = c["criticalPath"]
+    print("\n(d) sequential round trips per step on the critical path (receive to next receive; median, max)")
+    print("    " + "   ".join(f"{step} {n['median']:g}/{n['max']}" for step, n in path["perStep"].items()))
+    print("    the last job, ms after each delivery:")
+    for line in path["timeline"]:
+        print(f"      {line}")
+    cost = c["cost"]
+    print(f"\n(e) cost per job at list prices (DynamoDB writes billed on a {cost['itemBytes']}-byte item)")
+    for name, units in cost["units"].items():
+        print(f"    {name:<28} {units:6.2f} x ${PRICES[name] * 1e6:.2f}/M = ${units * PRICES[name] * 1e6:.2f}/M jobs")
+    print(f"    total ${cost['usdPerMillionJobs']:.2f} per million jobs")
+    e = results["estimate"]
+    print(f"\n(f) estimated latency on AWS: {e['jobMs']} ms (before this path: {e['beforeMs']} ms), of which "
+          f"compute {e['computeMs']} ms; assumed ms per request: {e['assumedMs']}")
 
 
 def main() -> int:
@@ -214,6 +302,9 @@ def main() -> int:
                 "throughput": throughput(bench, args.concurrent),
                 "requests": requests_per_job(bench),
             }
+            import pipeline
+
+            results["estimate"] = aws_estimate(results["requests"]["computeMs"], list(pipeline.STEPS))
         finally:
             bench.stop()
     report(results)

@@ -18,7 +18,9 @@ Likewise moto lists its own package directory, under a lock, on every request
 to learn its service names; they are listed once. And its request recorder
 (MOTO_ENABLE_RECORDING, which the job-cost test and `make bench` read) appends
 each request to its file without a lock, so two requests served at once could
-interleave their lines; it now records one at a time. Everything else is moto as is.
+interleave their lines, and with no clock; it now records one at a time, with
+when each request came and when its answer went (TimedRecorder). Everything
+else is moto as is.
 
 With --state-file, the state is loaded from that file at start and saved to it
 at stop (scripts/emulator_state.py): `make run` keeps its jobs across restarts.
@@ -27,12 +29,17 @@ at stop (scripts/emulator_state.py): `make run` keeps its jobs across restarts.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
+import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
@@ -73,17 +80,80 @@ def list_services_once() -> None:
     backends.list_of_moto_modules = lambda: names
 
 
-def record_one_request_at_a_time() -> None:
-    """Serialise moto's request recorder, whose lines concurrent requests could otherwise interleave."""
-    from moto.moto_api._internal.recorder.models import Recorder
+class TimedRecorder:
+    """WSGI middleware: moto's request recorder, one line per request with when it came and went.
 
-    record, lock = Recorder._record_request, threading.Lock()
+    moto appends each request to its file as it arrives, without a lock (two requests served at
+    once could interleave their lines) and without a clock. Here moto's recorder keeps its
+    switch and its endpoints (``/moto-api/recorder/...``), and this middleware writes the lines:
+    one per request once its answer is built, one at a time, in moto's format (headers, method,
+    url, body) plus ``startedAt`` and ``endedAt`` (epoch seconds, this process's clock), the
+    answer's ``status`` and ``responseBytes``, and for a receive the ``receipts`` of the messages it
+returned —
+    what `make bench` needs to find a job's critical path (scripts/aws_requests.py).
+    """
 
-    def _record_request(self, request, body=None) -> None:
-        with lock:
-            record(self, request, body)
+    def __init__(self, app) -> None:
+        from moto.moto_api._internal.recorder.models import Recorder
 
-    Recorder._record_request = _record_request
+        self._app = app
+        self._lock = threading.Lock()
+        Recorder._record_request = lambda recorder, request, body=None: None  # written here instead
+
+    def __call__(self, environ, start_response):
+        from moto.moto_api import recorder
+
+        if environ.get("PATH_INFO", "").startswith("/moto-api/"):
+            return self._app(environ, start_response)
+        # Every request is read here, recorded or not: a long poll that began before the
+        # recording and ends during it (its answer the message a step waited for) is recorded.
+        started = time.time()
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request_body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(request_body)
+        status: list[str] = []
+
+        def start(status_line, headers, exc_info=None):
+            status.append(status_line)
+            return start_response(status_line, headers, exc_info)
+
+        body = list(self._app(environ, start))
+        if not recorder._user_enabled:
+            return body
+        answer = b"".join(body)
+        entry = {
+            "headers": _headers(environ),
+            "method": environ["REQUEST_METHOD"],
+            "url": _raw_url(environ),
+            "body": base64.b64encode(request_body).decode("ascii"),
+            "body_encoded": True,
+            "startedAt": started,
+            "endedAt": time.time(),
+            "status": int(status[0].split()[0]) if status else 0,
+            "responseBytes": len(answer),
+            "receipts": [handle.decode() for handle in _RECEIPT.findall(answer)],
+        }
+        with self._lock, open(recorder._location, "a+") as file:
+            file.write(json.dumps(entry) + "\n")
+        return body
+
+
+_RECEIPT = re.compile(rb'(?:"ReceiptHandle"\s*:\s*"|<ReceiptHandle>)([^"<]+)')
+
+
+def _headers(environ) -> dict[str, str]:
+    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").title()] = environ[key]
+    return headers
+
+
+def _raw_url(environ) -> str:
+    path = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not path:
+        path = quote(environ.get("PATH_INFO", "")) + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}{path}"
 
 
 def main(wrap=None) -> None:
@@ -97,12 +167,11 @@ def main(wrap=None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
     read_only_the_retention_period()
     list_services_once()
-    record_one_request_at_a_time()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: sys.exit(0))
     if args.state_file is not None:
         _load_state(args.state_file)
-    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+    app = TimedRecorder(AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)))
     try:
         run_simple(
             args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler

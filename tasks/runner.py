@@ -7,7 +7,9 @@ because each write is conditional and keyed by the step's deterministic id.
 A step costs the job item two writes and no read: the claim (which returns the
 item as it stood, and moves a queued job to running) and the record (which, for
 the last step, also marks the job done). Its input is the previous step's
-checkpoint (see _checkpointed for the two steps that have none); a step looks
+checkpoint (see _checkpointed for the two steps that have none), handed over in
+its message when small (tasks/checkpoints.py), else read from the store beside
+the claim; its own is uploaded beside its record and sent on in the next message. A step looks
 for its own checkpoint only in a run that takes over a lapsed lease, which may
 find its predecessor's work already written. A step recorded
 without a checkpoint (a step event from outside the pipeline, see
@@ -18,9 +20,13 @@ have written.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 
@@ -41,7 +47,15 @@ from storage.model import (
 )
 from tasks import metrics
 from tasks.artifacts import CONTENT_TYPES, write_artifacts
-from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
+from tasks.checkpoints import (
+    RESULT,
+    artifact_key,
+    checkpoint_key,
+    decode_checkpoint,
+    encode_checkpoint,
+    from_handover,
+    handover,
+)
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
@@ -74,7 +88,15 @@ class StepRun:
 
 
 def run_step(
-    services: Services, job_id: str, step: str, attempt: int = 1, *, delivery: str | None = None, run: int = 0
+    services: Services,
+    job_id: str,
+    step: str,
+    attempt: int = 1,
+    *,
+    delivery: str | None = None,
+    run: int = 0,
+    handover: object = None,
+    hand_on: HandOn | None = None,
 ) -> StepRun:
     """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered.
 
@@ -82,8 +104,18 @@ def run_step(
     try (Celery's retry count): a claim that was applied but answered with an error is then
     recognised as this message's own by the retry of the write (botocore's, same owner) and by
     the message's next try (Celery's), instead of being waited out as another run's lease.
+
+    ``handover`` is the previous step's checkpoint as the message carries it, if it does
+    (tasks/checkpoints.py); ``hand_on`` sends the next step, given this step's handover (or
+    None), once this step is recorded — called for every outcome that continues the chain.
+    Requests that need not wait for each other go side by side: without a handover, the previous
+    checkpoint's GetObject beside the claim; this step's checkpoint PutObject beside the record.
+    So a step's critical path is receive, claim, record (and upload), send; the delete overlaps
+    the next step's receive.
     """
     sid = step_id(job_id, step, attempt)
+    previous = _handed_over(handover, step)
+    prefetch = _prefetch(services, job_id, step) if previous is None else None
     claim = services.jobs.claim_step(
         job_id,
         sid,
@@ -91,6 +123,8 @@ def run_step(
         owner=lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex),
         lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
     )
+    if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
+        prefetch.cancel()  # its answer is not needed (one that already left is ignored)
     if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
         # A message for a job that does not exist can never succeed: drop it.
         log.error("step.job_missing", step=step)
@@ -103,7 +137,7 @@ def run_step(
         log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
         return StepRun(Next.STOP, "stale")
     if claim.outcome is ClaimOutcome.DUPLICATE:
-        return _already_recorded(services, claim.job, step)
+        return _already_recorded(services, claim.job, step, hand_on, previous=previous, prefetch=prefetch)
     if claim.outcome is ClaimOutcome.HELD:
         # SQS handed this message out again while a run still computes the step
         # (visibility timeout ran out). Don't run it beside that run; look again
@@ -114,7 +148,7 @@ def run_step(
 
     job = claim.job
     started_at, started = utc_now(), time.monotonic()
-    output = _compute(services, job, step, resumed=claim.resumed)
+    output, stored = _compute(services, job, step, resumed=claim.resumed, previous=previous, prefetch=prefetch)
     last = step == pipeline.STEPS[-1]
     completion = _publish(services, job, output) if last else None
     event = StepEvent(
@@ -126,22 +160,44 @@ def run_step(
         summary=completion.summary if completion else output.summary,
         status=StepStatus.OK,
     )
-    outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
-    log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
-    if outcome is RecordOutcome.RECORDED:
-        metrics.step_succeeded(step, event.duration_ms, job_id)
-        if completion is not None:
-            log.info("job.done", summary=completion.summary)
-            metrics.job_succeeded(job.created_at, job_id)
-    if outcome is RecordOutcome.TERMINAL:
-        return StepRun(Next.STOP, str(outcome))
-    if completion is not None and outcome is RecordOutcome.DUPLICATE:  # the last step
-        # Recorded meanwhile by a step event, which does not finish the job: finish it here.
-        _mark_done(services, job, completion)
-    return StepRun(Next.CONTINUE, str(outcome))
+    upload = _Upload(services, job.job_id, step, output, stored=stored) if _checkpointed(step) else None
+    if upload is not None:
+        # Beside the record, and stored before the next step is sent: a step sent is a step whose
+        # checkpoint a retry finds (a job done has every checkpoint), handed over or not.
+        upload.start()
+    try:
+        outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
+        log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
+        if outcome is RecordOutcome.RECORDED:
+            metrics.step_succeeded(step, event.duration_ms, job_id)
+            if completion is not None:
+                log.info("job.done", summary=completion.summary)
+                metrics.job_succeeded(job.created_at, job_id)
+        if outcome is RecordOutcome.TERMINAL:
+            return StepRun(Next.STOP, str(outcome))
+        if completion is not None and outcome is RecordOutcome.DUPLICATE:
+            # Recorded meanwhile by a step event, which does not finish the job: finish it here.
+            _mark_done(services, job, completion)
+        if hand_on is not None and not last:
+            hand_on(upload.carried() if upload else None)
+        return StepRun(Next.CONTINUE, str(outcome))
+    finally:
+        if upload is not None:
+            upload.finish()
 
 
-def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
+HandOn = Callable[[dict | None], None]
+
+
+def _already_recorded(
+    services: Services,
+    job: Job,
+    step: str,
+    hand_on: HandOn | None,
+    *,
+    previous: pipeline.StepOutput | None = None,
+    prefetch: Future | None = None,
+) -> StepRun:
     """A delivery of a step that is recorded: finish what its first run may have left undone."""
     log.info("step.already_recorded", step=step)
     if step == pipeline.STEPS[-1]:
@@ -151,7 +207,16 @@ def _already_recorded(services: Services, job: Job, step: str) -> StepRun:
         return StepRun(Next.STOP, "duplicate")
     # Hand on, even when later steps are recorded too: they may have been recorded by step
     # events, and then this message is the only one carrying the chain. A redelivery whose
-    # first run did hand on makes a tail of duplicates, each a refused claim and nothing more.
+    # first run did hand on makes a tail of duplicates, each a refused claim and a look at S3.
+    if _checkpointed(step) and not services.artifacts.exists(checkpoint_key(job.job_id, step)):
+        # Its first run was recorded but its checkpoint never reached the store (the upload
+        # beside the record failed, or the run died before it ended): a retry would need it.
+        log.info("step.checkpoint_restored", step=step)
+        output = pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch))
+        _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
+    # Nothing is handed over: the next step reads the checkpoint from S3.
+    if hand_on is not None:
+        hand_on(None)
     return StepRun(Next.CONTINUE, "duplicate")
 
 
@@ -191,40 +256,116 @@ def _checkpointed(step: str) -> bool:
     return step not in (pipeline.STEPS[0], pipeline.STEPS[-1])
 
 
-def _compute(services: Services, job: Job, step: str, *, resumed: bool) -> pipeline.StepOutput:
-    """The step's output, checkpointed where the next step needs it (see _checkpointed)."""
-    key = checkpoint_key(job.job_id, step)
+def _compute(
+    services: Services,
+    job: Job,
+    step: str,
+    *,
+    resumed: bool,
+    previous: pipeline.StepOutput | None,
+    prefetch: Future | None,
+) -> tuple[pipeline.StepOutput, bool]:
+    """The step's output, and whether its checkpoint is in the store already."""
     if resumed and _checkpointed(step):
         # A run that lost its lease (killed, or hung past its limit) may have written its
         # checkpoint before it died: the pipeline is deterministic, so reuse it.
         try:
-            checkpoint = json.loads(services.artifacts.get(key))
-            return pipeline.StepOutput(data=checkpoint["data"], summary=checkpoint["summary"])
+            return decode_checkpoint(services.artifacts.get(checkpoint_key(job.job_id, step))), True
         except ArtifactNotFound:
             pass
     _apply_drill(job, step)
-    output = pipeline.run_step(step, _load_input(services, job, step))
-    if _checkpointed(step):
-        _save_checkpoint(services, job, step, output)
-    return output
+    return pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch)), False
 
 
-def _load_input(services: Services, job: Job, step: str) -> dict:
-    """What ``step`` takes: the request, or the previous step's checkpointed data."""
+def _load_input(
+    services: Services,
+    job: Job,
+    step: str,
+    *,
+    previous: pipeline.StepOutput | None = None,
+    prefetch: Future | None = None,
+) -> dict:
+    """What ``step`` takes: the request, or the previous step's output — handed over in the
+    message, fetched beside the claim (``prefetch``), or read from the store now."""
     index = pipeline.STEPS.index(step)
     if index == 0:
         return dict(job.request)
-    previous = pipeline.STEPS[index - 1]
-    if not _checkpointed(previous):
-        return _round_trip(_recompute(services, job, previous).data)
+    before = pipeline.STEPS[index - 1]
+    if not _checkpointed(before):
+        return _round_trip(_recompute(services, job, before).data)
+    if previous is not None:
+        return previous.data
     try:
-        return json.loads(services.artifacts.get(checkpoint_key(job.job_id, previous)))["data"]
+        body = prefetch.result() if prefetch is not None else services.artifacts.get(checkpoint_key(job.job_id, before))
+        return decode_checkpoint(body).data
     except ArtifactNotFound:
-        # The previous step was recorded by a step event, not run by the pipeline.
-        log.info("step.checkpoint_recomputed", step=previous)
-        output = _recompute(services, job, previous)
-        _save_checkpoint(services, job, previous, output)
+        # The previous step was recorded by a step event, not run by the pipeline (or its
+        # upload failed and the job failed before a redelivery could store it).
+        log.info("step.checkpoint_recomputed", step=before)
+        output = _recompute(services, job, before)
+        _save_checkpoint(services, job.job_id, before, encode_checkpoint(before, output))
         return _round_trip(output.data)
+
+
+def _handed_over(handover: object, step: str) -> pipeline.StepOutput | None:
+    """The previous step's output as the message hands it over, if it does (and it decodes)."""
+    index = pipeline.STEPS.index(step)
+    if handover is None or index == 0:
+        return None
+    output = from_handover(handover, pipeline.STEPS[index - 1])
+    if output is None:
+        log.warning("step.handover_unreadable", step=step)
+    return output
+
+
+def _prefetch(services: Services, job_id: str, step: str) -> Future | None:
+    """The previous step's checkpoint GetObject, issued beside the claim (None where none is read)."""
+    index = pipeline.STEPS.index(step)
+    if index == 0 or not _checkpointed(pipeline.STEPS[index - 1]):
+        return None
+    return _submit(services.artifacts.get, checkpoint_key(job_id, pipeline.STEPS[index - 1]))
+
+
+class _Upload:
+    """A step's checkpoint PutObject, beside its record, ended before its hand-on."""
+
+    def __init__(self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool):
+        self._services, self._job_id, self._step, self._stored = services, job_id, step, stored
+        self._body = encode_checkpoint(step, output)
+        self.handover = handover(step, self._body)  # None when too big for a message
+        self._future: Future | None = None
+
+    def start(self) -> None:
+        """Issue the upload, once (nothing to do for a checkpoint found in the store)."""
+        if not self._stored and self._future is None:
+            self._future = _submit(_save_checkpoint, self._services, self._job_id, self._step, self._body)
+
+    def carried(self) -> dict | None:
+        """What the next message carries (None: the next step reads the store), once the
+        checkpoint is stored."""
+        if self._future is not None:
+            self._future.result()
+        return self.handover
+
+    def finish(self) -> None:
+        """Wait for the upload (a step that does not hand on); its failure is the step's.
+
+        A transient failure retries the step (tasks/steps.py), whose next delivery finds it
+        recorded and stores the checkpoint then (_already_recorded).
+        """
+        if self._future is not None:
+            self._future.result()
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    # Made on first use, in the process that runs steps (never before the worker's fork).
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="step-io")
+
+
+def _submit(fn: Callable, *args, **kwargs) -> Future:
+    """Run ``fn(*args, **kwargs)`` beside the caller, with the caller's log context."""
+    return _pool().submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
 
 
 def _round_trip(data: dict) -> dict:
@@ -237,11 +378,8 @@ def _recompute(services: Services, job: Job, step: str) -> pipeline.StepOutput:
     return pipeline.run_step(step, _load_input(services, job, step))
 
 
-def _save_checkpoint(services: Services, job: Job, step: str, output: pipeline.StepOutput) -> None:
-    checkpoint = {"step": step, "summary": output.summary, "data": output.data}
-    services.artifacts.put(
-        checkpoint_key(job.job_id, step), pipeline.encode_json(checkpoint), CONTENT_TYPES[RESULT]
-    )
+def _save_checkpoint(services: Services, job_id: str, step: str, body: bytes) -> None:
+    services.artifacts.put(checkpoint_key(job_id, step), body, CONTENT_TYPES[RESULT])
 
 
 def _apply_drill(job: Job, step: str) -> None:

@@ -84,14 +84,21 @@ class StepTask(Task):
             raise
 
 
-def hand_on(task: Task) -> None:
-    """Send the chain's next step; if it cannot be sent, reject this message for redelivery."""
+def hand_on(task: Task, handover: dict | None = None) -> None:
+    """Send the chain's next step, with this step's ``handover`` (its checkpoint, when small enough
+    for a message: tasks/checkpoints.py); if it cannot be sent, reject this message for redelivery."""
     chain = task.request.chain
     if not chain:
         return
-    next_step = signature(chain[-1], app=task.app)
+    following, options = chain[-1], {}
+    if handover is not None:
+        kwargs = {**(following.get("kwargs") or {}), "handover": handover}
+        following = {**following, "kwargs": kwargs}
+        # Not the checkpoint's base64 in the message's headers and in task events (Flower).
+        options["kwargsrepr"] = repr({**kwargs, "handover": f"<{handover['step']} checkpoint>"})
+    next_step = signature(following, app=task.app)
     try:
-        _send_in_time(task, next_step, chain[:-1])
+        _send_in_time(task, next_step, chain[:-1], options)
     except SoftTimeLimitExceeded as exc:
         # The step's time ran out while it handed on: it is recorded, so leave it to the redelivery.
         log.warning("step.hand_on_failed", next=next_step.name, error="the step's time limit")
@@ -99,14 +106,20 @@ def hand_on(task: Task) -> None:
     task.request.chain = None  # sent: Celery's trace must not send it again
 
 
-def _send_in_time(task: Task, next_step, rest: list) -> None:
+def _send_in_time(task: Task, next_step, rest: list, options: dict) -> None:
     """Send ``next_step``, trying again for HAND_ON_SECONDS; then raise Reject (requeue)."""
     deadline = time.monotonic() + HAND_ON_SECONDS
     failures = 0
     while True:
         try:
-            # As Celery's trace would send it (its args are immutable: nothing is passed on).
-            next_step.apply_async(chain=rest, parent_id=task.request.id, root_id=task.request.root_id or task.request.id)
+            # As Celery's trace would send it (its args are immutable: no result is passed on;
+            # the handover is this step's own addition to the kwargs).
+            next_step.apply_async(
+                chain=rest,
+                parent_id=task.request.id,
+                root_id=task.request.root_id or task.request.id,
+                **options,
+            )
             return
         except SoftTimeLimitExceeded:
             raise
@@ -123,10 +136,15 @@ def _send_in_time(task: Task, next_step, rest: list) -> None:
 
 
 def _make_step_task(step: str) -> StepTask:
-    def run(self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1) -> None:
+    def run(
+        self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1, handover: dict | None = None
+    ) -> None:
         try:
+            # A step that continues the chain hands on from inside run_step, beside its own
+            # checkpoint upload, which ends before this returns (and so before the ack).
             result = run_step(
-                services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0
+                services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0,
+                handover=handover, hand_on=lambda passed: hand_on(self, passed),
             )
         except DependencyUnavailable as exc:
             # Transient (throttled, unreachable): run again later, as a new message; after
@@ -140,8 +158,6 @@ def _make_step_task(step: str) -> StepTask:
         if result.next is Next.STOP:
             # Ends the chain here: the job is terminal or gone, or the chain already moved on.
             self.request.chain = None
-        else:
-            hand_on(self)
 
     run.__name__ = step
     run.__doc__ = f"Run the {step} step of a job."

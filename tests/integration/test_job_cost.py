@@ -1,15 +1,21 @@
 """What a job costs in AWS requests, counted by the emulator's recorder (scripts/aws_requests.py).
 
-Every step but the last costs at most 7 requests: one claim and one record (UpdateItem), the
-previous step's checkpoint read and its own written (S3), and its message received, deleted and the
-next one sent (SQS) — the first step reads no checkpoint and writes none (its output is recomputed
-from the request), and the second reads none. The last step writes the artifacts and result.json
-instead of a checkpoint and sends nothing. And no task event is published while nobody watches
-(Flower turns them on).
+Every step but the last costs at most 6 requests: one claim and one record (UpdateItem), its own
+checkpoint written (S3), and its message received, deleted and the next one sent (SQS) — the
+first step writes no checkpoint (its output is recomputed from the request); no step reads one,
+since a default level's checkpoints travel in the next step's message (tasks/checkpoints.py). The
+last step writes the artifacts and result.json instead of a checkpoint and sends nothing. And no
+task event is published while nobody watches (Flower turns them on).
+
+On the critical path from one step's receive to the next's, 4 of them follow one another by
+design (scripts/hot_path.py): receive, claim, record (its checkpoint upload beside it), send.
+The step's delete comes after the send, beside the next step's receive and claim.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -19,8 +25,10 @@ import pytest
 
 import pipeline
 from tasks.artifacts import ARTIFACTS
+from tasks.checkpoints import HANDOVER_MAX_BYTES
 from tasks.doom_nodes import node_builder
 from aws_requests import StackNames, categorise, recorded_so_far, recording
+from hot_path import critical_paths, describe
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +43,7 @@ def costed(make_stack):
     return make_stack({"CONTROL_PREFIX": "cost-ctl-", "SQS_WAIT_TIME_SECONDS": "20"})
 
 
-def test_a_step_costs_at_most_seven_aws_requests_and_the_last_writes_the_artifacts(costed):
+def test_a_step_costs_at_most_six_aws_requests_claim_record_and_send_in_a_row_and_the_last_writes_the_artifacts(costed):
     settings = costed.stack.settings
     names = StackNames(
         table=settings.jobs_table_name,
@@ -60,7 +68,7 @@ def test_a_step_costs_at_most_seven_aws_requests_and_the_last_writes_the_artifac
     assert job[("dynamodb", "PutItem")] == JOBS  # the API writes the job
     assert job[("dynamodb", "UpdateItem")] == 2 * STEPS * JOBS  # a claim and a record per step
     assert job[("dynamodb", "GetItem")] == 0  # the claim returns the item
-    assert job[("s3", "GetObject")] == (STEPS - 2) * JOBS  # no probe, no read-back
+    assert job[("s3", "GetObject")] == 0  # no probe, no read-back, every checkpoint handed over
     # The artifact table's (but map.wad, which is skipped where zdbsp is missing), and result.json.
     artifacts = len(ARTIFACTS) - (node_builder() is None) + 1
     assert job[("s3", "PutObject")] == (STEPS - 2 + artifacts) * JOBS
@@ -78,6 +86,29 @@ def test_a_step_costs_at_most_seven_aws_requests_and_the_last_writes_the_artifac
 
     # Nobody watches: no task event is published (worker heartbeats still are).
     assert [request.task_events for request in served if request.task_events] == []
+
+    # The critical path: at most 5 round trips one after another, from each step's delivery to
+    # the next's (the previous step's delete may overlap the claim), the send among them, no read.
+    # Read from the emulator's clock (scripts/hot_path.py). Each step's own requests in a row are
+    # its claim, its record and its send; its checkpoint's upload is issued beside the record and
+    # ends before the send, but on these two shared CPUs its preparation often waits behind the
+    # record's (the GIL), so the emulator may serve it after the record: then it shows in the
+    # row. The step before's delete may come first, as the worker's consumer makes it before it
+    # hands this message to a process. Anything else in the row is a request too many.
+    paths = critical_paths(served, names, pipeline.STEPS)
+    assert len(paths) == JOBS
+    for job_paths in paths:
+        for path in job_paths:
+            print(f"step {path.index}: {path.round_trips}  {describe(path, served)}")
+            ops = [request.operation for request in path.chain]  # one request for each in a row
+            assert ops[-1] == "SendMessage" and ops.count("SendMessage") == 1, describe(path, served)
+            assert 1 <= ops.count("UpdateItem") <= 2 and ops.count("PutObject") <= 1, describe(path, served)
+            assert ops.count("DeleteMessage") <= 1 and set(ops) <= {
+                "UpdateItem", "PutObject", "SendMessage", "DeleteMessage"}, describe(path, served)
+            assert path.round_trips <= 6, describe(path, served)
+    # The messages stay within SQS's first 64 KB billing chunk.
+    sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
+    assert sends and max(r.request_bytes for r in sends) <= 64 * 1024
 
 
 def wait_done_in_log(stack, job_id: str, timeout: float = 30) -> str:
@@ -118,3 +149,41 @@ def settle(stack, done, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not done(recorded_so_far(stack.stack.emulator_url)):
         time.sleep(0.2)
+
+
+def test_a_checkpoint_too_big_for_a_message_goes_by_s3_and_every_message_stays_in_one_chunk(costed):
+    """A 150-room level's checkpoints all travel in the messages; a 350-room level's last two are
+    over HANDOVER_MAX_BYTES and go by S3 (each read once, by the step after). Every message stays
+    within SQS's first 64 KB billing chunk, and a message measures about 16/9 of its handover plus
+    its headers and chain: what the bound in tasks/checkpoints.py rests on."""
+    settings = costed.stack.settings
+    names = StackNames(settings.jobs_table_name, settings.artifacts_bucket, costed.stack.env["SQS_QUEUE_URL"], "cost-ctl-")
+    with recording(costed.stack.emulator_url) as served:
+        small = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 150})["jobId"]
+        big = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 350})["jobId"]
+        for job_id in (small, big):
+            wait_done_in_log(costed, job_id, timeout=60)
+        settle(costed, lambda served: sum(r.operation == "DeleteMessage" and r.resource == names.queue_url
+                                          for r in served) >= 2 * STEPS)
+    assert costed.status(small)["state"] == costed.status(big)["state"] == "done"
+    reads = sorted(r.key.rpartition("/")[2] for r in served if r.operation == "GetObject" and r.resource == names.bucket)
+    assert reads == ["populate.json", "validate_level.json"]
+    assert all(big in r.key for r in served if r.operation == "GetObject" and r.resource == names.bucket)
+
+    sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
+    carried = [(handover_bytes(r), r.request_bytes) for r in sends]
+    print("handover bytes -> message bytes:", sorted(carried))
+    assert max(size for _, size in carried) <= 64 * 1024
+    assert sum(1 for handed, _ in carried if handed) == 4 + 2  # all four of the small job's, two of the big one's
+    bare = max(size for handed, size in carried if not handed)
+    for handed, size in carried:
+        assert size <= 16 / 9 * handed + bare + 512, (handed, size, bare)
+    largest = max(handed for handed, _ in carried)
+    assert HANDOVER_MAX_BYTES / 2 < largest <= HANDOVER_MAX_BYTES
+
+
+def handover_bytes(send) -> int:
+    """The length of the handover a recorded SendMessage carries (0 for none)."""
+    envelope = json.loads(base64.b64decode(send.message))
+    _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return len((kwargs.get("handover") or {}).get("zlib", ""))

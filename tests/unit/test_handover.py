@@ -1,0 +1,329 @@
+"""A step's checkpoint handed over in the next step's message (tasks/checkpoints.py, tasks/runner.py).
+
+The handover saves the next step its GetObject; S3 keeps the checkpoint for what a retry needs.
+What must hold: the next step computes from the handed-over bytes and reads nothing; every
+checkpoint is stored (beside the record) before the next step is sent; one too big for a message
+goes by S3 only; a message without a handover (or
+with a broken one) reads S3, beside the claim; a redelivery, a lost message and an operator's
+retry all still end with the pipeline's bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import threading
+import zlib
+
+import pytest
+from structlog.testing import capture_logs
+
+import pipeline
+from storage.errors import DependencyUnavailable
+from storage.model import JobError, JobState
+from tasks import checkpoints
+from tasks.checkpoints import HANDOVER_MAX_BYTES, checkpoint_key, from_handover, handover
+from tasks.dispatch import retry_job, submit_job
+from tasks.runner import Next, fail_job, run_step
+
+REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+FIRST, SECOND, THIRD, LAST = pipeline.STEPS[0], pipeline.STEPS[1], pipeline.STEPS[2], pipeline.STEPS[-1]
+
+
+@pytest.fixture
+def job_id(services) -> str:
+    job, _ = submit_job(services.jobs, REQUEST, ttl_days=1, enqueue=lambda *a: None)
+    return job.job_id
+
+
+class Chain:
+    """Runs steps as the worker does, passing each step's handover to the next; records the order
+    of the hand-ons and of the store's puts and gets."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+        self.handovers: dict[str, dict | None] = {}
+        self.events: list[str] = []
+        store = services.artifacts
+        put, get = store.put, store.get
+
+        def logged_put(key, body, content_type):
+            self.events.append(f"put {key.rpartition('/')[2]}")
+            return put(key, body, content_type)
+
+        def logged_get(key):
+            self.events.append(f"get {key.rpartition('/')[2]}")
+            return get(key)
+
+        store.put, store.get = logged_put, logged_get
+
+    def run(self, job_id: str, step: str, handover=None, attempt: int = 1):
+        def hand_on(passed):
+            self.events.append(f"send after {step}")
+            self.handovers[step] = passed
+
+        return run_step(self.services, job_id, step, attempt, handover=handover, hand_on=hand_on)
+
+    def run_all(self, job_id: str, steps=pipeline.STEPS, attempt: int = 1) -> None:
+        passed = None
+        for step in steps:
+            self.run(job_id, step, passed, attempt)
+            passed = self.handovers.get(step)
+
+
+def final_scene(request=REQUEST) -> bytes:
+    data = dict(request)
+    for step in pipeline.STEPS:
+        data = json.loads(pipeline.encode_json(pipeline.run_step(step, data).data))
+    return pipeline.encode_json(data["sceneGraph"])
+
+
+def test_a_default_job_reads_no_checkpoint_and_keeps_every_one_in_the_store(services, job_id):
+    chain = Chain(services)
+    chain.run_all(job_id)
+    assert services.jobs.get(job_id).state is JobState.DONE
+    assert [e for e in chain.events if e.startswith("get")] == []
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
+    # Every checkpoint a retry may need is in the store, the same bytes the message carried.
+    for step in pipeline.STEPS[1:-1]:
+        stored = services.artifacts.blobs[checkpoint_key(job_id, step)]
+        carried = chain.handovers[step]
+        assert carried["step"] == step
+        assert zlib.decompress(base64.b64decode(carried["zlib"])) == stored
+    assert chain.handovers[FIRST] is None  # recomputed from the request by the second step
+
+
+def test_a_checkpoint_is_stored_before_the_next_step_is_sent(services, job_id):
+    """Uploaded beside the record, ended before the hand-on: a step sent on has its checkpoint in
+    the store, so a job done has all of them (and a retry finds them)."""
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:3])
+    assert chain.events == [
+        f"send after {FIRST}",
+        f"put {SECOND}.json", f"send after {SECOND}",
+        f"put {THIRD}.json", f"send after {THIRD}",
+    ]
+
+
+def test_the_next_step_computes_from_the_handover_not_from_the_store(services, job_id, monkeypatch):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    services.artifacts.blobs[checkpoint_key(job_id, SECOND)] = b"not what the message carries"
+    seen = []
+    real = pipeline.run_step
+    monkeypatch.setattr(pipeline, "run_step", lambda name, previous: seen.append(previous) or real(name, previous))
+    chain.run(job_id, THIRD, chain.handovers[SECOND])
+    expected = json.loads(zlib.decompress(base64.b64decode(chain.handovers[SECOND]["zlib"])))["data"]
+    assert seen == [expected]
+
+
+def test_a_checkpoint_too_big_for_a_message_is_uploaded_before_the_hand_on_and_read_beside_the_claim(
+    services, job_id, monkeypatch
+):
+    monkeypatch.setattr(checkpoints, "HANDOVER_MAX_BYTES", 10)
+    chain = Chain(services)
+    chain.run_all(job_id)
+    assert all(chain.handovers[step] is None for step in pipeline.STEPS[:-1])
+    # Uploaded before its send: the next step reads it from the store.
+    assert [e for e in chain.events if e.startswith("get")] == [f"get {s}.json" for s in pipeline.STEPS[1:-1]]
+    assert services.jobs.get(job_id).state is JobState.DONE
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
+
+
+def test_the_previous_checkpoint_is_read_while_the_claim_is_in_flight(services, job_id):
+    """Without a handover, the GetObject goes beside the claim: the claim waits here until the
+    read has begun, which only a read issued before the claim's answer can satisfy."""
+    Chain(services).run_all(job_id, pipeline.STEPS[:2])
+    read_began = threading.Event()
+    get, claim = services.artifacts.get, services.jobs.claim_step
+
+    def get_beside(key):
+        read_began.set()
+        return get(key)
+
+    def claim_waiting(*args, **kwargs):
+        assert read_began.wait(5), "the checkpoint read was not issued beside the claim"
+        return claim(*args, **kwargs)
+
+    services.artifacts.get, services.jobs.claim_step = get_beside, claim_waiting
+    assert run_step(services, job_id, THIRD).next is Next.CONTINUE
+
+
+def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id):
+    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    upload_began = threading.Event()
+    put, record = services.artifacts.put, services.jobs.record_step
+
+    def put_beside(*args):
+        upload_began.set()
+        return put(*args)
+
+    def record_waiting(*args, **kwargs):
+        assert upload_began.wait(5), "the checkpoint upload was not issued beside the record"
+        return record(*args, **kwargs)
+
+    services.artifacts.put, services.jobs.record_step = put_beside, record_waiting
+    assert run_step(services, job_id, SECOND, hand_on=lambda passed: None).next is Next.CONTINUE
+
+
+def test_a_redelivered_message_with_its_handover_records_once_and_ends_done(services, job_id):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:3])
+    again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # SQS delivers it again
+    assert again.outcome == "duplicate"
+    # The redelivery hands on with no handover (it computed nothing): the next step reads the store.
+    assert chain.handovers[THIRD] is None
+    chain.run_all(job_id, pipeline.STEPS[3:])
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
+
+
+def test_a_lost_message_then_an_operators_retry_starts_at_the_first_incomplete_step(services, job_id, pipeline_calls):
+    """The third step's message (with its handover) is lost; the job fails (stalled); the retry
+    starts at that step, from the checkpoint the second step left in the store."""
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    fail_job(services, job_id, THIRD, JobError("stalled", "STALLED"))  # what the sweeper would do
+    sent = []
+    retry_job(services.jobs, job_id, reason="lost", by="op", enqueue=lambda *a, **k: sent.append(k))
+    assert sent[0]["steps"][0] == THIRD
+    pipeline_calls.clear()
+    chain.run_all(job_id, sent[0]["steps"], attempt=2)
+    assert pipeline_calls[0] == THIRD  # nothing before it computed again
+    assert services.jobs.get(job_id).state is JobState.DONE
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
+
+
+@pytest.fixture
+def pipeline_calls(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = pipeline.run_step
+    monkeypatch.setattr(pipeline, "run_step", lambda name, previous: calls.append(name) or real(name, previous))
+    return calls
+
+
+@pytest.mark.parametrize("broken", [
+    {"step": SECOND, "zlib": "not base64!"},
+    {"step": SECOND, "zlib": base64.b64encode(b"not zlib").decode()},
+    {"step": SECOND, "zlib": base64.b64encode(zlib.compress(b"{not json")).decode()},
+    {"step": FIRST, "zlib": "eJzLSM3JyQcABiwCFQ=="},  # another step's
+    "a string",
+])
+def test_a_broken_or_foreign_handover_counts_as_none_and_the_store_is_read(services, job_id, broken):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    with capture_logs() as logs:
+        chain.run(job_id, THIRD, broken)
+    assert f"get {SECOND}.json" in chain.events
+    assert "step.handover_unreadable" in [entry["event"] for entry in logs]
+    assert services.jobs.get(job_id).steps[-1].name == THIRD
+
+
+def test_a_handover_that_would_inflate_past_the_bound_is_refused(monkeypatch):
+    monkeypatch.setattr(checkpoints, "INFLATED_MAX_BYTES", 1000)
+    bomb = {"step": SECOND, "zlib": base64.b64encode(zlib.compress(b" " * 100_000)).decode()}
+    assert from_handover(bomb, SECOND) is None
+
+
+def test_a_checkpoint_over_the_bound_is_not_handed_over():
+    small = pipeline.encode_json({"step": SECOND, "summary": "s", "data": {"x": 1}})
+    assert handover(SECOND, small) is not None
+    noise = base64.b64encode(random.Random(7).randbytes(40_000))  # incompressible: ~40 KB compressed
+    assert handover(SECOND, noise) is None
+    assert len(base64.b64encode(zlib.compress(noise))) > HANDOVER_MAX_BYTES
+
+
+def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_checkpoint(
+    services, job_id, pipeline_calls
+):
+    """S3 fails beside a record that succeeds: the run raises before sending anything (the task
+    retries it); the redelivery finds the step recorded, recomputes its output from its handover,
+    stores it, and hands on."""
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    put = services.artifacts.put
+
+    def down(key, body, content_type):
+        raise DependencyUnavailable("S3 is away")
+
+    services.artifacts.put = down
+    with pytest.raises(DependencyUnavailable):
+        chain.run(job_id, THIRD, chain.handovers[SECOND])
+    assert THIRD not in chain.handovers  # not sent
+    assert services.jobs.get(job_id).steps[-1].name == THIRD  # recorded
+    services.artifacts.put = put
+    pipeline_calls.clear()
+    with capture_logs() as logs:
+        again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # Celery's retry of the message
+    assert again.outcome == "duplicate"
+    assert "step.checkpoint_restored" in [entry["event"] for entry in logs]
+    assert pipeline_calls == [THIRD]  # from its handover: nothing before it recomputed
+    assert chain.handovers[THIRD] is None  # the next step reads it from the store
+    chain.run_all(job_id, pipeline.STEPS[3:])
+    assert services.jobs.get(job_id).state is JobState.DONE
+    reference = _reference_checkpoints()
+    for step in pipeline.STEPS[1:-1]:
+        assert services.artifacts.blobs[checkpoint_key(job_id, step)] == reference[step]
+
+
+def test_a_duplicate_whose_checkpoint_is_stored_computes_nothing(services, job_id, pipeline_calls):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:3])
+    pipeline_calls.clear()
+    assert chain.run(job_id, THIRD, chain.handovers[SECOND]).outcome == "duplicate"
+    assert pipeline_calls == []
+
+
+def _reference_checkpoints() -> dict[str, bytes]:
+    data, out = dict(REQUEST), {}
+    for step in pipeline.STEPS[:-1]:
+        output = pipeline.run_step(step, data)
+        out[step] = checkpoints.encode_checkpoint(step, output)
+        data = json.loads(pipeline.encode_json(output.data))
+    return out
+
+
+def test_a_failed_upload_of_a_checkpoint_not_handed_over_is_the_steps_failure(services, job_id, monkeypatch):
+    monkeypatch.setattr(checkpoints, "HANDOVER_MAX_BYTES", 10)
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:1])
+
+    def down(key, body, content_type):
+        raise DependencyUnavailable("S3 is away")
+
+    services.artifacts.put = down
+    with pytest.raises(DependencyUnavailable):
+        chain.run(job_id, SECOND)
+    assert SECOND not in chain.handovers  # never sent: the next step would find no checkpoint
+
+
+def test_the_task_sends_the_handover_in_the_next_messages_kwargs_and_a_short_repr(services, job_id, monkeypatch):
+    from tasks import steps
+
+    sent = []
+
+    class Sent:
+        def __init__(self, sig):
+            self.sig, self.name = sig, sig["task"]
+
+        def apply_async(self, **options):
+            sent.append((self.sig, options))
+
+    monkeypatch.setattr(steps, "signature", lambda sig, app=None: Sent(sig))
+    monkeypatch.setattr(steps, "services", lambda: services)
+    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    task = steps.STEP_TASKS[SECOND]
+    later = [{"task": f"tasks.steps.{s}", "args": [job_id], "kwargs": {"request_id": "r"}} for s in reversed(pipeline.STEPS[2:])]
+    task.push_request(id="m-1", chain=later, retries=0)
+    try:
+        task.run(job_id, request_id="r")
+    finally:
+        task.pop_request()
+    [(sig, options)] = sent
+    assert sig["task"] == f"tasks.steps.{THIRD}"
+    assert sig["kwargs"]["request_id"] == "r" and sig["kwargs"]["handover"]["step"] == SECOND
+    assert from_handover(sig["kwargs"]["handover"], SECOND) is not None
+    assert "zlib" not in options["kwargsrepr"] and len(options["kwargsrepr"]) < 200
+    assert later[-1]["kwargs"] == {"request_id": "r"}  # the chain itself is left as it was
