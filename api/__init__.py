@@ -8,10 +8,10 @@ import uuid
 
 from flask import Flask, g, jsonify, request
 
-from api.errors import register_error_handlers
-from api.openapi import build_spec
 from api import internal, routes
 from api.console import register_console
+from api.errors import register_error_handlers
+from api.openapi import build_spec
 from storage.bootstrap import Services, build_services
 from tasks import logs, metrics
 from tasks.dispatch import Enqueue, send_chain

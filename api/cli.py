@@ -117,8 +117,12 @@ class ApiClient:
 
 
 @click.group()
-@click.option("--api", envvar="GHOST_API_URL", default=DEFAULT_API, show_default=True, help="API base URL (GHOST_API_URL).")
-@click.option("--token", envvar="INTERNAL_TOKEN", default=None, help="Operator token for retry/cancel (INTERNAL_TOKEN).")
+@click.option(
+    "--api", envvar="GHOST_API_URL", default=DEFAULT_API, show_default=True, help="API base URL (GHOST_API_URL)."
+)
+@click.option(
+    "--token", envvar="INTERNAL_TOKEN", default=None, help="Operator token for retry/cancel (INTERNAL_TOKEN)."
+)
 @click.pass_context
 def cli(ctx: click.Context, api: str, token: str | None) -> None:
     """ghost-engine: generate levels from prompts, as asynchronous jobs."""
@@ -129,15 +133,32 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
 @click.argument("prompt")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Chosen at random when absent.")
 @click.option("--style", default=None, help=f"{', '.join(pipeline.STYLES)} (default {pipeline.DEFAULT_STYLE}).")
-@click.option("--rooms", type=click.IntRange(pipeline.MIN_ROOMS, pipeline.MAX_ROOMS), default=None,
-              help="Rooms to build (corridors not counted); default: the prompt and style decide.")
+@click.option(
+    "--rooms",
+    type=click.IntRange(pipeline.MIN_ROOMS, pipeline.MAX_ROOMS),
+    default=None,
+    help="Rooms to build (corridors not counted); default: the prompt and style decide.",
+)
 @click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --wait: save the artifacts into this directory.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --wait: save the artifacts into this directory.",
+)
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
 @click.pass_obj
-def submit(client: ApiClient, prompt: str, seed: int | None, style: str | None, rooms: int | None, wait: bool,
-           out_dir: Path | None, timeout: float) -> None:
+def submit(
+    client: ApiClient,
+    prompt: str,
+    seed: int | None,
+    style: str | None,
+    rooms: int | None,
+    wait: bool,
+    out_dir: Path | None,
+    timeout: float,
+) -> None:
     """Submit PROMPT as a job; with --wait, follow it and print its minimap."""
     body: dict = {"prompt": prompt}
     if seed is not None:
@@ -181,8 +202,13 @@ def jobs(client: ApiClient, state: str | None, limit: int) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends, as submit --wait.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --wait: save the artifacts into this directory.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --wait: save the artifacts into this directory.",
+)
 @click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
 @click.option("--reason", default=None, help="Why: recorded with the retry.")
 @click.pass_obj
@@ -212,8 +238,13 @@ def job_lines(jobs: list[dict], *, width: int, now: datetime | None = None) -> l
     status, retry or cancel); the prompt gives way, ending in an ellipsis."""
     now = now or datetime.now(UTC)
     rows = [("jobId", "state", "progress", "age", "prompt")] + [
-        (job["jobId"], job["state"], f"{job['progress']:.0%}", _age(job["createdAt"], now),
-         " ".join(str(job.get("promptPreview") or "").split()))
+        (
+            job["jobId"],
+            job["state"],
+            f"{job['progress']:.0%}",
+            _age(job["createdAt"], now),
+            " ".join(str(job.get("promptPreview") or "").split()),
+        )
         for job in jobs
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -270,8 +301,12 @@ def progress_line(body: dict) -> str:
 def _follow(client: ApiClient, status_url: str, timeout: float) -> dict:
     """Poll until the job ends, with a progress bar naming the current step."""
     deadline = time.monotonic() + timeout
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               ElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        ElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=False) as progress:
         bar = progress.add_task("queued", total=len(pipeline.STEPS))
         while True:
@@ -299,7 +334,9 @@ def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Every artifact the result names (…Key), under its own file name; the minimap is fetched once.
         names = []
-        for field in sorted(name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"):
+        for field in sorted(
+            name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"
+        ):
             name = result[f"{field}Key"].rsplit("/", 1)[-1]
             if field not in fetched:
                 fetched[field] = _artifact(client, result, field)
@@ -321,13 +358,20 @@ def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
 def _print_status(body: dict) -> None:
     out.print(f"[bold]{body['jobId']}[/]  {body['state']}  {body['progress']:.0%}  attempt {body.get('attempt', 1)}")
     for step in body["steps"]:
-        out.print(f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}",
-                  markup=False, highlight=False)
+        out.print(
+            f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}",
+            markup=False,
+            highlight=False,
+        )
     if body.get("error"):
         out.print(f"  error {body['error']['code']}: {body['error']['message']}", markup=False)
     if cancellation := body.get("cancellation"):
-        out.print(f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
-                  f"{cancellation.get('reason') or 'no reason given'}", markup=False, highlight=False)
+        out.print(
+            f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
+            f"{cancellation.get('reason') or 'no reason given'}",
+            markup=False,
+            highlight=False,
+        )
     if body.get("result"):
         out.print(f"  {body['result'].get('summary', '')}", markup=False)
 

@@ -21,8 +21,14 @@ def _json(schema: str, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     text = {
-        400: "Malformed request", 401: "Missing or wrong X-INTERNAL-TOKEN", 404: "Not found", 409: "Conflict", 413: "Body too large",
-        415: "Not JSON", 422: "Validation failed", 503: "A dependency is unavailable",
+        400: "Malformed request",
+        401: "Missing or wrong X-INTERNAL-TOKEN",
+        404: "Not found",
+        409: "Conflict",
+        413: "Body too large",
+        415: "Not JSON",
+        422: "Validation failed",
+        503: "A dependency is unavailable",
     }
     return {str(status): {"description": text[status], **ERROR_REF} for status in statuses}
 
@@ -156,7 +162,10 @@ PATHS: dict[str, dict] = {
             "operationId": "cancelJob",
             "summary": "Cancel a job that has not ended (operators)",
             "security": [{"internalToken": []}],
-            "parameters": [JOB_ID, {"name": "X-Cancel-Reason", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "parameters": [
+                JOB_ID,
+                {"name": "X-Cancel-Reason", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
             "responses": {"200": _json("JobStatus", "The job, now cancelled"), **_errors(400, 401, 404, 409, 503)},
         }
     },
@@ -165,7 +174,10 @@ PATHS: dict[str, dict] = {
             "operationId": "retryJob",
             "summary": "Re-run a failed job from its first incomplete step (operators)",
             "security": [{"internalToken": []}],
-            "parameters": [JOB_ID, {"name": "X-Retry-Reason", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "parameters": [
+                JOB_ID,
+                {"name": "X-Retry-Reason", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
             "responses": {"202": _json("JobStatus", "The job, queued again"), **_errors(400, 401, 404, 409, 503)},
         }
     },
@@ -210,9 +222,7 @@ def build_spec(app: Flask) -> dict:
     for schema in COMPONENTS:
         name = schema.__name__.removesuffix("Schema") if schema.__name__.endswith("Schema") else schema.__name__
         spec.components.schema(name, schema=schema)
-    spec.components.security_scheme(
-        "internalToken", {"type": "apiKey", "in": "header", "name": "X-INTERNAL-TOKEN"}
-    )
+    spec.components.security_scheme("internalToken", {"type": "apiKey", "in": "header", "name": "X-INTERNAL-TOKEN"})
     for path, operations in PATHS.items():
         spec.path(
             path=path,

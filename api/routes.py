@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request
@@ -46,8 +46,12 @@ def services() -> Services:
 def load(schema: Schema, data: Any) -> dict:
     if not isinstance(data, Mapping):
         # marshmallow would name this "_schema", a name of its own insides.
-        raise ApiError(422, "VALIDATION_ERROR", "the body must be a JSON object",
-                       {"fields": {"body": [f"Expected a JSON object, got {_json_type(data)}."]}})
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            "the body must be a JSON object",
+            {"fields": {"body": [f"Expected a JSON object, got {_json_type(data)}."]}},
+        )
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -68,8 +72,11 @@ def json_body() -> Any:
     # JSON can spell lone surrogates ("\ud800") that no store, log or response can encode.
     if not _encodable(data):
         entries = data.items() if isinstance(data, dict) else [("body", data)]
-        bad = {_printable(key): ["Contains a lone surrogate, which is not valid Unicode."]
-               for key, value in entries if not (_encodable(key) and _encodable(value))}
+        bad = {
+            _printable(key): ["Contains a lone surrogate, which is not valid Unicode."]
+            for key, value in entries
+            if not (_encodable(key) and _encodable(value))
+        }
         raise ApiError(422, "VALIDATION_ERROR", f"invalid {', '.join(sorted(bad))}", {"fields": bad})
     return data
 

@@ -106,7 +106,9 @@ def _result_fields() -> dict:
         )
         if artifact.inline:
             kind = fields.Dict if artifact.inline == "json" else fields.String
-            result[artifact.field] = kind(metadata={"description": f"{artifact.name}, inlined in demo mode (no bucket)."})
+            result[artifact.field] = kind(
+                metadata={"description": f"{artifact.name}, inlined in demo mode (no bucket)."}
+            )
     return result
 
 
@@ -189,8 +191,9 @@ ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)$"
 
 
 class StepEventRequest(StrictSchema):
-    stepId = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                           metadata={"description": "{jobId}:{name}"})
+    stepId = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"description": "{jobId}:{name}"}
+    )
     name = fields.String(required=True, validate=validate.OneOf(pipeline.STEPS))
     startedAt = fields.String(required=True, validate=validate.Regexp(ISO_UTC, error="Not an ISO 8601 timestamp."))
     endedAt = fields.String(required=True, validate=validate.Regexp(ISO_UTC, error="Not an ISO 8601 timestamp."))

@@ -63,7 +63,8 @@ def connect(level: Level) -> Level:
     quest = plan_quest(builder.rooms, builder.doors, level.plan.locks, stream)
     hops = _TreeHops(builder.rooms, builder.doors, quest.start)
     candidates = [
-        (hops.between(link.a, link.b), order, link) for order, link in enumerate(spare)
+        (hops.between(link.a, link.b), order, link)
+        for order, link in enumerate(spare)
         if link.a in quest.zones and quest.zones.get(link.a) == quest.zones.get(link.b)
     ]
     candidates.sort(key=lambda item: (-item[0], item[1]))
@@ -130,14 +131,14 @@ class _Builder:
         """Make the link's doors (and corridor); with check, only if it still fits the level."""
         owner, width = self.grid.owner, self.grid.width
         if link.corridor is None:
-            (x, y, orientation), = link.doors
+            ((x, y, orientation),) = link.doors
             if check and not self._joint_fits(x, y, orientation, link.a, link.b):
                 return False
             self._door(link.a, link.b, x, y, orientation)
             return True
-        if check and not (self.grid.fits(link.corridor) and all(
-            owner[y * width + x] == SOLID for x, y, _ in link.doors
-        )):
+        if check and not (
+            self.grid.fits(link.corridor) and all(owner[y * width + x] == SOLID for x, y, _ in link.doors)
+        ):
             return False
         self.made += 1
         corridor = Room(f"t{self.made}", "corridor", cells=link.corridor)
@@ -155,8 +156,10 @@ class _Builder:
         step, across = (1, width) if orientation == "vertical" else (width, 1)
         sides = {owner[index - step], owner[index + step]}
         return (
-            owner[index] == SOLID and sides == {self.number[a], self.number[b]}
-            and owner[index - across] == SOLID and owner[index + across] == SOLID
+            owner[index] == SOLID
+            and sides == {self.number[a], self.number[b]}
+            and owner[index - across] == SOLID
+            and owner[index + across] == SOLID
         )
 
     def _door(self, a: str, b: str, x: int, y: int, orientation: str) -> None:
@@ -200,6 +203,7 @@ class _TreeHops:
 
 def _named(level: Level, builder: _Builder, quest: Quest) -> Level:
     """The level with rooms and doors named in reading order, start and exit rooms marked."""
+
     def first_cell(room: Room) -> tuple[int, int]:
         cell = next(iter(room.floor()))
         return cell[1], cell[0]
@@ -223,6 +227,4 @@ def _named(level: Level, builder: _Builder, quest: Quest) -> Level:
         names[quest.exit],
         tuple(Lock(lock.color, door_names[lock.door], names[lock.key_room]) for lock in quest.locks),
     )
-    return replace(
-        level, rooms=tuple(rooms), links=None, doors=tuple(doors), progression=progression, entities=None
-    )
+    return replace(level, rooms=tuple(rooms), links=None, doors=tuple(doors), progression=progression, entities=None)

@@ -24,16 +24,45 @@ BRIGHT_WORDS = frozenset({"bright", "lit", "sunny", "sunlit", "shining", "glowin
 DENSE_WORDS = frozenset({"infested", "crowded", "swarming", "horde", "overrun", "dangerous", "deadly"})
 SPARSE_WORDS = frozenset({"empty", "quiet", "abandoned", "deserted", "calm", "peaceful"})
 _KEYWORDS = (
-    CORRIDOR_WORDS | DARK_WORDS | LARGE_WORDS | SMALL_WORDS | BOSS_WORDS | TREASURE_WORDS
-    | KEY_WORDS | BRIGHT_WORDS | DENSE_WORDS | SPARSE_WORDS
+    CORRIDOR_WORDS
+    | DARK_WORDS
+    | LARGE_WORDS
+    | SMALL_WORDS
+    | BOSS_WORDS
+    | TREASURE_WORDS
+    | KEY_WORDS
+    | BRIGHT_WORDS
+    | DENSE_WORDS
+    | SPARSE_WORDS
 )
 
 ROOM_NOUNS = frozenset({"room", "rooms", "chamber", "chambers"})
 NUMBER_WORDS = {
     word: value
     for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
 }
 MAX_ROOM_HINT = 999

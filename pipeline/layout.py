@@ -36,6 +36,12 @@ def lay_out(level: Level) -> Level:
     style = style_named(level.request.style)
     layout = build_layout(level.plan, style, level.request.stream("layout_rooms", level.attempt))
     return replace(
-        level, width=layout.width, height=layout.height, rooms=layout.rooms, links=layout.links,
-        doors=None, progression=None, entities=None,
+        level,
+        width=layout.width,
+        height=layout.height,
+        rooms=layout.rooms,
+        links=layout.links,
+        doors=None,
+        progression=None,
+        entities=None,
     )

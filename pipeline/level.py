@@ -77,7 +77,10 @@ class Level:
         if "grid" not in data:
             return level
         grid = require_field(data, "grid", Mapping, "previous")
-        width, height = require_int(grid, "width", "grid", 3, MAX_GRID), require_int(grid, "height", "grid", 3, MAX_GRID)
+        width, height = (
+            require_int(grid, "width", "grid", 3, MAX_GRID),
+            require_int(grid, "height", "grid", 3, MAX_GRID),
+        )
         read: dict[str, Any] = {"width": width, "height": height}
         for key, reader, limit in (
             ("rooms", Room.from_data, _MAX_REGIONS),
@@ -137,7 +140,9 @@ class Level:
             if any(lock.door not in doors for lock in self.progression.locks):
                 raise PipelineError("a lock names a door that does not exist")
         if not named <= rooms:
-            raise PipelineError(f"a door, link, entity or lock names a room that does not exist: {sorted(named - rooms)[0][:40]!r}")
+            raise PipelineError(
+                f"a door, link, entity or lock names a room that does not exist: {sorted(named - rooms)[0][:40]!r}"
+            )
 
 
 def _read_list(data: Mapping[str, Any], key: str, read: Callable[[Any, str], Any], limit: int) -> tuple[Any, ...]:
@@ -155,8 +160,13 @@ def _read_progression(data: Mapping[str, Any]) -> Progression:
     for index, lock in enumerate(locks):
         where = f"progression.locks[{index}]"
         lock = require_mapping(lock, where)
-        read.append(Lock(require_choice(lock, "color", LOCK_COLORS, where), require_id(lock, "door", where),
-                         require_id(lock, "keyRoom", where)))
+        read.append(
+            Lock(
+                require_choice(lock, "color", LOCK_COLORS, where),
+                require_id(lock, "door", where),
+                require_id(lock, "keyRoom", where),
+            )
+        )
     if len({lock.color for lock in read}) != len(read):
         raise PipelineError("each lock colour may appear once")
     return Progression(require_id(data, "start", "progression"), require_id(data, "exit", "progression"), tuple(read))

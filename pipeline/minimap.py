@@ -86,7 +86,9 @@ def _glyph_of(entity: Mapping[str, Any], glyphs: dict[tuple[str, str], str]) -> 
 
 def _legend(chars: bytearray, used: dict[str, str], width: int) -> str:
     present = set(chars.decode("ascii"))
-    entries = [(glyph, meaning) for glyph, meaning in ((WALL, "wall"), (FLOOR, "floor"), (DOOR, "door")) if glyph in present]
+    entries = [
+        (glyph, meaning) for glyph, meaning in ((WALL, "wall"), (FLOOR, "floor"), (DOOR, "door")) if glyph in present
+    ]
     entries += [(glyph, f"{color} door") for color, glyph in LOCKED.items() if glyph in present]
     order = [START, EXIT, *KEYS.values(), BOSS]
     entries += [(glyph, used[glyph]) for glyph in order if glyph in used]

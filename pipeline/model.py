@@ -83,13 +83,22 @@ class Room:
         try:
             rect, light, tags = data.get("rect"), data.get("light"), data.get("tags", ())
             valid = (
-                _text(data["id"]) and data["kind"] in ROOM_KINDS and _tags(tags)
+                _text(data["id"])
+                and data["kind"] in ROOM_KINDS
+                and _tags(tags)
                 and (light is None or (type(light) is int and 0 <= light <= 255))
             )
             if (
-                valid and type(rect) is list and len(rect) == 4
-                and _ints(rect) and rect[0] >= 1 and rect[1] >= 1 and rect[2] >= 1 and rect[3] >= 1
-                and rect[0] + rect[2] <= width - 1 and rect[1] + rect[3] <= height - 1
+                valid
+                and type(rect) is list
+                and len(rect) == 4
+                and _ints(rect)
+                and rect[0] >= 1
+                and rect[1] >= 1
+                and rect[2] >= 1
+                and rect[3] >= 1
+                and rect[0] + rect[2] <= width - 1
+                and rect[1] + rect[3] <= height - 1
             ):
                 return cls(data["id"], data["kind"], rect=tuple(rect), tags=tuple(tags), light=light)
             if valid and rect is None and type(data.get("cells")) is list and data["cells"]:
@@ -104,14 +113,17 @@ class Room:
         if data.get("light") is not None:
             light = require_int(data, "light", where, 0, 255)
         common: dict[str, Any] = {
-            "id": require_id(data, "id", where), "kind": kind, "tags": read_tags(data, where), "light": light
+            "id": require_id(data, "id", where),
+            "kind": kind,
+            "tags": read_tags(data, where),
+            "light": light,
         }
         if "rect" in data:
             rect = require_field(data, "rect", list, where)
             if len(rect) != 4 or not all(_is_int(value) for value in rect):
                 raise PipelineError(f"{where}.rect must be four integers [x, y, w, h]")
             x, y, w, h = rect
-            if not (1 <= x and 1 <= y and w >= 1 and h >= 1 and x + w <= width - 1 and y + h <= height - 1):
+            if not (x >= 1 and y >= 1 and w >= 1 and h >= 1 and x + w <= width - 1 and y + h <= height - 1):
                 raise PipelineError(f"{where}.rect {rect} does not fit inside the {width}x{height} grid's border")
             return cls(rect=(x, y, w, h), **common)
         cells = read_cells(require_field(data, "cells", list, where), f"{where}.cells", width, height)
@@ -143,8 +155,12 @@ class Door:
     def to_data(self) -> dict[str, Any]:
         """The door as scene/1 JSON."""
         return {
-            "id": self.id, "a": self.a, "b": self.b, "at": [self.x, self.y],
-            "orientation": self.orientation, "lock": self.lock,
+            "id": self.id,
+            "a": self.a,
+            "b": self.b,
+            "at": [self.x, self.y],
+            "orientation": self.orientation,
+            "lock": self.lock,
         }
 
     @classmethod
@@ -153,8 +169,12 @@ class Door:
         try:
             at, lock = data["at"], data.get("lock")
             if (
-                _text(data["id"]) and _text(data["a"]) and _text(data["b"]) and data["orientation"] in ORIENTATIONS
-                and (lock is None or lock in LOCK_COLORS) and _cell(at, width, height)
+                _text(data["id"])
+                and _text(data["a"])
+                and _text(data["b"])
+                and data["orientation"] in ORIENTATIONS
+                and (lock is None or lock in LOCK_COLORS)
+                and _cell(at, width, height)
             ):
                 return cls(data["id"], data["a"], data["b"], at[0], at[1], data["orientation"], lock)
         except (AttributeError, KeyError, TypeError):
@@ -190,8 +210,12 @@ class Entity:
     def to_data(self) -> dict[str, Any]:
         """The entity as scene/1 JSON."""
         return {
-            "id": self.id, "kind": self.kind, "type": self.type, "room": self.room,
-            "at": [self.x, self.y], "tags": list(self.tags),
+            "id": self.id,
+            "kind": self.kind,
+            "type": self.type,
+            "room": self.room,
+            "at": [self.x, self.y],
+            "tags": list(self.tags),
         }
 
     @classmethod
@@ -200,8 +224,12 @@ class Entity:
         try:
             at, tags = data["at"], data.get("tags", ())
             if (
-                _text(data["id"]) and data["kind"] in ENTITY_KINDS and _text(data["type"]) and _text(data["room"])
-                and _cell(at, width, height) and _tags(tags)
+                _text(data["id"])
+                and data["kind"] in ENTITY_KINDS
+                and _text(data["type"])
+                and _text(data["room"])
+                and _cell(at, width, height)
+                and _tags(tags)
             ):
                 return cls(data["id"], data["kind"], data["type"], data["room"], at[0], at[1], tuple(tags))
         except (AttributeError, KeyError, TypeError):
@@ -237,7 +265,8 @@ class Link:
     def to_data(self) -> dict[str, Any]:
         """The link as JSON."""
         return {
-            "a": self.a, "b": self.b,
+            "a": self.a,
+            "b": self.b,
             "doors": [{"at": [x, y], "orientation": orientation} for x, y, orientation in self.doors],
             "corridor": None if self.corridor is None else list(map(list, self.corridor)),
             "preferred": self.preferred,
@@ -249,9 +278,14 @@ class Link:
         try:
             doors, corridor = data["doors"], data["corridor"]
             if (
-                corridor is None and type(doors) is list and len(doors) == 1 and _text(data["a"])
-                and _text(data["b"]) and type(data["preferred"]) is bool
-                and doors[0]["orientation"] in ORIENTATIONS and _cell(doors[0]["at"], width, height)
+                corridor is None
+                and type(doors) is list
+                and len(doors) == 1
+                and _text(data["a"])
+                and _text(data["b"])
+                and type(data["preferred"]) is bool
+                and doors[0]["orientation"] in ORIENTATIONS
+                and _cell(doors[0]["at"], width, height)
             ):
                 x, y = doors[0]["at"]
                 return cls(data["a"], data["b"], ((x, y, doors[0]["orientation"]),), None, data["preferred"])
@@ -288,8 +322,12 @@ def _text(value: Any) -> bool:
 
 def _cell(value: Any, width: int, height: int) -> bool:
     return (
-        type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
-        and 0 < value[0] < width - 1 and 0 < value[1] < height - 1
+        type(value) is list
+        and len(value) == 2
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and 0 < value[0] < width - 1
+        and 0 < value[1] < height - 1
     )
 
 
@@ -313,7 +351,8 @@ def read_cells(values: list[Any], where: str, width: int, height: int) -> tuple[
     if set(map(type, values)) <= {list} and set(map(len, values)) <= {2}:
         xs, ys = [value[0] for value in values], [value[1] for value in values]
         if (
-            set(map(type, xs)) <= {int} and set(map(type, ys)) <= {int}
+            set(map(type, xs)) <= {int}
+            and set(map(type, ys)) <= {int}
             and (not values or (min(xs) >= 1 and max(xs) <= width - 2 and min(ys) >= 1 and max(ys) <= height - 2))
         ):
             return tuple(zip(xs, ys, strict=True))
@@ -326,8 +365,10 @@ def read_cells(values: list[Any], where: str, width: int, height: int) -> tuple[
 def read_tags(data: Any, where: str) -> tuple[str, ...]:
     """A short list of short strings (absent means none)."""
     tags = data.get("tags", [])
-    if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
-        isinstance(tag, str) and 1 <= len(tag) <= _MAX_TEXT for tag in tags
+    if (
+        not isinstance(tags, list)
+        or len(tags) > MAX_TAGS
+        or not all(isinstance(tag, str) and 1 <= len(tag) <= _MAX_TEXT for tag in tags)
     ):
         raise PipelineError(f"{where}.tags must be a list of at most {MAX_TAGS} short strings")
     return tuple(tags)

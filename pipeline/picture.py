@@ -32,7 +32,11 @@ COLORS = {
     "outline": (0, 0, 0),
 }
 DEFAULT_PALETTE = {
-    "background": "#101010", "wall": "#6e6e6e", "floor": "#8a7660", "corridor": "#5c5650", "door": "#b5822f",
+    "background": "#101010",
+    "wall": "#6e6e6e",
+    "floor": "#8a7660",
+    "corridor": "#5c5650",
+    "door": "#b5822f",
 }
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 # Palette indices: the raster's cell classes (0-7: rock ... yellow locked door) come first, so a
@@ -64,8 +68,12 @@ def _palette(theme: Mapping[str, Any]) -> list[int]:
         for name, default in DEFAULT_PALETTE.items()
     }
     order = [
-        _rgb(colors["background"]), _rgb(colors["wall"]), _rgb(colors["floor"]), _rgb(colors["corridor"]),
-        _rgb(colors["door"]), *(COLORS[name] for name in _MARKS),
+        _rgb(colors["background"]),
+        _rgb(colors["wall"]),
+        _rgb(colors["floor"]),
+        _rgb(colors["corridor"]),
+        _rgb(colors["door"]),
+        *(COLORS[name] for name in _MARKS),
     ]
     return [channel for color in order for channel in color]
 
@@ -98,8 +106,12 @@ def _mark(draw: ImageDraw.ImageDraw, entity: Mapping[str, Any], cell: int) -> No
         draw.rectangle(box, fill=color, outline=outline)
     elif kind == "key":
         half = (cell - 1) / 2 - inset / 2
-        diamond = [(middle_x, middle_y - half), (middle_x + half, middle_y), (middle_x, middle_y + half),
-                   (middle_x - half, middle_y)]
+        diamond = [
+            (middle_x, middle_y - half),
+            (middle_x + half, middle_y),
+            (middle_x, middle_y + half),
+            (middle_x - half, middle_y),
+        ]
         draw.polygon(diamond, fill=color, outline=outline)
     elif kind == "enemy":
         shrink = 0 if "boss" in entity.get("tags", ()) else cell // 8

@@ -89,7 +89,9 @@ def make_plan(style: Style, features: Features, rooms: int | None = None) -> Pla
         loops=rooms * style.loop_percent // 100 + (1 if features.corridor_heavy else 0),
         locks=min(_SIZE_LOCKS[features.size] + (1 if features.keys else 0), MAX_LOCKS, rooms // 4),
         enemies=_clamp(rooms * style.enemies_per_10_rooms * density // 1000, 1, MAX_ENTITIES_PER_KIND),
-        items=_clamp(rooms * style.items_per_10_rooms * (2 if features.treasure else 1) // 10, 1, MAX_ENTITIES_PER_KIND),
+        items=_clamp(
+            rooms * style.items_per_10_rooms * (2 if features.treasure else 1) // 10, 1, MAX_ENTITIES_PER_KIND
+        ),
         boss=features.boss,
         light=_clamp(light, 16, 255),
         density=density,

@@ -27,8 +27,7 @@ def prune_dead_ends(
         doors_of[door.a].append(door)
         doors_of[door.b].append(door)
     dropped = {
-        room.id for room in rooms
-        if room.kind == "corridor" and len(doors_of[room.id]) == 1 and stream.chance(drop)
+        room.id for room in rooms if room.kind == "corridor" and len(doors_of[room.id]) == 1 and stream.chance(drop)
     }
     kept_doors = [door for door in doors if door.a not in dropped and door.b not in dropped]
     kept_rooms = []
@@ -49,9 +48,13 @@ def _shorten(cells: tuple[Cell, ...], door_cells: list[Cell], depth: int) -> tup
     protected = {x + y * _ROW + step for x, y in door_cells for step in _STEPS}
 
     def dead_end(cell: int) -> bool:
-        return cell not in protected and (
-            (cell + 1 in walkable) + (cell - 1 in walkable) + (cell + _ROW in walkable) + (cell - _ROW in walkable)
-        ) <= 1
+        return (
+            cell not in protected
+            and (
+                (cell + 1 in walkable) + (cell - 1 in walkable) + (cell + _ROW in walkable) + (cell - _ROW in walkable)
+            )
+            <= 1
+        )
 
     ends = [x + y * _ROW for x, y in cells if dead_end(x + y * _ROW)]
     for _ in range(depth):

@@ -73,7 +73,7 @@ def _theme(style: Style, level: Level) -> dict[str, Any]:
     # Colours scale with the light, within 60% and 125% of the style's own.
     percent = max(60, min(125, 100 * light // max(1, style.light)))
     palette = {
-        name: "#" + "".join(f"{min(255, int(color[i:i + 2], 16) * percent // 100):02x}" for i in (1, 3, 5))
+        name: "#" + "".join(f"{min(255, int(color[i : i + 2], 16) * percent // 100):02x}" for i in (1, 3, 5))
         for name, color in style.palette.items()
     }
     return {"name": style.name, "mood": mood, "light": light, "palette": palette}
@@ -89,7 +89,11 @@ def adjacency_of(rooms: Sequence[Room], doors: Sequence[Door]) -> dict[str, list
 
 
 def critical_path(
-    rooms: Sequence[Room], doors: Sequence[Door], entities: Sequence[Entity], opened: Sequence[str], keys: dict[str, Any]
+    rooms: Sequence[Room],
+    doors: Sequence[Door],
+    entities: Sequence[Entity],
+    opened: Sequence[str],
+    keys: dict[str, Any],
 ) -> tuple[list[str], int]:
     """Rooms walked from the start to each key in the order they open, then to the exit; and the steps."""
     start = next((entity for entity in entities if entity.kind == "start"), None)
@@ -114,7 +118,12 @@ def critical_path(
 
 
 def measure(
-    grid: tuple[int, int], rooms: Sequence[Room], doors: Sequence[Door], entities: Sequence[Entity], reached: int, steps: int
+    grid: tuple[int, int],
+    rooms: Sequence[Room],
+    doors: Sequence[Door],
+    entities: Sequence[Entity],
+    reached: int,
+    steps: int,
 ) -> dict[str, Any]:
     """The metrics of a level: counts, loops, path length, reachable fraction, overlapping cells."""
     width, height = grid

@@ -18,9 +18,9 @@ r, b and y (those are the keys); items are punctuation; the boss is '&'.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 
 @dataclass(frozen=True)

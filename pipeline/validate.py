@@ -148,15 +148,20 @@ def _floor(read: _Read, problems: list[str]) -> None:
     touch = read.grid.touching(read.rooms)
     if touch:
         a, b, cell = touch
-        problems.append(f"rooms {read.rooms[a - 1].id} and {read.rooms[b - 1].id} touch at {list(cell)} with no wall between")
+        problems.append(
+            f"rooms {read.rooms[a - 1].id} and {read.rooms[b - 1].id} touch at {list(cell)} with no wall between"
+        )
 
 
 def _doors(read: _Read, problems: list[str]) -> None:
     cells = set()
     for door in read.doors:
         (ax, ay), (bx, by) = door.sides()
-        beside = [(door.x, door.y - 1), (door.x, door.y + 1)] if door.orientation == "vertical" else [
-            (door.x - 1, door.y), (door.x + 1, door.y)]
+        beside = (
+            [(door.x, door.y - 1), (door.x, door.y + 1)]
+            if door.orientation == "vertical"
+            else [(door.x - 1, door.y), (door.x + 1, door.y)]
+        )
         joined = {read.at(ax, ay), read.at(bx, by)}
         if read.at(door.x, door.y) or (door.x, door.y) in cells:
             problems.append(f"door {door.id} stands on floor or on another door")
@@ -216,7 +221,9 @@ def _reachable(read: _Read, problems: list[str]) -> None:
     zones, _ = reach_with_keys(adjacency_of(read.rooms, read.doors), read.start, locked, _key_rooms(read))
     lost = [room.id for room in read.rooms if room.id not in zones]
     if lost:
-        problems.append(f"{plural(len(lost), 'room')} cannot be reached from the start with the keys found: {', '.join(lost[:5])}")
+        problems.append(
+            f"{plural(len(lost), 'room')} cannot be reached from the start with the keys found: {', '.join(lost[:5])}"
+        )
 
 
 def _critical_path(read: _Read, problems: list[str]) -> None:

@@ -99,7 +99,9 @@ class Walker:
                     best = min(best, steps + 1 + self.inside(room, side, target_cell))
                 for other, other_side, _ in self.exits[room]:
                     if other.id not in distance and other.id not in closed:
-                        heapq.heappush(heap, (steps + 1 + self.inside(room, side, other_side) + 1, other.id, door_id, room))
+                        heapq.heappush(
+                            heap, (steps + 1 + self.inside(room, side, other_side) + 1, other.id, door_id, room)
+                        )
         return Reach(self, room_id, cell, distance, came)
 
     def _side(self, door: Door, room_id: str) -> Cell:
@@ -110,14 +112,18 @@ class Walker:
 class Reach:
     """The result of a walk from one cell: distances to rooms and cells, and the routes taken."""
 
-    def __init__(self, walker: Walker, room_id: str, cell: Cell, distance: dict[str, Any], came: dict[str, Any]) -> None:
+    def __init__(
+        self, walker: Walker, room_id: str, cell: Cell, distance: dict[str, Any], came: dict[str, Any]
+    ) -> None:
         self.walker, self.room_id, self.cell = walker, room_id, cell
         self.distance, self.came = distance, came
 
     def _best(self, room_id: str, cell: Cell) -> tuple[int, str | None]:
         """Fewest steps to cell, and the door it is entered by (None: from inside the start room)."""
         walker = self.walker
-        best, entry = (walker.inside(room_id, self.cell, cell), None) if room_id == self.room_id else (UNREACHABLE, None)
+        best, entry = (
+            (walker.inside(room_id, self.cell, cell), None) if room_id == self.room_id else (UNREACHABLE, None)
+        )
         for door, side, _ in walker.exits[room_id]:
             steps = self.distance.get(door.id)
             if steps is not None and steps + 1 + walker.inside(room_id, side, cell) < best:

@@ -96,7 +96,9 @@ def parse(entry: dict) -> AwsRequest:
         request_bytes=len(message.encode("utf-8")) if message else len(_body(entry)),
         message=message,
         response_bytes=entry.get("responseBytes", 0),
-        receipts=tuple(entry.get("receipts", ())) if request.operation == "ReceiveMessage" else _deleted(request, entry),
+        receipts=tuple(entry.get("receipts", ()))
+        if request.operation == "ReceiveMessage"
+        else _deleted(request, entry),
         key=unquote(urlsplit(entry["url"]).path).lstrip("/").partition("/")[2] if request.service == "s3" else "",
     )
 

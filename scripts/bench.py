@@ -41,8 +41,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from aws_requests import StackNames, categorise, recording  # noqa: E402
 from hot_path import PRICES, critical_paths, describe, dynamo_item_bytes, job_cost  # noqa: E402
+
+from aws_requests import StackNames, categorise, recording  # noqa: E402
 from local_stack import Stack, StackConfig  # noqa: E402
 from storage.provision import provision  # noqa: E402
 
@@ -77,8 +78,12 @@ class Bench:
         bare = {"QUEUE_NAME": "bench-bare", "DEAD_LETTER_QUEUE_NAME": "bench-bare-dlq"}
         settings_env = {**self.stack.env, **bare}
         urls = _provisioned(settings_env)
-        self.bare_env = {**bare, "SQS_QUEUE_URL": urls["queue"], "BENCH_MARK_DIR": str(self.marks),
-                         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'scripts'}"}
+        self.bare_env = {
+            **bare,
+            "SQS_QUEUE_URL": urls["queue"],
+            "BENCH_MARK_DIR": str(self.marks),
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'scripts'}",
+        }
         self.stack.start_worker("bare", app="bench_chain", env=self.bare_env)
         # This process sends the bare chains: celeryconfig reads the bare queue from the environment.
         os.environ.update({**self.stack.env, **self.bare_env})
@@ -145,9 +150,14 @@ def latency(bench: Bench, runs: int) -> dict:
         chain_id, started = bench.submit_chain()
         chains.append(bench.wait({chain_id}, bench.chains_done)[chain_id] - started)
     job_ms, chain_ms = statistics.median(jobs[1:]) * 1000, statistics.median(chains[1:]) * 1000
-    return {"runs": runs, "jobMedianMs": round(job_ms), "chainMedianMs": round(chain_ms),
-            "ratio": round(job_ms / chain_ms, 2), "jobP95Ms": round(p95(jobs[1:]) * 1000),
-            "chainP95Ms": round(p95(chains[1:]) * 1000)}
+    return {
+        "runs": runs,
+        "jobMedianMs": round(job_ms),
+        "chainMedianMs": round(chain_ms),
+        "ratio": round(job_ms / chain_ms, 2),
+        "jobP95Ms": round(p95(jobs[1:]) * 1000),
+        "chainP95Ms": round(p95(chains[1:]) * 1000),
+    }
 
 
 def p95(samples: list[float]) -> float:
@@ -166,8 +176,12 @@ def throughput(bench: Bench, count: int) -> dict:
 
     jobs = run(bench.submit_job, bench.jobs_done)
     chains = run(bench.submit_chain, bench.chains_done)
-    return {"count": count, "jobsPerSecond": round(jobs, 2), "chainsPerSecond": round(chains, 2),
-            "ratio": round(jobs / chains, 2)}
+    return {
+        "count": count,
+        "jobsPerSecond": round(jobs, 2),
+        "chainsPerSecond": round(chains, 2),
+        "ratio": round(jobs / chains, 2),
+    }
 
 
 def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
@@ -176,8 +190,12 @@ def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
     import pipeline
 
     settings = bench.stack.settings
-    names = StackNames(settings.jobs_table_name, settings.artifacts_bucket or "", bench.stack.env["SQS_QUEUE_URL"],
-                       settings.control_prefix)
+    names = StackNames(
+        settings.jobs_table_name,
+        settings.artifacts_bucket or "",
+        bench.stack.env["SQS_QUEUE_URL"],
+        settings.control_prefix,
+    )
 
     def measure() -> tuple[dict, list, list[str]]:
         done = []
@@ -195,18 +213,31 @@ def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
     unwatched, served, done = measure()
     paths = critical_paths(served, names, pipeline.STEPS)
     steps = {
-        pipeline.STEPS[index]: {"median": statistics.median(p[index].round_trips for p in paths),
-                                "max": max(p[index].round_trips for p in paths)}
+        pipeline.STEPS[index]: {
+            "median": statistics.median(p[index].round_trips for p in paths),
+            "max": max(p[index].round_trips for p in paths),
+        }
         for index in range(len(pipeline.STEPS) - 1)
     }
     timeline = [describe(path, served) for path in paths[-1]]
     cost = job_cost(served, names, jobs, item_bytes=_item_bytes(bench, settings.jobs_table_name, done[-1]))
-    subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
-                   env=bench.stack.env, cwd=ROOT, capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
+        env=bench.stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     watched, _, _ = measure()
-    return {"jobs": jobs, "unwatched": unwatched, "watched": watched,
-            "criticalPath": {"perStep": steps, "timeline": timeline}, "cost": cost,
-            "computeMs": _compute_ms(bench, set(done))}
+    return {
+        "jobs": jobs,
+        "unwatched": unwatched,
+        "watched": watched,
+        "criticalPath": {"perStep": steps, "timeline": timeline},
+        "cost": cost,
+        "computeMs": _compute_ms(bench, set(done)),
+    }
 
 
 def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
@@ -214,8 +245,13 @@ def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
     import boto3
 
     env = bench.stack.env
-    client = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=bench.stack.settings.region,
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=bench.stack.settings.region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
     return dynamo_item_bytes(client.get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"])
 
 
@@ -253,15 +289,21 @@ def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
         before += hop + write + (get if reads else 0) + (put if writes else 0)
     last = a["sqs delivery"] + write + put + write  # claim, the uploads side by side, the record
     compute = sum(compute_ms.get(step, 0) for step in steps)
-    return {"assumedMs": a, "computeMs": round(compute), "jobMs": round(now + last + compute),
-            "beforeMs": round(before + last + compute)}
+    return {
+        "assumedMs": a,
+        "computeMs": round(compute),
+        "jobMs": round(now + last + compute),
+        "beforeMs": round(before + last + compute),
+    }
 
 
 def report(results: dict) -> None:
     a, b, c = results["latency"], results["throughput"], results["requests"]
     print("\n(a) latency, sequential, submit -> done")
-    print(f"    job {a['jobMedianMs']} ms (p95 {a['jobP95Ms']})   bare chain {a['chainMedianMs']} ms "
-          f"(p95 {a['chainP95Ms']})   ratio {a['ratio']}x  (medians of {a['runs']} each)")
+    print(
+        f"    job {a['jobMedianMs']} ms (p95 {a['jobP95Ms']})   bare chain {a['chainMedianMs']} ms "
+        f"(p95 {a['chainP95Ms']})   ratio {a['ratio']}x  (medians of {a['runs']} each)"
+    )
     print(f"\n(b) throughput, {b['count']} at once")
     print(f"    jobs {b['jobsPerSecond']}/s   bare chains {b['chainsPerSecond']}/s   ratio {b['ratio']}x")
     print(f"\n(c) AWS requests per job ({c['jobs']} sequential jobs, the emulator's recorder)")
@@ -283,8 +325,10 @@ def report(results: dict) -> None:
         print(f"    {name:<28} {units:6.2f} x ${PRICES[name] * 1e6:.2f}/M = ${units * PRICES[name] * 1e6:.2f}/M jobs")
     print(f"    total ${cost['usdPerMillionJobs']:.2f} per million jobs")
     e = results["estimate"]
-    print(f"\n(f) estimated latency on AWS: {e['jobMs']} ms (before this path: {e['beforeMs']} ms), of which "
-          f"compute {e['computeMs']} ms; assumed ms per request: {e['assumedMs']}")
+    print(
+        f"\n(f) estimated latency on AWS: {e['jobMs']} ms (before this path: {e['beforeMs']} ms), of which "
+        f"compute {e['computeMs']} ms; assumed ms per request: {e['assumedMs']}"
+    )
 
 
 def main() -> int:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import STEPS, STYLES, encode_json, run_step  # noqa: E402
-from pipeline.picture import render_png  # noqa: E402
+from pipeline import STEPS, STYLES, encode_json, run_step
+from pipeline.picture import render_png
 
 SIZES = (12, 200, 1000)
 RUNS = {12: 9, 200: 7, 1000: 5}
@@ -57,8 +57,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=0, help="seeds per size (default: 9, 7 and 5)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    print(f"# generator benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"# generator benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     print(f"{'style':<8} {'rooms':>5} {'built':>6} {'wall ms':>9} {'cpu ms':>8} {'+json ms':>9}  growth 200->1000")
     for style in args.styles.split(","):
         medians = {}

@@ -83,14 +83,14 @@ def list_services_once() -> None:
 class TimedRecorder:
     """WSGI middleware: moto's request recorder, one line per request with when it came and went.
 
-    moto appends each request to its file as it arrives, without a lock (two requests served at
-    once could interleave their lines) and without a clock. Here moto's recorder keeps its
-    switch and its endpoints (``/moto-api/recorder/...``), and this middleware writes the lines:
-    one per request once its answer is built, one at a time, in moto's format (headers, method,
-    url, body) plus ``startedAt`` and ``endedAt`` (epoch seconds, this process's clock), the
-    answer's ``status`` and ``responseBytes``, and for a receive the ``receipts`` of the messages it
-returned —
-    what `make bench` needs to find a job's critical path (scripts/aws_requests.py).
+        moto appends each request to its file as it arrives, without a lock (two requests served at
+        once could interleave their lines) and without a clock. Here moto's recorder keeps its
+        switch and its endpoints (``/moto-api/recorder/...``), and this middleware writes the lines:
+        one per request once its answer is built, one at a time, in moto's format (headers, method,
+        url, body) plus ``startedAt`` and ``endedAt`` (epoch seconds, this process's clock), the
+        answer's ``status`` and ``responseBytes``, and for a receive the ``receipts`` of the messages it
+    returned —
+        what `make bench` needs to find a job's critical path (scripts/aws_requests.py).
     """
 
     def __init__(self, app) -> None:
@@ -152,7 +152,9 @@ def _headers(environ) -> dict[str, str]:
 def _raw_url(environ) -> str:
     path = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not path:
-        path = quote(environ.get("PATH_INFO", "")) + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+        path = quote(environ.get("PATH_INFO", "")) + (
+            f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else ""
+        )
     return f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}{path}"
 
 
@@ -161,8 +163,12 @@ def main(wrap=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--state-file", type=Path, default=None,
-                        help="Load the state from this file at start (if there) and save it there at stop.")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="Load the state from this file at start (if there) and save it there at stop.",
+    )
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs (SQS queues) from it
     read_only_the_retention_period()
@@ -173,9 +179,7 @@ def main(wrap=None) -> None:
         _load_state(args.state_file)
     app = TimedRecorder(AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)))
     try:
-        run_simple(
-            args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler
-        )
+        run_simple(args.host, args.port, wrap(app) if wrap else app, threaded=True, request_handler=MotoRequestHandler)
     finally:
         if args.state_file is not None:
             _save_state(args.state_file)
@@ -200,8 +204,9 @@ def _save_state(path: Path) -> None:
 
     started = time.monotonic()
     count = emulator_state.save(path)
-    print(f"emulator: saved {count} backends to {path} in {time.monotonic() - started:.2f} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"emulator: saved {count} backends to {path} in {time.monotonic() - started:.2f} s", file=sys.stderr, flush=True
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,11 @@ def critical_paths(served: Iterable[AwsRequest], names: StackNames, steps: Seque
         job = delivered[first : first + len(steps)]
         paths = []
         for index, (this, after) in enumerate(zip(job, job[1:])):
-            window = [r for r in others if this.ended_at <= r.started_at < after.ended_at
-                      and _of(r, this, steps[max(0, index - 1) : index + 1])]
+            window = [
+                r
+                for r in others
+                if this.ended_at <= r.started_at < after.ended_at and _of(r, this, steps[max(0, index - 1) : index + 1])
+            ]
             # The step before's delete holds this message back only if it came before the claim.
             claim = min((r.started_at for r in window if r.operation == "UpdateItem"), default=after.ended_at)
             window = [r for r in window if r.operation != "DeleteMessage" or r.ended_at <= claim]
@@ -117,12 +120,15 @@ def _longest_chain(requests: list[AwsRequest]) -> tuple[AwsRequest, ...]:
 def describe(path: StepPath, served: Sequence[AwsRequest]) -> str:
     """``receive → UpdateItem → UpdateItem ‖ PutObject → ...``, each at its ms after the delivery
     ``@start+duration`` (the duration as the emulator served it: the rest is the client's)."""
-    parts = [f"ReceiveMessage@0"]
+    parts = ["ReceiveMessage@0"]
     for request in path.chain:
         beside = sorted(
-            r.operation for r in served
-            if r is not request and r.operation != "ReceiveMessage"
-            and r.started_at < request.ended_at and r.ended_at > request.started_at
+            r.operation
+            for r in served
+            if r is not request
+            and r.operation != "ReceiveMessage"
+            and r.started_at < request.ended_at
+            and r.ended_at > request.started_at
             and path.delivered_at <= r.started_at < path.next_at
         )
         ops = " ‖ ".join([request.operation, *beside])
@@ -156,7 +162,7 @@ def dynamo_item_bytes(item: dict) -> int:
 
 
 def _value_bytes(value: dict) -> int:
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8"))
     if kind == "N":

@@ -39,8 +39,13 @@ HOST = "127.0.0.1"
 
 # Settings of the stack's own that an operator's commands must share, when set (README, "Settings").
 _PASSED_ON = (
-    "JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME", "CONTROL_PREFIX",
-    "EVENTS_TOPIC_ARN", "CONTROL_TOPIC_ARN",
+    "JOBS_TABLE_NAME",
+    "ARTIFACTS_BUCKET",
+    "QUEUE_NAME",
+    "DEAD_LETTER_QUEUE_NAME",
+    "CONTROL_PREFIX",
+    "EVENTS_TOPIC_ARN",
+    "CONTROL_TOPIC_ARN",
 )
 
 
@@ -178,8 +183,15 @@ class Stack:
         state = ["--state-file", str(self.config.state_file)] if self.keep_state else []
         proc = self._spawn(
             "emulator",
-            [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--host", HOST, "--port", str(self.config.emulator_port),
-             *state],
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "emulator.py"),
+                "--host",
+                HOST,
+                "--port",
+                str(self.config.emulator_port),
+                *state,
+            ],
             # The emulator's request log is noise next to the services' JSON lines.
             log_dir=log_dir,
             # Where moto's request recorder writes, when started (scripts/aws_requests.py).
@@ -225,9 +237,20 @@ class Stack:
         return self._spawn(
             name,
             [
-                sys.executable, "-m", "celery", "-A", app, "worker",
-                "--loglevel", "INFO", "--concurrency", str(concurrency),
-                "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"{name}@%h",
+                "--without-mingle",
+                "--without-gossip",
             ],
             env={**(env or {}), "WORKER_HEARTBEAT_FILE": str(heartbeat)},
         )
@@ -251,7 +274,8 @@ class Stack:
                 print(
                     f"{name} stopped taking messages (heartbeat {'missing' if age is None else f'{age:.0f} s old'},"
                     f" limit {limit} s): restarting it",
-                    file=sys.stderr, flush=True,
+                    file=sys.stderr,
+                    flush=True,
                 )
                 self.stop_process(name, timeout=5)
                 self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
@@ -264,8 +288,15 @@ class Stack:
         proc = self._spawn(
             "api",
             [
-                sys.executable, "-m", "gunicorn", "-c", "python:api.gunicorn_conf",
-                "--bind", f"{HOST}:{self.config.api_port}", "--workers", str(self.config.api_workers),
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:api.gunicorn_conf",
+                "--bind",
+                f"{HOST}:{self.config.api_port}",
+                "--workers",
+                str(self.config.api_workers),
                 "api:create_app()",
             ],
         )
@@ -277,8 +308,14 @@ class Stack:
         proc = self._spawn(
             "flower",
             [
-                sys.executable, "-m", "celery", "-A", "tasks", "flower",
-                f"--address={HOST}", f"--port={self.config.flower_port}",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "flower",
+                f"--address={HOST}",
+                f"--port={self.config.flower_port}",
             ],
         )
         wait_http(f"{self.flower_url}/healthcheck", 30, proc)
@@ -331,7 +368,10 @@ class Stack:
         GHOST_API_URL; the operators' endpoints want INTERNAL_TOKEN. Names the stack took from
         its environment (JOBS_TABLE_NAME, ...) are passed on too.
         """
-        aws = {key: self.env[key] for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        aws = {
+            key: self.env[key]
+            for key in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        }
         names = {key: self.env[key] for key in _PASSED_ON if key in self.env}
         lines = [aws, {"INTERNAL_TOKEN": self.env["INTERNAL_TOKEN"]}, {"GHOST_API_URL": self.api_url}]
         if names:
@@ -348,7 +388,11 @@ class Stack:
             out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
         # Own session per child: we stop each with its children (Celery's pool) explicitly.
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT if out else None,
+            argv,
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -376,7 +420,7 @@ def banner(stack: Stack) -> str:
         f"  AWS emulator  {stack.emulator_url}   (its log: {where}/emulator.log)\n"
         f"  State         {stack.jobs_at_start} jobs from earlier runs; kept in {where}/ when this stops"
         " (make run-clean starts empty)\n"
-        "Operators, in another terminal: run these lines first (README, \"Operators\"):\n"
+        'Operators, in another terminal: run these lines first (README, "Operators"):\n'
         f"{exports}"
         "Ctrl-C stops everything.\n"
     )
@@ -385,8 +429,9 @@ def banner(stack: Stack) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the stack in the foreground until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(description="The local stack (make run).")
-    parser.add_argument("--clean", action="store_true",
-                        help="Forget the state saved by earlier runs and start empty (make run-clean).")
+    parser.add_argument(
+        "--clean", action="store_true", help="Forget the state saved by earlier runs and start empty (make run-clean)."
+    )
     args = parser.parse_args(argv)
     stack = Stack(StackConfig.from_env(), keep_state=True)
     if args.clean:

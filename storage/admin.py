@@ -90,10 +90,16 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The export file.")
-@click.option("--with-artifacts", "artifact_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also copy every artifact's bytes into this directory, by key.")
-@click.option("--segments", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Scan segments read in parallel.")
+@click.option(
+    "--with-artifacts",
+    "artifact_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also copy every artifact's bytes into this directory, by key.",
+)
+@click.option(
+    "--segments", type=click.IntRange(1, 64), default=4, show_default=True, help="Scan segments read in parallel."
+)
 @_TABLE
 @_BUCKET
 def export(out: Path, artifact_dir: Path | None, segments: int, table: str | None, bucket: str | None) -> None:
@@ -126,8 +132,13 @@ def export(out: Path, artifact_dir: Path | None, segments: int, table: str | Non
 
 @cli.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--artifacts", "artifact_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="The directory written by export --with-artifacts.")
+@click.option(
+    "--artifacts",
+    "artifact_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The directory written by export --with-artifacts.",
+)
 @_TABLE
 @_BUCKET
 def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: str | None) -> None:
@@ -151,11 +162,18 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     with progress, file.open(encoding="utf-8") as lines:
         report = import_entities(lines, services.jobs, services.artifacts, artifact_dir=artifact_dir, progress=seen)
     target = services.settings.jobs_table_name
-    err.print(f"imported into {target}: wrote {_tally(report.written)}; already there: {_tally(report.present)}",
-              markup=False, highlight=False)
+    err.print(
+        f"imported into {target}: wrote {_tally(report.written)}; already there: {_tally(report.present)}",
+        markup=False,
+        highlight=False,
+    )
     if report.without_bytes:
-        err.print(f"{report.without_bytes} artifacts listed without bytes (export with --with-artifacts, "
-                  "import with --artifacts to restore them)", markup=False, highlight=False)
+        err.print(
+            f"{report.without_bytes} artifacts listed without bytes (export with --with-artifacts, "
+            "import with --artifacts to restore them)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @cli.command(name="create-table")

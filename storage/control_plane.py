@@ -72,7 +72,11 @@ class SqsControlPlane:
             for sub in subscriptions:
                 name = queue_name(sub["Endpoint"])
                 # A pending subscription's ARN is the word "PendingConfirmation".
-                if sub["Protocol"] == "sqs" and sub["SubscriptionArn"].startswith("arn:") and name.startswith(self.prefix):
+                if (
+                    sub["Protocol"] == "sqs"
+                    and sub["SubscriptionArn"].startswith("arn:")
+                    and name.startswith(self.prefix)
+                ):
                     found.append(Subscription(sub["SubscriptionArn"], name))
         return found
 

@@ -63,16 +63,12 @@ class DynamoJobStore:
 
     def get(self, job_id: str) -> Job:
         with translated("dynamodb", "GetItem"):
-            response = self._client.get_item(
-                TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
-            )
+            response = self._client.get_item(TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True)
         if "Item" not in response:
             raise JobNotFound(f"no job {job_id}", details={"jobId": job_id})
         return job_from_item(_from_item(response["Item"]))
 
-    def list_jobs(
-        self, *, limit: int, cursor: str | None = None, state: JobState | None = None
-    ) -> JobPage:
+    def list_jobs(self, *, limit: int, cursor: str | None = None, state: JobState | None = None) -> JobPage:
         if state is None:
             index, key_condition = LIST_INDEX, "GSI1PK = :pk"
             values = {":pk": {"S": LIST_PARTITION}}
@@ -128,9 +124,7 @@ class DynamoJobStore:
             if old is None or old != _from_item(item):
                 raise JobExists(f"job {job.job_id} already exists", details={"jobId": job.job_id}) from None
 
-    def claim_step(
-        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
-    ) -> Claim:
+    def claim_step(self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float) -> Claim:
         now_ms = int(time.time() * 1000)
         expires_ms = now_ms + int(lease_seconds * 1000)
         # The lease is taken only if nobody holds one or the holder's ran out
@@ -235,8 +229,7 @@ class DynamoJobStore:
                 "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions) + " REMOVE leases.#lease"
             ),
             ConditionExpression=(
-                "attribute_exists(jobId) AND #state IN (:queued, :running)"
-                " AND NOT contains(stepIds, :sid_str)"
+                "attribute_exists(jobId) AND #state IN (:queued, :running) AND NOT contains(stepIds, :sid_str)"
             ),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -312,9 +305,7 @@ class DynamoJobStore:
 
     def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
         try:
-            return self._transition(
-                job_id, JobState.FAILED, {"error": error.to_dict()}, if_updated_at=if_updated_at
-            )
+            return self._transition(job_id, JobState.FAILED, {"error": error.to_dict()}, if_updated_at=if_updated_at)
         except JobTerminal:
             return False
         except InvalidTransition:
@@ -354,8 +345,10 @@ class DynamoJobStore:
         if old is None:
             return True
         current = JobState(old["state"])
-        if current is target and old.get("updatedAt") == now and all(
-            old.get(name) == _written(value) for name, value in fields.items()
+        if (
+            current is target
+            and old.get("updatedAt") == now
+            and all(old.get(name) == _written(value) for name, value in fields.items())
         ):
             # This very write, applied but answered with an error, then refused on its retry.
             return True
@@ -408,9 +401,7 @@ class DynamoJobStore:
         refusal (duplicate, terminal) as the failed write's own old item would.
         """
         with translated("dynamodb", "GetItem"):
-            response = self._client.get_item(
-                TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True
-            )
+            response = self._client.get_item(TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True)
         return _from_item(response["Item"]) if "Item" in response else None
 
 

@@ -34,15 +34,30 @@ FORMAT_VERSION = 1
 
 HEADER, END = "header", "end"
 JOB, STEP, ATTEMPT, ACTION, LEASE, IDEMPOTENCY_KEY, ARTIFACT = (
-    "job", "step_record", "attempt", "operator_action", "step_lease", "idempotency_key", "artifact",
+    "job",
+    "step_record",
+    "attempt",
+    "operator_action",
+    "step_lease",
+    "idempotency_key",
+    "artifact",
 )
 
 # The fields each entity must have; ``type`` and the first field are its identity.
 REQUIRED: dict[str, tuple[str, ...]] = {
-    JOB: ("jobId", "state", "createdAt", "updatedAt", "request", "progress", "totalSteps", "plugin", "attempt",
-          "expiresAt"),
-    STEP: ("stepId", "jobId", "attempt", "sequence", "name", "status", "startedAt", "endedAt", "durationMs",
-           "summary"),
+    JOB: (
+        "jobId",
+        "state",
+        "createdAt",
+        "updatedAt",
+        "request",
+        "progress",
+        "totalSteps",
+        "plugin",
+        "attempt",
+        "expiresAt",
+    ),
+    STEP: ("stepId", "jobId", "attempt", "sequence", "name", "status", "startedAt", "endedAt", "durationMs", "summary"),
     ATTEMPT: ("attemptId", "jobId", "attempt", "startedAt"),
     ACTION: ("actionId", "jobId", "kind", "attempt", "at", "by", "reason"),
     LEASE: ("stepId", "jobId", "owner", "expiresAt"),
@@ -173,23 +188,54 @@ def job_entities(job: Job) -> Iterator[dict[str, Any]]:
         record = step.to_dict()
         yield {"type": STEP, **record, "sequence": sequence}
     # Attempt 1 starts with the job and is not stored; each retry stores the attempt it starts.
-    yield {"type": ATTEMPT, "attemptId": attempt_id(job.job_id, 1), "jobId": job.job_id, "attempt": 1,
-           "startedAt": job.created_at, "fromStep": None, "actionId": None}
+    yield {
+        "type": ATTEMPT,
+        "attemptId": attempt_id(job.job_id, 1),
+        "jobId": job.job_id,
+        "attempt": 1,
+        "startedAt": job.created_at,
+        "fromStep": None,
+        "actionId": None,
+    }
     for entry in job.attempts:
-        yield {"type": ATTEMPT, "attemptId": entry["attemptId"], "jobId": job.job_id, "attempt": entry["attempt"],
-               "startedAt": entry["at"], "fromStep": entry["fromStep"], "actionId": entry["actionId"]}
+        yield {
+            "type": ATTEMPT,
+            "attemptId": entry["attemptId"],
+            "jobId": job.job_id,
+            "attempt": entry["attempt"],
+            "startedAt": entry["at"],
+            "fromStep": entry["fromStep"],
+            "actionId": entry["actionId"],
+        }
     for entry in job.attempts:
-        yield {"type": ACTION, "actionId": entry["actionId"], "jobId": job.job_id, "kind": ActionKind.RETRY.value,
-               "attempt": entry["attempt"], "at": entry["at"], "by": entry["by"], "reason": entry["reason"]}
+        yield {
+            "type": ACTION,
+            "actionId": entry["actionId"],
+            "jobId": job.job_id,
+            "kind": ActionKind.RETRY.value,
+            "attempt": entry["attempt"],
+            "at": entry["at"],
+            "by": entry["by"],
+            "reason": entry["reason"],
+        }
     if job.cancellation:
         # A cancelled job never runs again, so the cancel ended its last attempt.
         yield {"type": ACTION, **job.cancellation, "attempt": job.attempt}
     for lease in job.leases:
-        yield {"type": LEASE, "stepId": lease.step_id, "jobId": job.job_id, "owner": lease.owner,
-               "expiresAt": iso_from_epoch(lease.expires_at_ms / 1000)}
+        yield {
+            "type": LEASE,
+            "stepId": lease.step_id,
+            "jobId": job.job_id,
+            "owner": lease.owner,
+            "expiresAt": iso_from_epoch(lease.expires_at_ms / 1000),
+        }
     if job.idempotency_key:
-        yield {"type": IDEMPOTENCY_KEY, "key": job.idempotency_key, "jobId": job.job_id,
-               "requestFingerprint": job.request_fingerprint}
+        yield {
+            "type": IDEMPOTENCY_KEY,
+            "key": job.idempotency_key,
+            "jobId": job.job_id,
+            "requestFingerprint": job.request_fingerprint,
+        }
 
 
 def job_from_entities(job: dict[str, Any], children: list[dict[str, Any]]) -> Job:
@@ -232,13 +278,20 @@ def job_from_entities(job: dict[str, Any], children: list[dict[str, Any]]) -> Jo
         request_fingerprint=keys[0]["requestFingerprint"] if keys else None,
         attempt=job["attempt"],
         attempts=tuple(
-            retry_record(job_id, attempt=entry["attempt"], at=entry["startedAt"], from_step=entry["fromStep"],
-                         reason=actions[entry["actionId"]]["reason"], by=actions[entry["actionId"]]["by"])
+            retry_record(
+                job_id,
+                attempt=entry["attempt"],
+                at=entry["startedAt"],
+                from_step=entry["fromStep"],
+                reason=actions[entry["actionId"]]["reason"],
+                by=actions[entry["actionId"]]["by"],
+            )
             for entry in retries
         ),
         cancellation=(
             cancel_record(job_id, at=cancels[0]["at"], by=cancels[0]["by"], reason=cancels[0]["reason"])
-            if cancels else None
+            if cancels
+            else None
         ),
         leases=tuple(
             StepLease(lease["stepId"], lease["owner"], epoch_ms_from_iso(lease["expiresAt"]))

@@ -64,7 +64,9 @@ def artifact_path(root: Path, key: str) -> Path:
     return path
 
 
-def _all_entities(source: ExportSource, artifact_dir: Path | None, segments: int, page_size: int) -> Iterator[dict[str, Any]]:
+def _all_entities(
+    source: ExportSource, artifact_dir: Path | None, segments: int, page_size: int
+) -> Iterator[dict[str, Any]]:
     for raw in _scan(source.dynamodb, source.table, segments, page_size):
         item = from_item(raw)
         if entity_type(item) == ENTITY_JOB:
@@ -109,8 +111,13 @@ def _scan(client: Any, table: str, segments: int, page_size: int) -> Iterator[di
     stop = threading.Event()
 
     def scan_segment(segment: int) -> None:
-        request = {"TableName": table, "ConsistentRead": True, "Limit": page_size,
-                   "Segment": segment, "TotalSegments": segments}
+        request = {
+            "TableName": table,
+            "ConsistentRead": True,
+            "Limit": page_size,
+            "Segment": segment,
+            "TotalSegments": segments,
+        }
         try:
             while not stop.is_set():
                 with translated("dynamodb", "Scan"):

@@ -57,7 +57,9 @@ def import_entities(
     return report
 
 
-def _write_job(job: dict[str, Any] | None, children: list[dict[str, Any]], jobs: JobStore, report: ImportReport) -> None:
+def _write_job(
+    job: dict[str, Any] | None, children: list[dict[str, Any]], jobs: JobStore, report: ImportReport
+) -> None:
     if job is None:
         return
     restored = entities.job_from_entities(job, children)
@@ -71,7 +73,9 @@ def _write_job(job: dict[str, Any] | None, children: list[dict[str, Any]], jobs:
         written[child["type"]] += 1
 
 
-def _write_artifact(entity: dict[str, Any], artifacts: ArtifactStore, artifact_dir: Path | None, report: ImportReport) -> None:
+def _write_artifact(
+    entity: dict[str, Any], artifacts: ArtifactStore, artifact_dir: Path | None, report: ImportReport
+) -> None:
     if artifact_dir is None:
         report.without_bytes += 1
         return

@@ -27,9 +27,7 @@ class JobStore(Protocol):
         applied but answered with an error): no JobExists then.
         """
 
-    def claim_step(
-        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
-    ) -> Claim:
+    def claim_step(self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float) -> Claim:
         """Take the lease to compute a step of ``attempt`` and move the job to running, in one write.
 
         Refused (and nothing written) when the step is recorded, its lease is held by a live run,
@@ -41,9 +39,7 @@ class JobStore(Protocol):
     def get(self, job_id: str) -> Job:
         """The job, or JobNotFound."""
 
-    def list_jobs(
-        self, *, limit: int, cursor: str | None = None, state: JobState | None = None
-    ) -> JobPage:
+    def list_jobs(self, *, limit: int, cursor: str | None = None, state: JobState | None = None) -> JobPage:
         """Jobs newest first, ``limit`` at a time; InvalidCursor for a cursor we did not issue."""
 
     def record_step(

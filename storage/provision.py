@@ -56,8 +56,7 @@ def _create_table(client: Any, name: str) -> None:
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[
-                {"AttributeName": attr, "AttributeType": "S"}
-                for attr in ("jobId", "GSI1PK", "GSI1SK", "state")
+                {"AttributeName": attr, "AttributeType": "S"} for attr in ("jobId", "GSI1PK", "GSI1SK", "state")
             ],
             KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[index(LIST_INDEX, "GSI1PK"), index(STATE_INDEX, "state")],
@@ -68,9 +67,7 @@ def _create_table(client: Any, name: str) -> None:
     client.get_waiter("table_exists").wait(TableName=name)
     ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
-        client.update_time_to_live(
-            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
-        )
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
 
 
 def _create_bucket(client: Any, name: str, region: str) -> None:
@@ -95,17 +92,13 @@ def _create_queues(client: Any, settings: Settings) -> dict[str, str]:
         QueueName=settings.dead_letter_queue_name,
         Attributes={"MessageRetentionPeriod": str(14 * 86400)},
     )["QueueUrl"]
-    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = client.create_queue(
         QueueName=settings.queue_name,
         Attributes={
             "VisibilityTimeout": str(settings.visibility_timeout_seconds),
             "ReceiveMessageWaitTimeSeconds": "20",
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-            ),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
         },
     )["QueueUrl"]
     return {"queue": queue_url, "deadLetterQueue": dlq_url}

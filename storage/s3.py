@@ -24,9 +24,7 @@ class S3ArtifactStore:
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         with translated("s3", "PutObject"):
-            self._client.put_object(
-                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type
-            )
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
     def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
         with translated("s3", "PutObject"):

@@ -149,9 +149,7 @@ class Settings:
             step_time_limit_seconds=step_limit,
             presign_ttl_seconds=read("PRESIGN_TTL_SECONDS", int, 900, low=60, high=3600),
             job_ttl_days=read("JOB_TTL_DAYS", int, 14, low=1, high=365),
-            inline_artifact_max_bytes=read(
-                "INLINE_ARTIFACT_MAX_BYTES", int, 256 * 1024, low=1024, high=350 * 1024
-            ),
+            inline_artifact_max_bytes=read("INLINE_ARTIFACT_MAX_BYTES", int, 256 * 1024, low=1024, high=350 * 1024),
             internal_token=read("INTERNAL_TOKEN", str, "") or None,
             fault_drills=fault_drills,
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
@@ -176,9 +174,7 @@ def _emulator_credentials(environ: Mapping[str, str]) -> tuple[str, str]:
     return (key, secret) if key and secret else EMULATOR_CREDENTIALS
 
 
-def _default_broker_url(
-    endpoint: str | None, credentials: tuple[str, str] | None, environ: Mapping[str, str]
-) -> str:
+def _default_broker_url(endpoint: str | None, credentials: tuple[str, str] | None, environ: Mapping[str, str]) -> str:
     # kombu's SQS transport takes its endpoint from the broker URL, not from
     # AWS_ENDPOINT_URL, so an emulator endpoint must be spelled out here.
     if not endpoint:
@@ -226,7 +222,5 @@ class _Reader:
             raise ConfigError(f"{var} is not valid: {exc}", details={"setting": var}) from exc
         # low and high come only with int or float coercers.
         if (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
-            raise ConfigError(
-                f"{var} must be between {low:g} and {high:g}, got {raw}", details={"setting": var}
-            )
+            raise ConfigError(f"{var} must be between {low:g} and {high:g}, got {raw}", details={"setting": var})
         return value

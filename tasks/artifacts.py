@@ -67,12 +67,18 @@ def doom_map(data: Mapping) -> bytes:
 
 ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(
-        "sceneGraph.json", "application/json", "sceneGraph",
-        lambda data: pipeline.encode_json(data["sceneGraph"]), inline="json",
+        "sceneGraph.json",
+        "application/json",
+        "sceneGraph",
+        lambda data: pipeline.encode_json(data["sceneGraph"]),
+        inline="json",
     ),
     Artifact(
-        "asciiMinimap.txt", "text/plain; charset=utf-8", "asciiMinimap",
-        lambda data: data["asciiMinimap"].encode("utf-8"), inline="text",
+        "asciiMinimap.txt",
+        "text/plain; charset=utf-8",
+        "asciiMinimap",
+        lambda data: data["asciiMinimap"].encode("utf-8"),
+        inline="text",
     ),
     Artifact("minimap.png", "image/png", "minimapPng", lambda data: render_png(data["sceneGraph"])),
     Artifact("map.wad", "application/x-doom", "doomMap", doom_map, optional=True),

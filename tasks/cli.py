@@ -110,7 +110,9 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
 
 @click.command(cls=CeleryCommand, name="cancel-job")
 @click.argument("job_ids", nargs=-1, required=True)
-@click.option("--reason", default="cancelled by an operator", show_default=True, help="Recorded in the job's cancellation.")
+@click.option(
+    "--reason", default="cancelled by an operator", show_default=True, help="Recorded in the job's cancellation."
+)
 @click.pass_context
 def cancel_job(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
     """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""

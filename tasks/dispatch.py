@@ -46,9 +46,7 @@ SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
 RESEND_AFTER_SECONDS = 10
 
 
-def send_chain(
-    job_id: str, request_id: str | None, *, steps: Sequence[str] = pipeline.STEPS, attempt: int = 1
-) -> None:
+def send_chain(job_id: str, request_id: str | None, *, steps: Sequence[str] = pipeline.STEPS, attempt: int = 1) -> None:
     """Send the job's chain: one immutable signature per step, carrying only ids.
 
     Signatures by name keep the API process from importing the step tasks.
@@ -56,9 +54,7 @@ def send_chain(
     kwargs: dict = {"request_id": request_id}
     if attempt > 1:
         kwargs["attempt"] = attempt
-    signatures = [
-        app.signature(f"tasks.steps.{step}", args=(job_id,), kwargs=kwargs, immutable=True) for step in steps
-    ]
+    signatures = [app.signature(f"tasks.steps.{step}", args=(job_id,), kwargs=kwargs, immutable=True) for step in steps]
     try:
         chain(*signatures).apply_async()
     except Exception as exc:  # kombu and botocore raise many kinds; all mean "not sent"
@@ -243,7 +239,9 @@ def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueu
 def _never_sent(job: Job) -> bool:
     """True for a job whose first message could not be sent (its submission was answered 503)."""
     return (
-        job.state is JobState.FAILED and job.error is not None and job.error.code == EnqueueFailed.code
+        job.state is JobState.FAILED
+        and job.error is not None
+        and job.error.code == EnqueueFailed.code
         and not job.steps
     )
 
@@ -256,8 +254,12 @@ def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: En
     """
     try:
         job = retry_job(
-            jobs, job.job_id, reason="resubmitted under its Idempotency-Key after a failed send",
-            by="client", request_id=request_id, enqueue=enqueue,
+            jobs,
+            job.job_id,
+            reason="resubmitted under its Idempotency-Key after a failed send",
+            by="client",
+            request_id=request_id,
+            enqueue=enqueue,
         )
     except InvalidTransition:
         return jobs.get(job.job_id)  # another retry of the submission sent it

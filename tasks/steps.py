@@ -123,7 +123,7 @@ def _send_in_time(task: Task, next_step, rest: list, options: dict) -> None:
             return
         except SoftTimeLimitExceeded:
             raise
-        except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the step is recorded
+        except Exception as exc:
             failures += 1
             wait = backoff.wait(failures, HAND_ON_BACKOFF_SECONDS, HAND_ON_BACKOFF_MAX_SECONDS)
             error = f"{type(exc).__name__}: {exc}"
@@ -143,8 +143,14 @@ def _make_step_task(step: str) -> StepTask:
             # A step that continues the chain hands on from inside run_step, beside its own
             # checkpoint upload, which ends before this returns (and so before the ack).
             result = run_step(
-                services(), job_id, step, attempt, delivery=self.request.id, run=self.request.retries or 0,
-                handover=handover, hand_on=lambda passed: hand_on(self, passed),
+                services(),
+                job_id,
+                step,
+                attempt,
+                delivery=self.request.id,
+                run=self.request.retries or 0,
+                handover=handover,
+                hand_on=lambda passed: hand_on(self, passed),
             )
         except DependencyUnavailable as exc:
             # Transient (throttled, unreachable): run again later, as a new message; after
@@ -173,8 +179,7 @@ validate_level = _make_step_task("validate_level")
 render_minimap = _make_step_task("render_minimap")
 
 STEP_TASKS: dict[str, StepTask] = {
-    task.step: task
-    for task in (parse_prompt, layout_rooms, connect_doors, populate, validate_level, render_minimap)
+    task.step: task for task in (parse_prompt, layout_rooms, connect_doors, populate, validate_level, render_minimap)
 }
 if tuple(STEP_TASKS) != pipeline.STEPS:  # an import-time check that `python -O` must not strip
     raise RuntimeError("one task per pipeline step, in pipeline order")

@@ -50,8 +50,11 @@ def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime
         error = JobError(
             f"job made no progress for {stall_after_seconds} s while {job.state}",
             "STALLED",
-            {"state": job.state.value, "updatedAt": job.updated_at,
-             "completedSteps": [s.name for s in job.steps if s.status.value == "ok"]},
+            {
+                "state": job.state.value,
+                "updatedAt": job.updated_at,
+                "completedSteps": [s.name for s in job.steps if s.status.value == "ok"],
+            },
         )
         if services.jobs.mark_failed(job.job_id, error, if_updated_at=job.updated_at):
             log.error("job.stalled", jobId=job.job_id, state=job.state.value, updatedAt=job.updated_at)

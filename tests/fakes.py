@@ -62,9 +62,7 @@ class FakeJobStore:
                 raise JobExists(f"job {job.job_id} already exists")
             self.jobs[job.job_id] = job
 
-    def claim_step(
-        self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float
-    ) -> Claim:
+    def claim_step(self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float) -> Claim:
         self._check_up("claim_step")
         with self._lock:
             job = self.jobs.get(job_id)
@@ -174,8 +172,12 @@ class FakeJobStore:
             if job.attempt >= MAX_ATTEMPTS:
                 raise AttemptsExhausted(f"job has used all {MAX_ATTEMPTS} attempts")
             self.jobs[job_id] = replace(
-                job, state=JobState.QUEUED, attempt=attempt["attempt"], attempts=(*job.attempts, attempt),
-                error=None, updated_at=utc_now(),
+                job,
+                state=JobState.QUEUED,
+                attempt=attempt["attempt"],
+                attempts=(*job.attempts, attempt),
+                error=None,
+                updated_at=utc_now(),
             )
             return attempt["attempt"]
 

@@ -26,8 +26,20 @@ def floor_of(room: dict) -> list[tuple[int, int]]:
 def check_scene(scene: dict) -> None:
     """Assert every scene/1 rule; the message says which."""
     assert scene["schema"] == "scene/1"
-    assert {"prompt", "seed", "style", "grid", "theme", "params", "rooms", "doors", "entities", "locks",
-            "graph", "metrics"} <= set(scene)
+    assert {
+        "prompt",
+        "seed",
+        "style",
+        "grid",
+        "theme",
+        "params",
+        "rooms",
+        "doors",
+        "entities",
+        "locks",
+        "graph",
+        "metrics",
+    } <= set(scene)
     width, height = scene["grid"]["width"], scene["grid"]["height"]
     rooms = {room["id"]: room for room in scene["rooms"]}
     assert len(rooms) == len(scene["rooms"]), "room ids repeat"
@@ -116,7 +128,7 @@ def check_scene(scene: dict) -> None:
         )
 
     metrics = scene["metrics"]
-    assert CONTRACT_METRICS <= set(metrics)
+    assert set(metrics) >= CONTRACT_METRICS
     assert metrics["rooms"] == len(rooms) and metrics["doors"] == len(scene["doors"])
     assert metrics["enemies"] == sum(e["kind"] == "enemy" for e in entities)
     assert metrics["loops"] == len(scene["doors"]) - len(rooms) + 1

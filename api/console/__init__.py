@@ -26,17 +26,19 @@ SECURITY_HEADERS = {
 def content_security_policy(image_origin: str | None) -> str:
     """The console's CSP; ``image_origin`` is where presigned artifact URLs point (None in demo mode)."""
     images = "'self'" + (f" {image_origin}" if image_origin else "")
-    return "; ".join((
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        f"img-src {images}",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def artifact_origin(services) -> str | None:

@@ -14,7 +14,13 @@ from typing import Any
 # The colours keys and locked doors are drawn in; the same colour for a key and its door.
 LOCK_COLOURS = {"red": "#d8352f", "blue": "#2f6fe4", "yellow": "#e8b90f"}
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
-_DEFAULT_PALETTE = {"background": "#141414", "wall": "#6e6e6e", "floor": "#8a7660", "corridor": "#5c5650", "door": "#b5822f"}
+_DEFAULT_PALETTE = {
+    "background": "#141414",
+    "wall": "#6e6e6e",
+    "floor": "#8a7660",
+    "corridor": "#5c5650",
+    "door": "#b5822f",
+}
 METRICS = ("rooms", "corridors", "doors", "loops", "pathLength", "locks", "keys", "enemies", "bosses", "items")
 
 
@@ -105,8 +111,10 @@ def outline(room: dict) -> str:
 
 def _palette(scene: dict) -> dict:
     given = (scene.get("theme") or {}).get("palette") or {}
-    return {name: given[name] if _HEX.match(str(given.get(name, ""))) else default
-            for name, default in _DEFAULT_PALETTE.items()}
+    return {
+        name: given[name] if _HEX.match(str(given.get(name, ""))) else default
+        for name, default in _DEFAULT_PALETTE.items()
+    }
 
 
 def _entity(raw: dict) -> Entity:
@@ -115,7 +123,13 @@ def _entity(raw: dict) -> Entity:
     if raw.get("kind") == "key":
         colour = LOCK_COLOURS.get(str(raw.get("type", "")).removesuffix("_key"))
     return Entity(
-        str(raw["id"]), str(raw["kind"]), str(raw.get("type", "")), x + 0.5, y + 0.5, colour, "boss" in raw.get("tags", ())
+        str(raw["id"]),
+        str(raw["kind"]),
+        str(raw.get("type", "")),
+        x + 0.5,
+        y + 0.5,
+        colour,
+        "boss" in raw.get("tags", ()),
     )
 
 
@@ -129,14 +143,26 @@ def build_level(scene: dict) -> Level:
     path = [str(room) for room in graph.get("criticalPath", [])]
     rooms = tuple(
         Room(
-            str(raw["id"]), str(raw["kind"]), int(raw.get("depth", 0)), int(raw.get("zone", 0)),
-            int(raw.get("light", 0)), outline(raw), tuple(by_room.get(str(raw["id"]), ())), str(raw["id"]) in path,
+            str(raw["id"]),
+            str(raw["kind"]),
+            int(raw.get("depth", 0)),
+            int(raw.get("zone", 0)),
+            int(raw.get("light", 0)),
+            outline(raw),
+            tuple(by_room.get(str(raw["id"]), ())),
+            str(raw["id"]) in path,
         )
         for raw in scene.get("rooms", [])
     )
     doors = tuple(
-        Door(str(d["id"]), int(d["at"][0]), int(d["at"][1]), str(d.get("orientation", "")), d.get("lock"),
-             LOCK_COLOURS.get(d.get("lock") or ""))
+        Door(
+            str(d["id"]),
+            int(d["at"][0]),
+            int(d["at"][1]),
+            str(d.get("orientation", "")),
+            d.get("lock"),
+            LOCK_COLOURS.get(d.get("lock") or ""),
+        )
         for d in scene.get("doors", [])
     )
     points, steps = critical_path(scene, entities, by_room)

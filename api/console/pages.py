@@ -122,7 +122,13 @@ def jobs():
     limit = query["limit"] if query["limit"] != PAGE_SIZE else None
     next_url = url_for("console.jobs", state=query["state"], limit=limit, cursor=page.cursor) if page.cursor else None
     return render_template(
-        "console/jobs.html", rows=rows, icons=STATE_ICONS, states=STATES, state=query["state"], limit=limit, cursor=query["cursor"],
+        "console/jobs.html",
+        rows=rows,
+        icons=STATE_ICONS,
+        states=STATES,
+        state=query["state"],
+        limit=limit,
+        cursor=query["cursor"],
         next_url=next_url,
     )
 
@@ -151,7 +157,9 @@ def job(job_id: str):
         files=files,
         retry_records=list(found.attempts),
         duration=job_duration_ms(found),
-        details_json=json.dumps(found.error.details, indent=2, ensure_ascii=False) if found.error and found.error.details else None,
+        details_json=json.dumps(found.error.details, indent=2, ensure_ascii=False)
+        if found.error and found.error.details
+        else None,
     )
 
 

@@ -10,4 +10,13 @@ from .limits import MapTooLarge, check_vanilla_limits
 from .mapwad import CELL, build_map
 from .scene import read_scene
 
-__all__ = ["CELL", "DEMO_LUMP", "MapTooLarge", "add_demo", "build_map", "check_vanilla_limits", "read_scene", "write_demo"]
+__all__ = [
+    "CELL",
+    "DEMO_LUMP",
+    "MapTooLarge",
+    "add_demo",
+    "build_map",
+    "check_vanilla_limits",
+    "read_scene",
+    "write_demo",
+]

@@ -85,9 +85,11 @@ def _attach(
     pick = stream.below(len(sites))
     cx, cy, dx, dy = sites[pick]
     door, entry = (cx + dx, cy + dy), (cx + 2 * dx, cy + 2 * dy)
-    if not (1 <= entry[0] <= width - 2 and 1 <= entry[1] <= grid.height - 2) or grid.owner[
-        door[1] * width + door[0]
-    ] != SOLID or grid.owner[entry[1] * width + entry[0]] != SOLID:
+    if (
+        not (1 <= entry[0] <= width - 2 and 1 <= entry[1] <= grid.height - 2)
+        or grid.owner[door[1] * width + door[0]] != SOLID
+        or grid.owner[entry[1] * width + entry[0]] != SOLID
+    ):
         # Built over, or against the border: no piece will ever attach here.
         sites[pick] = sites[-1]
         sites.pop()
@@ -122,15 +124,22 @@ def _attach(
         if any((x + ex, y + ey) in room_set for x, y in corridor for ex, ey in DIRECTIONS):
             return False
     inner_door = (entry[0] - dx, entry[1] - dy)
-    for x, y in ((door[0] + dy, door[1] + dx), (door[0] - dy, door[1] - dx),
-                 (inner_door[0] + dy, inner_door[1] + dx), (inner_door[0] - dy, inner_door[1] - dx)):
+    for x, y in (
+        (door[0] + dy, door[1] + dx),
+        (door[0] - dy, door[1] - dx),
+        (inner_door[0] + dy, inner_door[1] + dx),
+        (inner_door[0] - dy, inner_door[1] - dx),
+    ):
         if (x, y) in room_set or grid.owner[y * width + x] != SOLID:
             return False
     orientation = "vertical" if dx else "horizontal"
     if cells is None:
         number = draft.add_rect("room", *room[0])
         x, y, w, h = room[0]
-        sites += _sites([(x + i, y + j) for j in (0, h - 1) for i in range(w)] + [(x + i, y + j) for j in range(h) for i in (0, w - 1)])
+        sites += _sites(
+            [(x + i, y + j) for j in (0, h - 1) for i in range(w)]
+            + [(x + i, y + j) for j in range(h) for i in (0, w - 1)]
+        )
     else:
         number = _add_room(draft, room)
         sites += _sites(room)

@@ -206,11 +206,17 @@ def _open_doorways(walled: list[int], labels: list[int], width: int) -> None:
 def _simple(index: int, labels: list[int], width: int) -> bool:
     """Whether walling this cell up leaves its chamber's 4-connected neighbourhood in one piece."""
     number = labels[index]
-    ring = [index - width, index - width + 1, index + 1, index + width + 1,
-            index + width, index + width - 1, index - 1, index - width - 1]
+    ring = [
+        index - width,
+        index - width + 1,
+        index + 1,
+        index + width + 1,
+        index + width,
+        index + width - 1,
+        index - 1,
+        index - width - 1,
+    ]
     inside = [labels[cell] == number for cell in ring]
     # Yokoi's connectivity number for 4-connectivity: one arc of neighbours means one piece.
-    arcs = sum(
-        inside[k] and not (inside[k + 1] and inside[(k + 2) % 8]) for k in (0, 2, 4, 6)
-    )
+    arcs = sum(inside[k] and not (inside[k + 1] and inside[(k + 2) % 8]) for k in (0, 2, 4, 6))
     return arcs == 1

@@ -119,7 +119,8 @@ class Draft:
                 rooms.append(Room(ids[k], kind, cells=tuple((x - dx, y - dy) for x, y in cells or ())))
         moved = tuple(
             Link(
-                ids[a], ids[b],
+                ids[a],
+                ids[b],
                 tuple((x - dx, y - dy, orientation) for x, y, orientation in doors),
                 None if corridor is None else tuple((x - dx, y - dy) for x, y in corridor),
                 preferred,

@@ -75,7 +75,12 @@ def _carve(draft: Draft, segment: int, stream: Stream) -> list[tuple[int, int, t
     blocked[(height - 1) * width : height * width] = b"\x01" * width
     for row in range(height):
         blocked[row * width] = blocked[row * width + width - 1] = 1
-    steps = ((2, 1, "vertical"), (-2, -1, "vertical"), (2 * width, width, "horizontal"), (-2 * width, -width, "horizontal"))
+    steps = (
+        (2, 1, "vertical"),
+        (-2, -1, "vertical"),
+        (2 * width, width, "horizontal"),
+        (-2 * width, -width, "horizontal"),
+    )
     # The growing tree makes two small choices per turn, and has at most two turns per lattice cell:
     # one byte of noise each, drawn in one call (a byte modulo 2, 3 or 4 is as good as uniform here).
     noise, turn = stream.noise(2 * len(owner) + 8), 0

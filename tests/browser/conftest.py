@@ -26,7 +26,6 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, shared with t
     make_stack,
 )
 
-
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -54,7 +53,9 @@ Object.defineProperty(Document.prototype, "visibilityState", { configurable: tru
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("chromium is not installed (apt-get install chromium): the console's browser tests need it")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (the dev extra)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright for Python is not installed (the dev extra)"
+    )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -81,8 +82,14 @@ def page(browser, stack) -> Iterator:
     tab = context.new_page()
     problems: list[str] = []
     tab.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
-    tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-           if msg.type == "error" and not EXPECTED_REFUSAL.match(msg.text) else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and not EXPECTED_REFUSAL.match(msg.text)
+            else None
+        ),
+    )
     yield tab
     context.close()
     assert problems == [], problems
@@ -102,4 +109,3 @@ def assert_accessible(page) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert bad == [], json.dumps(bad, indent=2)
-

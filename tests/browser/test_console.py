@@ -68,8 +68,10 @@ def test_submit_from_the_form_and_watch_the_job_run(page, stack, request):
     assert page.url.endswith("/console/")
 
     # A valid request; a slow drill (added to the request on its way) keeps the job running 5 s.
-    page.route("**/generate-scene", lambda route: route.continue_(
-        headers={**route.request.headers, "x-fault-drill": "slow:layout_rooms"}))
+    page.route(
+        "**/generate-scene",
+        lambda route: route.continue_(headers={**route.request.headers, "x-fault-drill": "slow:layout_rooms"}),
+    )
     page.fill("#seed", "11")
     page.fill("#rooms", "")
     page.focus("#seed")
@@ -194,8 +196,12 @@ def test_the_level_explorer_draws_the_scene_graph(page, worker, stack, tmp_path)
     page.keyboard.press("ArrowLeft")
     assert minimap.evaluate("img => img.style.transform") != before
     assert page.locator("#ascii-minimap").text_content().rstrip("\n") == ascii_map.rstrip("\n")
-    files = dict(zip(page.locator(".files [data-file]").evaluate_all("els => els.map(e => e.dataset.file)"),
-                     page.locator(".files td.size").all_inner_texts()))
+    files = dict(
+        zip(
+            page.locator(".files [data-file]").evaluate_all("els => els.map(e => e.dataset.file)"),
+            page.locator(".files td.size").all_inner_texts(),
+        )
+    )
     assert {"sceneGraph.json", "asciiMinimap.txt", "minimap.png"} <= set(files)
     for name, shown in files.items():
         body = requests.get(f"{stack.url}/jobs/{job_id}/artifacts/{name}", timeout=10).content
@@ -242,7 +248,9 @@ def test_a_failed_job_is_retried_from_the_page_with_the_token(page, worker, stac
     page.press("#token", "Enter")
     expect(retry).to_be_enabled()
     retry.click()
-    expect(page.locator("#operator-result")).to_contain_text(f"401 {wrong['error']['code']}: {wrong['error']['message']}")
+    expect(page.locator("#operator-result")).to_contain_text(
+        f"401 {wrong['error']['code']}: {wrong['error']['message']}"
+    )
     expect(page.locator("#token-form")).to_be_visible()
     expect(retry).to_be_disabled()
 

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.terraform_cli import SOURCE, Terraform, cli_config, find_mirror, find_terraform, locked_provider_version
+from tests.deploy.terraform_cli import (
+    SOURCE,
+    Terraform,
+    cli_config,
+    find_mirror,
+    find_terraform,
+    locked_provider_version,
+)
 
 pytestmark = pytest.mark.deploy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-import emulator  # noqa: E402  (scripts/emulator.py)
+import emulator
 
 _MISSING = {
     "AnyScaleFrontendService.ListTagsForResource": {"Tags": {}},

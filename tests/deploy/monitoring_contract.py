@@ -20,7 +20,11 @@ from tasks import metrics
 AWS_METRICS = {
     "AWS/SQS": {
         name: frozenset({"QueueName"})
-        for name in ("ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible", "ApproximateAgeOfOldestMessage")
+        for name in (
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateAgeOfOldestMessage",
+        )
     },
     "AWS/ApplicationELB": {
         name: frozenset({"LoadBalancer"})
@@ -32,8 +36,13 @@ AWS_METRICS = {
 }
 
 # Sample arguments for the emitters' parameters, by name; a new parameter fails loudly.
-_SAMPLE_ARGS = {"step": "parse_prompt", "duration_ms": 1, "job_id": "job", "code": "CODE",
-                "created_at": "2026-01-01T00:00:00+00:00"}
+_SAMPLE_ARGS = {
+    "step": "parse_prompt",
+    "duration_ms": 1,
+    "job_id": "job",
+    "code": "CODE",
+    "created_at": "2026-01-01T00:00:00+00:00",
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ def emitted_metrics(namespace: str) -> dict[str, set[tuple[tuple[str, str | None
     """Metric name -> the dimension sets (with the values the code gives them) tasks/metrics.py prints."""
     metrics.configure(namespace)
     emitters = [
-        function for name, function in inspect.getmembers(metrics, inspect.isfunction)
+        function
+        for name, function in inspect.getmembers(metrics, inspect.isfunction)
         if not name.startswith("_") and function.__module__ == metrics.__name__ and name != "configure"
     ]
     out = io.StringIO()
@@ -83,7 +93,9 @@ def dashboard_references(body: dict) -> list[MetricRef]:
             fields = [item for item in row if not isinstance(item, dict)]
             if fields:
                 namespace, metric, *pairs = fields
-                refs.append(MetricRef(where, namespace, metric, tuple(sorted(zip(pairs[::2], pairs[1::2], strict=True)))))
+                refs.append(
+                    MetricRef(where, namespace, metric, tuple(sorted(zip(pairs[::2], pairs[1::2], strict=True))))
+                )
             for item in row:
                 if isinstance(item, dict) and "expression" in item:
                     refs.extend(_search_references(where, item["expression"]))
@@ -133,7 +145,9 @@ def unknown_references(refs: list[MetricRef], namespace: str, known_values: dict
             if wanted is None:
                 problems.append(f"{ref.where}: {ref.namespace}/{ref.metric} is not a metric we chart")
             elif {name for name, _ in ref.dimensions} != wanted:
-                problems.append(f"{ref.where}: {ref.metric} dimensions {dict(ref.dimensions)}, AWS publishes {sorted(wanted)}")
+                problems.append(
+                    f"{ref.where}: {ref.metric} dimensions {dict(ref.dimensions)}, AWS publishes {sorted(wanted)}"
+                )
             for name, value in ref.dimensions:
                 if name in known_values and value not in known_values[name]:
                     problems.append(f"{ref.where}: {name}={value} names nothing that exists")

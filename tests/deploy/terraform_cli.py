@@ -31,8 +31,22 @@ MIRROR_CANDIDATES = (
 
 # Provider `endpoints` keys of every AWS service the configuration manages or reads.
 EMULATED_SERVICES = (
-    "appautoscaling", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "iam", "kms", "logs",
-    "s3", "secretsmanager", "sns", "sqs", "ssm", "sts",
+    "appautoscaling",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "ecs",
+    "elbv2",
+    "iam",
+    "kms",
+    "logs",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
 )
 
 
@@ -40,7 +54,7 @@ def locked_provider_version() -> str:
     """The aws provider version .terraform.lock.hcl pins."""
     lock = (SOURCE / ".terraform.lock.hcl").read_text()
     block = lock.split(f'provider "{PROVIDER}"', 1)[1]
-    return block.split('version', 1)[1].split('"')[1]
+    return block.split("version", 1)[1].split('"')[1]
 
 
 def find_terraform() -> str | None:
@@ -95,17 +109,26 @@ class Terraform:
             "TF_PLUGIN_CACHE_DIR": "",
         }
 
-    def run(self, *args: str, timeout: float = 600, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    def run(
+        self, *args: str, timeout: float = 600, cwd: Path | None = None
+    ) -> tuple[subprocess.CompletedProcess, float]:
         """Run one terraform command; return its result and how long it took."""
         started = time.monotonic()
         result = subprocess.run(
-            [self.binary, *args], cwd=cwd or self.workdir, env=self.env(), capture_output=True, text=True,
-            timeout=timeout, check=False,
+            [self.binary, *args],
+            cwd=cwd or self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         return result, time.monotonic() - started
 
     def check(self, *args: str, timeout: float = 600, cwd: Path | None = None) -> tuple[str, float]:
         """Run one terraform command that must succeed; return its stdout and duration."""
         result, elapsed = self.run(*args, timeout=timeout, cwd=cwd)
-        assert result.returncode == 0, f"terraform {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        assert result.returncode == 0, (
+            f"terraform {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
         return result.stdout, elapsed

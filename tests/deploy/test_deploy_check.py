@@ -66,8 +66,12 @@ def test_plan_level_terraform_tests_pass_with_a_mocked_provider(initialised):
     passed = re.search(r"Success! (\d+) passed, 0 failed", out)
     assert passed, out
     runs = re.findall(r'run "(\w+)"\.\.\. pass', out)
-    assert {"env_ending_with_a_hyphen_is_refused", "api_memory_not_paired_with_its_cpu_is_refused",
-            "https_without_a_domain_is_refused", "flower_exposed_without_a_certificate_is_refused"} <= set(runs)
+    assert {
+        "env_ending_with_a_hyphen_is_refused",
+        "api_memory_not_paired_with_its_cpu_is_refused",
+        "https_without_a_domain_is_refused",
+        "flower_exposed_without_a_certificate_is_refused",
+    } <= set(runs)
     report(f"terraform test (mocked provider): {passed[1]} runs passed in {elapsed:.1f} s")
 
 
@@ -88,8 +92,11 @@ class Applied:
     def client(self, service: str):
         if service not in self.clients:
             self.clients[service] = boto3.client(
-                service, endpoint_url=self.endpoint, region_name=REGION,
-                aws_access_key_id="terraform", aws_secret_access_key="test",
+                service,
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id="terraform",
+                aws_secret_access_key="test",
             )
         return self.clients[service]
 
@@ -101,7 +108,11 @@ def _start_emulator(port: int, log: Path, recording: Path) -> subprocess.Popen:
     env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)}
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("emulator_shim.py")), "--port", str(port)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        cwd=ROOT,
     )
     wait_http(f"http://127.0.0.1:{port}/moto-api/", 30, proc)
     return proc
@@ -111,7 +122,9 @@ def _network(ec2) -> dict:
     """The VPC and subnets Terraform expects to exist (deploy/terraform takes them as inputs)."""
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{n}.0/24", AvailabilityZone=f"{REGION}{'ab'[n % 2]}")["Subnet"]["SubnetId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{n}.0/24", AvailabilityZone=f"{REGION}{'ab'[n % 2]}")["Subnet"][
+            "SubnetId"
+        ]
         for n in range(4)
     ]
     return {"vpc_id": vpc, "public_subnet_ids": subnets[:2], "private_subnet_ids": subnets[2:]}
@@ -130,7 +143,10 @@ def applied(terraform_tools, tmp_path_factory) -> Iterator[Applied]:
         (terraform.workdir / "emulator_override.tf").write_text(render_override(endpoint))
         applied = Applied(terraform, endpoint, recording, {})
         variables = {
-            "env": ENV, "aws_region": REGION, "image_tag": "deploy-check", "deletion_protection": False,
+            "env": ENV,
+            "aws_region": REGION,
+            "image_tag": "deploy-check",
+            "deletion_protection": False,
             **_network(applied.client("ec2")),
         }
         (terraform.workdir / "deploy-check.auto.tfvars.json").write_text(json.dumps(variables))
@@ -191,7 +207,9 @@ def _process_env(applied: Applied, container: dict, access_key: str) -> dict[str
     """Exactly the container's environment and secrets, plus what ECS and the image would add."""
     ssm = applied.client("ssm")
     secrets = {
-        secret["name"]: ssm.get_parameter(Name=secret["valueFrom"].split(":parameter", 1)[1], WithDecryption=True)["Parameter"]["Value"]
+        secret["name"]: ssm.get_parameter(Name=secret["valueFrom"].split(":parameter", 1)[1], WithDecryption=True)[
+            "Parameter"
+        ]["Value"]
         for secret in container.get("secrets", [])
     }
     return {
@@ -212,11 +230,15 @@ def _process_env(applied: Applied, container: dict, access_key: str) -> dict[str
 
 
 def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _moto(applied: Applied, action: str) -> None:
-    urllib.request.urlopen(urllib.request.Request(f"{applied.endpoint}/moto-api/recorder/{action}", method="POST"), timeout=10).close()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{applied.endpoint}/moto-api/recorder/{action}", method="POST"), timeout=10
+    ).close()
 
 
 @pytest.fixture(scope="module")
@@ -243,18 +265,27 @@ def booted(applied, tmp_path_factory) -> Iterator[Booted]:
         wait_http(f"{api_url}/healthz", 60, procs["api"])
         started = time.monotonic()
         smoke = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "smoke-test.sh"), api_url], capture_output=True, text=True, timeout=120,
+            ["bash", str(ROOT / "scripts" / "smoke-test.sh"), api_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "SMOKE_TIMEOUT": "60"},
         )
-        assert smoke.returncode == 0, f"{smoke.stdout}\n{smoke.stderr}\nworker log:\n{(logs / 'worker.log').read_text()[-3000:]}"
+        assert smoke.returncode == 0, (
+            f"{smoke.stdout}\n{smoke.stderr}\nworker log:\n{(logs / 'worker.log').read_text()[-3000:]}"
+        )
         job_id = re.search(r"submitted job (\S+)", smoke.stdout)[1]
         took = time.monotonic() - started
         report(f"booted api and worker from their task definitions; smoke test: job {job_id} done in {took:.1f} s")
         # ECS runs a container's health check inside it, with its environment: so here.
         health = {
             name: subprocess.run(
-                container["healthCheck"]["command"][1:], env=_process_env(applied, container, keys[name]),
-                cwd=logs, capture_output=True, text=True, timeout=container["healthCheck"]["timeout"],
+                container["healthCheck"]["command"][1:],
+                env=_process_env(applied, container, keys[name]),
+                cwd=logs,
+                capture_output=True,
+                text=True,
+                timeout=container["healthCheck"]["timeout"],
             )
             for name, container in (("worker", worker),)
         }
@@ -277,7 +308,9 @@ def test_the_app_booted_from_its_task_definitions_gets_a_job_done(applied, boote
         TableName=applied.output("jobs_table_name"), Key={"jobId": {"S": booted.job_id}}, ConsistentRead=True
     )["Item"]
     assert item["state"]["S"] == "done"
-    listed = applied.client("s3").list_objects_v2(Bucket=applied.output("artifacts_bucket"), Prefix=f"jobs/{booted.job_id}/")
+    listed = applied.client("s3").list_objects_v2(
+        Bucket=applied.output("artifacts_bucket"), Prefix=f"jobs/{booted.job_id}/"
+    )
     keys = {entry["Key"].rsplit("/", 1)[-1] for entry in listed.get("Contents", [])}
     assert {"sceneGraph.json", "asciiMinimap.txt", "result.json"} <= keys
 
@@ -300,7 +333,11 @@ def _iam_action(entry: dict) -> tuple[str | None, str]:
         key, _, _, service, _ = query["X-Amz-Credential"].split("/")
     if target := headers.get("x-amz-target"):
         return key, f"{service}:{target.rsplit('.', 1)[-1]}"
-    body = base64.b64decode(entry["body"]).decode(errors="replace") if entry.get("body_encoded") else entry.get("body") or ""
+    body = (
+        base64.b64decode(entry["body"]).decode(errors="replace")
+        if entry.get("body_encoded")
+        else entry.get("body") or ""
+    )
     if action := dict(urllib.parse.parse_qsl(body)).get("Action") or query.get("Action"):
         return key, f"{service}:{action}"
     if service == "s3":  # path style: /bucket or /bucket/key
@@ -319,15 +356,20 @@ def test_each_process_calls_only_what_its_task_role_grants(applied, booted):
             used[booted.keys[key]].add(action)
     iam = applied.client("iam")
     for service, actions in used.items():
-        document = iam.get_role_policy(RoleName=f"ghost-engine-{ENV}-{service}-task", PolicyName="task")["PolicyDocument"]
+        document = iam.get_role_policy(RoleName=f"ghost-engine-{ENV}-{service}-task", PolicyName="task")[
+            "PolicyDocument"
+        ]
         document = json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
         granted = {
             action
-            for statement in document["Statement"] if statement["Effect"] == "Allow"
+            for statement in document["Statement"]
+            if statement["Effect"] == "Allow"
             for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
         }
         assert actions, f"no request from the {service} was recorded"
-        assert actions <= granted, f"the {service} called {sorted(actions - granted)}, which its task role does not grant"
+        assert actions <= granted, (
+            f"the {service} called {sorted(actions - granted)}, which its task role does not grant"
+        )
         called = ", ".join(sorted(actions))
         report(f"{service} made {len(actions)} kinds of AWS call, all granted to its task role: {called}")
     assert "s3:PutObject" in used["worker"] and "s3:PutObject" not in used["api"]
@@ -337,12 +379,19 @@ def test_each_process_calls_only_what_its_task_role_grants(applied, booted):
 
 
 def test_dashboard_and_alarms_name_only_metrics_the_code_emits(applied):
-    body = json.loads(applied.client("cloudwatch").get_dashboard(DashboardName=applied.output("dashboard_name"))["DashboardBody"])
+    body = json.loads(
+        applied.client("cloudwatch").get_dashboard(DashboardName=applied.output("dashboard_name"))["DashboardBody"]
+    )
     alarms = applied.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"ghost-engine-{ENV}-")["MetricAlarms"]
     names = {alarm["AlarmName"].removeprefix(f"ghost-engine-{ENV}-") for alarm in alarms}
     assert names == {
-        "alb-5xx", "dlq-not-empty", "queue-oldest-message", "job-failure-rate",
-        "api-running-below-desired", "worker-running-below-desired", "flower-running-below-desired",
+        "alb-5xx",
+        "dlq-not-empty",
+        "queue-oldest-message",
+        "job-failure-rate",
+        "api-running-below-desired",
+        "worker-running-below-desired",
+        "flower-running-below-desired",
     }
     topic = applied.output("alarms_topic_arn")
     assert all(alarm["AlarmActions"] == [topic] for alarm in alarms)
@@ -352,8 +401,10 @@ def test_dashboard_and_alarms_name_only_metrics_the_code_emits(applied):
         "QueueName": {applied.output("queue_name"), applied.output("dlq_name")},
         "ClusterName": {applied.output("ecs_cluster_name")},
         "ServiceName": set(applied.output("ecs_service_names")),
-        "LoadBalancer": {re.sub(r"^.*:loadbalancer/", "", lb["LoadBalancerArn"])
-                         for lb in applied.client("elbv2").describe_load_balancers()["LoadBalancers"]},
+        "LoadBalancer": {
+            re.sub(r"^.*:loadbalancer/", "", lb["LoadBalancerArn"])
+            for lb in applied.client("elbv2").describe_load_balancers()["LoadBalancers"]
+        },
     }
     refs = dashboard_references(body) + alarm_references(alarms)
     assert not unknown_references(refs, namespace, known)
@@ -373,7 +424,9 @@ def _empty_bucket(applied: Applied) -> None:
 
 def test_destroy_removes_everything(applied):
     _empty_bucket(applied)
-    out, elapsed = applied.terraform.check("destroy", "-auto-approve", "-input=false", "-no-color", PARALLELISM, timeout=900)
+    out, elapsed = applied.terraform.check(
+        "destroy", "-auto-approve", "-input=false", "-no-color", PARALLELISM, timeout=900
+    )
     applied.destroyed = True
     destroyed = re.search(r"Destroy complete! Resources: (\d+) destroyed", out)
     assert destroyed, out[-3000:]

@@ -32,8 +32,12 @@ def listening(port: int) -> bool:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_local_stack_passes_the_smoke_test_and_stops_cleanly(tmp_path, stop_signal):
     ports = {"EMULATOR_PORT": free_port(), "API_PORT": free_port(), "FLOWER_PORT": free_port()}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "INTERNAL_TOKEN": "e2e-token",
-           "LOCAL_STACK_DIR": str(tmp_path / "local-stack")}  # not the checkout's saved state
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "INTERNAL_TOKEN": "e2e-token",
+        "LOCAL_STACK_DIR": str(tmp_path / "local-stack"),
+    }  # not the checkout's saved state
     log = (tmp_path / "stack.log").open("wb")
     stack = subprocess.Popen(
         [sys.executable, "scripts/local_stack.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -67,7 +71,10 @@ def test_smoke_test_fails_against_a_dead_url():
     port = free_port()
     smoke = subprocess.run(
         ["bash", "scripts/smoke-test.sh", f"http://127.0.0.1:{port}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert smoke.returncode != 0
     assert "smoke: FAIL" in smoke.stderr

@@ -38,8 +38,12 @@ class RunningStack:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "scripts/local_stack.py", *args], cwd=ROOT, env=env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "scripts/local_stack.py", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 90
         while "local stack is up" not in (banner := log.read_text()):
@@ -56,8 +60,12 @@ class RunningStack:
 @pytest.fixture
 def stack_env(tmp_path) -> dict[str, str]:
     ports = {"EMULATOR_PORT": free_port(), "API_PORT": free_port(), "FLOWER_PORT": free_port()}
-    return {**os.environ, **{k: str(v) for k, v in ports.items()}, "FAULT_DRILLS": "1",
-            "LOCAL_STACK_DIR": str(tmp_path / "state")}
+    return {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "FAULT_DRILLS": "1",
+        "LOCAL_STACK_DIR": str(tmp_path / "state"),
+    }
 
 
 def wait_state(api: str, job_id: str, states: set[str], timeout: float = 90) -> dict:
@@ -86,10 +94,16 @@ def test_jobs_steps_and_artifacts_survive_a_restart_and_run_clean_forgets_them(s
         minimap, scene = artifact(api, done_id, "asciiMinimap.txt"), artifact(api, done_id, "sceneGraph.json")
         # A job in the middle of a step when the stack stops: the step finishes (the worker's warm
         # shutdown), and its next step's message waits in the saved queue.
-        slow = requests.post(f"{api}/generate-scene", json={"prompt": "an interrupted crypt"},
-                             headers={"X-Fault-Drill": "slow:layout_rooms"}, timeout=10).json()["jobId"]
+        slow = requests.post(
+            f"{api}/generate-scene",
+            json={"prompt": "an interrupted crypt"},
+            headers={"X-Fault-Drill": "slow:layout_rooms"},
+            timeout=10,
+        ).json()["jobId"]
         deadline = time.monotonic() + 30
-        while not any(s["name"] == "parse_prompt" for s in requests.get(f"{api}/status/{slow}", timeout=10).json()["steps"]):
+        while not any(
+            s["name"] == "parse_prompt" for s in requests.get(f"{api}/status/{slow}", timeout=10).json()["steps"]
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         time.sleep(0.5)  # layout_rooms is running (5 s longer than usual)

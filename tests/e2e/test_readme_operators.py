@@ -87,13 +87,21 @@ def test_the_readme_operator_section_runs_as_written_from_a_plain_shell(tmp_path
     else:
         chosen = {name: free_port() for name in DEFAULT_PORTS}
     api = f"http://127.0.0.1:{chosen['API_PORT']}"
-    stack_env = {**plain_shell(), "FAULT_DRILLS": "1", "LOCAL_STACK_DIR": str(tmp_path / "local-stack"),
-                 **({name: str(port) for name, port in chosen.items()} if ports == "other" else {})}
+    stack_env = {
+        **plain_shell(),
+        "FAULT_DRILLS": "1",
+        "LOCAL_STACK_DIR": str(tmp_path / "local-stack"),
+        **({name: str(port) for name, port in chosen.items()} if ports == "other" else {}),
+    }
     log_path = tmp_path / "stack.log"
     with log_path.open("wb") as log:
         stack = subprocess.Popen(
-            [sys.executable, "scripts/local_stack.py"], cwd=ROOT, env=stack_env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "scripts/local_stack.py"],
+            cwd=ROOT,
+            env=stack_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 90
@@ -150,7 +158,11 @@ def test_the_readme_operator_section_runs_as_written_from_a_plain_shell(tmp_path
         state = tmp_path / "state.jsonl"
         admin = subprocess.run(
             ["bash", "-c", "\n".join([*exports, f".venv/bin/ghost-engine-admin export --out {state}"])],
-            cwd=ROOT, env=plain_shell(), capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            env=plain_shell(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert admin.returncode == 0, admin.stderr
         assert re.search(rf"\b{len(failed) + SLOW_JOBS + 1} job\b", admin.stderr), admin.stderr

@@ -58,7 +58,10 @@ def test_a_worker_whose_consumer_is_frozen_is_replaced_while_jobs_still_finish(t
         # Freeze the consumer: the worker stays up, its loop runs, but the job queue is not polled.
         control = subprocess.run(
             [sys.executable, "-m", "celery", "-A", "tasks", "control", "cancel_consumer", "ghost-engine-jobs-local"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={**clean_shell(), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['EMULATOR_PORT']}"},
         )
         assert "no longer consuming from" in control.stdout, control.stdout + control.stderr

@@ -30,8 +30,9 @@ def start_emulator_behind_proxy(log_dir: Path, *, seed: int = 13) -> tuple[Stack
     """
     emulator_port = free_port()
     proxy = FaultProxy(emulator_port, seed=seed).start()
-    emulator = Stack(StackConfig(emulator_port=emulator_port), extra_env={"MOTO_PORT": str(proxy.port)},
-                     log_dir=log_dir)
+    emulator = Stack(
+        StackConfig(emulator_port=emulator_port), extra_env={"MOTO_PORT": str(proxy.port)}, log_dir=log_dir
+    )
     emulator.start_emulator()
     return emulator, proxy
 

@@ -178,7 +178,7 @@ def objects_of(services: Services, job_id: str, *, blobs: dict[str, bytes] | Non
     prefix = f"jobs/{job_id}/"
     if blobs is None:
         blobs = {info.key: services.artifacts.get(info.key) for info in services.artifacts.artifacts_of(job_id)}
-    return {k[len(prefix):]: v.replace(job_id.encode(), b"ID") for k, v in blobs.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v.replace(job_id.encode(), b"ID") for k, v in blobs.items() if k.startswith(prefix)}
 
 
 def check_outcome(subs: list[Submission], stored: Services) -> list[str]:

@@ -184,9 +184,11 @@ def operation_of(service: str | None, method: str, path: str, headers, body: byt
         return target.rpartition(".")[2]
     if service == "s3":
         key = urlsplit(path).path.strip("/").partition("/")[2]
-        return {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
-            method, method
-        ) if key else f"{method}Bucket"
+        return (
+            {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, method)
+            if key
+            else f"{method}Bucket"
+        )
     form = parse_qs(body.decode("utf-8", "replace")) if body else {}
     action = form.get("Action") or parse_qs(urlsplit(path).query).get("Action")
     return action[0] if action else method
@@ -205,7 +207,9 @@ def error_answer(service: str, kind: str, headers) -> tuple[int, dict[str, str],
         code = "ProvisionedThroughputExceededException" if throttle else "InternalServerError"
         body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "fault injected"}
         return status, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(body).encode()
-    code = {"sqs": "ThrottlingException", "sns": "Throttling"}.get(service, "Throttling") if throttle else "InternalError"
+    code = (
+        {"sqs": "ThrottlingException", "sns": "Throttling"}.get(service, "Throttling") if throttle else "InternalError"
+    )
     if json_protocol:
         body = {"__type": f"com.amazonaws.{service}#{code}", "message": "fault injected"}
         answer_headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-query-error": f"{code};Sender"}
@@ -221,7 +225,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        def log_message(self, format, *args):
             pass
 
         def _body(self) -> bytes:

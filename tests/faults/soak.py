@@ -134,8 +134,10 @@ def main() -> int:
             print(f"\nfrom minute {WARM_UP_MINUTES + 1} to minute {minute}:")
             for name, (rss, fds) in first_after_warm_up.items():
                 rss_end, fds_end = last[name]
-                print(f"  {name:<9} RSS {rss / 1024:.1f} -> {rss_end / 1024:.1f} MiB ({(rss_end - rss) / 1024:+.1f}),"
-                      f" fds {fds} -> {fds_end} ({fds_end - fds:+d})")
+                print(
+                    f"  {name:<9} RSS {rss / 1024:.1f} -> {rss_end / 1024:.1f} MiB ({(rss_end - rss) / 1024:+.1f}),"
+                    f" fds {fds} -> {fds_end} ({fds_end - fds:+d})"
+                )
         problems = check_outcome([s for s in subs if s.job_id], direct_services(stack.settings, emulator.emulator_url))
         print(f"\nchecked every job in the store: {len(problems)} problems {problems[:5]}", flush=True)
         stack.stop()

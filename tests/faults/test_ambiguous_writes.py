@@ -65,8 +65,13 @@ def services(module_services, proxy):
 def queued_job() -> Job:
     now = utc_now()
     return Job(
-        job_id=new_job_id(), state=JobState.QUEUED, created_at=now, updated_at=now,
-        request={"prompt": "p", "seed": 1, "style": "doom"}, total_steps=len(pipeline.STEPS), ttl=2_000_000_000,
+        job_id=new_job_id(),
+        state=JobState.QUEUED,
+        created_at=now,
+        updated_at=now,
+        request={"prompt": "p", "seed": 1, "style": "doom"},
+        total_steps=len(pipeline.STEPS),
+        ttl=2_000_000_000,
     )
 
 
@@ -135,7 +140,9 @@ def test_a_record_retried_after_it_was_applied_is_recorded_once(services, proxy,
     record = event(job.job_id, step)
     faulted_once(proxy, "UpdateItem", kind)
     outcome = services.jobs.record_step(
-        job.job_id, record, total_steps=len(pipeline.STEPS),
+        job.job_id,
+        record,
+        total_steps=len(pipeline.STEPS),
         done=Completion({"result": "k"}, "s") if end == "done" else None,
         error=JobError("m", "C") if end == "failed" else None,
     )

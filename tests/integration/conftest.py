@@ -126,7 +126,10 @@ class LiveStack:
         )
         subprocess.run(
             [sys.executable, "-c", code, name, json.dumps(args), json.dumps(kwargs)],
-            env=self.stack.env, check=True, timeout=60, cwd=self.stack_root,
+            env=self.stack.env,
+            check=True,
+            timeout=60,
+            cwd=self.stack_root,
         )
 
     @property

@@ -61,10 +61,23 @@ class Dynalite:
                 # Tables go ACTIVE at once instead of after dynalite's default 500 ms, which
                 # boto3's table_exists waiter would otherwise wait out for 20 s.
                 [
-                    node, str(DYNALITE_CLI), "--host", HOST, "--port", str(self.port),
-                    "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0",
+                    node,
+                    str(DYNALITE_CLI),
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.port),
+                    "--createTableMs",
+                    "0",
+                    "--deleteTableMs",
+                    "0",
+                    "--updateTableMs",
+                    "0",
                 ],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             wait_http(self.url, 30, self.proc)

@@ -17,7 +17,9 @@ FIXTURE = FIXTURES / "export-v1.jsonl"
 FIXTURE_ARTIFACTS = FIXTURES / "export-v1-artifacts"
 
 
-def import_file(services: Services, path: Path = FIXTURE, artifact_dir: Path | None = FIXTURE_ARTIFACTS) -> ImportReport:
+def import_file(
+    services: Services, path: Path = FIXTURE, artifact_dir: Path | None = FIXTURE_ARTIFACTS
+) -> ImportReport:
     """Import an export into the services' table (and bucket)."""
     with path.open(encoding="utf-8") as lines:
         return import_entities(lines, services.jobs, services.artifacts, artifact_dir=artifact_dir)
@@ -49,8 +51,13 @@ def comparable(entities: list[dict], *, drop: tuple[str, ...] = ()) -> list[str]
 def raw_items(services: Services) -> list[dict]:
     """Every item of the services' table, as DynamoDB returns it, in key order."""
     client = aws_client(services.settings, "dynamodb")
-    items = [item for page in client.get_paginator("scan").paginate(
-        TableName=services.settings.jobs_table_name, ConsistentRead=True) for item in page["Items"]]
+    items = [
+        item
+        for page in client.get_paginator("scan").paginate(
+            TableName=services.settings.jobs_table_name, ConsistentRead=True
+        )
+        for item in page["Items"]
+    ]
     return sorted(items, key=lambda item: item["jobId"]["S"])
 
 
@@ -61,7 +68,11 @@ def api_answers(services: Services, limit: int = 2) -> dict:
     for state in [None, *JobState]:
         pages, cursor = [], None
         while True:
-            query = {"limit": limit, **({"state": state.value} if state else {}), **({"cursor": cursor} if cursor else {})}
+            query = {
+                "limit": limit,
+                **({"state": state.value} if state else {}),
+                **({"cursor": cursor} if cursor else {}),
+            }
             response = client.get("/jobs", query_string=query)
             assert response.status_code == 200, response.json
             pages.append(response.json)

@@ -24,8 +24,9 @@ USER = "ghost"  # the database superuser initdb creates
 
 def find_bindir() -> Path | None:
     """Where initdb and postgres are: Debian's versioned directory, else PATH."""
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name),
-                            reverse=True):
+    for candidate in sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    ):
         if (Path(candidate) / "initdb").exists():
             return Path(candidate)
     initdb = shutil.which("initdb")
@@ -56,13 +57,42 @@ class PostgresServer:
         if account is not None:
             os.chown(self.root, account.pw_uid, account.pw_gid)
         data, log = self.root / "data", self.root / "server.log"
-        self._run([str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
-                   "--no-sync", "--no-instructions"], account)
+        self._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            account,
+        )
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(bindir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(self.port),
-                 "-k", str(self.root), "-c", "fsync=off", "-c", "full_page_writes=off"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **self._as(account),
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-h",
+                    HOST,
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.root),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._as(account),
             )
         deadline = time.monotonic() + 30
         while port_free(self.port):

@@ -21,8 +21,9 @@ ADMIN = [sys.executable, "-c", "from storage.admin import main; main()"]
 
 
 def admin(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*ADMIN, *args], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [*ADMIN, *args], env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2]
+    )
 
 
 @pytest.fixture
@@ -43,8 +44,10 @@ def test_import_then_export_from_the_command_line(env, tmp_path):
     out = tmp_path / "state.jsonl"
     exported = admin(env, "export", "--out", str(out), "--with-artifacts", str(tmp_path / "bytes"), "--segments", "2")
     assert exported.returncode == 0, exported.stderr
-    assert f"exported 20 artifact, 8 attempt, 1 idempotency_key, 6 job, 3 operator_action, 1 step_lease, " \
-           f"17 step_record from {env['JOBS_TABLE_NAME']} to {out}" in exported.stderr
+    assert (
+        f"exported 20 artifact, 8 attempt, 1 idempotency_key, 6 job, 3 operator_action, 1 step_lease, "
+        f"17 step_record from {env['JOBS_TABLE_NAME']} to {out}" in exported.stderr
+    )
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(FIXTURE.read_text(encoding="utf-8").splitlines())
     assert not list(tmp_path.glob("*.partial"))

@@ -30,15 +30,22 @@ def quiet(make_stack):
 def event_body(job_id: str, step: str, summary: str = "external") -> dict:
     now = utc_now()
     return {
-        "stepId": step_id(job_id, step), "name": step, "startedAt": now, "endedAt": now,
-        "durationMs": 5, "summary": summary, "status": "ok",
+        "stepId": step_id(job_id, step),
+        "name": step,
+        "startedAt": now,
+        "endedAt": now,
+        "durationMs": 5,
+        "summary": summary,
+        "status": "ok",
     }
 
 
 def post_event(live, job_id: str, body: dict) -> requests.Response:
     return requests.post(
-        f"{live.url}/internal/jobs/{job_id}/step", json=body,
-        headers={"X-INTERNAL-TOKEN": "attack-token"}, timeout=15,
+        f"{live.url}/internal/jobs/{job_id}/step",
+        json=body,
+        headers={"X-INTERNAL-TOKEN": "attack-token"},
+        timeout=15,
     )
 
 
@@ -125,8 +132,10 @@ def crashy(make_stack):
 def test_a_worker_killed_mid_step_leaves_the_job_to_another_worker(crashy):
     victim = crashy.start_worker(concurrency=1)
     job_id = crashy.submit(headers={"X-Fault-Drill": "slow:layout_rooms"})["jobId"]
-    _wait_for(lambda: any(e.get("event") == "step.recorded" and e.get("jobId") == job_id
-                          for e in crashy.log_events(victim)), 20)
+    _wait_for(
+        lambda: any(e.get("event") == "step.recorded" and e.get("jobId") == job_id for e in crashy.log_events(victim)),
+        20,
+    )
     time.sleep(1.5)  # now inside the 5-second slow layout_rooms
     assert crashy.status(job_id)["state"] == "running"
     crashy.stack.stop_process(victim, kill=True)  # SIGKILL, the whole process group
@@ -150,8 +159,11 @@ def test_the_same_step_delivered_to_two_workers_at_once_runs_once(crashy):
     assert [s["name"] for s in body["steps"]] == list(pipeline.STEPS)
     events = crashy.worker_events()
     held = [e for e in events if e.get("event") == "step.lease_held" and e.get("jobId") == job_id]
-    recorded = [e for e in events if e.get("event") == "step.recorded" and e.get("jobId") == job_id
-                and e.get("step") == "connect_doors"]
+    recorded = [
+        e
+        for e in events
+        if e.get("event") == "step.recorded" and e.get("jobId") == job_id and e.get("step") == "connect_doors"
+    ]
     assert held, "the second delivery should have found the step leased"
     assert [e["outcome"] for e in recorded] == ["recorded"]  # computed and recorded by one run only
 
@@ -160,20 +172,23 @@ def test_concurrent_submissions_with_one_idempotency_key_make_one_job(quiet):
     key = f"order-{uuid.uuid4()}"
 
     def submit(_):
-        return requests.post(f"{quiet.url}/generate-scene", json={"prompt": "once"},
-                             headers={"Idempotency-Key": key}, timeout=15)
+        return requests.post(
+            f"{quiet.url}/generate-scene", json={"prompt": "once"}, headers={"Idempotency-Key": key}, timeout=15
+        )
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         responses = list(pool.map(submit, range(30)))
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["jobId"] for r in responses}) == 1
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 29
-    other = requests.post(f"{quiet.url}/generate-scene", json={"prompt": "twice"},
-                          headers={"Idempotency-Key": key}, timeout=15)
+    other = requests.post(
+        f"{quiet.url}/generate-scene", json={"prompt": "twice"}, headers={"Idempotency-Key": key}, timeout=15
+    )
     assert other.status_code == 422 and other.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     sqs = boto3.client("sqs", endpoint_url=quiet.stack.emulator_url, region_name="us-east-1")
-    attributes = sqs.get_queue_attributes(QueueUrl=quiet.stack.env["SQS_QUEUE_URL"],
-                                          AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=quiet.stack.env["SQS_QUEUE_URL"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == str(1 + _queued_before(quiet))
 
 
@@ -214,8 +229,9 @@ def _queued_before(live) -> int:
     # The module's other tests queued jobs on this worker-less stack; each left one message.
     jobs, cursor = 0, None
     while True:
-        page = requests.get(f"{live.url}/jobs", params={"limit": 100, **({"cursor": cursor} if cursor else {})},
-                            timeout=10).json()
+        page = requests.get(
+            f"{live.url}/jobs", params={"limit": 100, **({"cursor": cursor} if cursor else {})}, timeout=10
+        ).json()
         jobs += len(page["jobs"])
         if (cursor := page["nextCursor"]) is None:
             return jobs - 1

@@ -21,8 +21,14 @@ def ghost(live, *args: str, token: str | None = None) -> subprocess.CompletedPro
     env.pop("INTERNAL_TOKEN", None)
     if token:
         env["INTERNAL_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, cwd=live.stack_root,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        cwd=live.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,9 @@ def cli_stack(make_stack):
 
 
 def test_submit_wait_shows_progress_prints_the_minimap_and_saves_artifacts(cli_stack, tmp_path):
-    result = ghost(cli_stack, "submit", "a spooky hallway", "--seed", "123", "--style", "doom", "--wait",
-                   "--out", str(tmp_path))
+    result = ghost(
+        cli_stack, "submit", "a spooky hallway", "--seed", "123", "--style", "doom", "--wait", "--out", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     data: dict = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
     for step in pipeline.STEPS:
@@ -87,7 +94,13 @@ def test_usage_and_connection_errors_exit_2_with_one_line(cli_stack):
     invalid = ghost(cli_stack, "submit", " ")
     assert invalid.returncode == 3 and "VALIDATION_ERROR" in invalid.stderr  # the API refused it
     env = {**cli_stack.stack.env, "GHOST_API_URL": "http://127.0.0.1:9"}
-    down = subprocess.run([sys.executable, "-m", "api.cli", "jobs"], env=env, cwd=cli_stack.stack_root,
-                          capture_output=True, text=True, timeout=60)
+    down = subprocess.run(
+        [sys.executable, "-m", "api.cli", "jobs"],
+        env=env,
+        cwd=cli_stack.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert down.returncode == 2
     assert down.stderr.strip().splitlines() == [down.stderr.strip()] and "cannot reach the API" in down.stderr

@@ -63,7 +63,9 @@ def _flower_queues_settled(live: LiveStack, plane: ControlPlane, port: int, befo
 def test_queues_of_a_killed_worker_and_flower_are_swept_and_live_ones_stay(swept):
     plane = ControlPlane(swept)
     survivor_port = swept.stack.config.flower_port
-    survivors = eventually(lambda: _flower_queues_settled(swept, plane, survivor_port, set()), 30, "live Flower's queues")
+    survivors = eventually(
+        lambda: _flower_queues_settled(swept, plane, survivor_port, set()), 30, "live Flower's queues"
+    )
     survivors |= eventually(lambda: {q for q in plane.queues() if "worker1" in q}, 30, "worker1's pidbox queue")
 
     victim_worker = swept.start_worker()
@@ -72,7 +74,10 @@ def test_queues_of_a_killed_worker_and_flower_are_swept_and_live_ones_stay(swept
     port = free_port()
     flower = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1", f"--port={port}"],
-        env=swept.stack.env, cwd=swept.stack_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=swept.stack.env,
+        cwd=swept.stack_root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:

@@ -31,8 +31,16 @@ class Emulator:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "scripts" / "emulator.py"), "--port", str(self.port),
-                 "--state-file", str(state_file)], stdout=out, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "emulator.py"),
+                    "--port",
+                    str(self.port),
+                    "--state-file",
+                    str(state_file),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while True:
@@ -44,8 +52,13 @@ class Emulator:
                 time.sleep(0.1)
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -57,9 +70,12 @@ def test_state_survives_a_restart_and_in_flight_messages_are_released(tmp_path):
     first = Emulator(state, log)
     try:
         dynamodb, s3, sqs, sns = (first.client(name) for name in ("dynamodb", "s3", "sqs", "sns"))
-        dynamodb.create_table(TableName="jobs", BillingMode="PAY_PER_REQUEST",
-                              KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}])
+        dynamodb.create_table(
+            TableName="jobs",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+        )
         dynamodb.put_item(TableName="jobs", Item={"jobId": {"S": "j1"}, "state": {"S": "done"}})
         s3.create_bucket(Bucket="artifacts-kept")
         s3.put_object(Bucket="artifacts-kept", Key="jobs/j1/asciiMinimap.txt", Body=b"#..#\n")
@@ -69,9 +85,12 @@ def test_state_survives_a_restart_and_in_flight_messages_are_released(tmp_path):
         # One of them received by a consumer that the stop ends: invisible for 300 s, not deleted.
         received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=300)["Messages"]
         topic = sns.create_topic(Name="events")["TopicArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
-            QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"],
-            Attributes={"RawMessageDelivery": "true"})
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
     finally:
         first.stop()
     assert "emulator: saved" in log.read_text()
@@ -81,8 +100,9 @@ def test_state_survives_a_restart_and_in_flight_messages_are_released(tmp_path):
         dynamodb, s3, sqs, sns = (second.client(name) for name in ("dynamodb", "s3", "sqs", "sns"))
         assert dynamodb.get_item(TableName="jobs", Key={"jobId": {"S": "j1"}})["Item"]["state"] == {"S": "done"}
         assert s3.get_object(Bucket="artifacts-kept", Key="jobs/j1/asciiMinimap.txt")["Body"].read() == b"#..#\n"
-        url = s3.generate_presigned_url("get_object", Params={"Bucket": "artifacts-kept",
-                                                              "Key": "jobs/j1/asciiMinimap.txt"})
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": "artifacts-kept", "Key": "jobs/j1/asciiMinimap.txt"}
+        )
         assert requests.get(url, timeout=5).content == b"#..#\n"
         queue = sqs.get_queue_url(QueueName="steps")["QueueUrl"]
         # Both messages, at once: the one a stopped consumer held is not left invisible for 300 s.

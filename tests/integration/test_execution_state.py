@@ -53,16 +53,23 @@ def round_trip(state_factory, tmp_path_factory):
     exported = export_to(source, work / "export.jsonl", work / "artifacts")
     before = raw_items(target)
     report = import_file(target, work / "export.jsonl", work / "artifacts")
-    return {"source": source, "target": target, "exported": exported, "work": work, "report": report,
-            "empty_before": before}
+    return {
+        "source": source,
+        "target": target,
+        "exported": exported,
+        "work": work,
+        "report": report,
+        "empty_before": before,
+    }
 
 
 def test_every_status_and_every_listing_page_answers_the_same_after_the_round_trip(round_trip):
     source, target = api_answers(round_trip["source"]), api_answers(round_trip["target"])
     assert round_trip["empty_before"] == []
     assert len(source["status"]) == 6
-    assert {page["jobs"][0]["state"] for state, pages in source["jobs"].items() if state != "all"
-            for page in pages} == {state.value for state in JobState}  # every state is there
+    assert {
+        page["jobs"][0]["state"] for state, pages in source["jobs"].items() if state != "all" for page in pages
+    } == {state.value for state in JobState}  # every state is there
     assert target == source
 
 
@@ -113,8 +120,17 @@ def test_the_export_streams_entities_as_the_scan_pages_arrive(state_factory):
     """Memory stays flat in the number of jobs: the first entity comes long before the last page is read."""
     services = state_factory(demo=True)
     for n in range(200):
-        services.jobs.create(Job(job_id=new_job_id(), state=JobState.QUEUED, created_at=utc_now(), updated_at=utc_now(),
-                                 request={"prompt": f"hall {n}", "seed": n, "style": "doom"}, total_steps=5, ttl=2**31))
+        services.jobs.create(
+            Job(
+                job_id=new_job_id(),
+                state=JobState.QUEUED,
+                created_at=utc_now(),
+                updated_at=utc_now(),
+                request={"prompt": f"hall {n}", "seed": n, "style": "doom"},
+                total_steps=5,
+                ttl=2**31,
+            )
+        )
     client = CountingClient(aws_client(services.settings, "dynamodb"))
     stream = export_entities(ExportSource(client, services.settings.jobs_table_name), segments=2, page_size=10)
     assert next(stream)["type"] == "header" and next(stream)["type"] == "job"
@@ -216,24 +232,47 @@ def test_a_job_at_every_bound_stays_far_below_the_item_limit(state_factory):
     notes and errors, in 4-byte characters: the item stays under 400 KB, and an 11th attempt is refused."""
     services = state_factory(demo=True)
     store, job_id, now, wide = services.jobs, new_job_id(), utc_now(), "👻"
-    job = Job(job_id=job_id, state=JobState.QUEUED, created_at=now, updated_at=now,
-              request={"prompt": wide * 2000, "seed": 2**31 - 1, "style": "haunted"},
-              total_steps=MAX_STEPS_PER_ATTEMPT, ttl=2**31, fault_drill="fail:" + "s" * 20,
-              idempotency_key="k" * 255, request_fingerprint=hashlib.sha256(b"x").hexdigest())
+    job = Job(
+        job_id=job_id,
+        state=JobState.QUEUED,
+        created_at=now,
+        updated_at=now,
+        request={"prompt": wide * 2000, "seed": 2**31 - 1, "style": "haunted"},
+        total_steps=MAX_STEPS_PER_ATTEMPT,
+        ttl=2**31,
+        fault_drill="fail:" + "s" * 20,
+        idempotency_key="k" * 255,
+        request_fingerprint=hashlib.sha256(b"x").hexdigest(),
+    )
     store.create(job)
     names = [f"step_{i}".ljust(20, "x") for i in range(MAX_STEPS_PER_ATTEMPT)]
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1:
-            store.mark_retry(job_id, attempt=retry_record(job_id, attempt=attempt, at=utc_now(), reason=wide * 999,
-                                                          by=wide * 999, from_step=names[0]))
+            store.mark_retry(
+                job_id,
+                attempt=retry_record(
+                    job_id, attempt=attempt, at=utc_now(), reason=wide * 999, by=wide * 999, from_step=names[0]
+                ),
+            )
         for name in names:
-            event = StepEvent(step_id(job_id, name, attempt), name, utc_now(), utc_now(), 7 * 86400 * 1000,
-                              wide * 9999, StepStatus.ERROR)
+            event = StepEvent(
+                step_id(job_id, name, attempt),
+                name,
+                utc_now(),
+                utc_now(),
+                7 * 86400 * 1000,
+                wide * 9999,
+                StepStatus.ERROR,
+            )
             store.record_step(job_id, event, total_steps=MAX_STEPS_PER_ATTEMPT)
         store.mark_failed(job_id, JobError(wide * 9999, "STEP_FAILED", {"step": names[-1], "trace": "x" * 3900}))
     with pytest.raises(AttemptsExhausted, match=f"has used all {MAX_ATTEMPTS} attempts"):
-        store.mark_retry(job_id, attempt=retry_record(job_id, attempt=MAX_ATTEMPTS + 1, at=utc_now(), reason="r",
-                                                      by="b", from_step=names[0]))
+        store.mark_retry(
+            job_id,
+            attempt=retry_record(
+                job_id, attempt=MAX_ATTEMPTS + 1, at=utc_now(), reason="r", by="b", from_step=names[0]
+            ),
+        )
     (item,) = raw_items(services)
     final = store.get(job_id)
     assert final.attempt == MAX_ATTEMPTS and len(final.steps) == MAX_ATTEMPTS * MAX_STEPS_PER_ATTEMPT

@@ -11,7 +11,6 @@ import pytest
 import requests
 
 import pipeline
-
 from storage.bootstrap import aws_client
 from tests.integration.conftest import LiveStack, free_port
 
@@ -86,7 +85,11 @@ def test_inspect_ping_and_active_answer_from_the_worker(monitored):
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "celery", "-A", "tasks", *argv],
-            env=monitored.stack.env, cwd=monitored.stack_root, capture_output=True, text=True, timeout=60,
+            env=monitored.stack.env,
+            cwd=monitored.stack_root,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return result, time.monotonic() - started
 
@@ -110,7 +113,11 @@ def test_a_cli_call_leaves_no_control_queue_behind(monitored):
     before = reply_queues()
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks", "inspect", "ping", "--timeout", "5"],
-        env=monitored.stack.env, cwd=monitored.stack_root, capture_output=True, text=True, timeout=60,
+        env=monitored.stack.env,
+        cwd=monitored.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert reply_queues() == before  # the CLI's reply queue was deleted when it exited

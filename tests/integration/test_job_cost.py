@@ -22,13 +22,13 @@ import time
 from collections import Counter
 
 import pytest
+from hot_path import critical_paths, describe
 
 import pipeline
+from aws_requests import StackNames, categorise, recorded_so_far, recording
 from tasks.artifacts import ARTIFACTS
 from tasks.checkpoints import HANDOVER_MAX_BYTES
 from tasks.doom_nodes import node_builder
-from aws_requests import StackNames, categorise, recorded_so_far, recording
-from hot_path import critical_paths, describe
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +56,12 @@ def test_a_step_costs_at_most_six_aws_requests_claim_record_and_send_in_a_row_an
         # Waiting on the worker's log, not on /status: polling would add reads of our own.
         jobs = [wait_done_in_log(costed, costed.submit()["jobId"]) for _ in range(JOBS)]
         # The last message is deleted just after the job is done: let it land in the recording.
-        settle(costed, lambda served: sum(r.operation == "DeleteMessage" and r.resource == names.queue_url
-                                          for r in served) >= STEPS * JOBS)
+        settle(
+            costed,
+            lambda served: (
+                sum(r.operation == "DeleteMessage" and r.resource == names.queue_url for r in served) >= STEPS * JOBS
+            ),
+        )
     assert all(costed.status(job_id)["state"] == "done" for job_id in jobs)
     counts = categorise(served, names)
     job = Counter({(service, op): n for (category, service, op), n in counts.items() if category == "job"})
@@ -80,8 +84,14 @@ def test_a_step_costs_at_most_six_aws_requests_claim_record_and_send_in_a_row_an
     # kombu reads a queue's size when a producer process first declares it: once, not per job.
     assert job[("sqs", "GetQueueAttributes")] <= 2
     assert set(job) <= {
-        ("dynamodb", "PutItem"), ("dynamodb", "UpdateItem"), ("s3", "GetObject"), ("s3", "PutObject"),
-        ("sqs", "SendMessage"), ("sqs", "ReceiveMessage"), ("sqs", "DeleteMessage"), ("sqs", "GetQueueAttributes"),
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "UpdateItem"),
+        ("s3", "GetObject"),
+        ("s3", "PutObject"),
+        ("sqs", "SendMessage"),
+        ("sqs", "ReceiveMessage"),
+        ("sqs", "DeleteMessage"),
+        ("sqs", "GetQueueAttributes"),
     }, f"unexpected requests on the job path: {job}"
 
     # Nobody watches: no task event is published (worker heartbeats still are).
@@ -104,7 +114,11 @@ def test_a_step_costs_at_most_six_aws_requests_claim_record_and_send_in_a_row_an
             assert ops[-1] == "SendMessage" and ops.count("SendMessage") == 1, describe(path, served)
             assert 1 <= ops.count("UpdateItem") <= 2 and ops.count("PutObject") <= 1, describe(path, served)
             assert ops.count("DeleteMessage") <= 1 and set(ops) <= {
-                "UpdateItem", "PutObject", "SendMessage", "DeleteMessage"}, describe(path, served)
+                "UpdateItem",
+                "PutObject",
+                "SendMessage",
+                "DeleteMessage",
+            }, describe(path, served)
             assert path.round_trips <= 6, describe(path, served)
     # The messages stay within SQS's first 64 KB billing chunk.
     sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
@@ -125,7 +139,11 @@ def test_task_events_are_published_once_someone_asks_for_them(costed):
     """The other side of the test above: once enable_events is sent (as Flower does), they flow."""
     control = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
-        env=costed.stack.env, cwd=costed.stack_root, capture_output=True, text=True, timeout=60,
+        env=costed.stack.env,
+        cwd=costed.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "task events enabled" in control.stdout, control.stdout + control.stderr
     with recording(costed.stack.emulator_url) as served:
@@ -157,16 +175,24 @@ def test_a_checkpoint_too_big_for_a_message_goes_by_s3_and_every_message_stays_i
     within SQS's first 64 KB billing chunk, and a message measures about 16/9 of its handover plus
     its headers and chain: what the bound in tasks/checkpoints.py rests on."""
     settings = costed.stack.settings
-    names = StackNames(settings.jobs_table_name, settings.artifacts_bucket, costed.stack.env["SQS_QUEUE_URL"], "cost-ctl-")
+    names = StackNames(
+        settings.jobs_table_name, settings.artifacts_bucket, costed.stack.env["SQS_QUEUE_URL"], "cost-ctl-"
+    )
     with recording(costed.stack.emulator_url) as served:
         small = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 150})["jobId"]
         big = costed.submit({"prompt": "a spooky hallway", "seed": 5, "style": "doom", "rooms": 350})["jobId"]
         for job_id in (small, big):
             wait_done_in_log(costed, job_id, timeout=60)
-        settle(costed, lambda served: sum(r.operation == "DeleteMessage" and r.resource == names.queue_url
-                                          for r in served) >= 2 * STEPS)
+        settle(
+            costed,
+            lambda served: (
+                sum(r.operation == "DeleteMessage" and r.resource == names.queue_url for r in served) >= 2 * STEPS
+            ),
+        )
     assert costed.status(small)["state"] == costed.status(big)["state"] == "done"
-    reads = sorted(r.key.rpartition("/")[2] for r in served if r.operation == "GetObject" and r.resource == names.bucket)
+    reads = sorted(
+        r.key.rpartition("/")[2] for r in served if r.operation == "GetObject" and r.resource == names.bucket
+    )
     assert reads == ["populate.json", "validate_level.json"]
     assert all(big in r.key for r in served if r.operation == "GetObject" and r.resource == names.bucket)
 

@@ -192,7 +192,9 @@ def _all_ids(store: DynamoJobStore) -> set[str]:
 
 def test_mark_failed_can_be_made_conditional_on_no_progress(store):
     job = new_job(store)
-    assert store.mark_failed(job.job_id, JobError("stalled", "STALLED"), if_updated_at="1999-01-01T00:00:00.000Z") is False
+    assert (
+        store.mark_failed(job.job_id, JobError("stalled", "STALLED"), if_updated_at="1999-01-01T00:00:00.000Z") is False
+    )
     assert store.get(job.job_id).state is JobState.QUEUED
     assert store.mark_failed(job.job_id, JobError("stalled", "STALLED"), if_updated_at=job.updated_at) is True
     assert store.get(job.job_id).error.code == "STALLED"

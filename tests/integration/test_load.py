@@ -26,9 +26,7 @@ def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack)
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=CLIENTS))
 
     def submit(i: int) -> str:
-        response = session.post(
-            f"{live.url}/generate-scene", json={"prompt": f"load {i}", "seed": i}, timeout=30
-        )
+        response = session.post(f"{live.url}/generate-scene", json={"prompt": f"load {i}", "seed": i}, timeout=30)
         assert response.status_code == 202, response.text
         return response.json()["jobId"]
 
@@ -52,8 +50,10 @@ def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack)
         assert job.state.value == "done", (job_id, job.state, job.error)
         assert [s.name for s in job.steps] == list(pipeline.STEPS)
         assert len(job.step_ids) == len(pipeline.STEPS)
-    print(f"\n{JOBS} jobs: submitted in {submitted:.1f}s, all done in {elapsed:.1f}s "
-          f"({JOBS / elapsed:.1f} jobs/s on this machine)")
+    print(
+        f"\n{JOBS} jobs: submitted in {submitted:.1f}s, all done in {elapsed:.1f}s "
+        f"({JOBS / elapsed:.1f} jobs/s on this machine)"
+    )
 
 
 def unfinished(live) -> int:

@@ -49,7 +49,11 @@ def test_celery_cancel_job_command(ops):
 
     result = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks", "cancel-job", job_id, done_id, "--reason", "ops test"],
-        env=ops.stack.env, cwd=ops.stack_root, capture_output=True, text=True, timeout=60,
+        env=ops.stack.env,
+        cwd=ops.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert f"{job_id}: cancelled" in result.stdout, result.stdout + result.stderr
     assert done_id in result.stderr and "already done" in result.stderr
@@ -65,7 +69,11 @@ def test_celery_cancel_job_command(ops):
 def _celery(ops, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks", *args],
-        env=ops.stack.env, cwd=ops.stack_root, capture_output=True, text=True, timeout=60,
+        env=ops.stack.env,
+        cwd=ops.stack_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -73,7 +81,11 @@ def test_a_drilled_failure_is_retried_by_the_celery_cli_without_recomputing_comp
     job_id = ops.submit(headers={"X-Fault-Drill": "fail:populate"})["jobId"]
     failed = ops.wait_terminal(job_id)
     assert failed["state"] == "failed" and failed["error"]["code"] == "FAULT_DRILL"
-    assert [s["name"] for s in failed["steps"] if s["status"] == "ok"] == ["parse_prompt", "layout_rooms", "connect_doors"]
+    assert [s["name"] for s in failed["steps"] if s["status"] == "ok"] == [
+        "parse_prompt",
+        "layout_rooms",
+        "connect_doors",
+    ]
     listed = requests.get(f"{ops.url}/jobs", params={"state": "failed"}, timeout=10).json()["jobs"]
     assert job_id in [job["jobId"] for job in listed]
 
@@ -88,8 +100,13 @@ def test_a_drilled_failure_is_retried_by_the_celery_cli_without_recomputing_comp
     assert done["state"] == "done" and done["attempt"] == 2
     assert done["attempts"][0]["reason"] == "drill over" and done["attempts"][0]["by"].startswith("celery-cli:")
     assert [(s["stepId"].split(":", 1)[1], s["status"]) for s in done["steps"]] == [
-        ("parse_prompt", "ok"), ("layout_rooms", "ok"), ("connect_doors", "ok"),
-        ("populate", "error"), ("populate#2", "ok"), ("validate_level#2", "ok"), ("render_minimap#2", "ok"),
+        ("parse_prompt", "ok"),
+        ("layout_rooms", "ok"),
+        ("connect_doors", "ok"),
+        ("populate", "error"),
+        ("populate#2", "ok"),
+        ("validate_level#2", "ok"),
+        ("render_minimap#2", "ok"),
     ]
     # The completed steps ran once: only the first attempt computed them.
     computed = [e for e in ops.worker_events() if e.get("jobId") == job_id and e.get("event") == "step.recorded"]

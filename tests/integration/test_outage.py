@@ -91,11 +91,19 @@ def test_dependencies_down_gives_fast_503s_and_every_job_ends(outage_stack):
 
 
 def test_a_job_whose_message_was_lost_ends_failed_stalled(make_stack):
-    live = make_stack({"STEP_TIME_LIMIT_SECONDS": "5", "VISIBILITY_TIMEOUT_SECONDS": "10",
-                       "STALL_AFTER_SECONDS": "11", "SWEEP_INTERVAL_SECONDS": "1"}, api=False)
+    live = make_stack(
+        {
+            "STEP_TIME_LIMIT_SECONDS": "5",
+            "VISIBILITY_TIMEOUT_SECONDS": "10",
+            "STALL_AFTER_SECONDS": "11",
+            "SWEEP_INTERVAL_SECONDS": "1",
+        },
+        api=False,
+    )
     # A job item with no message behind it (its message went to the DLQ long ago).
-    job, _ = submit_job(live.services.jobs, {"prompt": "lost", "seed": 1, "style": "doom"}, ttl_days=1,
-                        enqueue=lambda *a: None)
+    job, _ = submit_job(
+        live.services.jobs, {"prompt": "lost", "seed": 1, "style": "doom"}, ttl_days=1, enqueue=lambda *a: None
+    )
     deadline = time.monotonic() + 40
     while (current := live.services.jobs.get(job.job_id)).state.value == "queued":
         assert time.monotonic() < deadline, "the sweeper never failed the stalled job"

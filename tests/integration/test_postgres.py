@@ -57,8 +57,15 @@ def _all(jobs, state=None) -> list[str]:
 
 def test_loading_is_complete_and_a_second_load_changes_nothing(stores):
     services, conn, loaded = stores
-    assert loaded == {"job": 6, "step_record": 17, "attempt": 8, "operator_action": 3, "step_lease": 1,
-                                "idempotency_key": 1, "artifact": 20}
+    assert loaded == {
+        "job": 6,
+        "step_record": 17,
+        "attempt": 8,
+        "operator_action": 3,
+        "step_lease": 1,
+        "idempotency_key": 1,
+        "artifact": 20,
+    }
     with FIXTURE.open(encoding="utf-8") as lines:
         again = load_export(conn, lines)
     assert all(n == 0 for n in again.values()), again
@@ -101,7 +108,9 @@ def test_failed_since_and_stalled_at_every_boundary(stores):
         cutoff = services.jobs.get(job_id).updated_at  # each job's own time: >= and < both bite
         at = _time(cutoff)
         assert _ids(answer(conn, "failed_since", since=at)) == failed_since(services.jobs, timedelta(0), now=at)
-        assert _ids(answer(conn, "stalled_jobs", cutoff=at)) == [job.job_id for job in stalled_jobs(services.jobs, cutoff)]
+        assert _ids(answer(conn, "stalled_jobs", cutoff=at)) == [
+            job.job_id for job in stalled_jobs(services.jobs, cutoff)
+        ]
 
 
 def test_a_jobs_steps_attempts_actions_and_artifacts(stores):
@@ -111,7 +120,9 @@ def test_a_jobs_steps_attempts_actions_and_artifacts(stores):
         assert _ids(answer(conn, "job_steps", job_id=job_id)) == [step.step_id for step in job.steps]
         attempts = [attempt_id(job_id, 1)] + [entry["attemptId"] for entry in job.attempts]
         assert _ids(answer(conn, "job_attempts", job_id=job_id)) == attempts
-        actions = [entry["actionId"] for entry in job.attempts] + ([job.cancellation["actionId"]] if job.cancellation else [])
+        actions = [entry["actionId"] for entry in job.attempts] + (
+            [job.cancellation["actionId"]] if job.cancellation else []
+        )
         assert _ids(answer(conn, "job_operator_actions", job_id=job_id)) == actions
         stored = sorted((a.key, a.content_type, a.size) for a in services.artifacts.artifacts_of(job_id))
         assert answer(conn, "job_artifacts", job_id=job_id) == stored

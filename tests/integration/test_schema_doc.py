@@ -57,7 +57,7 @@ def paths(item: dict, prefix: str = "") -> set[str]:
         found.add(path)
         if path in OPAQUE:
             continue
-        (kind, inner), = value.items()
+        ((kind, inner),) = value.items()
         if kind == "M":
             found |= paths(inner, f"{path}.")
         elif kind == "L":
@@ -70,15 +70,17 @@ def paths(item: dict, prefix: str = "") -> set[str]:
 @pytest.fixture(scope="module")
 def written(emulator) -> Services:
     """A demo-mode table holding what every write path of the code writes."""
-    settings = dataclasses.replace(emulator.settings, jobs_table_name=f"jobs-{uuid.uuid4().hex[:8]}",
-                                   artifacts_bucket=None, fault_drills=True)
+    settings = dataclasses.replace(
+        emulator.settings, jobs_table_name=f"jobs-{uuid.uuid4().hex[:8]}", artifacts_bucket=None, fault_drills=True
+    )
     create_jobs_table(aws_client(settings, "dynamodb"), settings.jobs_table_name)
     services = build_services(settings)
     jobs, noop = services.jobs, (lambda *args, **kwargs: None)
     request = {"prompt": "a hall", "seed": 5, "style": "doom"}
 
-    drilled, _ = dispatch.submit_job(jobs, request, ttl_days=1, idempotency_key="schema-doc", fault_drill="fail:populate",
-                                     enqueue=noop)
+    drilled, _ = dispatch.submit_job(
+        jobs, request, ttl_days=1, idempotency_key="schema-doc", fault_drill="fail:populate", enqueue=noop
+    )
     for step in pipeline.STEPS:
         try:
             run_step(services, drilled.job_id, step)
@@ -86,7 +88,7 @@ def written(emulator) -> Services:
             fail_job(services, drilled.job_id, step, job_error(step, exc))
             break
     dispatch.retry_job(jobs, drilled.job_id, reason="drill over", by="test", enqueue=noop)
-    for step in pipeline.STEPS[pipeline.STEPS.index("populate"):]:
+    for step in pipeline.STEPS[pipeline.STEPS.index("populate") :]:
         run_step(services, drilled.job_id, step, attempt=2)
 
     leased, _ = dispatch.submit_job(jobs, request, ttl_days=1, enqueue=noop)

@@ -39,9 +39,7 @@ def test_a_send_failure_fails_the_job_with_enqueue_failed(make_stack):
         {"SQS_QUEUE_URL": "http://127.0.0.1:9/000000000000/nowhere", "BROKER_URL": "sqs://test:test@127.0.0.1:9"},
         worker=False,
     )
-    response = requests.post(
-        f"{live.url}/generate-scene", json={"prompt": "a spooky hallway"}, timeout=30
-    )
+    response = requests.post(f"{live.url}/generate-scene", json={"prompt": "a spooky hallway"}, timeout=30)
     assert response.status_code == 503, response.text
     error = response.json()["error"]
     assert error["code"] == "ENQUEUE_FAILED"

@@ -33,8 +33,13 @@ def racing(make_stack):
 def event_body(job_id: str, step: str, *, error: dict | None = None) -> dict:
     now = utc_now()
     body = {
-        "stepId": step_id(job_id, step), "name": step, "startedAt": now, "endedAt": now,
-        "durationMs": 5, "summary": f"{step} from outside", "status": "error" if error else "ok",
+        "stepId": step_id(job_id, step),
+        "name": step,
+        "startedAt": now,
+        "endedAt": now,
+        "durationMs": 5,
+        "summary": f"{step} from outside",
+        "status": "error" if error else "ok",
     }
     if error:
         body["error"] = error
@@ -65,9 +70,7 @@ def pipeline_bytes(request: dict) -> bytes:
 def test_a_storm_of_ok_events_racing_the_worker_ends_done_with_the_pipeline_s_bytes(racing):
     """ok events for every step, three times each, while the worker runs: done, once per step, in order."""
     request = {"prompt": "a storm of ok events", "seed": 5, "style": "doom"}
-    jobs = [
-        racing.submit(request, headers={"X-Fault-Drill": "slow:layout_rooms"})["jobId"] for _ in range(JOBS)
-    ]
+    jobs = [racing.submit(request, headers={"X-Fault-Drill": "slow:layout_rooms"})["jobId"] for _ in range(JOBS)]
     storm(racing, [(job_id, event_body(job_id, step)) for job_id in jobs for step in pipeline.STEPS * 3])
     expected = pipeline_bytes(request)
     for job_id in jobs:

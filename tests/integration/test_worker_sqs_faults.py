@@ -57,13 +57,18 @@ class SQSFaultProxy:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                 else:
-                    self.answer(*{
-                        "500": (500, b'{"__type": "com.amazonaws.sqs#InternalError", "message": "fault"}'),
-                        "throttle": (400, b'{"__type": "com.amazonaws.sqs#ThrottlingException", "message": "Rate exceeded"}'),
-                        "garbage": (502, b"<html><body>502 Bad Gateway</body></html>\x00\xff"),
-                    }[kind])
+                    self.answer(
+                        *{
+                            "500": (500, b'{"__type": "com.amazonaws.sqs#InternalError", "message": "fault"}'),
+                            "throttle": (
+                                400,
+                                b'{"__type": "com.amazonaws.sqs#ThrottlingException", "message": "Rate exceeded"}',
+                            ),
+                            "garbage": (502, b"<html><body>502 Bad Gateway</body></html>\x00\xff"),
+                        }[kind]
+                    )
 
-            do_GET = do_POST  # noqa: N815 - the emulator's moto-api and query-style calls
+            do_GET = do_POST
 
             def forward(self, body: bytes) -> None:
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
@@ -95,7 +100,7 @@ class SQSFaultProxy:
 
     def fault_for(self, headers) -> str | None:
         service, _, operation = (headers.get("X-Amz-Target") or "").partition(".")
-        if service != "AmazonSQS" or not (operation in self.faulting or ALL <= self.faulting):
+        if service != "AmazonSQS" or not (operation in self.faulting or self.faulting >= ALL):
             return None
         with self._lock:
             kind = next(self._kinds)

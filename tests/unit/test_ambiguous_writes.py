@@ -146,7 +146,7 @@ def test_a_done_job_whose_last_record_was_ambiguous_has_the_same_artifacts(servi
 
     def artifacts(of: str) -> dict:
         prefix = f"jobs/{of}/"
-        return {k[len(prefix):]: v.replace(of.encode(), b"ID") for k, v in blobs.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v.replace(of.encode(), b"ID") for k, v in blobs.items() if k.startswith(prefix)}
 
     assert artifacts(job_id) == artifacts(reference)
 

@@ -22,7 +22,17 @@ from tests.fakes import FakeArtifactStore, FakeJobStore
 SEED_MAX = 2**31 - 1
 SCENE_GRAPH, ASCII_MINIMAP, MINIMAP_PNG = "sceneGraph.json", "asciiMinimap.txt", "minimap.png"
 STATUS_KEYS = {
-    "jobId", "state", "progress", "steps", "result", "error", "createdAt", "updatedAt", "request", "attempt", "attempts",
+    "jobId",
+    "state",
+    "progress",
+    "steps",
+    "result",
+    "error",
+    "createdAt",
+    "updatedAt",
+    "request",
+    "attempt",
+    "attempts",
     "cancellation",
 }
 
@@ -418,7 +428,9 @@ def test_valid_fault_drill_is_stored_on_the_job(client, services, drill):
     assert services.jobs.get(response.get_json()["jobId"]).fault_drill == drill
 
 
-@pytest.mark.parametrize("drill", ["", "fail", "fail:", "explode:layout_rooms", "fail:nope", "FAIL:populate", "fail:populate:x"])
+@pytest.mark.parametrize(
+    "drill", ["", "fail", "fail:", "explode:layout_rooms", "fail:nope", "FAIL:populate", "fail:populate:x"]
+)
 def test_invalid_fault_drill_is_422(client, services, drill):
     """With drills on, anything but fail|slow:<pipeline step> is 422 INVALID_FAULT_DRILL, and no job is made."""
     response = post_json(client, {"prompt": "a"}, headers={"X-Fault-Drill": drill})
@@ -480,7 +492,15 @@ def test_status_progress_is_completed_over_total_steps(client, services, submit)
     assert [step["name"] for step in body["steps"]] == list(pipeline.STEPS[:2])
     assert body["steps"][0]["stepId"] == f"{job_id}:{pipeline.STEPS[0]}"
     assert set(body["steps"][0]) == {
-        "stepId", "jobId", "attempt", "name", "startedAt", "endedAt", "durationMs", "summary", "status"
+        "stepId",
+        "jobId",
+        "attempt",
+        "name",
+        "startedAt",
+        "endedAt",
+        "durationMs",
+        "summary",
+        "status",
     }
     assert (body["steps"][0]["jobId"], body["steps"][0]["attempt"]) == (job_id, 1)
     assert body["result"] is None
@@ -555,7 +575,11 @@ def test_status_of_failed_job_shows_error_and_kept_steps(client, services, submi
     services.jobs.mark_failed(job_id, JobError("layout_rooms failed", "STEP_FAILED", {"step": "layout_rooms"}))
     body = client.get(f"/status/{job_id}").get_json()
     assert body["state"] == "failed"
-    assert body["error"] == {"message": "layout_rooms failed", "code": "STEP_FAILED", "details": {"step": "layout_rooms"}}
+    assert body["error"] == {
+        "message": "layout_rooms failed",
+        "code": "STEP_FAILED",
+        "details": {"step": "layout_rooms"},
+    }
     assert len(body["steps"]) == 1 and body["result"] is None
 
 
@@ -733,7 +757,7 @@ def test_artifact_is_served_in_demo_mode(make_client):
     client, services = make_client(artifacts=FakeArtifactStore(presign=False))
     job_id = post_json(client, {"prompt": "a"}).get_json()["jobId"]
     finish(services.jobs, job_id)
-    services.artifacts.put(artifact_key(job_id, ASCII_MINIMAP), "#..#\n".encode(), "text/plain")
+    services.artifacts.put(artifact_key(job_id, ASCII_MINIMAP), b"#..#\n", "text/plain")
     response = client.get(f"/jobs/{job_id}/artifacts/{ASCII_MINIMAP}")
     assert response.status_code == 200
     assert response.data == b"#..#\n"
@@ -777,8 +801,17 @@ def test_dependency_unavailable_from_artifact_store_is_503(client, services, sub
     assert_error(client.get(f"/status/{job_id}"), 503, "DEPENDENCY_UNAVAILABLE")
 
 
-@pytest.mark.parametrize(("body", "kind"), [([], "an array"), ([{"prompt": "x"}], "an array"), ("x", "a string"),
-                                            (7, "a number"), (None, "null"), (True, "a boolean")])
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ([], "an array"),
+        ([{"prompt": "x"}], "an array"),
+        ("x", "a string"),
+        (7, "a number"),
+        (None, "null"),
+        (True, "a boolean"),
+    ],
+)
 def test_a_body_that_is_not_a_json_object_says_so(client, services, body, kind):
     """Not `_schema` (marshmallow's insides): the body must be a JSON object, and what it was instead."""
     response = client.post("/generate-scene", data=json.dumps(body), content_type="application/json")

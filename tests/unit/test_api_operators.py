@@ -110,9 +110,13 @@ def test_a_duplicate_or_late_error_event_changes_nothing(client, services):
     first = {"message": "first", "code": "FIRST"}
     post_step(client, job_id, step_body(job_id, "populate", status="error", error=first))
     before = services.jobs.get(job_id)
-    again = post_step(client, job_id, step_body(job_id, "populate", status="error", error={"message": "x", "code": "X"}))
+    again = post_step(
+        client, job_id, step_body(job_id, "populate", status="error", error={"message": "x", "code": "X"})
+    )
     assert again.status_code == 200 and again.json["outcome"] == "duplicate"
-    late = post_step(client, job_id, step_body(job_id, "render_minimap", status="error", error={"message": "y", "code": "Y"}))
+    late = post_step(
+        client, job_id, step_body(job_id, "render_minimap", status="error", error={"message": "y", "code": "Y"})
+    )
     assert late.status_code == 409
     assert services.jobs.get(job_id) == before
     assert before.error.code == "FIRST"
@@ -133,7 +137,9 @@ def test_a_bare_error_event_fails_the_job_with_step_failed_and_its_summary(clien
     job = services.jobs.get(job_id)
     assert job.state.value == "failed"
     assert job.error.to_dict() == {
-        "message": "the prompt parser crashed", "code": "STEP_FAILED", "details": {"step": "parse_prompt"}
+        "message": "the prompt parser crashed",
+        "code": "STEP_FAILED",
+        "details": {"step": "parse_prompt"},
     }
 
 
@@ -201,7 +207,9 @@ def test_different_keys_make_different_jobs(client, sent):
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ünï"])
 def test_malformed_idempotency_keys_are_refused(client, key, sent):
-    response = client.post("/generate-scene", json={"prompt": "a"}, headers={"Idempotency-Key": key.encode().decode("latin-1")})
+    response = client.post(
+        "/generate-scene", json={"prompt": "a"}, headers={"Idempotency-Key": key.encode().decode("latin-1")}
+    )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
     assert sent == []
@@ -256,7 +264,10 @@ def test_cancel_needs_the_token_and_moves_a_live_job_to_cancelled(client, servic
     assert response.status_code == 200 and response.json["state"] == "cancelled"
     cancellation = response.json["cancellation"]
     assert (cancellation["actionId"], cancellation["by"], cancellation["reason"]) == (
-        f"{job_id}:cancel", "api:127.0.0.1", "typo")
+        f"{job_id}:cancel",
+        "api:127.0.0.1",
+        "typo",
+    )
     again = client.post(f"/jobs/{job_id}/cancel", headers={"X-INTERNAL-TOKEN": TOKEN, "X-Cancel-Reason": "other"})
     assert again.status_code == 200 and again.json["state"] == "cancelled"  # idempotent
     assert again.json["cancellation"] == cancellation  # the first cancel stands

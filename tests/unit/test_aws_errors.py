@@ -28,9 +28,8 @@ def client_error(code: str, status: int = 400) -> ClientError:
 
 
 def raised(exc: Exception) -> GhostEngineError:
-    with pytest.raises(GhostEngineError) as caught:
-        with translated("dynamodb", "UpdateItem"):
-            raise exc
+    with pytest.raises(GhostEngineError) as caught, translated("dynamodb", "UpdateItem"):
+        raise exc
     return caught.value
 
 
@@ -38,19 +37,35 @@ def raised(exc: Exception) -> GhostEngineError:
     "exc, kind, code, words",
     [
         (NoCredentialsError(), CredentialsMissing, "AWS_CREDENTIALS_MISSING", "no AWS credentials found"),
-        (PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"), CredentialsMissing,
-         "AWS_CREDENTIALS_MISSING", "no AWS credentials found"),
+        (
+            PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
+            CredentialsMissing,
+            "AWS_CREDENTIALS_MISSING",
+            "no AWS credentials found",
+        ),
         (client_error("AccessDeniedException"), AccessDenied, "AWS_ACCESS_DENIED", "refused the credentials"),
         (client_error("UnrecognizedClientException"), AccessDenied, "AWS_ACCESS_DENIED", "refused the credentials"),
         (client_error("403", 403), AccessDenied, "AWS_ACCESS_DENIED", "refused the credentials"),
         (client_error("ThrottlingException"), DependencyThrottled, "DEPENDENCY_THROTTLED", "throttling"),
-        (client_error("ProvisionedThroughputExceededException"), DependencyThrottled, "DEPENDENCY_THROTTLED",
-         "throttling"),
+        (
+            client_error("ProvisionedThroughputExceededException"),
+            DependencyThrottled,
+            "DEPENDENCY_THROTTLED",
+            "throttling",
+        ),
         (client_error("TooManyRequests", 429), DependencyThrottled, "DEPENDENCY_THROTTLED", "throttling"),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"), DependencyUnavailable,
-         "DEPENDENCY_UNAVAILABLE", "unreachable"),
-        (ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"), DependencyUnavailable, "DEPENDENCY_UNAVAILABLE",
-         "unreachable"),
+        (
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+            DependencyUnavailable,
+            "DEPENDENCY_UNAVAILABLE",
+            "unreachable",
+        ),
+        (
+            ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"),
+            DependencyUnavailable,
+            "DEPENDENCY_UNAVAILABLE",
+            "unreachable",
+        ),
         (client_error("InternalServerError", 500), DependencyUnavailable, "DEPENDENCY_UNAVAILABLE", "unavailable"),
     ],
 )

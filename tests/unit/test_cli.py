@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import uuid
-
 from datetime import UTC, datetime
 
 import pytest
@@ -95,9 +94,19 @@ def record(services, job_id: str, step: str, summary: str = "ok", duration_ms: i
     services_jobs = services.jobs
     services_jobs.mark_running(job_id)
     now = utc_now()
-    services_jobs.record_step(job_id, StepEvent(step_id=f"{job_id}:{step}", name=step, started_at=now, ended_at=now,
-                                                duration_ms=duration_ms, summary=summary, status=StepStatus.OK),
-                              total_steps=len(pipeline.STEPS))
+    services_jobs.record_step(
+        job_id,
+        StepEvent(
+            step_id=f"{job_id}:{step}",
+            name=step,
+            started_at=now,
+            ended_at=now,
+            duration_ms=duration_ms,
+            summary=summary,
+            status=StepStatus.OK,
+        ),
+        total_steps=len(pipeline.STEPS),
+    )
 
 
 # --- exit codes -------------------------------------------------------------------------------
@@ -151,8 +160,7 @@ def test_an_unknown_style_prints_the_styles_the_api_allows(run):
 
 
 def test_jobs_at_80_columns_never_cuts_a_job_id(run, client):
-    ids = [submit(client, prompt="a very long prompt about " + "a sprawling haunted castle " * 8)
-           for _ in range(3)]
+    ids = [submit(client, prompt="a very long prompt about " + "a sprawling haunted castle " * 8) for _ in range(3)]
     code, stdout, _ = run("jobs")
     assert code == 0
     assert all(len(line) <= 80 for line in stdout.splitlines()), stdout
@@ -164,8 +172,15 @@ def test_jobs_at_80_columns_never_cuts_a_job_id(run, client):
 
 def test_job_lines_keep_ids_whole_at_any_width_and_show_the_age():
     now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-    jobs = [{"jobId": str(uuid.uuid4()), "state": "cancelled", "progress": 0.5, "createdAt": "2026-12-06T11:57:00.000Z",
-             "promptPreview": "漢字 " * 40}]
+    jobs = [
+        {
+            "jobId": str(uuid.uuid4()),
+            "state": "cancelled",
+            "progress": 0.5,
+            "createdAt": "2026-12-06T11:57:00.000Z",
+            "promptPreview": "漢字 " * 40,
+        }
+    ]
     for width in (40, 80, 200):
         lines = cli.job_lines(jobs, width=width, now=now)
         assert jobs[0]["jobId"] in lines[1]
@@ -190,8 +205,10 @@ def test_progress_names_the_step_being_worked_on_not_the_last_done():
     assert cli.progress_line({"state": "done", "steps": done}) == "done"
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(0.0, "0 ms"), (0.3409, "340 ms"), (0.999, "999 ms"),
-                                                (1.0, "1.0 s"), (12.34, "12.3 s"), (75, "1:15")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.0, "0 ms"), (0.3409, "340 ms"), (0.999, "999 ms"), (1.0, "1.0 s"), (12.34, "12.3 s"), (75, "1:15")],
+)
 def test_sub_second_durations_show_milliseconds(seconds, shown):
     assert cli.format_elapsed(seconds) == shown
 
@@ -201,9 +218,15 @@ def finish_job(services, job_id: str, summary: str = "A level of 9 rooms") -> No
         record(services, job_id, step, summary=summary if step == pipeline.STEPS[-1] else f"did {step}")
     services.artifacts.put(f"jobs/{job_id}/asciiMinimap.txt", b"#..#\n", "text/plain")
     services.artifacts.put(f"jobs/{job_id}/sceneGraph.json", b"{}", "application/json")
-    services.jobs.mark_done(job_id, result_keys={"asciiMinimap": f"jobs/{job_id}/asciiMinimap.txt",
-                                                 "sceneGraph": f"jobs/{job_id}/sceneGraph.json",
-                                                 "result": f"jobs/{job_id}/result.json"}, summary=summary)
+    services.jobs.mark_done(
+        job_id,
+        result_keys={
+            "asciiMinimap": f"jobs/{job_id}/asciiMinimap.txt",
+            "sceneGraph": f"jobs/{job_id}/sceneGraph.json",
+            "result": f"jobs/{job_id}/result.json",
+        },
+        summary=summary,
+    )
 
 
 def test_wait_prints_the_final_summary_once_and_the_elapsed_time_in_ms(run, services, monkeypatch):

@@ -93,10 +93,14 @@ def test_no_page_has_inline_script_or_style(pages):
 
 
 def test_images_may_come_from_the_artifact_store_and_nowhere_else(settings):
-    presigning = create_app(Services(settings, FakeJobStore(), FakeArtifactStore(presign=True)), enqueue=lambda *a: None)
+    presigning = create_app(
+        Services(settings, FakeJobStore(), FakeArtifactStore(presign=True)), enqueue=lambda *a: None
+    )
     demo = create_app(Services(settings, FakeJobStore(), FakeArtifactStore(presign=False)), enqueue=lambda *a: None)
-    assert "img-src 'self' https://artifacts.example;" in presigning.test_client().get("/console/").headers[
-        "Content-Security-Policy"]
+    assert (
+        "img-src 'self' https://artifacts.example;"
+        in presigning.test_client().get("/console/").headers["Content-Security-Policy"]
+    )
     assert "img-src 'self';" in demo.test_client().get("/console/").headers["Content-Security-Policy"]
 
 
@@ -118,7 +122,8 @@ def test_an_unknown_or_malformed_job_id_is_a_404_page(client):
         assert response.status_code == 404 and response.mimetype == "text/html", job_id
         assert "Content-Security-Policy" in response.headers
     assert "There is no job 00000000-0000-4000-8000-000000000000." in client.get(
-        "/console/jobs/00000000-0000-4000-8000-000000000000").get_data(as_text=True)
+        "/console/jobs/00000000-0000-4000-8000-000000000000"
+    ).get_data(as_text=True)
 
 
 def test_a_bad_filter_is_a_4xx_page_not_a_500(client):
@@ -161,7 +166,7 @@ def test_a_done_job_shows_its_level_files_and_sizes(client, services):
     job_id = done_job(services)
     body = client.get(f"/console/jobs/{job_id}").get_data(as_text=True)
     sizes = {info.key.rsplit("/", 1)[1]: info.size for info in services.artifacts.artifacts_of(job_id)}
-    assert f'data-file="sceneGraph.json"' in body and 'id="level-svg"' in body
+    assert 'data-file="sceneGraph.json"' in body and 'id="level-svg"' in body
     assert f"/jobs/{job_id}/artifacts/minimap.png" in body or "artifacts.example" in body
     assert f"{sizes['sceneGraph.json'] / 1024:.1f} KB" in body
 

@@ -211,7 +211,9 @@ def test_api_pages_with_real_cursors(decoding_client):
     ids = [decoding_client.post("/generate-scene", json={"prompt": f"p{i}"}).get_json()["jobId"] for i in range(5)]
     seen, cursor = [], None
     while True:
-        body = decoding_client.get("/jobs", query_string={"limit": 2, **({"cursor": cursor} if cursor else {})}).get_json()
+        body = decoding_client.get(
+            "/jobs", query_string={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).get_json()
         seen += [job["jobId"] for job in body["jobs"]]
         cursor = body["nextCursor"]
         if cursor is None:

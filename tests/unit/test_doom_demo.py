@@ -49,7 +49,8 @@ def test_the_route_prefers_fewer_turns_at_equal_length():
     scene = scene_from_art("#######\n#@1111#\n#11111#\n#11111#\n#11111#\n#1111>#\n#######", "1")
     cells = plan_route(read_scene(scene)).cells
     turns = sum(
-        (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1]) for a, b, c in zip(cells, cells[1:], cells[2:], strict=False)
+        (b[0] - a[0], b[1] - a[1]) != (c[0] - b[0], c[1] - b[1])
+        for a, b, c in zip(cells, cells[1:], cells[2:], strict=False)
     )
     assert turns == 1
 

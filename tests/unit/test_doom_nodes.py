@@ -88,8 +88,12 @@ def test_the_node_builder_is_given_the_scene_map(stand_in, tmp_path):
     ("body", "output", "scene", "reason"),
     [
         ("echo 'Assertion failed' >&2; exit 3", None, SCENES["door"], r"zdbsp failed \(exit 3\)"),
-        ('cp "$(dirname "$0")/built.wad" "$4"', node_built(BLOCKMAP=blockmap([6, 40000], 40002)), SCENES["door"],
-         "vanilla Doom reaches at most 32,767 words"),
+        (
+            'cp "$(dirname "$0")/built.wad" "$4"',
+            node_built(BLOCKMAP=blockmap([6, 40000], 40002)),
+            SCENES["door"],
+            "vanilla Doom reaches at most 32,767 words",
+        ),
         ("exit 0", None, corridor(600), "600x3 cells; a Doom map holds at most 509 a side"),
     ],
     ids=["zdbsp fails", "blockmap too large", "grid too large"],
@@ -126,6 +130,8 @@ def test_a_map_wad_too_large_for_the_store_is_left_out_but_a_scene_too_large_fai
     data = {"sceneGraph": generated_scene("a spooky hallway", 123, "doom"), "asciiMinimap": "@>"}
     written = write_artifacts(SmallStore(60_000), "job-1", data)
     assert set(written.keys) == {"sceneGraph", "asciiMinimap", "minimapPng"}
-    assert written.skipped == (f"no map.wad: jobs/job-1/map.wad is {len(doom_map(data))} bytes, over the 60000-byte inline limit",)
+    assert written.skipped == (
+        f"no map.wad: jobs/job-1/map.wad is {len(doom_map(data))} bytes, over the 60000-byte inline limit",
+    )
     with pytest.raises(ArtifactTooLarge, match="sceneGraph.json"):
         write_artifacts(SmallStore(1_000), "job-1", data)

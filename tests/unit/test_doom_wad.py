@@ -11,6 +11,7 @@ from pipeline.doom.scene import MAX_GRID
 from pipeline.doom.wad import read_lumps, wad_bytes
 from tests.doom_scenes import SCENES, blockmap, corridor, node_built
 
+
 def test_read_lumps_gives_back_what_wad_bytes_wrote():
     lumps = [("MAP01", b""), ("THINGS", b"\x01" * 10), ("DEMO1", b"\x6d\x80")]
     wad = wad_bytes(lumps)

@@ -50,11 +50,21 @@ def rich_job() -> Job:
     """A job with every kind of record: steps in two attempts, a retry, a cancel, a lease, a key, an error."""
     steps = (step("parse_prompt"), step("layout_rooms", status=StepStatus.ERROR), step("layout_rooms", 2))
     return Job(
-        job_id=JOB_ID, state=JobState.CANCELLED, created_at=T0, updated_at=T2,
-        request={"prompt": "a hall 👻", "seed": 7, "style": "doom"}, total_steps=5, ttl=1_800_000_000,
-        progress=0.4, steps=steps, step_ids=frozenset(s.step_id for s in steps),
-        error=JobError("layout_rooms failed", "STEP_FAILED", {"step": "layout_rooms"}), fault_drill="fail:layout_rooms",
-        idempotency_key="key-1", request_fingerprint="ab" * 32, attempt=2,
+        job_id=JOB_ID,
+        state=JobState.CANCELLED,
+        created_at=T0,
+        updated_at=T2,
+        request={"prompt": "a hall 👻", "seed": 7, "style": "doom"},
+        total_steps=5,
+        ttl=1_800_000_000,
+        progress=0.4,
+        steps=steps,
+        step_ids=frozenset(s.step_id for s in steps),
+        error=JobError("layout_rooms failed", "STEP_FAILED", {"step": "layout_rooms"}),
+        fault_drill="fail:layout_rooms",
+        idempotency_key="key-1",
+        request_fingerprint="ab" * 32,
+        attempt=2,
         attempts=(retry_record(JOB_ID, attempt=2, at=T1, reason="fixed", by="ops", from_step="layout_rooms"),),
         cancellation=cancel_record(JOB_ID, at=T2, by="api:10.0.0.1", reason="enough"),
         leases=(StepLease(step_id(JOB_ID, "connect_doors", 2), "owner-1", 1_800_000_123_456),),
@@ -80,8 +90,16 @@ def test_a_job_survives_its_entities_and_each_names_its_job():
     job = rich_job()
     lines = list(entities.job_entities(job))
     assert [line["type"] for line in lines] == [
-        "job", "step_record", "step_record", "step_record", "attempt", "attempt",
-        "operator_action", "operator_action", "step_lease", "idempotency_key",
+        "job",
+        "step_record",
+        "step_record",
+        "step_record",
+        "attempt",
+        "attempt",
+        "operator_action",
+        "operator_action",
+        "step_lease",
+        "idempotency_key",
     ]
     for number, line in enumerate(lines, start=2):
         assert entities.check_entity(line, number) == line["type"]
@@ -90,8 +108,15 @@ def test_a_job_survives_its_entities_and_each_names_its_job():
     assert lines[0]["expiresAt"] == "2027-01-15T08:00:00.000Z"
     assert lines[-2]["expiresAt"] == "2027-01-15T08:02:03.456Z"  # milliseconds kept
     attempts = [line for line in lines if line["type"] == "attempt"]
-    assert attempts[0] == {"type": "attempt", "attemptId": f"{JOB_ID}:attempt:1", "jobId": JOB_ID, "attempt": 1,
-                           "startedAt": T0, "fromStep": None, "actionId": None}
+    assert attempts[0] == {
+        "type": "attempt",
+        "attemptId": f"{JOB_ID}:attempt:1",
+        "jobId": JOB_ID,
+        "attempt": 1,
+        "startedAt": T0,
+        "fromStep": None,
+        "actionId": None,
+    }
     actions = {line["kind"]: line for line in lines if line["type"] == "operator_action"}
     assert actions["retry"]["attempt"] == 2 and actions["retry"]["reason"] == "fixed"
     assert actions["cancel"]["attempt"] == 2 and actions["cancel"]["by"] == "api:10.0.0.1"
@@ -149,8 +174,15 @@ def lines_of(path: Path = FIXTURE) -> list[str]:
 def test_the_fixture_imports_once_and_a_second_import_writes_nothing():
     jobs, artifacts = FakeJobStore(), FakeArtifactStore(presign=False)
     report = import_entities(lines_of(), jobs, artifacts, artifact_dir=FIXTURE_ARTIFACTS)
-    assert report.written == {"job": 6, "step_record": 17, "attempt": 8, "operator_action": 3, "step_lease": 1,
-                              "idempotency_key": 1, "artifact": 20}
+    assert report.written == {
+        "job": 6,
+        "step_record": 17,
+        "attempt": 8,
+        "operator_action": 3,
+        "step_lease": 1,
+        "idempotency_key": 1,
+        "artifact": 20,
+    }
     assert {job.state for job in jobs.jobs.values()} == set(JobState)
     before = (dict(jobs.jobs), dict(artifacts.blobs))
     again = import_entities(lines_of(), jobs, artifacts, artifact_dir=FIXTURE_ARTIFACTS)
@@ -181,10 +213,19 @@ def _edited(edit) -> list[str]:
         (lambda ls: [ls[0], ls[2], *ls[1:]], "a step_record before any job"),
         (lambda ls: [ls[0], {**ls[1], "type": "ghost"}, *ls[2:]], "unknown entity type 'ghost'"),
         (lambda ls: [ls[0], {k: v for k, v in ls[1].items() if k != "state"}, *ls[2:]], "job lacks state"),
-        (lambda ls: [ls[0], ls[1], *[e for e in ls if e.get("jobId") == ls[-4]["jobId"] and e["type"] == "attempt"],
-                     *ls[2:]], "must follow the job it belongs to"),
-        (lambda ls: [e for e in ls if e["type"] != "operator_action" or e["kind"] != "retry"],
-         "names no operator action of its job"),
+        (
+            lambda ls: [
+                ls[0],
+                ls[1],
+                *[e for e in ls if e.get("jobId") == ls[-4]["jobId"] and e["type"] == "attempt"],
+                *ls[2:],
+            ],
+            "must follow the job it belongs to",
+        ),
+        (
+            lambda ls: [e for e in ls if e["type"] != "operator_action" or e["kind"] != "retry"],
+            "names no operator action of its job",
+        ),
     ],
 )
 def test_import_refuses_what_it_cannot_read_faithfully(edit, message):
@@ -199,11 +240,13 @@ def test_import_refuses_bytes_that_do_not_match_and_keys_outside_the_directory(t
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not the bytes")
     with pytest.raises(InvalidExport, match="does not match the size and SHA-256"):
-        import_entities([header, json.dumps(artifact) + "\n", end], FakeJobStore(), FakeArtifactStore(),
-                        artifact_dir=tmp_path)
+        import_entities(
+            [header, json.dumps(artifact) + "\n", end], FakeJobStore(), FakeArtifactStore(), artifact_dir=tmp_path
+        )
     escape = artifact | {"key": f"jobs/{artifact['jobId']}/../../../etc/passwd"}
     with pytest.raises(InvalidExport, match="is not a job's key"):
-        import_entities([header, json.dumps(escape) + "\n", end], FakeJobStore(), FakeArtifactStore(),
-                        artifact_dir=tmp_path)
+        import_entities(
+            [header, json.dumps(escape) + "\n", end], FakeJobStore(), FakeArtifactStore(), artifact_dir=tmp_path
+        )
     with pytest.raises(InvalidExport, match="line 2: not JSON"):
         import_entities([header, "{oops\n", end], FakeJobStore(), FakeArtifactStore())

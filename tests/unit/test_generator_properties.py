@@ -16,20 +16,39 @@ from PIL import Image
 
 from pipeline import STEPS, STYLES, encode_json, run_step, scene_problems
 from pipeline.features import (
-    BOSS_WORDS, BRIGHT_WORDS, CORRIDOR_WORDS, DARK_WORDS, DENSE_WORDS, KEY_WORDS, LARGE_WORDS, SMALL_WORDS,
-    SPARSE_WORDS, TREASURE_WORDS,
+    BOSS_WORDS,
+    BRIGHT_WORDS,
+    CORRIDOR_WORDS,
+    DARK_WORDS,
+    DENSE_WORDS,
+    KEY_WORDS,
+    LARGE_WORDS,
+    SMALL_WORDS,
+    SPARSE_WORDS,
+    TREASURE_WORDS,
 )
 from pipeline.picture import render_png
 from tests.scene_rules import check_minimap, check_scene
 
 WORDS = sorted(
-    BOSS_WORDS | BRIGHT_WORDS | CORRIDOR_WORDS | DARK_WORDS | DENSE_WORDS | KEY_WORDS | LARGE_WORDS | SMALL_WORDS
-    | SPARSE_WORDS | TREASURE_WORDS | {"a", "the", "with", "and", "crypt", "base", "of", "rooms", "three", "12"}
+    BOSS_WORDS
+    | BRIGHT_WORDS
+    | CORRIDOR_WORDS
+    | DARK_WORDS
+    | DENSE_WORDS
+    | KEY_WORDS
+    | LARGE_WORDS
+    | SMALL_WORDS
+    | SPARSE_WORDS
+    | TREASURE_WORDS
+    | {"a", "the", "with", "and", "crypt", "base", "of", "rooms", "three", "12"}
 )
 prompts = st.one_of(
     st.lists(st.sampled_from(WORDS), min_size=1, max_size=8).map(" ".join),
     st.tuples(st.integers(0, 70), st.sampled_from(["rooms", "chambers"])).map(lambda p: f"a level of {p[0]} {p[1]}"),
-    st.text(min_size=1, max_size=40).filter(lambda text: text.strip() and not any("\ud800" <= c <= "\udfff" for c in text)),
+    st.text(min_size=1, max_size=40).filter(
+        lambda text: text.strip() and not any("\ud800" <= c <= "\udfff" for c in text)
+    ),
 )
 requests = st.fixed_dictionaries(
     {"prompt": prompts, "seed": st.integers(0, 2**31 - 1), "style": st.sampled_from(STYLES)},
@@ -59,7 +78,11 @@ def test_every_generated_level_keeps_every_invariant(request):
     check_minimap(scene, minimap)
     assert scene_problems(scene) == []
     assert scene["validation"]["attempts"] <= 3
-    assert (scene["prompt"], scene["seed"], scene["style"]) == (request["prompt"].strip(), request["seed"], request["style"])
+    assert (scene["prompt"], scene["seed"], scene["style"]) == (
+        request["prompt"].strip(),
+        request["seed"],
+        request["style"],
+    )
     if "rooms" in request:
         assert scene["params"]["rooms"] == request["rooms"]
     png = render_png(scene)

@@ -101,8 +101,10 @@ def test_a_checkpoint_is_stored_before_the_next_step_is_sent(services, job_id):
     chain.run_all(job_id, pipeline.STEPS[:3])
     assert chain.events == [
         f"send after {FIRST}",
-        f"put {SECOND}.json", f"send after {SECOND}",
-        f"put {THIRD}.json", f"send after {THIRD}",
+        f"put {SECOND}.json",
+        f"send after {SECOND}",
+        f"put {THIRD}.json",
+        f"send after {THIRD}",
     ]
 
 
@@ -204,13 +206,16 @@ def pipeline_calls(monkeypatch) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize("broken", [
-    {"step": SECOND, "zlib": "not base64!"},
-    {"step": SECOND, "zlib": base64.b64encode(b"not zlib").decode()},
-    {"step": SECOND, "zlib": base64.b64encode(zlib.compress(b"{not json")).decode()},
-    {"step": FIRST, "zlib": "eJzLSM3JyQcABiwCFQ=="},  # another step's
-    "a string",
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"step": SECOND, "zlib": "not base64!"},
+        {"step": SECOND, "zlib": base64.b64encode(b"not zlib").decode()},
+        {"step": SECOND, "zlib": base64.b64encode(zlib.compress(b"{not json")).decode()},
+        {"step": FIRST, "zlib": "eJzLSM3JyQcABiwCFQ=="},  # another step's
+        "a string",
+    ],
+)
 def test_a_broken_or_foreign_handover_counts_as_none_and_the_store_is_read(services, job_id, broken):
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:2])
@@ -315,7 +320,10 @@ def test_the_task_sends_the_handover_in_the_next_messages_kwargs_and_a_short_rep
     monkeypatch.setattr(steps, "services", lambda: services)
     Chain(services).run_all(job_id, pipeline.STEPS[:1])
     task = steps.STEP_TASKS[SECOND]
-    later = [{"task": f"tasks.steps.{s}", "args": [job_id], "kwargs": {"request_id": "r"}} for s in reversed(pipeline.STEPS[2:])]
+    later = [
+        {"task": f"tasks.steps.{s}", "args": [job_id], "kwargs": {"request_id": "r"}}
+        for s in reversed(pipeline.STEPS[2:])
+    ]
     task.push_request(id="m-1", chain=later, retries=0)
     try:
         task.run(job_id, request_id="r")

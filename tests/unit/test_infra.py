@@ -57,7 +57,14 @@ SECRET_NAMES = {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"}
 
 SERVICE_COMMANDS = {
     "api": [
-        "gunicorn", "-c", "python:api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "2", "api:create_app()",
+        "gunicorn",
+        "-c",
+        "python:api.gunicorn_conf",
+        "--bind",
+        "0.0.0.0:8000",
+        "--workers",
+        "2",
+        "api:create_app()",
     ],
     "worker": ["celery", "-A", "tasks", "worker", "--loglevel", "INFO", "--concurrency", "2"],
     "flower": ["celery", "-A", "tasks", "flower", "--port=5555"],
@@ -66,8 +73,7 @@ SERVICE_COMMANDS = {
 
 def _install_hint(what: str) -> str:
     return (
-        f"{what} is missing or too old: pip install '{INSTALL[what]}'"
-        " (or the whole dev extra: pip install -e '.[dev]')"
+        f"{what} is missing or too old: pip install '{INSTALL[what]}' (or the whole dev extra: pip install -e '.[dev]')"
     )
 
 
@@ -182,8 +188,9 @@ def _variable_refs(value: Any) -> set[str]:
 @pytest.fixture(scope="module")
 def tf() -> Terraform:
     try:
-        import hcl2
         from importlib.metadata import version
+
+        import hcl2
     except ImportError:
         pytest.fail(_install_hint("hcl2"), pytrace=False)
     # 7.x renders expressions in another syntax, and 8.1.0-8.1.1 booleans as strings.
@@ -354,7 +361,7 @@ def test_terraform_pins_versions_and_uses_a_partial_s3_backend(tf):
     lock = (TERRAFORM / ".terraform.lock.hcl").read_text()
     assert re.findall(r'^provider "([^"]+)"', lock, re.M) == ["registry.terraform.io/hashicorp/aws"]
     (backend,) = settings["backend"]
-    assert set(backend) == {"s3"} and not backend["s3"], "backend must be `backend \"s3\" {}` (partial config)"
+    assert set(backend) == {"s3"} and not backend["s3"], 'backend must be `backend "s3" {}` (partial config)'
 
 
 def test_variables_are_documented_and_typed(tf):
@@ -558,8 +565,15 @@ def test_image_repository_scans_on_push_and_never_retags(tf):
 
 def test_outputs_include_what_the_deploy_workflow_reads(tf):
     wanted = {
-        "api_url", "ecr_repository_url", "ecs_cluster_name", "ecs_service_names",
-        "jobs_table_name", "artifacts_bucket", "queue_name", "queue_url", "dlq_name",
+        "api_url",
+        "ecr_repository_url",
+        "ecs_cluster_name",
+        "ecs_service_names",
+        "jobs_table_name",
+        "artifacts_bucket",
+        "queue_name",
+        "queue_url",
+        "dlq_name",
     }
     assert wanted <= set(tf.outputs), sorted(wanted - set(tf.outputs))
     assert re.search(r"https?://", tf.outputs["api_url"]["value"])
@@ -583,7 +597,8 @@ def _task_policies(tf: Terraform) -> dict[str, list[dict]]:
     assert policy["for_each"] == "${local.services}" and policy["role"] == "${aws_iam_role.task[each.key].id}"
     assert policy["policy"] == "${local.task_policies[each.key]}"
     assert not [
-        name for (rtype, name), body in tf.resources.items()
+        name
+        for (rtype, name), body in tf.resources.items()
         if rtype == "aws_iam_role_policy" and "aws_iam_role.task[" in body["role"] and name != "task"
     ], "a task role has exactly one policy"
     documents = {
@@ -617,8 +632,12 @@ def test_each_task_role_grants_exactly_the_documented_actions(tf):
     documented = _documented_actions()
     assert set(documented) == set(granted) == {"api", "worker", "flower"}, documented
     for name in granted:
-        assert not granted[name] - documented[name], f"{name} is granted undocumented {sorted(granted[name] - documented[name])}"
-        assert not documented[name] - granted[name], f"docs list {sorted(documented[name] - granted[name])} for {name}, not granted"
+        assert not granted[name] - documented[name], (
+            f"{name} is granted undocumented {sorted(granted[name] - documented[name])}"
+        )
+        assert not documented[name] - granted[name], (
+            f"docs list {sorted(documented[name] - granted[name])} for {name}, not granted"
+        )
 
 
 def test_the_api_cannot_write_artifacts_and_only_the_worker_consumes(tf):
@@ -630,8 +649,12 @@ def test_the_api_cannot_write_artifacts_and_only_the_worker_consumes(tf):
     assert not {a for a in granted["api"] if a.startswith("s3:") and re.search(r"Put|Delete|Write|Abort", a)}
     assert not {a for a in granted["flower"] if a.startswith(("dynamodb:", "s3:"))}
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
-        consumers = {name for name, statements in _task_policies(tf).items() for st in statements
-                     if action in st["actions"] and "${aws_sqs_queue.jobs.arn}" in _resources(tf, st)}
+        consumers = {
+            name
+            for name, statements in _task_policies(tf).items()
+            for st in statements
+            if action in st["actions"] and "${aws_sqs_queue.jobs.arn}" in _resources(tf, st)
+        }
         assert consumers == {"worker"}, (action, consumers)
 
 
@@ -705,7 +728,10 @@ def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flow
     subscribe = control["SubscribeControlQueues"]
     assert subscribe["actions"] == ["sns:Subscribe"] and set(_resources(tf, subscribe)) == topics
     conditions = {(c["test"], c["variable"]): [tf.resolve(v) for v in c["values"]] for c in subscribe["condition"]}
-    assert conditions == {("StringEquals", "sns:Protocol"): ["sqs"], ("StringLike", "sns:Endpoint"): [CONTROL_QUEUES_ARN]}
+    assert conditions == {
+        ("StringEquals", "sns:Protocol"): ["sqs"],
+        ("StringLike", "sns:Endpoint"): [CONTROL_QUEUES_ARN],
+    }
     # The sweep (tasks/control_sweep.py) lists and judges queues: the worker only.
     (sweep,) = [st for st in policies["worker"] if st.get("sid") == "SweepControlQueues"]
     assert set(sweep["actions"]) == {"sqs:ListQueueTags"}
@@ -713,7 +739,6 @@ def test_control_plane_is_two_topics_and_prefixed_queues_for_the_worker_and_flow
     # ListQueues takes no resource-level permission; nothing else is granted on "*".
     (listing,) = [st for st in policies["worker"] if st.get("sid") == "ListControlQueues"]
     assert listing["actions"] == ["sqs:ListQueues"] and _resources(tf, listing) == ["*"]
-
 
 
 def test_execution_role_reads_exactly_the_two_secret_parameters(tf):
@@ -800,7 +825,12 @@ def test_deploy_workflow_gates_scans_plans_applies_the_plan_checks_the_rollout_a
     assert workflow["permissions"] == {"contents": "read"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     jobs = workflow["jobs"]
-    assert [jobs[name]["needs"] for name in ("build-push", "plan", "deploy", "smoke")] == ["test", "build-push", "plan", "deploy"]
+    assert [jobs[name]["needs"] for name in ("build-push", "plan", "deploy", "smoke")] == [
+        "test",
+        "build-push",
+        "plan",
+        "deploy",
+    ]
 
     def runs(job: str) -> str:
         return "\n".join(step.get("run", "") for step in jobs[job]["steps"])
@@ -821,7 +851,9 @@ def test_deploy_workflow_gates_scans_plans_applies_the_plan_checks_the_rollout_a
         assert "-lockfile=readonly" in runs(job), f"{job} must init from the committed lock file"
     # A stable service may be one the circuit breaker rolled back: check what PRIMARY runs.
     deploy_runs = runs("deploy")
-    assert deploy_runs.index("aws ecs wait services-stable") < deploy_runs.index("release_gates.py rollout services.json expected.json")
+    assert deploy_runs.index("aws ecs wait services-stable") < deploy_runs.index(
+        "release_gates.py rollout services.json expected.json"
+    )
     assert "terraform output -json ecs_task_definition_arns > expected.json" in deploy_runs
     assert 'bash scripts/smoke-test.sh "$API_URL"' in runs("smoke")
     assert workflow["env"]["IMAGE_TAG"] == "${{ inputs.image_tag || github.sha }}"
@@ -829,7 +861,11 @@ def test_deploy_workflow_gates_scans_plans_applies_the_plan_checks_the_rollout_a
         assert jobs[job]["permissions"] == {"contents": "read", "id-token": "write"}, job
         environment = jobs[job]["environment"]
         assert (environment if isinstance(environment, str) else environment["name"]) == "production"
-    assert not [name for name, job in jobs.items() if "id-token" in job.get("permissions", {}) and name not in {"build-push", "plan", "deploy"}]
+    assert not [
+        name
+        for name, job in jobs.items()
+        if "id-token" in job.get("permissions", {}) and name not in {"build-push", "plan", "deploy"}
+    ]
 
 
 def test_every_action_is_pinned_to_a_commit_sha_with_its_release_in_a_comment():
@@ -837,7 +873,9 @@ def test_every_action_is_pinned_to_a_commit_sha_with_its_release_in_a_comment():
         uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", path.read_text(), re.M)
         assert uses, path
         for ref, comment in uses:
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{path.name}: {ref} is not pinned to a commit SHA"
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), (
+                f"{path.name}: {ref} is not pinned to a commit SHA"
+            )
             assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{path.name}: {ref} needs its release as '# vX.Y.Z'"
 
 

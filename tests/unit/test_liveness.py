@@ -13,8 +13,7 @@ from celery.worker import state as worker_state
 
 from storage.errors import ConfigError
 from storage.settings import Settings
-from tasks import liveness
-from tasks import celery_app
+from tasks import celery_app, liveness
 from tasks.celery_app import LivenessStep
 
 
@@ -35,7 +34,7 @@ def beating(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKER_LIVENESS_SECONDS", "60")
     consumer = SimpleNamespace(timer=FakeTimer(), qos=SimpleNamespace(value=2))
     LivenessStep(consumer).start(consumer)
-    (interval, check), = consumer.timer.calls
+    ((interval, check),) = consumer.timer.calls
     assert interval == 10
     return check, path
 
@@ -110,7 +109,7 @@ def watched(monkeypatch):
     monkeypatch.setattr(control.Panel, "data", dict(control.Panel.data))  # keep the registry as it was
     consumer = SimpleNamespace(timer=FakeTimer(), event_dispatcher=SimpleNamespace(groups={"worker"}))
     TaskEventsStep(consumer).start(consumer)
-    (interval, expire), = consumer.timer.calls
+    ((interval, expire),) = consumer.timer.calls
     state = SimpleNamespace(consumer=consumer)
     return consumer.event_dispatcher, expire, lambda: control.Panel.data["enable_events"](state)
 

@@ -42,7 +42,9 @@ def test_job_outcomes_are_counts(emitted):
     succeeded, failed, cancelled, step_error = emitted()
     assert succeeded["JobSucceeded"] == 1 and succeeded["JobDurationMs"] > 0
     assert {m["Name"]: m["Unit"] for m in definitions(succeeded)["Metrics"]} == {
-        "JobSucceeded": "Count", "JobDurationMs": "Milliseconds"}
+        "JobSucceeded": "Count",
+        "JobDurationMs": "Milliseconds",
+    }
     assert failed["JobFailed"] == 1 and failed["code"] == "FAULT_DRILL"
     assert cancelled["JobCancelled"] == 1
     assert step_error["StepErrors"] == 1 and definitions(step_error)["Dimensions"] == [["Service", "Step"]]

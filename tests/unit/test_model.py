@@ -12,8 +12,8 @@ from storage.dynamo_items import LIST_PARTITION, item_from_job, job_from_item, l
 from storage.model import (
     MAX_SUMMARY_CHARS,
     TERMINAL_STATES,
-    Completion,
     TRANSITIONS,
+    Completion,
     Job,
     JobError,
     JobState,
@@ -80,7 +80,7 @@ def test_terminal_states_have_no_exits(terminal):
 
 def test_terminal_states_are_exactly_done_failed_cancelled():
     """The terminal set is the three end states."""
-    assert TERMINAL_STATES == {JobState.DONE, JobState.FAILED, JobState.CANCELLED}
+    assert {JobState.DONE, JobState.FAILED, JobState.CANCELLED} == TERMINAL_STATES
 
 
 def test_every_state_has_transitions_entry():

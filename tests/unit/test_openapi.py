@@ -34,7 +34,11 @@ def test_document_is_valid_openapi(spec):
 def test_every_route_and_method_is_documented(app, spec):
     """Each url_map rule (except static), with each of its methods, has an operation in the document."""
     # The console's HTML pages (api/console/) are for people, not part of the JSON API.
-    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint != "static" and not rule.endpoint.startswith("console.")]
+    rules = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and not rule.endpoint.startswith("console.")
+    ]
     assert rules
     for rule in rules:
         path = openapi_path(rule.rule)

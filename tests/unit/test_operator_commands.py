@@ -19,8 +19,9 @@ from tasks.dispatch import submit_job
 def cancel_one(services, monkeypatch, capfd):
     """Run cancel-job on a queued job of the fake store; (exit code, everything the terminal got)."""
     monkeypatch.setattr(bootstrap, "build_services", lambda *a, **k: services)
-    job, _ = submit_job(services.jobs, {"prompt": "a hall", "seed": 1, "style": "doom"}, ttl_days=1,
-                        enqueue=lambda *a, **k: None)
+    job, _ = submit_job(
+        services.jobs, {"prompt": "a hall", "seed": 1, "style": "doom"}, ttl_days=1, enqueue=lambda *a, **k: None
+    )
     capfd.readouterr()
 
     def run() -> tuple[int, str]:

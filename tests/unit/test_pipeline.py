@@ -111,7 +111,7 @@ def test_public_constants():
 
 
 def test_encode_json_is_canonical():
-    assert encode_json({"b": 1, "a": ["é", None, True]}) == '{"a":["é",null,true],"b":1}\n'.encode("utf-8")
+    assert encode_json({"b": 1, "a": ["é", None, True]}) == '{"a":["é",null,true],"b":1}\n'.encode()
 
 
 def test_run_step_rejects_unknown_step():
@@ -164,8 +164,20 @@ def test_scene_graph_shape():
     """scene/1 exactly as the contract with the Doom builder says, plus the added fields."""
     scene = final(GOLDEN_REQUEST)["sceneGraph"]
     assert set(scene) == {
-        "schema", "prompt", "seed", "style", "grid", "theme", "params", "rooms", "doors", "entities", "locks",
-        "graph", "metrics", "validation",
+        "schema",
+        "prompt",
+        "seed",
+        "style",
+        "grid",
+        "theme",
+        "params",
+        "rooms",
+        "doors",
+        "entities",
+        "locks",
+        "graph",
+        "metrics",
+        "validation",
     }
     assert scene["schema"] == "scene/1"
     assert (scene["prompt"], scene["seed"], scene["style"]) == ("a spooky hallway", 123, "doom")
@@ -264,7 +276,8 @@ def test_same_request_gives_identical_bytes_across_processes(hash_seed):
     )
     lines = result.stdout.decode("ascii").split()
     expected = [
-        digest for request in requests
+        digest
+        for request in requests
         for digest in (*digests(request), hashlib.sha256(render_png(final(request)["sceneGraph"])).hexdigest())
     ]
     assert lines == expected
@@ -357,16 +370,23 @@ def test_each_style_gives_a_different_level():
 
 def _shape(style: str) -> dict:
     """What a style's levels look like, over a few seeds: room shapes, corridors, loops, dead space."""
-    scenes = [final({"prompt": "a level with 20 rooms", "seed": seed, "style": style})["sceneGraph"] for seed in range(4)]
+    scenes = [
+        final({"prompt": "a level with 20 rooms", "seed": seed, "style": style})["sceneGraph"] for seed in range(4)
+    ]
     rooms = [room for scene in scenes for room in scene["rooms"]]
     corridors = [room for room in rooms if room["kind"] == "corridor"]
     floor = sum(len(floor_of(room)) for room in rooms)
     area = sum((scene["grid"]["width"] - 2) * (scene["grid"]["height"] - 2) for scene in scenes)
     return {
-        "cells rooms": sum("cells" in room and room["kind"] != "corridor" for room in rooms) / max(1, len(rooms) - len(corridors)),
+        "cells rooms": sum("cells" in room and room["kind"] != "corridor" for room in rooms)
+        / max(1, len(rooms) - len(corridors)),
         "corridor share": len(corridors) / len(rooms),
-        "corridor doors": sum(1 for scene in scenes for d in scene["doors"]
-                              if {d["a"], d["b"]} & {r["id"] for r in scene["rooms"] if r["kind"] == "corridor"}),
+        "corridor doors": sum(
+            1
+            for scene in scenes
+            for d in scene["doors"]
+            if {d["a"], d["b"]} & {r["id"] for r in scene["rooms"] if r["kind"] == "corridor"}
+        ),
         "loops": sum(scene["metrics"]["loops"] for scene in scenes),
         "floor share": floor / area,
         "mean corridor": sum(len(floor_of(c)) for c in corridors) / max(1, len(corridors)),
@@ -466,7 +486,9 @@ def test_size_words_make_bigger_rooms():
         rooms = [room for scene in scenes for room in non_corridors(scene)]
         return sum(len(floor_of(room)) for room in rooms) / len(rooms)
 
-    assert floor("a huge dungeon with 10 rooms") > floor("a dungeon with 10 rooms") > floor("a tiny dungeon with 10 rooms")
+    assert (
+        floor("a huge dungeon with 10 rooms") > floor("a dungeon with 10 rooms") > floor("a tiny dungeon with 10 rooms")
+    )
 
 
 def test_boss_appears_only_when_asked_for():
@@ -495,8 +517,10 @@ def test_darkness_shows_in_room_light():
         return sum(room["light"] for room in scene["rooms"]) / len(scene["rooms"])
 
     assert light("a dark spooky hallway") < light("a hallway") < light("a bright hallway")
-    themes = [final({"prompt": p, "seed": 3, "style": "doom"})["sceneGraph"]["theme"]
-              for p in ("a dark spooky hallway", "a hallway", "a bright hallway")]
+    themes = [
+        final({"prompt": p, "seed": 3, "style": "doom"})["sceneGraph"]["theme"]
+        for p in ("a dark spooky hallway", "a hallway", "a bright hallway")
+    ]
     assert [theme["mood"] for theme in themes] == ["dark", "plain", "bright"]
     floors = [int(theme["palette"]["floor"][1:3], 16) for theme in themes]
     assert floors[0] < floors[1] < floors[2]
@@ -571,8 +595,7 @@ def test_invalid_requests_raise_pipeline_error(request_):
 
 def _outputs() -> dict[str, dict]:
     return {
-        name: json.loads(encode_json(output.data))
-        for name, output in zip(STEPS, run_all(GOLDEN_REQUEST), strict=True)
+        name: json.loads(encode_json(output.data)) for name, output in zip(STEPS, run_all(GOLDEN_REQUEST), strict=True)
     }
 
 
@@ -605,7 +628,10 @@ def _tampered(step: str, change) -> dict:
         ("render_minimap", lambda: _outputs()["populate"]),
         ("render_minimap", lambda: _tampered("validate_level", lambda d: d["sceneGraph"]["entities"].pop(0))),
         ("render_minimap", lambda: _tampered("validate_level", lambda d: d["sceneGraph"].update(style="haunted"))),
-        ("render_minimap", lambda: _tampered("validate_level", lambda d: d["sceneGraph"]["doors"][0].update(at=[0, 0]))),
+        (
+            "render_minimap",
+            lambda: _tampered("validate_level", lambda d: d["sceneGraph"]["doors"][0].update(at=[0, 0])),
+        ),
     ],
 )
 def test_steps_reject_data_they_cannot_use(step, previous):

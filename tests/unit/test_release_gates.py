@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location("release_gates", Path(__file__).parents[2] / "deploy" / "release_gates.py")
+_SPEC = importlib.util.spec_from_file_location(
+    "release_gates", Path(__file__).parents[2] / "deploy" / "release_gates.py"
+)
 gates = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(gates)
 
@@ -22,31 +24,48 @@ def service(name: str, *deployments: dict) -> dict:
 
 
 def deployment(status: str, arn: str, state: str, reason: str = "") -> dict:
-    return {"id": f"ecs-svc/{abs(hash((status, arn)))}", "status": status, "taskDefinition": arn,
-            "rolloutState": state, "rolloutStateReason": reason, "runningCount": 2, "desiredCount": 2}
+    return {
+        "id": f"ecs-svc/{abs(hash((status, arn)))}",
+        "status": status,
+        "taskDefinition": arn,
+        "rolloutState": state,
+        "rolloutStateReason": reason,
+        "runningCount": 2,
+        "desiredCount": 2,
+    }
 
 
 def test_completed_rollouts_of_the_new_task_definitions_pass():
-    described = {"services": [
-        service("api", deployment("PRIMARY", NEW, "COMPLETED", "ECS deployment ecs-svc/1 completed.")),
-        service("worker", deployment("PRIMARY", WORKER, "COMPLETED")),
-    ], "failures": []}
+    described = {
+        "services": [
+            service("api", deployment("PRIMARY", NEW, "COMPLETED", "ECS deployment ecs-svc/1 completed.")),
+            service("worker", deployment("PRIMARY", WORKER, "COMPLETED")),
+        ],
+        "failures": [],
+    }
     assert gates.rollout_problems(described, {"api": NEW, "worker": WORKER}) == []
 
 
 def test_a_circuit_breaker_rollback_fails_although_the_service_is_stable():
     # After a rollback ECS makes the old task definition PRIMARY again, COMPLETED and stable:
     # `aws ecs wait services-stable` succeeds, so only the ARN tells.
-    described = {"services": [
-        service("api", deployment("PRIMARY", OLD, "COMPLETED", "rolled back to ghost-engine-prod-api:41"),
-                deployment("ACTIVE", NEW, "FAILED", "tasks failed to start")),
-    ]}
+    described = {
+        "services": [
+            service(
+                "api",
+                deployment("PRIMARY", OLD, "COMPLETED", "rolled back to ghost-engine-prod-api:41"),
+                deployment("ACTIVE", NEW, "FAILED", "tasks failed to start"),
+            ),
+        ]
+    }
     (problem,) = gates.rollout_problems(described, {"api": NEW})
     assert problem.startswith("api: rolled back") and OLD in problem and NEW in problem
 
 
 def test_a_rollout_still_in_progress_fails():
-    described = {"services": [service("api", deployment("PRIMARY", NEW, "IN_PROGRESS"), deployment("ACTIVE", OLD, "COMPLETED"))]}
+    described = {
+        "services": [service("api", deployment("PRIMARY", NEW, "IN_PROGRESS"), deployment("ACTIVE", OLD, "COMPLETED"))]
+    }
     (problem,) = gates.rollout_problems(described, {"api": NEW})
     assert "IN_PROGRESS" in problem
 
@@ -54,7 +73,9 @@ def test_a_rollout_still_in_progress_fails():
 def test_a_failed_rollout_a_missing_service_and_api_failures_all_fail():
     described = {
         "services": [service("api", deployment("PRIMARY", NEW, "FAILED", "circuit breaker"))],
-        "failures": [{"arn": "arn:aws:ecs:eu-west-1:123456789012:service/ghost-engine-prod/flower", "reason": "MISSING"}],
+        "failures": [
+            {"arn": "arn:aws:ecs:eu-west-1:123456789012:service/ghost-engine-prod/flower", "reason": "MISSING"}
+        ],
     }
     problems = gates.rollout_problems(described, {"api": NEW, "worker": WORKER})
     assert len(problems) == 3
@@ -63,9 +84,13 @@ def test_a_failed_rollout_a_missing_service_and_api_failures_all_fail():
 
 
 def scan(status: str = "COMPLETE", **counts: int) -> dict:
-    findings = [{"name": f"CVE-2026-{n}", "severity": severity} for severity, count in counts.items() for n in range(count)]
-    return {"imageScanStatus": {"status": status, "description": "The scan was completed successfully."},
-            "imageScanFindings": {"findingSeverityCounts": counts, "findings": findings}}
+    findings = [
+        {"name": f"CVE-2026-{n}", "severity": severity} for severity, count in counts.items() for n in range(count)
+    ]
+    return {
+        "imageScanStatus": {"status": status, "description": "The scan was completed successfully."},
+        "imageScanFindings": {"findingSeverityCounts": counts, "findings": findings},
+    }
 
 
 def test_high_findings_pass_and_critical_ones_stop_the_deploy():
@@ -80,7 +105,9 @@ def test_a_scan_that_did_not_complete_stops_the_deploy(status):
 
 
 def test_the_command_line_exits_non_zero_with_a_github_error_line(tmp_path, capsys):
-    (tmp_path / "services.json").write_text(json.dumps({"services": [service("api", deployment("PRIMARY", OLD, "COMPLETED"))]}))
+    (tmp_path / "services.json").write_text(
+        json.dumps({"services": [service("api", deployment("PRIMARY", OLD, "COMPLETED"))]})
+    )
     (tmp_path / "expected.json").write_text(json.dumps({"api": NEW}))
     assert gates.main(["rollout", str(tmp_path / "services.json"), str(tmp_path / "expected.json")]) == 1
     assert capsys.readouterr().err.startswith("::error::api: rolled back")

@@ -29,8 +29,13 @@ def failed_at_connect_doors(services) -> str:
 
 def test_retry_requeues_from_the_first_incomplete_step_as_a_new_attempt(services, failed_at_connect_doors):
     sent = []
-    job = retry_job(services.jobs, failed_at_connect_doors, reason="drill over", by="test",
-                    enqueue=lambda job_id, request_id, **kw: sent.append((job_id, kw)))
+    job = retry_job(
+        services.jobs,
+        failed_at_connect_doors,
+        reason="drill over",
+        by="test",
+        enqueue=lambda job_id, request_id, **kw: sent.append((job_id, kw)),
+    )
 
     assert job.state is JobState.QUEUED and job.attempt == 2 and job.error is None
     assert job.attempts[-1]["fromStep"] == "connect_doors" and job.attempts[-1]["by"] == "test"
@@ -44,16 +49,25 @@ def test_the_new_attempt_finishes_without_recomputing_completed_steps(services, 
     monkeypatch.setattr(pipeline, "run_step", lambda name, data: computed.append(name) or real(name, data))
 
     for step in pipeline.STEPS[2:]:
-        assert run_step(services, failed_at_connect_doors, step, attempt=2).next is Next.CONTINUE or step == "render_minimap"
+        assert (
+            run_step(services, failed_at_connect_doors, step, attempt=2).next is Next.CONTINUE
+            or step == "render_minimap"
+        )
 
     job = services.jobs.get(failed_at_connect_doors)
     assert job.state is JobState.DONE
     assert computed == list(pipeline.STEPS[2:])  # the fault drill acts in the first attempt only
     ids = [step.step_id for step in job.steps]
     jid = failed_at_connect_doors
-    assert ids == [f"{jid}:parse_prompt", f"{jid}:layout_rooms", f"{jid}:connect_doors",
-                   f"{jid}:connect_doors#2", f"{jid}:populate#2", f"{jid}:validate_level#2",
-                   f"{jid}:render_minimap#2"]
+    assert ids == [
+        f"{jid}:parse_prompt",
+        f"{jid}:layout_rooms",
+        f"{jid}:connect_doors",
+        f"{jid}:connect_doors#2",
+        f"{jid}:populate#2",
+        f"{jid}:validate_level#2",
+        f"{jid}:render_minimap#2",
+    ]
     assert [s.status.value for s in job.steps] == ["ok", "ok", "error", "ok", "ok", "ok", "ok"]
     assert job.progress == 1.0
 

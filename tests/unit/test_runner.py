@@ -9,11 +9,10 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 import pipeline
+from pipeline.picture import render_png
 from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
 from storage.model import JobError, JobState, StepEvent, StepStatus, step_id
-from tasks import runner
-from pipeline.picture import render_png
-from tasks import artifacts
+from tasks import artifacts, runner
 from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks.dispatch import submit_job
 from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
@@ -127,9 +126,13 @@ def test_a_skipped_artifact_is_left_out_and_said_in_the_summary(services, new_jo
         raise artifacts.ArtifactSkipped("the node builder is not installed")
 
     png = next(a for a in artifacts.ARTIFACTS if a.name == MINIMAP_PNG)
-    monkeypatch.setattr(artifacts, "ARTIFACTS", tuple(
-        artifacts.Artifact(a.name, a.content_type, a.field, skip) if a is png else a for a in artifacts.ARTIFACTS
-    ))
+    monkeypatch.setattr(
+        artifacts,
+        "ARTIFACTS",
+        tuple(
+            artifacts.Artifact(a.name, a.content_type, a.field, skip) if a is png else a for a in artifacts.ARTIFACTS
+        ),
+    )
     job_id = new_job()
     run_all(services, job_id)
     job = services.jobs.get(job_id)
@@ -205,7 +208,11 @@ def test_last_step_after_done_stops_and_changes_nothing(services, new_job, pipel
     """The last step redelivered after the job is done: STOP, and neither the job nor the artifacts change."""
     job_id = new_job()
     run_all(services, job_id)
-    job_before, puts_before, calls_before = services.jobs.get(job_id), list(services.artifacts.puts), len(pipeline_calls)
+    job_before, puts_before, calls_before = (
+        services.jobs.get(job_id),
+        list(services.artifacts.puts),
+        len(pipeline_calls),
+    )
     assert run_step(services, job_id, LAST) == StepRun(Next.STOP, "terminal")
     assert services.jobs.get(job_id) == job_before
     assert services.artifacts.puts == puts_before
@@ -473,9 +480,7 @@ def test_job_error_project_subclass_code():
     assert job_error("populate", JobNotFound("no job")).code == "JOB_NOT_FOUND"
 
 
-def test_a_step_leased_to_another_run_is_not_computed_but_retried_after_the_lease(
-    services, new_job, pipeline_calls
-):
+def test_a_step_leased_to_another_run_is_not_computed_but_retried_after_the_lease(services, new_job, pipeline_calls):
     """A redelivery while another run holds the step's lease must not compute it side by side."""
     job_id = new_job()
     first = pipeline.STEPS[0]

@@ -208,7 +208,10 @@ def test_no_dummy_credentials_away_from_a_local_emulator(environ):
 
 def test_no_dummy_credentials_outside_env_local():
     names = {
-        "JOBS_TABLE_NAME": "t", "ARTIFACTS_BUCKET": "b", "QUEUE_NAME": "q", "DEAD_LETTER_QUEUE_NAME": "d",
+        "JOBS_TABLE_NAME": "t",
+        "ARTIFACTS_BUCKET": "b",
+        "QUEUE_NAME": "q",
+        "DEAD_LETTER_QUEUE_NAME": "d",
     }
     settings = Settings.from_env({"ENV": "prod", "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", **names})
     assert settings.aws_credentials is None

@@ -18,9 +18,7 @@ def test_transport_declares_the_fanout_it_implements_over_sns():
 
 def test_control_prefix_defaults_per_env_and_fits_the_longest_env():
     assert Settings.from_env({}).control_prefix == "ghost-local-ctl-"
-    names = {
-        name: "x" for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME")
-    }
+    names = {name: "x" for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME")}
     # 12 characters is the longest env Terraform accepts (variables.tf).
     assert len(Settings.from_env({"ENV": "abcdefghijkl", **names}).control_prefix) <= 24
 
@@ -53,7 +51,8 @@ def test_celery_runs_events_and_remote_control_on_the_fanout_transport(monkeypat
         assert options["control_prefix"] == "ghost-local-ctl-"
         assert "predefined_queues" not in options  # it would forbid the per-process control queues
         assert options["predefined_exchanges"] == {
-            "celeryev": {"arn": "arn:events"}, "celery.pidbox": {"arn": "arn:control"},
+            "celeryev": {"arn": "arn:events"},
+            "celery.pidbox": {"arn": "arn:control"},
         }
         assert config.worker_enable_remote_control
         # Task events start off; Flower turns them on while it watches (tasks/celery_app.py).
@@ -78,7 +77,9 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
     config = importlib.reload(celeryconfig)
     try:
         connection = Connection(
-            "sqs://test:test@127.0.0.1:9", transport=sqs_fanout.Transport, transport_options=config.broker_transport_options
+            "sqs://test:test@127.0.0.1:9",
+            transport=sqs_fanout.Transport,
+            transport_options=config.broker_transport_options,
         )
         channel = connection.default_channel
         ours = aws_client(Settings.from_env(), "sqs").meta.config

@@ -118,8 +118,9 @@ def _unreachable_room(scene):
     for door in scene["doors"]:
         for end in (door["a"], door["b"]):
             counts[end] = counts.get(end, 0) + 1
-    scene["doors"] = [d for d in scene["doors"] if not (counts[d["b"]] == 1 and d["b"] != scene["graph"]["start"]
-                                                       and not d["lock"])][:]
+    scene["doors"] = [
+        d for d in scene["doors"] if not (counts[d["b"]] == 1 and d["b"] != scene["graph"]["start"] and not d["lock"])
+    ][:]
 
 
 def _unsorted_cells(scene):
