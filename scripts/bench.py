@@ -250,7 +250,7 @@ def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=bench.stack.settings.region,
         aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy credentials
     )
     return dynamo_item_bytes(client.get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"])
 
@@ -283,7 +283,7 @@ def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
     write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
     hop = a["sqs delivery"] + a["sqs send"] + a["sqs delete"] + write  # receive, send, delete, claim
     now = before = write + a["sqs send"]  # the API's put and first send
-    for index, step in enumerate(steps[:-1]):
+    for index in range(len(steps) - 1):
         reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
         now += hop + (max(write, put) if writes else write)
         before += hop + write + (get if reads else 0) + (put if writes else 0)

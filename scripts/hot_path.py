@@ -21,6 +21,7 @@ hundred bytes) — and S3 a PUT or a GET per request.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -75,7 +76,7 @@ def critical_paths(served: Iterable[AwsRequest], names: StackNames, steps: Seque
     for first in range(0, len(delivered), len(steps)):
         job = delivered[first : first + len(steps)]
         paths = []
-        for index, (this, after) in enumerate(zip(job, job[1:])):
+        for index, (this, after) in enumerate(itertools.pairwise(job)):
             window = [
                 r
                 for r in others

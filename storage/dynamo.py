@@ -137,7 +137,7 @@ class DynamoJobStore:
         # was applied but answered with an error) or an earlier try of the same message took it
         # (that try ended with an error after its claim applied): model.lease_owner.
         own = "leases.#lease.#owner = :owner"
-        values: dict[str, dict] = {}
+        values: dict[str, dict[str, Any]] = {}
         prefixes = earlier_tries_prefix(owner)
         if prefixes is not None:
             own += " OR (begins_with(leases.#lease.#owner, :message) AND leases.#lease.#owner < :this_try)"
@@ -194,12 +194,13 @@ class DynamoJobStore:
         # step's record also marks the job done, and a step's error fails it, in
         # that same write, so no crash can fall between the record and the state.
         names = {"#state": "state", "#lease": event.step_id}
-        values = {
+        now = utc_now()
+        values: dict[str, dict[str, Any]] = {
             ":sid": {"SS": [event.step_id]},
             ":sid_str": {"S": event.step_id},
             ":step": {"L": [_to_attr(event.to_dict())]},
             ":empty": {"L": []},
-            ":now": {"S": utc_now()},
+            ":now": {"S": now},
             ":running": {"S": JobState.RUNNING.value},
             ":queued": {"S": JobState.QUEUED.value},
         }
@@ -241,7 +242,7 @@ class DynamoJobStore:
             # (its updatedAt, to the millisecond): a retry of this write, which was applied but
             # answered with an error. An equal event posted twice is still a duplicate.
             recorded = next((s for s in old.get("steps", []) if s.get("stepId") == event.step_id), None)
-            mine = recorded == _written(event.to_dict()) and old.get("updatedAt") == values[":now"]["S"]
+            mine = recorded == _written(event.to_dict()) and old.get("updatedAt") == now
             return RecordOutcome.RECORDED if mine else RecordOutcome.DUPLICATE
         return RecordOutcome.TERMINAL
 

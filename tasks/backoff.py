@@ -20,7 +20,7 @@ def ceiling(attempt: int, base: float, cap: float) -> float:
 def wait(attempt: int, base: float, cap: float) -> float:
     """Seconds to wait after failure number ``attempt`` in a row: between half the ceiling and all of it."""
     top = ceiling(attempt, base, cap)
-    return random.uniform(top / 2, top)
+    return random.uniform(top / 2, top)  # noqa: S311 - jitter, not a secret
 
 
 def least_total(attempts: int, base: float, cap: float) -> float:

@@ -166,7 +166,7 @@ class Channel(SQS.Channel):
         pass  # keep the reply queue for the next call; deleted at exit
 
     def _delete_message(self, queue_name, message):
-        if not self.hub:
+        if not self.hub:  # type: ignore[attr-defined]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
             self.sqs(queue=queue_name).delete_message(
                 QueueUrl=self._new_queue(queue_name), ReceiptHandle=message["ReceiptHandle"]
             )
@@ -222,13 +222,13 @@ class Channel(SQS.Channel):
         if self.connection is None:
             return  # closed: the worker is stopping
         try:
-            return super()._schedule_queue(queue)
+            return super()._schedule_queue(queue)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
         except Exception as exc:  # noqa: BLE001 - raised into the hub, it would end this queue's polling
             sqs_faults.receive_failed(self, queue, exc)
 
     def _loop1(self, queue, messages_fetched=None):
         if self.connection is not None:
-            super()._loop1(queue, messages_fetched)
+            super()._loop1(queue, messages_fetched)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _get_async(self, queue, count=1, callback=None):
         callback = ensure_promise(callback)
@@ -243,7 +243,7 @@ class Channel(SQS.Channel):
             callback(received)
 
         answer = promise(ready, on_error=promise(sqs_faults.receive_failed, (self, queue)))
-        return self._get_from_sqs(
+        return self._get_from_sqs(  # type: ignore[attr-defined]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
             queue_name=qname, queue_url=q_url, count=count, connection=self.asynsqs(queue=qname), callback=answer
         )
 

@@ -45,15 +45,15 @@ class FaultTolerantAsyncSQS(AsyncSQSConnection):
 
     def _on_list_ready(self, parent, markers, operation, response):
         self._raise_unless_ok(operation, response)
-        return super()._on_list_ready(parent, markers, operation, response)
+        return super()._on_list_ready(parent, markers, operation, response)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _on_obj_ready(self, parent, operation, response):
         self._raise_unless_ok(operation, response)
-        return super()._on_obj_ready(parent, operation, response)
+        return super()._on_obj_ready(parent, operation, response)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _on_status_ready(self, parent, operation, response):
         self._raise_unless_ok(operation, response)
-        return super()._on_status_ready(parent, operation, response)
+        return super()._on_status_ready(parent, operation, response)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
 
     def _raise_unless_ok(self, operation: str, response) -> None:
         if response.status == self.STATUS_CODE_OK:
@@ -81,7 +81,7 @@ def long_poll_client(channel):
             region=channel.region,
             access_key_id=channel.conninfo.userid,
             secret_access_key=channel.conninfo.password,
-            config=SQS.Config(read_timeout=read_timeout),  # botocore's Config, as kombu imports it
+            config=SQS.Config(read_timeout=read_timeout),  # type: ignore[attr-defined]  # botocore's Config, as kombu imports it (its stubs omit it)
         )
     return client
 

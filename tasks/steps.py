@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any, cast
 
 from celery import Task
 from celery.canvas import signature
@@ -87,10 +88,12 @@ class StepTask(Task):
 def hand_on(task: Task, handover: dict | None = None) -> None:
     """Send the chain's next step, with this step's ``handover`` (its checkpoint, when small enough
     for a message: tasks/checkpoints.py); if it cannot be sent, reject this message for redelivery."""
-    chain = task.request.chain
+    # The rest of the chain, last step first, as signature dicts (celery's stubs call it a str).
+    chain = cast("list[dict[str, Any]]", task.request.chain)
     if not chain:
         return
-    following, options = chain[-1], {}
+    following = chain[-1]
+    options: dict[str, Any] = {}
     if handover is not None:
         kwargs = {**(following.get("kwargs") or {}), "handover": handover}
         following = {**following, "kwargs": kwargs}
@@ -156,7 +159,9 @@ def _make_step_task(step: str) -> StepTask:
             # Transient (throttled, unreachable): run again later, as a new message; after
             # max_retries the error reaches on_failure and fails the job. The waits add up to
             # a known least time (tasks/backoff.py; the sums are in docs/reliability.md).
-            wait = backoff.wait(self.request.retries + 1, self.retry_backoff, self.retry_backoff_max)
+            # retry_backoff(_max) come from step_retry_policy (celeryconfig.py) through app.task's options.
+            base, cap = self.retry_backoff, self.retry_backoff_max  # type: ignore[attr-defined]  # set by app.task(**policy); not in celery's stubs
+            wait = backoff.wait(self.request.retries + 1, base, cap)
             raise self.retry(exc=exc, countdown=wait) from exc
         if result.next is Next.RETRY:
             # A new message with the same chain; this one is acked.

@@ -2,8 +2,9 @@
 
 Its pages read jobs through the same store calls and presenters as the JSON endpoints, and its
 script calls only the public endpoints (POST /generate-scene, GET /status, the operator retry and
-cancel) besides re-reading its own pages. Every console response carries a strict Content-Security-Policy: no inline script or
-style anywhere, so a job's prompt can never run as code even if escaping were ever missed.
+cancel) besides re-reading its own pages. Every console response carries a strict
+Content-Security-Policy: no inline script or style anywhere, so a job's prompt can never run as
+code even if escaping were ever missed.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ grid cells (the SVG's viewBox is the grid), so nothing here knows about pixels.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ def build_level(scene: dict) -> Level:
     """The explorer's shapes from a scene/1 graph."""
     entities = [_entity(raw) for raw in scene.get("entities", [])]
     by_room: dict[str, list[Entity]] = {}
-    for raw, entity in zip(scene.get("entities", []), entities):
+    for raw, entity in zip(scene.get("entities", []), entities, strict=True):
         by_room.setdefault(str(raw["room"]), []).append(entity)
     graph = scene.get("graph") or {}
     path = [str(room) for room in graph.get("criticalPath", [])]
@@ -209,7 +210,7 @@ def critical_path(scene: dict, entities: list[Entity], by_room: dict[str, list[E
                 steps.append(f"Pick up the {entity.label} in {room}.")
 
     pick_keys(path[0])
-    for a, b in zip(path, path[1:]):
+    for a, b in itertools.pairwise(path):
         door = doors.get(frozenset((a, b)))
         if door is not None:
             points.append((door["at"][0] + 0.5, door["at"][1] + 0.5))

@@ -63,7 +63,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack) -> LiveStack:
+def stack(make_stack) -> LiveStack:  # noqa: F811 - the imported fixture, requested by name
     """An API with fault drills and a known operator token; its worker is started by `worker`."""
     return make_stack({"FAULT_DRILLS": "1", "INTERNAL_TOKEN": TOKEN}, worker=False)
 

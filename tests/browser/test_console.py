@@ -200,6 +200,7 @@ def test_the_level_explorer_draws_the_scene_graph(page, worker, stack, tmp_path)
         zip(
             page.locator(".files [data-file]").evaluate_all("els => els.map(e => e.dataset.file)"),
             page.locator(".files td.size").all_inner_texts(),
+            strict=True,
         )
     )
     assert {"sceneGraph.json", "asciiMinimap.txt", "minimap.png"} <= set(files)

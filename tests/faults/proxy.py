@@ -24,6 +24,7 @@ faults the next requests of one operation, for tests of one write.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
@@ -299,16 +300,12 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _reset(self) -> None:
             """Reset the client's connection (RST, not FIN), as a dropped load balancer would."""
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.connection.close()
-            except OSError:
-                pass
 
         def finish(self) -> None:
-            try:
+            with contextlib.suppress(OSError):
                 super().finish()
-            except OSError:
-                pass
 
     return Handler

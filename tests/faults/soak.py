@@ -112,9 +112,10 @@ def main() -> int:
                 next_report += 60
                 with done_lock:
                     window = [lat for when, lat in finished if next_report - 120 <= when < next_report - 60]
-                jobs = f"{len(window):>9}  {statistics.median(window) if window else float('nan'):5.2f}  {percentile(window, 0.99):5.2f}"
+                p50 = statistics.median(window) if window else float("nan")
+                jobs = f"{len(window):>9}  {p50:5.2f}  {percentile(window, 0.99):5.2f}"
                 for name, pids in processes(leaders).items():
-                    rss, fds = map(sum, zip(*(rss_and_fds(pid) for pid in pids)))
+                    rss, fds = map(sum, zip(*(rss_and_fds(pid) for pid in pids), strict=True))
                     last[name] = (rss, fds)
                     if minute == WARM_UP_MINUTES + 1:
                         first_after_warm_up[name] = (rss, fds)
@@ -124,8 +125,9 @@ def main() -> int:
     finally:
         proxy.clear()
         latencies = [lat for _, lat in finished]
+        p50 = statistics.median(latencies) if latencies else float("nan")
         print(
-            f"\njobs: {len(subs)} submitted, {len(finished)} ended; latency p50 {statistics.median(latencies) if latencies else float('nan'):.2f} s,"
+            f"\njobs: {len(subs)} submitted, {len(finished)} ended; latency p50 {p50:.2f} s,"
             f" p99 {percentile(latencies, 0.99):.2f} s; API answers {dict(sorted(answers.codes.items()))};"
             f" answers a client must never see: {len(answers.bad)}\nfaults injected:\n{proxy.report()}",
             flush=True,

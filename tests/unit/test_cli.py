@@ -132,7 +132,7 @@ def test_exit_codes_0_ok_1_job_failed_2_usage_3_refused(run, client, services):
     assert run("retry", job_id, token="wrong")[0] == 3  # 401
     bad_id = run("status", "00000000-0000-0000-0000-000000000000")
     assert bad_id[0] == 3 and "version-4 UUID" in bad_id[2]
-    for code, _, stderr in (unknown, refused, again, bad_id):
+    for _, _, stderr in (unknown, refused, again, bad_id):
         assert len(stderr.strip().splitlines()) == 1, stderr
 
 

@@ -250,7 +250,8 @@ def test_a_failed_async_delete_of_a_no_ack_message_is_logged_not_raised(kind, hu
 
 @pytest.mark.parametrize("kind", [OURS, STOCK])
 def test_a_failed_ack_is_logged_once_and_releases_its_slot(kind, hub):
-    """kombu re-raises a connection error (Celery logs it CRITICAL, with a traceback), or drops a ClientError silently."""
+    """kombu re-raises a connection error (Celery logs it CRITICAL, with a traceback), or drops a
+    ClientError silently."""
     channel = make_channel(kind, hub)
     channel._sqs = client = FakeSQS(fail=EndpointConnectionError(endpoint_url=URL))
     channel._predefined_queue_clients[QUEUE] = client  # the client kombu's own channel asks for
