@@ -6,6 +6,7 @@ figures (jobs, faults by service and kind, latency p50/p99); docs/reliability.md
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -18,6 +19,11 @@ pytestmark = pytest.mark.integration
 
 # Every service faulted, SQS too (the worker survives its faults: tasks/sqs_fanout.py).
 SERVICES = ("dynamodb", "s3", "sqs", "sns")
+# Under `make test COVERAGE=1` (what CI runs) every line the workers run is traced, which makes a
+# step about three times slower (README, "Coverage"). The step limit, the load's deadline and the
+# promptness bound stretch by as much there; plain `make test` holds every job to 60 s.
+SLOWDOWN = 3 if os.environ.get("COVERAGE_RUN") else 1
+PROMPT_SECONDS = 60 * SLOWDOWN
 
 
 def start(make_faulted_stack, *, workers: int = 1, concurrency: int = 2, step_limit: int = 10):
@@ -28,6 +34,7 @@ def start(make_faulted_stack, *, workers: int = 1, concurrency: int = 2, step_li
     not for production's 300 s (docs/reliability.md, Faults). The step's limit is still longer
     than a step takes when its few AWS calls meet faults and are retried (about 6 s a call at worst).
     """
+    step_limit *= SLOWDOWN
     stack = make_faulted_stack(
         {"STEP_TIME_LIMIT_SECONDS": str(step_limit), "VISIBILITY_TIMEOUT_SECONDS": str(step_limit + 5)}
     )
@@ -61,13 +68,13 @@ def test_ten_percent_of_requests_faulted_every_job_done_once_within_60_s(make_fa
     subs = new_submissions(16, tag="ten-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()
-    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150, spread=6)
+    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150 * SLOWDOWN, spread=6)
     proxy.clear()
     figures = report("10 % mixed faults", subs, answers, proxy, started)
     assert_all_well(stack, emulator, subs, answers)
     assert sum(proxy.faults.values()) > 20, "the proxy faulted too little to show anything"
-    assert all(sub.latency <= 60 for sub in subs), [round(sub.latency, 1) for sub in subs]
-    assert figures["max"] <= 60
+    assert all(sub.latency <= PROMPT_SECONDS for sub in subs), [round(sub.latency, 1) for sub in subs]
+    assert figures["max"] <= PROMPT_SECONDS
 
 
 def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
@@ -91,14 +98,18 @@ def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing
     outages_thread = threading.Thread(target=outages, daemon=True)
     outages_thread.start()
     faults_end = started + len(SERVICES) * outage
-    answers = run_load(stack.api_url, subs, threads=5, deadline=faults_end + 90, spread=faults_end - started - 5)
+    answers = run_load(
+        stack.api_url, subs, threads=5, deadline=faults_end + 90 * SLOWDOWN, spread=faults_end - started - 5
+    )
     stop.set()
     outages_thread.join()
     proxy.clear()
     report(f"20 % faults and a {outage} s outage of each of {', '.join(SERVICES)}", subs, answers, proxy, started)
     assert_all_well(stack, emulator, subs, answers)
-    late = [round(sub.done - faults_end, 1) for sub in subs if sub.done - max(faults_end, sub.submitted) > 60]
-    assert not late, f"done more than 60 s after the faults ended: {late}"
+    late = [
+        round(sub.done - faults_end, 1) for sub in subs if sub.done - max(faults_end, sub.submitted) > PROMPT_SECONDS
+    ]
+    assert not late, f"done more than {PROMPT_SECONDS} s after the faults ended: {late}"
 
 
 def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
@@ -120,12 +131,12 @@ def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothin
 
     killing = threading.Thread(target=killer, daemon=True)
     killing.start()
-    answers = run_load(stack.api_url, subs, threads=4, deadline=started + 150, spread=10)
+    answers = run_load(stack.api_url, subs, threads=4, deadline=started + 150 * SLOWDOWN, spread=10)
     stop.set()
     killing.join()
     proxy.clear()
     report(f"10 % faults, {len(kills)} workers SIGKILLed", subs, answers, proxy, started)
     assert kills, "no worker was killed"
     assert_all_well(stack, emulator, subs, answers)
-    slow = [round(sub.latency, 1) for sub in subs if sub.latency > 60]
-    assert not slow, f"jobs done more than 60 s after submission: {slow}"
+    slow = [round(sub.latency, 1) for sub in subs if sub.latency > PROMPT_SECONDS]
+    assert not slow, f"jobs done more than {PROMPT_SECONDS} s after submission: {slow}"
