@@ -98,12 +98,16 @@ class DynamoArtifactStore:
         with translated("dynamodb", "DescribeTable"):
             self._client.describe_table(TableName=self._table)
 
-    def _item(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
-        if len(body) > self._max_bytes:
+    def admit(self, key: str, size: int) -> None:
+        """ArtifactTooLarge for a blob over ``max_bytes``, which no item may hold."""
+        if size > self._max_bytes:
             raise ArtifactTooLarge(
-                f"{key} is {len(body)} bytes, over the {self._max_bytes}-byte inline limit",
-                details={"key": key, "bytes": len(body), "limit": self._max_bytes},
+                f"{key} is {size} bytes, over the {self._max_bytes}-byte inline limit",
+                details={"key": key, "bytes": size, "limit": self._max_bytes},
             )
+
+    def _item(self, key: str, body: bytes, content_type: str) -> dict[str, Any]:
+        self.admit(key, len(body))
         job_id = job_of_artifact(key)
         return {
             **storage_key(key),

@@ -87,6 +87,9 @@ class ArtifactStore(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Store ``body`` under ``key`` (overwriting: the same step writes the same bytes)."""
 
+    def admit(self, key: str, size: int) -> None:
+        """ArtifactTooLarge if a blob of ``size`` bytes could not be put under ``key``; no request."""
+
     def get(self, key: str) -> bytes:
         """The bytes under ``key``, or ArtifactNotFound."""
 

@@ -332,6 +332,10 @@ class _Upload:
     def __init__(self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool):
         self._services, self._job_id, self._step, self._stored = services, job_id, step, stored
         self._body = encode_checkpoint(step, output)
+        if not stored:
+            # Before the record it runs beside: a checkpoint no store could take fails its own
+            # step (demo mode's inline limit), not the step after it.
+            services.artifacts.admit(checkpoint_key(job_id, step), len(self._body))
         self.handover = handover(step, self._body)  # None when too big for a message
         self._future: Future | None = None
 

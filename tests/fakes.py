@@ -212,6 +212,9 @@ class FakeArtifactStore:
         self.blobs[key] = body
         self.content_types[key] = content_type
 
+    def admit(self, key: str, size: int) -> None:
+        pass  # no limit of its own
+
     def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
         if key in self.blobs:
             return False
