@@ -129,6 +129,25 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
     ctx.obj = ApiClient(api, token)
 
 
+def wait_options(command):
+    """--wait, --out and --timeout, shared by submit and retry."""
+    for option in reversed(
+        (
+            click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends."),
+            click.option(
+                "--out",
+                "out_dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="With --wait: save the artifacts into this directory.",
+            ),
+            click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job."),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("prompt")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Chosen at random when absent.")
@@ -139,15 +158,7 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
     default=None,
     help="Rooms to build (corridors not counted); default: the prompt and style decide.",
 )
-@click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="With --wait: save the artifacts into this directory.",
-)
-@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
+@wait_options
 @click.pass_obj
 def submit(
     client: ApiClient,
@@ -201,15 +212,7 @@ def jobs(client: ApiClient, state: str | None, limit: int) -> None:
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends, as submit --wait.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="With --wait: save the artifacts into this directory.",
-)
-@click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job.")
+@wait_options
 @click.option("--reason", default=None, help="Why: recorded with the retry.")
 @click.pass_obj
 def retry(client: ApiClient, job_id: str, wait: bool, out_dir: Path | None, timeout: float, reason: str | None) -> None:
