@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,14 +11,9 @@ import pytest
 
 from local_stack import Stack, StackConfig
 from tests.faults.proxy import FaultProxy
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_emulator_behind_proxy(log_dir: Path, *, seed: int = 13) -> tuple[Stack, FaultProxy]:
