@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,15 @@ from storage.settings import Settings  # noqa: E402
 from tasks import liveness  # noqa: E402
 
 HOST = "127.0.0.1"
+# How `make test COVERAGE=1` reaches the processes the tests start (coverage's subprocess patch):
+# a child whose environment lacks them runs without the tracer.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+def untraced(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without coverage's variables: a child started with it runs at full speed."""
+    return {key: value for key, value in env.items() if key not in COVERAGE_VARIABLES}
+
 
 # Settings of the stack's own that an operator's commands must share, when set (README, "Settings").
 _PASSED_ON = (
@@ -136,6 +146,9 @@ class Stack:
     workers: dict[str, WorkerSpec] = field(default_factory=dict)  # how each worker was started
     keep_state: bool = False  # the emulator loads config.state_file at start and saves it at stop
     jobs_at_start: int = 0  # jobs in the table once provisioned: those of earlier runs, when kept
+    # Under `make test COVERAGE=1`, whether the worker, API and Flower run under the tracer. A test
+    # that measures load, not lines, turns it off: the tracer triples the generator's cost.
+    measured: bool = True
 
     def __post_init__(self) -> None:
         endpoint = f"http://{HOST}:{self.config.emulator_port}"
@@ -196,6 +209,9 @@ class Stack:
             log_dir=log_dir,
             # Where moto's request recorder writes, when started (scripts/aws_requests.py).
             env={"MOTO_RECORDER_FILEPATH": str(log_dir / "emulator-recording.jsonl")},
+            # moto holds none of ghost-engine's code: under coverage, the tracer would only slow
+            # down what every integration test waits on.
+            measured=False,
         )
         wait_http(f"{self.emulator_url}/moto-api/", 30, proc)
         self.provision()
@@ -379,8 +395,17 @@ class Stack:
         return ["export " + " ".join(f"{key}={shlex.quote(value)}" for key, value in line.items()) for line in lines]
 
     def _spawn(
-        self, name: str, argv: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        log_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        measured: bool | None = None,
     ) -> subprocess.Popen:
+        child_env = {**self.env, **(env or {})}
+        if not (self.measured if measured is None else measured):
+            child_env = untraced(child_env)
         out = None
         log_dir = log_dir or self.log_dir
         if log_dir is not None:
@@ -390,7 +415,7 @@ class Stack:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**self.env, **(env or {})},
+            env=child_env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,

@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local_stack import wait_http
+from local_stack import untraced, wait_http
 from tests.deploy.conftest import report, scratch_copy
 from tests.deploy.monitoring_contract import alarm_references, dashboard_references, unknown_references
 from tests.deploy.terraform_cli import ROOT, SOURCE, Terraform, render_override
@@ -105,7 +105,7 @@ class Applied:
 
 
 def _start_emulator(port: int, log: Path, recording: Path) -> subprocess.Popen:
-    env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)}
+    env = {**untraced(os.environ), "MOTO_RECORDER_FILEPATH": str(recording)}
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("emulator_shim.py")), "--port", str(port)],
         stdout=log.open("ab"),
@@ -152,6 +152,7 @@ def applied(terraform_tools, tmp_path_factory) -> Iterator[Applied]:
         (terraform.workdir / "deploy-check.auto.tfvars.json").write_text(json.dumps(variables))
         terraform.check("init", "-input=false")
         out, elapsed = terraform.check("apply", "-auto-approve", "-input=false", "-no-color", PARALLELISM, timeout=900)
+        (base / "apply.log").write_text(out)  # which resource took how long: "Creation complete after"
         added = re.search(r"Apply complete! Resources: (\d+) added", out)
         assert added, out[-3000:]
         report(f"terraform apply on the emulator: {added[1]} resources in {elapsed:.0f} s")

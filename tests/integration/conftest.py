@@ -58,7 +58,7 @@ def emulator(logs_dir) -> Iterator[Stack]:
 class LiveStack:
     """A worker and an API on the shared emulator, with their own table, bucket and queue."""
 
-    def __init__(self, emulator: Stack, logs_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, emulator: Stack, logs_dir: Path, env: dict[str, str], *, measured: bool = True) -> None:
         suffix = uuid.uuid4().hex[:8]
         names = {
             "JOBS_TABLE_NAME": f"jobs-{suffix}",
@@ -76,6 +76,7 @@ class LiveStack:
             # (test_outage.py runs with the production value and proves the fast 503s).
             extra_env={**names, "SQS_WAIT_TIME_SECONDS": "1", "AWS_TIMEOUT_SECONDS": "5", **env},
             log_dir=self.log_dir,
+            measured=measured,
         )
         self.stack.provision()
         self.services: Services = build_services(self.stack.settings)
@@ -159,13 +160,18 @@ class LiveStack:
 def make_stack(emulator, logs_dir) -> Iterator[Callable[..., LiveStack]]:
     """Build LiveStacks, stopped when the test module ends; env overrides settings for that stack only.
 
+    ``measured=False`` runs the stack's worker and API without coverage's tracer under `make test
+    COVERAGE=1`: for a test about load, whose lines the other tests cover.
+
     Per module, not per session: an idle stack still polls the shared emulator (its worker's long
     polls, heartbeats, sweeps), and a dozen of them left running slow every later test down.
     """
     made: list[LiveStack] = []
 
-    def make(env: dict[str, str] | None = None, *, worker: bool = True, api: bool = True) -> LiveStack:
-        live = LiveStack(emulator, logs_dir, env or {})
+    def make(
+        env: dict[str, str] | None = None, *, worker: bool = True, api: bool = True, measured: bool = True
+    ) -> LiveStack:
+        live = LiveStack(emulator, logs_dir, env or {}, measured=measured)
         made.append(live)
         if worker:
             live.start_worker()
