@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import report as run_report
 from tests.deploy.terraform_cli import (
     SOURCE,
     Terraform,
@@ -22,20 +23,10 @@ from tests.deploy.terraform_cli import (
 
 pytestmark = pytest.mark.deploy
 
-REPORT: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter):
-    """Print what the deploy check did (or why it could not)."""
-    if REPORT:
-        terminalreporter.section("deploy-check")
-        for line in REPORT:
-            terminalreporter.write_line(line)
-
 
 def report(line: str) -> None:
-    """Add a line to the deploy-check report."""
-    REPORT.append(f"deploy-check: {line}")
+    """Add a line to the deploy-check report, printed at the end of the run (tests/report.py)."""
+    run_report.add(f"deploy-check: {line}")
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +34,12 @@ def terraform_tools(tmp_path_factory) -> tuple[str, Path]:
     """The terraform binary and a CLI configuration for the provider mirror; skip, saying which is missing."""
     binary = find_terraform()
     if binary is None:
-        REPORT.append("SKIPPED: terraform not found (set TERRAFORM_BIN or put terraform on PATH)")
+        report("SKIPPED: terraform not found (set TERRAFORM_BIN or put terraform on PATH)")
         pytest.skip("SKIPPED: terraform not found")
     version = locked_provider_version()
     mirror = find_mirror(version)
     if mirror is None:
-        REPORT.append(f"SKIPPED: hashicorp/aws {version} provider mirror not found (set TF_PROVIDER_MIRROR)")
+        report(f"SKIPPED: hashicorp/aws {version} provider mirror not found (set TF_PROVIDER_MIRROR)")
         pytest.skip(f"SKIPPED: provider mirror for hashicorp/aws {version} not found")
     config = tmp_path_factory.mktemp("terraform-cli") / "offline.tfrc"
     config.write_text(cli_config(mirror))

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-pytestmark = pytest.mark.e2e
+# Serial: one case runs the stack on the default ports, as the README does.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"EMULATOR_PORT": 4566, "API_PORT": 8000, "FLOWER_PORT": 5555}

@@ -15,7 +15,8 @@ import pytest
 
 from tests.faults.load import check_outcome, direct_services, latency_figures, new_submissions, run_load
 
-pytestmark = pytest.mark.integration
+# Serial: every job must be done within 60 s, which holds on a machine not also running other tests.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 # Every service faulted, SQS too (the worker survives its faults: tasks/sqs_fanout.py).
 SERVICES = ("dynamodb", "s3", "sqs", "sns")

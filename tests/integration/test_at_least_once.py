@@ -129,6 +129,7 @@ def crashy(make_stack):
     )
 
 
+@pytest.mark.serial  # timed against a 5-second slow step
 def test_a_worker_killed_mid_step_leaves_the_job_to_another_worker(crashy):
     victim = crashy.start_worker(concurrency=1)
     job_id = crashy.submit(headers={"X-Fault-Drill": "slow:layout_rooms"})["jobId"]
@@ -146,6 +147,7 @@ def test_a_worker_killed_mid_step_leaves_the_job_to_another_worker(crashy):
     assert [s["name"] for s in body["steps"]] == list(pipeline.STEPS)  # one entry per step
 
 
+@pytest.mark.serial  # timed against a 5-second slow step
 def test_the_same_step_delivered_to_two_workers_at_once_runs_once(crashy):
     crashy.start_worker(concurrency=1)
     crashy.start_worker(concurrency=1)

@@ -13,13 +13,16 @@ from storage.bootstrap import aws_client
 from storage.dynamo_items import STATE_INDEX
 from storage.model import JobState
 
-pytestmark = pytest.mark.integration
+# Serial: the 300 jobs must finish within 300 s, on the machine's two cores alone.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 JOBS, CLIENTS = 300, 20
 
 
 def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack):
-    live = make_stack(worker=False)
+    # Untraced under `make test COVERAGE=1`: the tracer triples the generator's cost, which pushed
+    # the 300 jobs past the time limit on CI, and these jobs run no line the other tests do not.
+    live = make_stack(worker=False, measured=False)
     live.start_worker(concurrency=2)
     live.start_worker(concurrency=2)
     session = requests.Session()

@@ -42,6 +42,7 @@ def test_a_slowed_job_cancelled_mid_step_stays_cancelled(ops):
     assert job_id in [job["jobId"] for job in listed]
 
 
+@pytest.mark.serial  # the CLI must start within the 5-second slow step it cancels
 def test_celery_cancel_job_command(ops):
     job_id = ops.submit(headers={"X-Fault-Drill": "slow:parse_prompt"})["jobId"]
     done_id = ops.submit()["jobId"]

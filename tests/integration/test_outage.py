@@ -15,7 +15,8 @@ from local_stack import Stack, StackConfig
 from tasks.dispatch import submit_job
 from tests.integration.conftest import LiveStack, free_port
 
-pytestmark = pytest.mark.integration
+# Serial: the 503s must come within 5 s, and steps within their 10-second limit.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture

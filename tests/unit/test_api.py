@@ -20,6 +20,9 @@ from tasks.checkpoints import RESULT, artifact_key
 from tests.fakes import FakeArtifactStore, FakeJobStore
 
 SEED_MAX = 2**31 - 1
+# A well-formed job id no store holds. Fixed, not drawn: parametrized test ids must be the same in
+# every process that collects them (pytest-xdist compares them).
+UNKNOWN_JOB = "6b1e0f3c-2d4a-4f5b-8c6d-7e8f9a0b1c2d"
 SCENE_GRAPH, ASCII_MINIMAP, MINIMAP_PNG = "sceneGraph.json", "asciiMinimap.txt", "minimap.png"
 STATUS_KEYS = {
     "jobId",
@@ -386,7 +389,7 @@ def test_unknown_route_is_404_json(client, path):
     [
         ("get", "/generate-scene", "POST"),
         ("put", "/generate-scene", "POST"),
-        ("delete", f"/status/{uuid.uuid4()}", "GET"),
+        ("delete", f"/status/{UNKNOWN_JOB}", "GET"),
         ("post", "/jobs", "GET"),
         ("post", "/healthz", "GET"),
     ],
@@ -446,11 +449,11 @@ def test_invalid_fault_drill_is_422(client, services, drill):
     [
         "not-a-uuid",
         "123",
-        str(uuid.uuid4()).upper(),
-        str(uuid.uuid4()).replace("-", ""),
-        str(uuid.uuid4())[:-1],
-        str(uuid.uuid4()) + "0",
-        "{" + str(uuid.uuid4()) + "}",
+        UNKNOWN_JOB.upper(),
+        UNKNOWN_JOB.replace("-", ""),
+        UNKNOWN_JOB[:-1],
+        UNKNOWN_JOB + "0",
+        "{" + UNKNOWN_JOB + "}",
     ],
 )
 def test_status_of_malformed_id_is_400(client, bad_id):
@@ -657,7 +660,7 @@ def test_list_pages_through_every_job_once_with_the_cursor(client, services, sub
 # --- dependencies and unexpected errors ------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [f"/status/{uuid.uuid4()}", "/jobs", f"/jobs/{uuid.uuid4()}/artifacts/result.json"])
+@pytest.mark.parametrize("path", [f"/status/{UNKNOWN_JOB}", "/jobs", f"/jobs/{UNKNOWN_JOB}/artifacts/result.json"])
 def test_store_unavailable_is_503(make_client, path):
     """DependencyUnavailable from the job store is 503 DEPENDENCY_UNAVAILABLE on every read."""
     jobs = FakeJobStore()

@@ -133,7 +133,7 @@ def test_new_job_id_is_a_job_id_and_unique():
         JOB_ID + "0",
         " " + JOB_ID,
         JOB_ID + " ",
-        str(uuid.uuid1()),
+        "fc5dc432-f14c-11f1-bf30-02fc00000001",  # version 1 (time-based)
         "3f0c8a2e-1b4d-4c6e-7f00-123456789abc",  # variant nibble 7 is not RFC 4122
         "3f0c8a2e-1b4d-4c6e-9f00-12345678９abc",  # a full-width digit
     ],
