@@ -5,12 +5,14 @@ it is what a message waits before SQS hands it out again when the worker that re
 or never saw it (a ReceiveMessage answer lost after SQS applied it). A step may legitimately run
 longer (``STEP_TIME_LIMIT_SECONDS``, 120 s), and a retried step's message is held until its
 countdown ends, so while a worker holds a message — from its delivery to its ack or reject —
-a ``VisibilityExtender`` keeps it invisible: a daemon thread of the worker's main process
-calls ChangeMessageVisibilityBatch (up to 10 entries a request, per queue) every third of the
-timeout, setting each held message's timeout again. A worker that dies stops extending, so its
-messages come back within the timeout. A message held longer than ``hold_limit_seconds``
-(longer than any legitimate hold: Settings.hold_limit_seconds) is no longer extended, so a
-wedged worker cannot keep a message from the others for ever.
+a ``VisibilityExtender`` keeps it invisible: a daemon thread of the worker's main process sets
+the timeout of each held message again a third of the timeout after its delivery and after
+each extension, with ChangeMessageVisibilityBatch (up to 10 entries a request, per queue), so
+a message held for less than that (most steps take well under a second) costs no request. A
+worker that dies stops extending, so its messages come back within the timeout. A message
+held longer than ``hold_limit_seconds`` (longer than any legitimate hold: see
+Settings.hold_limit_seconds) is no longer extended, so a wedged worker cannot keep a message
+from the others for ever.
 
 Every failure is logged once at WARNING (``sqs.call_failed`` with the operation, the queue and
 the error; ``sqs.hold_lost`` for a message SQS no longer lets this worker extend) and nothing is
@@ -40,6 +42,7 @@ log = get_logger(__name__)
 
 BATCH_SIZE = 10  # SQS takes at most 10 entries per ChangeMessageVisibilityBatch
 RETRY_SECONDS = 1.0  # after a failed call, try again this soon, doubling up to the interval
+MIN_WAIT_SECONDS = 0.05  # the thread's shortest sleep between two looks
 # What SQS answers for a receipt handle it will not extend again: the message was deleted, or
 # handed out again (its timeout ran out), or is no longer in flight.
 GONE_CODES = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
@@ -53,6 +56,7 @@ class Hold:
     queue_url: str
     receipt_handle: str
     since: float  # monotonic time of its delivery
+    due: float  # monotonic time of its next extension
     invisible_until: float  # monotonic time its visibility ends, as far as this worker knows
 
 
@@ -84,7 +88,9 @@ class VisibilityExtender:
         """Keep the message delivered as ``tag`` invisible until ``release``."""
         now = self._clock()
         with self._lock:
-            self._holds[tag] = Hold(queue, queue_url, receipt_handle, now, now + self.visibility_timeout)
+            self._holds[tag] = Hold(
+                queue, queue_url, receipt_handle, now, now + self.interval, now + self.visibility_timeout
+            )
         self._ensure_thread()
 
     def release(self, tag: Hashable) -> None:
@@ -106,11 +112,15 @@ class VisibilityExtender:
         self._stop.set()
 
     def extend(self) -> float:
-        """Extend every held message once; return the seconds to wait before the next round."""
+        """Extend the held messages that are due; return the seconds to wait before looking again.
+
+        A message is due a third of the timeout after its delivery or its last extension, so a
+        step shorter than that costs no request at all.
+        """
         now = self._clock()
         with self._lock:
             holds = list(self._holds.items())
-        by_queue: dict[str, list[tuple[Hashable, Hold]]] = {}
+        due: dict[str, list[tuple[Hashable, Hold]]] = {}
         for tag, hold in holds:
             if now - hold.since >= self.hold_limit_seconds:
                 self._drop(tag, hold)
@@ -120,17 +130,19 @@ class VisibilityExtender:
                     heldSeconds=round(now - hold.since),
                     consequence="no longer kept invisible: SQS delivers it again after the visibility timeout",
                 )
-                continue
-            by_queue.setdefault(hold.queue_url, []).append((tag, hold))
+            elif hold.due <= now:
+                due.setdefault(hold.queue_url, []).append((tag, hold))
         ok = True
-        for url, queue_holds in by_queue.items():
+        for url, queue_holds in due.items():
             for start in range(0, len(queue_holds), BATCH_SIZE):
                 ok = self._extend_batch(url, queue_holds[start : start + BATCH_SIZE]) and ok
-        if ok:
-            self.failures = 0
-            return self.interval
-        self.failures += 1
-        return backoff.wait(self.failures, RETRY_SECONDS, self.interval)
+        if not ok:
+            self.failures += 1
+            return backoff.wait(self.failures, RETRY_SECONDS, self.interval)
+        self.failures = 0
+        with self._lock:
+            next_due = min((hold.due for hold in self._holds.values()), default=now + self.interval)
+        return min(self.interval, max(MIN_WAIT_SECONDS, next_due - self._clock()))
 
     def _extend_batch(self, url: str, batch: list[tuple[Hashable, Hold]]) -> bool:
         entries = [
@@ -158,7 +170,7 @@ class VisibilityExtender:
         for n, (tag, hold) in enumerate(batch):
             entry = failed.get(str(n))
             if entry is None:
-                hold.invisible_until = asked + self.visibility_timeout
+                hold.due, hold.invisible_until = asked + self.interval, asked + self.visibility_timeout
             elif not self._still_held(tag, hold):
                 log.debug("sqs.extend_after_release", queue=hold.queue, code=entry.get("Code"))
             elif entry.get("Code") in GONE_CODES:

@@ -80,10 +80,12 @@ def warnings(logs) -> list[dict]:
     return [entry for entry in logs if entry["log_level"] == "warning"]
 
 
-def test_every_held_message_is_extended_to_the_full_timeout_every_third_of_it(extender, sqs):
+def test_a_held_message_is_extended_a_third_of_the_timeout_after_its_delivery_and_each_extension(extender, sqs, clock):
     extender.hold("t1", "jobs", URL, "h1")
     extender.hold("t2", "jobs", URL, "h2")
     assert extender.interval == TIMEOUT / 3
+    assert extender.extend() == TIMEOUT / 3 and sqs.calls == [], "not due yet"
+    clock.now += TIMEOUT / 3
     assert extender.extend() == TIMEOUT / 3
     assert sqs.calls == [
         (
@@ -94,12 +96,28 @@ def test_every_held_message_is_extended_to_the_full_timeout_every_third_of_it(ex
             ],
         )
     ]
+    clock.now += TIMEOUT / 3 - 1
+    assert extender.extend() == 1 and len(sqs.calls) == 1
+    clock.now += 1
+    extender.extend()
+    assert sqs.handles() == ["h1", "h2"] and len(sqs.calls) == 2
 
 
-def test_holds_are_sent_in_batches_of_at_most_ten_per_queue(extender, sqs):
+def test_a_message_held_for_less_than_a_third_of_the_timeout_costs_no_request(extender, sqs, clock):
+    extender.hold("t1", "jobs", URL, "h1")
+    clock.now += TIMEOUT / 3 - 0.5
+    extender.extend()
+    extender.release("t1")
+    clock.now += TIMEOUT
+    extender.extend()
+    assert sqs.calls == []
+
+
+def test_holds_are_sent_in_batches_of_at_most_ten_per_queue(extender, sqs, clock):
     for n in range(23):
         extender.hold(f"a{n}", "jobs", URL, f"a{n}")
     extender.hold("b0", "other", OTHER_URL, "b0")
+    clock.now += TIMEOUT / 3
     extender.extend()
     assert [(url, len(entries)) for url, entries in sqs.calls] == [(URL, 10), (URL, 10), (URL, 3), (OTHER_URL, 1)]
     assert all(len(entries) <= BATCH_SIZE for _, entries in sqs.calls)
@@ -107,10 +125,11 @@ def test_holds_are_sent_in_batches_of_at_most_ten_per_queue(extender, sqs):
     assert all(len({e["Id"] for e in entries}) == len(entries) for _, entries in sqs.calls)
 
 
-def test_a_released_message_is_extended_no_more_and_nothing_is_sent_with_nothing_held(extender, sqs):
+def test_a_released_message_is_extended_no_more_and_nothing_is_sent_with_nothing_held(extender, sqs, clock):
     extender.hold("t1", "jobs", URL, "h1")
     extender.hold("t2", "jobs", URL, "h2")
     extender.release("t1")
+    clock.now += TIMEOUT / 3
     extender.extend()
     assert sqs.handles() == ["h2"]
     extender.release("t2")
@@ -128,9 +147,10 @@ def test_a_released_message_is_extended_no_more_and_nothing_is_sent_with_nothing
     ],
     ids=["unreachable", "throttled", "5xx"],
 )
-def test_a_failed_call_is_logged_once_swallowed_and_tried_again_sooner(extender, sqs, error):
+def test_a_failed_call_is_logged_once_swallowed_and_tried_again_sooner(extender, sqs, clock, error):
     extender.hold("t1", "jobs", URL, "h1")
     sqs.raise_ = error
+    clock.now += TIMEOUT / 3
     with capture_logs() as logs:
         wait = extender.extend()  # raises nothing
     [warning] = warnings(logs)
@@ -144,16 +164,17 @@ def test_a_failed_call_is_logged_once_swallowed_and_tried_again_sooner(extender,
     assert not warnings(logs) and sqs.handles() == ["h1"] and extender.failures == 0
 
 
-def test_failures_in_a_row_back_off_up_to_the_interval(extender, sqs):
+def test_failures_in_a_row_back_off_up_to_the_interval(extender, sqs, clock):
     extender.hold("t1", "jobs", URL, "h1")
     sqs.raise_ = EndpointConnectionError(endpoint_url=URL)
+    clock.now += TIMEOUT / 3
     with capture_logs():
         waits = [extender.extend() for _ in range(8)]
     assert max(waits) <= extender.interval and waits[-1] >= extender.interval / 2
     assert len(sqs.calls) == 8
 
 
-def test_a_message_acked_while_its_extension_was_in_flight_is_ignored_quietly(extender, sqs):
+def test_a_message_acked_while_its_extension_was_in_flight_is_ignored_quietly(extender, sqs, clock):
     """The race with the ack: SQS answers ReceiptHandleIsInvalid for a message just deleted."""
     extender.hold("t1", "jobs", URL, "h1")
     extender.hold("t2", "jobs", URL, "h2")
@@ -165,6 +186,7 @@ def test_a_message_acked_while_its_extension_was_in_flight_is_ignored_quietly(ex
         return original(**kwargs)
 
     sqs.change_message_visibility_batch = ack_meanwhile
+    clock.now += TIMEOUT / 3
     with capture_logs() as logs:
         assert extender.extend() == extender.interval
     assert not warnings(logs), logs
@@ -201,9 +223,10 @@ def test_a_message_whose_timeout_ran_out_is_warned_about_once_and_dropped(extend
     assert extender.held() == [] and len(sqs.calls) == 2
 
 
-def test_an_entry_failing_on_sqss_side_is_logged_kept_and_tried_again_sooner(extender, sqs):
+def test_an_entry_failing_on_sqss_side_is_logged_kept_and_tried_again_sooner(extender, sqs, clock):
     extender.hold("t1", "jobs", URL, "h1")
     sqs.failed_handles["h1"] = "InternalError"
+    clock.now += TIMEOUT / 3
     with capture_logs() as logs:
         wait = extender.extend()
     [warning] = warnings(logs)
@@ -216,7 +239,7 @@ def test_extending_stops_once_a_message_was_held_for_the_hold_limit(extender, sq
     clock.now += HOLD_LIMIT - 1
     extender.hold("new", "jobs", URL, "h-new")
     extender.extend()
-    assert sqs.handles() == ["h-old", "h-new"]
+    assert sqs.handles() == ["h-old"]
     clock.now += 1
     with capture_logs() as logs:
         extender.extend()
@@ -225,7 +248,7 @@ def test_extending_stops_once_a_message_was_held_for_the_hold_limit(extender, sq
     [warning] = warnings(logs)
     assert (warning["event"], warning["queue"]) == ("sqs.hold_limit_reached", "jobs")
     assert warning["heldSeconds"] == HOLD_LIMIT
-    assert sqs.handles(-2) == sqs.handles(-1) == ["h-new"]
+    assert sqs.handles() == ["h-new"] and len(sqs.calls) == 2
     assert extender.held() == ["new"]
 
 
