@@ -15,8 +15,14 @@ broker_transport_options = {
     "region": _settings.region,
     # The emulator speaks plain HTTP; real SQS endpoints are HTTPS.
     "is_secure": not (_settings.aws_endpoint_url or "").startswith("http://"),
-    # A message stays invisible longer than its step may run (checked in Settings).
+    # The jobs queue's own visibility timeout (provision.py, Terraform's sqs.tf): kombu gives it
+    # to the queues it makes, and the worker sets it again on every message it holds, every
+    # third of it, until the ack (tasks/sqs_visibility.py). So a step may run longer, and a dead
+    # worker's message comes back within it.
     "visibility_timeout": _settings.visibility_timeout_seconds,
+    # ...but no longer than any legitimate hold (Settings.hold_limit_seconds): then SQS may
+    # hand a wedged worker's message to another.
+    "hold_limit_seconds": _settings.hold_limit_seconds,
     # Long polling: SQS holds an empty receive up to this long, so idle workers cost little.
     "wait_time_seconds": _settings.sqs_wait_time_seconds,
     # kombu waits this long after an empty long poll, and between looks while every slot is

@@ -24,6 +24,18 @@ LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 EMULATOR_CREDENTIALS = ("test", "test")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CONTROL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,24}")
+SQS_MAX_IN_FLIGHT_SECONDS = 43200  # SQS keeps a received message invisible 12 hours at most
+
+
+def hold_limit(step_time_limit: int) -> int:
+    """The longest a worker legitimately holds a job message before it acks or rejects it.
+
+    A retry's countdown (at most a step's lease: the step limit + 5 s, tasks/runner.py), a wait
+    for a free pool process (at most one step), the step itself (at most its limit), and 25 s
+    more for the ack. Past it the message is no longer kept invisible: a wedged worker cannot
+    keep it from the others for longer.
+    """
+    return 3 * step_time_limit + 30
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Settings:
     inline_artifact_max_bytes: int
     internal_token: str | None
     fault_drills: bool
+    fault_drill_slow_seconds: float  # how long a slow:<step> drill sleeps in that step
     aws_timeout_seconds: float
     aws_max_attempts: int
     log_level: str
@@ -66,6 +79,11 @@ class Settings:
     def step_soft_time_limit_seconds(self) -> float:
         """When a step is asked to stop (it raises), before the hard limit kills it."""
         return max(self.step_time_limit_seconds - 5, self.step_time_limit_seconds * 0.8)
+
+    @property
+    def hold_limit_seconds(self) -> int:
+        """How long a worker keeps a message it holds invisible, at most (tasks/sqs_visibility.py)."""
+        return hold_limit(self.step_time_limit_seconds)
 
     @property
     def demo_mode(self) -> bool:
@@ -85,13 +103,15 @@ class Settings:
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
         credentials = _emulator_credentials(environ) if local and _is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
-        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 300, low=5, high=43200)
+        # The worker keeps the messages it holds invisible (tasks/sqs_visibility.py), so a step
+        # may run longer than this: it is what a dead worker's message, or a lost receive, waits.
+        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 30, low=5, high=43200)
         step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=2, high=3600)
-        if step_limit >= visibility:
-            # A message must stay invisible for longer than its step may run,
-            # or SQS hands it to a second worker while the first still runs it.
+        if hold_limit(step_limit) + visibility > SQS_MAX_IN_FLIGHT_SECONDS:
+            # SQS refuses to keep a message in flight longer than 12 hours from its receipt.
             raise ConfigError(
-                "VISIBILITY_TIMEOUT_SECONDS must be greater than STEP_TIME_LIMIT_SECONDS",
+                "VISIBILITY_TIMEOUT_SECONDS plus the hold limit (3 × STEP_TIME_LIMIT_SECONDS + 30)"
+                f" must be at most {SQS_MAX_IN_FLIGHT_SECONDS}",
                 details={"visibility": visibility, "stepTimeLimit": step_limit},
             )
         stall_after = read("STALL_AFTER_SECONDS", int, 1800, low=10, high=7 * 86400)
@@ -152,6 +172,7 @@ class Settings:
             inline_artifact_max_bytes=read("INLINE_ARTIFACT_MAX_BYTES", int, 256 * 1024, low=1024, high=350 * 1024),
             internal_token=read("INTERNAL_TOKEN", str, "") or None,
             fault_drills=fault_drills,
+            fault_drill_slow_seconds=read("FAULT_DRILL_SLOW_SECONDS", float, 5.0, low=0, high=3600),
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 3, low=1, high=10),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),

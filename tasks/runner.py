@@ -60,8 +60,6 @@ from tasks.logs import get_logger
 
 log = get_logger(__name__)
 
-SLOW_DRILL_SECONDS = 5.0
-
 
 class Next(Enum):
     """What the chain should do after a step."""
@@ -273,7 +271,7 @@ def _compute(
             return decode_checkpoint(services.artifacts.get(checkpoint_key(job.job_id, step))), True
         except ArtifactNotFound:
             pass
-    _apply_drill(job, step)
+    _apply_drill(job, step, slow_seconds=services.settings.fault_drill_slow_seconds)
     return pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch)), False
 
 
@@ -386,7 +384,7 @@ def _save_checkpoint(services: Services, job_id: str, step: str, body: bytes) ->
     services.artifacts.put(checkpoint_key(job_id, step), body, CONTENT_TYPES[RESULT])
 
 
-def _apply_drill(job: Job, step: str) -> None:
+def _apply_drill(job: Job, step: str, *, slow_seconds: float) -> None:
     # Drills act in the first attempt only, so a retry shows the recovery.
     if not job.fault_drill or job.attempt > 1:
         return
@@ -396,7 +394,7 @@ def _apply_drill(job: Job, step: str) -> None:
     if kind == "fail":
         raise FaultDrill(f"fault drill: {step} failed on purpose")
     if kind == "slow":
-        time.sleep(SLOW_DRILL_SECONDS)
+        time.sleep(slow_seconds)
 
 
 def _publish(services: Services, job: Job, output: pipeline.StepOutput) -> Completion:

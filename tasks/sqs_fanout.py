@@ -15,6 +15,10 @@ Transport options read here (besides kombu's own):
                       SQS names stop at 80.
   ``control_heartbeat_seconds``  how often this process refreshes its control queues'
                       heartbeat tag (default 60).
+  ``hold_limit_seconds``  with it, every message this channel holds (delivered, not yet acked
+                      or rejected) is kept invisible, ``visibility_timeout`` at a time, for
+                      at most this long (tasks/sqs_visibility.py); without it, as in kombu,
+                      a message comes back once the visibility timeout runs out.
 
 Why each override exists:
   * ``Transport.implements``: the transport fans out but still declares only 'direct'
@@ -41,6 +45,9 @@ Why each override exists:
     tags them with a heartbeat and keeps it beating.
   * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
     liveness signal (tasks/liveness.py).
+  * ``QoS`` (``HeldQoS``) and ``close``: the queue's visibility timeout is short (30 s) and a
+    step may run longer; kombu never extends it. The QoS tells the channel's
+    ``VisibilityExtender`` when a delivery begins and ends, and closing the channel stops it.
 
 kombu 5.7 defects that stop or kill a worker when SQS answers badly, and the overrides that
 keep it polling (the unit tests in tests/unit/test_sqs_faults.py fail on kombu's own Channel).
@@ -102,6 +109,7 @@ from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 from vine import ensure_promise, promise
 
 from tasks import liveness, sqs_faults
+from tasks.sqs_visibility import VisibilityExtender
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
 EVENT_EXCHANGE = "celeryev"  # Celery's event_exchange default
@@ -113,8 +121,48 @@ HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last si
 _made: dict[str, tuple[int, Channel]] = {}
 
 
+class HeldQoS(SQS.QoS):
+    """kombu's SQS QoS, telling the channel's ``VisibilityExtender`` which messages it holds.
+
+    A message is held from its delivery (``append``) until it is acked, rejected (with or
+    without requeue) or handed back at a stop (``restore_unacked``); kombu calls these from its
+    ``basic_ack``/``basic_reject`` whatever SQS answered, so the hold ends with the delivery.
+    """
+
+    @property
+    def extender(self) -> VisibilityExtender | None:
+        return cast("Channel", self.channel).visibility_extender
+
+    def append(self, message, delivery_tag):
+        super().append(message, delivery_tag)
+        extender = self.extender
+        info = message.delivery_info
+        if extender is not None and "sqs_message" in info and "sqs_queue" in info:
+            queue = info.get("routing_key") or info["sqs_queue"]
+            extender.hold(delivery_tag, queue, info["sqs_queue"], info["sqs_message"]["ReceiptHandle"])
+
+    def ack(self, delivery_tag):
+        self._release(delivery_tag)
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        self._release(delivery_tag)
+        super().reject(delivery_tag, requeue)
+
+    def restore_unacked(self):
+        if self.extender is not None:
+            self.extender.release_all()  # kombu makes them visible again
+        return super().restore_unacked()
+
+    def _release(self, delivery_tag) -> None:
+        if self.extender is not None:
+            self.extender.release(delivery_tag)
+
+
 class Channel(SQS.Channel):
     """An SQS channel whose control traffic (events, pidbox, replies) goes through SNS."""
+
+    QoS = HeldQoS
 
     @property
     def job_queues(self) -> dict[str, str | None]:
@@ -204,6 +252,33 @@ class Channel(SQS.Channel):
             queue = sqs_faults.delivery_queue(self, delivery_tag)
             sqs_faults.warn_failed(operation, queue, "SQS delivers it again later", exc)
             self.qos.ack(delivery_tag)
+
+    @property
+    def visibility_extender(self) -> VisibilityExtender | None:
+        """What keeps this channel's held messages invisible; None unless ``hold_limit_seconds`` is set."""
+        if "_visibility_extender" not in self.__dict__:
+            limit = self.transport_options.get("hold_limit_seconds")
+            self.__dict__["_visibility_extender"] = (
+                VisibilityExtender(
+                    lambda: self._new_boto_client(  # type: ignore[attr-defined]  # kombu's, which its stubs omit (pinned <5.8 for this)
+                        service="sqs",
+                        region=self.region,
+                        access_key_id=self.conninfo.userid,
+                        secret_access_key=self.conninfo.password,
+                    ),
+                    visibility_timeout=self.visibility_timeout,
+                    hold_limit_seconds=float(limit),
+                )
+                if limit
+                else None
+            )
+        return self.__dict__["_visibility_extender"]
+
+    def close(self):
+        extender = self.__dict__.get("_visibility_extender")
+        if extender is not None:
+            extender.stop()
+        super().close()
 
     def asynsqs(self, queue=None):
         if self.predefined_queues:  # not used by ghost-engine (see job_queues)

@@ -161,6 +161,9 @@ data "aws_iam_policy_document" "worker" {
     resources = [aws_s3_bucket.artifacts.arn]
   }
 
+  # ChangeMessageVisibility also authorises ChangeMessageVisibilityBatch (SQS's
+  # batch actions take their single action's permission): the worker extends the
+  # messages it holds with it (tasks/sqs_visibility.py).
   statement {
     sid = "Consume"
     actions = [

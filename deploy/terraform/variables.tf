@@ -251,13 +251,13 @@ variable "flower_memory" {
 }
 
 variable "visibility_timeout_seconds" {
-  description = "SQS visibility timeout of the jobs queue, also passed to the app as VISIBILITY_TIMEOUT_SECONDS (Celery's transport option must match the queue). The app refuses to start unless it exceeds STEP_TIME_LIMIT_SECONDS (120 by default)."
+  description = "SQS visibility timeout of the jobs queue, also passed to the app as VISIBILITY_TIMEOUT_SECONDS (Celery's transport option must match the queue): how soon a dead worker's message, or one whose receive was lost, comes back. A worker keeps the messages it holds invisible (ChangeMessageVisibilityBatch every third of it), so a step may run longer (STEP_TIME_LIMIT_SECONDS, 120 by default). The app refuses it outside 5-43200, or if it plus 3 x STEP_TIME_LIMIT_SECONDS + 30 exceeds 43200."
   type        = number
-  default     = 300
+  default     = 30
 
   validation {
-    condition     = var.visibility_timeout_seconds > 120 && var.visibility_timeout_seconds <= 43200
-    error_message = "visibility_timeout_seconds must be above 120 (the app's default step time limit) and at most 43200 (SQS maximum: 12 hours)."
+    condition     = var.visibility_timeout_seconds >= 5 && var.visibility_timeout_seconds <= 43200 && floor(var.visibility_timeout_seconds) == var.visibility_timeout_seconds
+    error_message = "visibility_timeout_seconds must be a whole number from 5 (the worker extends it every third of it) to 43200 (SQS maximum: 12 hours)."
   }
 }
 

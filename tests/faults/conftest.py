@@ -47,9 +47,7 @@ def faulted_stack(proxy: FaultProxy, log_dir: Path, env: dict[str, str] | None =
             # Clients give up on an answer after 1 s (production's value): a "slow" fault is longer.
             "AWS_TIMEOUT_SECONDS": "1",
             "SQS_WAIT_TIME_SECONDS": "1",
-            # A killed run's message is back, and its lease lapsed, within 25 s (production: 5 min).
-            "STEP_TIME_LIMIT_SECONDS": "20",
-            "VISIBILITY_TIMEOUT_SECONDS": "25",
+            # The visibility timeout and the step limit are production's (30 s, 120 s) unless a test says.
             "WORKER_LIVENESS_SECONDS": "30",
             **(env or {}),
         },

@@ -149,8 +149,10 @@ def test_a_worker_killed_mid_step_leaves_the_job_to_another_worker(crashy):
 
 @pytest.mark.serial  # timed against a 5-second slow step
 def test_the_same_step_delivered_to_two_workers_at_once_runs_once(crashy):
-    crashy.start_worker(concurrency=1)
-    crashy.start_worker(concurrency=1)
+    # Ready before the job: else the previous test's surviving worker can run the whole job,
+    # the duplicate included, before they poll (their start takes seconds on busy cores).
+    for name in (crashy.start_worker(concurrency=1), crashy.start_worker(concurrency=1)):
+        _wait_for(lambda name=name: any(" ready" in str(e.get("event")) for e in crashy.log_events(name)), 60)
     job_id = crashy.submit(headers={"X-Fault-Drill": "slow:connect_doors"})["jobId"]
     _wait_for(lambda: _computing(crashy, job_id, "connect_doors"), 20)
     # A second message for the step in flight, as SQS sends when a visibility timeout runs out.

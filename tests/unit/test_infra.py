@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from storage.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "deploy" / "terraform"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
@@ -471,7 +473,9 @@ def test_queue_visibility_timeout_is_the_one_the_tasks_are_told(tf):
     told = tf.resolve(tf.locals["app_environment"])["VISIBILITY_TIMEOUT_SECONDS"]
     assert _variable_refs(queue["visibility_timeout_seconds"]) == {"visibility_timeout_seconds"}
     assert _variable_refs(told) == {"visibility_timeout_seconds"}, told
-    assert tf.variables["visibility_timeout_seconds"]["default"] == 300
+    # The app's default: short, since the worker extends it while it holds a message.
+    default = tf.variables["visibility_timeout_seconds"]["default"]
+    assert default == Settings.from_env({}).visibility_timeout_seconds == 30
 
 
 # --- Terraform: services -------------------------------------------------------------------

@@ -56,6 +56,14 @@ RELIED_ON = {
         "session_token",
         "config",
     ),
+    # The extension of held messages (tasks/sqs_visibility.py): the QoS tells it when a delivery
+    # begins and ends, closing the channel stops it.
+    (SQS.Channel, "QoS"): ("channel", "prefetch_count"),
+    (SQS.Channel, "close"): ("self",),
+    (SQS.QoS, "append"): ("self", "message", "delivery_tag"),
+    (SQS.QoS, "ack"): ("self", "delivery_tag"),
+    (SQS.QoS, "reject"): ("self", "delivery_tag", "requeue"),
+    (SQS.QoS, "restore_unacked"): ("self",),
     (AsyncSQSConnection, "__init__"): (
         "self",
         "sqs_connection",

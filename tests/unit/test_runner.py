@@ -387,12 +387,12 @@ def test_fault_drill_for_another_step_has_no_effect(services, new_job):
 
 
 def test_slow_drill_sleeps_only_at_its_step(services, new_job, monkeypatch):
-    """slow:<step> sleeps SLOW_DRILL_SECONDS once, at that step, and the job still completes."""
+    """slow:<step> sleeps FAULT_DRILL_SLOW_SECONDS once, at that step, and the job still completes."""
     slept = []
     monkeypatch.setattr(runner.time, "sleep", slept.append)
     job_id = new_job(fault_drill=f"slow:{pipeline.STEPS[2]}")
     run_all(services, job_id)
-    assert slept == [runner.SLOW_DRILL_SECONDS]
+    assert slept == [services.settings.fault_drill_slow_seconds]
     assert services.jobs.get(job_id).state is JobState.DONE
 
 

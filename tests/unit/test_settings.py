@@ -40,7 +40,9 @@ def test_local_defaults():
     assert settings.region == "us-east-1"
     assert settings.fault_drills is False
     assert settings.demo_mode is False
-    assert settings.step_time_limit_seconds < settings.visibility_timeout_seconds
+    # Short: the worker keeps what it holds invisible, so a step may outlast it (tasks/sqs_visibility.py).
+    assert (settings.visibility_timeout_seconds, settings.step_time_limit_seconds) == (30, 120)
+    assert settings.hold_limit_seconds == 3 * 120 + 30
     assert 60 <= settings.presign_ttl_seconds <= 3600
     assert settings.internal_token is None and settings.sqs_queue_url is None
 
@@ -132,17 +134,26 @@ def test_presign_ttl_bounds_accepted(value):
     assert Settings.from_env({"PRESIGN_TTL_SECONDS": str(value)}).presign_ttl_seconds == value
 
 
-@pytest.mark.parametrize(("visibility", "step_limit"), [("120", "120"), ("60", "120"), ("30", "31")])
-def test_visibility_must_exceed_step_time_limit(visibility, step_limit):
-    """A message must stay invisible longer than its step may run: visibility <= limit is refused."""
+@pytest.mark.parametrize(("visibility", "step_limit"), [("30", "120"), ("5", "3600"), ("32370", "3600")])
+def test_a_step_may_outlast_the_visibility_timeout(visibility, step_limit):
+    """The worker extends what it holds, so the step limit is no longer bound by the visibility timeout."""
+    environ = {"VISIBILITY_TIMEOUT_SECONDS": visibility, "STEP_TIME_LIMIT_SECONDS": step_limit}
+    settings = Settings.from_env({**environ, "STALL_AFTER_SECONDS": "86400"})
+    assert (settings.visibility_timeout_seconds, settings.step_time_limit_seconds) == (int(visibility), int(step_limit))
+    assert settings.hold_limit_seconds == 3 * int(step_limit) + 30
+
+
+@pytest.mark.parametrize(("visibility", "step_limit"), [("32371", "3600"), ("43200", "2")])
+def test_the_hold_limit_and_the_visibility_timeout_must_fit_sqss_12_hours(visibility, step_limit):
+    """SQS keeps a message in flight 12 hours at most: the last extension must still be accepted."""
     error = config_error({"VISIBILITY_TIMEOUT_SECONDS": visibility, "STEP_TIME_LIMIT_SECONDS": step_limit})
-    assert "VISIBILITY_TIMEOUT_SECONDS" in error.message
+    assert "VISIBILITY_TIMEOUT_SECONDS" in error.message and "hold limit" in error.message
 
 
-def test_visibility_just_above_step_time_limit_is_accepted():
-    """visibility = limit + 1 is fine."""
-    settings = Settings.from_env({"VISIBILITY_TIMEOUT_SECONDS": "121", "STEP_TIME_LIMIT_SECONDS": "120"})
-    assert (settings.visibility_timeout_seconds, settings.step_time_limit_seconds) == (121, 120)
+@pytest.mark.parametrize("visibility", ["4", "0"])
+def test_a_visibility_timeout_under_5_seconds_is_refused(visibility):
+    """The worker extends every third of the timeout: under 5 s that leaves too little for a call."""
+    assert config_error({"VISIBILITY_TIMEOUT_SECONDS": visibility}).details == {"setting": "VISIBILITY_TIMEOUT_SECONDS"}
 
 
 @pytest.mark.parametrize("flag", ["1", "true", "yes", "on", "TRUE"])

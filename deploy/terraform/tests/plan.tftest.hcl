@@ -231,3 +231,22 @@ run "alarm_email_subscribes_when_set" {
     error_message = "alarm_email subscribes to the alarms topic"
   }
 }
+
+run "short_visibility_timeout_reaches_the_queue_and_the_tasks" {
+  command = plan
+
+  assert {
+    condition     = aws_sqs_queue.jobs.visibility_timeout_seconds == 30 && tostring(local.app_environment["VISIBILITY_TIMEOUT_SECONDS"]) == "30"
+    error_message = "the jobs queue and every task get the same, short visibility timeout (the worker extends it while it holds a message)"
+  }
+}
+
+run "visibility_timeout_below_the_extension_floor_is_refused" {
+  command = plan
+
+  variables {
+    visibility_timeout_seconds = 4
+  }
+
+  expect_failures = [var.visibility_timeout_seconds]
+}
