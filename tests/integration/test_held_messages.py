@@ -14,7 +14,8 @@ import pytest
 
 import pipeline
 
-pytestmark = pytest.mark.integration
+# Serial: timed against a slow step and the 5 s timeout.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 VISIBILITY = 5
 STEP = "layout_rooms"
