@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-# Serial: one case runs the stack on the default ports, as the README does.
-pytestmark = [pytest.mark.e2e, pytest.mark.serial]
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORTS = {"EMULATOR_PORT": 4566, "API_PORT": 8000, "FLOWER_PORT": 5555}
@@ -76,7 +75,8 @@ def banner_exports(banner: str) -> list[str]:
     return [line.strip() for line in section.splitlines() if line.startswith("  export ")]
 
 
-@pytest.mark.parametrize("ports", ["default", "other"])
+# The defaults' case runs in the serial part (alone): the stack takes the default ports, as the README's does.
+@pytest.mark.parametrize("ports", [pytest.param("default", marks=pytest.mark.serial), "other"])
 def test_the_readme_operator_section_runs_as_written_from_a_plain_shell(tmp_path, ports):
     if ports == "default":
         busy = [f"{name} {port}" for name, port in DEFAULT_PORTS.items() if listening(port)]
