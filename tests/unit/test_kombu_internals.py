@@ -42,6 +42,7 @@ RELIED_ON = {
     # The fault-tolerant receive path (see "kombu 5.7 defects" in tasks/sqs_fanout.py).
     (SQS.Channel, "asynsqs"): ("self", "queue"),
     (SQS.Channel, "basic_ack"): ("self", "delivery_tag", "multiple"),
+    (SQS.Channel, "close"): ("self",),  # waits for the acks' pending deletes (tasks/sqs_acks.py)
     (SQS.Channel, "basic_reject"): ("self", "delivery_tag", "requeue"),
     (SQS.Channel, "_schedule_queue"): ("self", "queue"),
     (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
