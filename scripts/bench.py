@@ -275,18 +275,19 @@ def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
     """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute.
 
     A step's hop: the delivery, the claim, the record beside its checkpoint's upload (the slower
-    of the two), the send, and the consumer's delete of the step before's message, which mostly
-    comes before it hands the next message on (docs/performance.md). Before issue 17 the
-    checkpoint's read and its upload were in line with the record instead.
+    of the two) and the send; the delete of the step before's message is made beside the
+    consumer's loop (tasks/sqs_acks.py). Before issue 17 the checkpoint's read and its upload
+    were in line with the record, and the consumer made that delete in its loop, mostly before
+    it handed the next message on (docs/performance.md).
     """
     a = ASSUMED_MS
     write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
-    hop = a["sqs delivery"] + a["sqs send"] + a["sqs delete"] + write  # receive, send, delete, claim
+    hop = a["sqs delivery"] + a["sqs send"] + write  # receive, claim, send
     now = before = write + a["sqs send"]  # the API's put and first send
     for index in range(len(steps) - 1):
         reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
         now += hop + (max(write, put) if writes else write)
-        before += hop + write + (get if reads else 0) + (put if writes else 0)
+        before += hop + a["sqs delete"] + write + (get if reads else 0) + (put if writes else 0)
     last = a["sqs delivery"] + write + put + write  # claim, the uploads side by side, the record
     compute = sum(compute_ms.get(step, 0) for step in steps)
     return {

@@ -5,11 +5,11 @@ by another. Between the two, the requests of the job's path (its table, bucket a
 began after the first answer and before the second make a partial order in time: one request
 follows another if it began after the other's answer went. The longest such chain, plus the
 receive, is the step's count of sequential round trips: requests issued side by side count
-once, and the chain ends with the send that makes the next delivery. The delete of the step
-before's message counts if it came before the claim (the worker's consumer makes it, and may
-hand this message to a process only after); that step's checkpoint upload, in its own process,
-does not (see _of). (The send's answer may leave a moment after the long poll it woke has
-returned the message: it still counts.)
+once, and the chain ends with the send that makes the next delivery. No delete counts: a
+message's own comes after the send, and the step before's is made beside the worker's consumer
+loop (tasks/sqs_acks.py), so it holds no message back; nor does that step's checkpoint upload,
+in its own process (see _of). (The send's answer may leave a moment after the long poll it woke
+has returned the message: it still counts.)
 A receive is a long poll that waits for the message, so only its answer is on the path.
 
 Cost. At list prices (``PRICES``, us-east-1, free tiers left out): SQS bills each request per
@@ -80,26 +80,25 @@ def critical_paths(served: Iterable[AwsRequest], names: StackNames, steps: Seque
             window = [
                 r
                 for r in others
-                if this.ended_at <= r.started_at < after.ended_at and _of(r, this, steps[max(0, index - 1) : index + 1])
+                if this.ended_at <= r.started_at < after.ended_at and _of(r, steps[max(0, index - 1) : index + 1])
             ]
-            # The step before's delete holds this message back only if it came before the claim.
-            claim = min((r.started_at for r in window if r.operation == "UpdateItem"), default=after.ended_at)
-            window = [r for r in window if r.operation != "DeleteMessage" or r.ended_at <= claim]
             paths.append(StepPath(index, _longest_chain(window), this.ended_at, after.ended_at))
         jobs.append(paths)
     return jobs
 
 
-def _of(request: AwsRequest, delivery: AwsRequest, steps: Sequence[str]) -> bool:
-    """Whether ``request`` can stand between ``delivery`` and the next one.
+def _of(request: AwsRequest, steps: Sequence[str]) -> bool:
+    """Whether ``request`` can stand between a step's delivery and the next one's.
 
-    Not this message's own delete: SQS answers the next receive whether or not it was made. The
-    delete of the step before's message can: the worker's consumer makes it (synchronously) and
-    may take this message to a worker process only after. Not the step before's checkpoint
-    upload, which runs in that step's process. (Told apart by receipt handle and by key.)
+    No delete: SQS answers the next receive whether or not this message's own was made, and the
+    step before's is made in a thread beside the worker's consumer loop (tasks/sqs_acks.py),
+    which hands this message to a process without waiting for it. (Until the ack left the loop,
+    kombu made that delete synchronously in it, and it was counted when it came before the
+    claim.) Not the step before's checkpoint upload, which runs in that step's process (told
+    apart by key).
     """
     if request.operation == "DeleteMessage":
-        return not set(request.receipts) <= set(delivery.receipts)
+        return False
     if request.service == "s3" and "/steps/" in f"/{request.key}":
         previous, own = ([None] + list(steps))[-2:]
         wanted = {"GetObject": previous, "PutObject": own}.get(request.operation)

@@ -163,6 +163,7 @@ def run_step(
         # Beside the record, and stored before the next step is sent: a step sent is a step whose
         # checkpoint a retry finds (a job done has every checkpoint), handed over or not.
         upload.start()
+    failing = False
     try:
         outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
         log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
@@ -179,8 +180,14 @@ def run_step(
         if hand_on is not None and not last:
             hand_on(upload.carried() if upload else None)
         return StepRun(Next.CONTINUE, str(outcome))
+    except BaseException:
+        # Failing already (a store down, the step's soft time limit): the upload's outcome
+        # changes nothing, and waiting out its retries against a store that is down could take
+        # the run past its hard time limit, which kills it and fails the job.
+        failing = True
+        raise
     finally:
-        if upload is not None:
+        if upload is not None and not failing:
             upload.finish()
 
 

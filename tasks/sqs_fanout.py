@@ -78,7 +78,10 @@ plays no part in any of it.
   * ``basic_ack`` (DeleteMessage with boto3, once a step ran) drops a ClientError without a
     word, and re-raises a connection error for Celery to log as CRITICAL with a traceback.
     Either way SQS delivers the message again after its visibility timeout (harmless: the
-    step is recorded once); the override says so once, at WARNING, and raises nothing.
+    step is recorded once); the override says so once, at WARNING, and raises nothing. It also
+    takes the delete out of the event loop (kombu makes it there, synchronously, holding back
+    the next message): the slot is released at once, the delete runs in a small thread pool
+    (tasks/sqs_acks.py), and ``close`` waits for the pending ones when the worker stops.
   * ``basic_reject`` with requeue (a step that could not hand on, tasks/steps.py) makes the
     message visible again with ChangeMessageVisibility; if that fails kombu raises into the
     hub with the delivery's prefetch slot still held. The override logs it and releases the
@@ -108,7 +111,7 @@ from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
 from vine import ensure_promise, promise
 
-from tasks import liveness, sqs_faults
+from tasks import liveness, sqs_acks, sqs_faults
 from tasks.sqs_visibility import VisibilityExtender
 
 REPLY_EXCHANGE = "reply.celery.pidbox"  # kombu.pidbox.Mailbox.reply_exchange for app "celery"
@@ -234,13 +237,18 @@ class Channel(SQS.Channel):
             url, handle = info["sqs_queue"], info["sqs_message"]["ReceiptHandle"]
         except KeyError:
             return super().basic_ack(delivery_tag, multiple)
-        try:
-            self.sqs().delete_message(QueueUrl=url, ReceiptHandle=handle)
-        except Exception as exc:  # noqa: BLE001 - the message comes back; the step is recorded once
-            queue = sqs_faults.delivery_queue(self, delivery_tag)
-            sqs_faults.warn_failed("DeleteMessage", queue, "SQS delivers it again", exc)
-        finally:
-            self.qos.ack(delivery_tag)  # release the prefetch slot whatever SQS answered
+        queue = sqs_faults.delivery_queue(self, delivery_tag)
+        # The step is done: its prefetch slot is free now, not once SQS has answered the delete,
+        # which runs beside the event loop (tasks/sqs_acks.py) so the next message is not held.
+        self.qos.ack(delivery_tag)
+        self._pending_deletes.delete(self.sqs(), url, handle, queue)
+
+    @property
+    def _pending_deletes(self) -> sqs_acks.PendingDeletes:
+        pending = self.__dict__.get("_pending_deletes_of_acks")
+        if pending is None:
+            pending = self.__dict__["_pending_deletes_of_acks"] = sqs_acks.PendingDeletes()
+        return pending
 
     def basic_reject(self, delivery_tag, requeue=False):
         try:
@@ -275,6 +283,9 @@ class Channel(SQS.Channel):
         return self.__dict__["_visibility_extender"]
 
     def close(self):
+        # A worker stopping sends its last acks' deletes before it goes (up to FLUSH_SECONDS),
+        # then stops keeping what it still holds invisible: kombu hands those back.
+        self._pending_deletes.flush()
         extender = self.__dict__.get("_visibility_extender")
         if extender is not None:
             extender.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from itertools import pairwise
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.doom import read_scene, write_demo
 from pipeline.doom.demo import BT_USE, play_route
-from pipeline.doom.motion import FRACUNIT, MAXMOVE, RUN, Player, Tic, drive
+from pipeline.doom.motion import _AXES, FRACUNIT, MAXMOVE, RUN, STOPSPEED, Player, Tic, _brake, _braking_distance, drive
 from pipeline.doom.route import plan_route
 from tests.doom_scenes import GENERATED_LAIRS, KEYED, SCENES, scene_from_art, scene_named
 
@@ -91,6 +92,23 @@ def test_a_running_player_is_pushed_sideways_by_the_engine_sine_table():
     for _ in range(35):
         player.run(Tic(RUN))
     assert player.y > 0  # finesine[0] is 25, not 0
+
+
+@pytest.mark.parametrize("heading", [0, 64, 128, 192])
+def test_the_braking_distance_is_the_players_own_brake_from_anywhere(heading):
+    """The integer shortcut the driver's trials use stops where Player.run, tic by tic, stops."""
+    rng = random.Random(heading)
+    axis = _AXES[heading]
+    speeds = [0, 1, 2047, 2048, STOPSPEED - 1, STOPSPEED, MAXMOVE // 2, MAXMOVE // 2 + 1, MAXMOVE, MAXMOVE + 5]
+    states = [(a, b) for a in speeds for b in (0, 25, -25)] + [
+        (rng.randint(-MAXMOVE - 9, MAXMOVE + 9), rng.randint(-MAXMOVE, MAXMOVE)) for _ in range(300)
+    ]
+    for along, across in states:
+        momx, momy = (along, across) if axis.name == "x" else (across, along)
+        momx, momy = axis.sign * momx, axis.sign * momy
+        start = (rng.randint(-(1 << 24), 1 << 24), rng.randint(-(1 << 24), 1 << 24))
+        stopped = _brake(Player(*start, heading, momx, momy), axis)
+        assert axis.position(Player(*start, heading)) + _braking_distance(heading, momx, momy, axis) == stopped
 
 
 @pytest.mark.parametrize("name", LEVELS)

@@ -169,6 +169,31 @@ def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id
     assert run_step(services, job_id, SECOND, hand_on=lambda passed: None).next is Next.CONTINUE
 
 
+def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id):
+    """The record fails (or the soft time limit strikes) while S3 still retries the upload: the run
+    raises at once; waiting out the upload could take it past its hard time limit."""
+    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    answer, returned = threading.Event(), threading.Event()
+    put = services.artifacts.put
+
+    def put_slowly(*args):
+        answer.wait(10)
+        put(*args)
+        returned.set()
+
+    def record_fails(*args, **kwargs):
+        raise DependencyUnavailable("DynamoDB is away")
+
+    services.artifacts.put, services.jobs.record_step = put_slowly, record_fails
+    try:
+        with pytest.raises(DependencyUnavailable):
+            run_step(services, job_id, SECOND, hand_on=lambda passed: None)
+        assert not returned.is_set(), "the run waited for its upload"
+    finally:
+        answer.set()
+    assert returned.wait(10)
+
+
 def test_a_redelivered_message_with_its_handover_records_once_and_ends_done(services, job_id):
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])

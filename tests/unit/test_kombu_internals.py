@@ -42,6 +42,8 @@ RELIED_ON = {
     # The fault-tolerant receive path (see "kombu 5.7 defects" in tasks/sqs_fanout.py).
     (SQS.Channel, "asynsqs"): ("self", "queue"),
     (SQS.Channel, "basic_ack"): ("self", "delivery_tag", "multiple"),
+    # Waits for the acks' pending deletes (tasks/sqs_acks.py), then stops the visibility extender.
+    (SQS.Channel, "close"): ("self",),
     (SQS.Channel, "basic_reject"): ("self", "delivery_tag", "requeue"),
     (SQS.Channel, "_schedule_queue"): ("self", "queue"),
     (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
@@ -57,9 +59,8 @@ RELIED_ON = {
         "config",
     ),
     # The extension of held messages (tasks/sqs_visibility.py): the QoS tells it when a delivery
-    # begins and ends, closing the channel stops it.
+    # begins and ends, closing the channel stops it (close, above).
     (SQS.Channel, "QoS"): ("channel", "prefetch_count"),
-    (SQS.Channel, "close"): ("self",),
     (SQS.QoS, "append"): ("self", "message", "delivery_tag"),
     (SQS.QoS, "ack"): ("self", "delivery_tag"),
     (SQS.QoS, "reject"): ("self", "delivery_tag", "requeue"),

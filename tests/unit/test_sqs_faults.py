@@ -9,6 +9,7 @@ defect, its stock run passes, strict xfail turns that into a failure, and the ov
 from __future__ import annotations
 
 import json
+import threading
 from io import BytesIO
 
 import pytest
@@ -262,11 +263,72 @@ def test_a_failed_ack_is_logged_once_and_releases_its_slot(kind, hub):
     channel.qos.append(message, "h1")
     with capture_logs() as logs:
         channel.basic_ack("h1")
+        assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
+        channel.close()  # the worker stops: a delete still pending (ours runs beside the loop) ends first
     assert client.calls == [("DeleteMessage", {"QueueUrl": URL, "ReceiptHandle": "h1"})]
     assert [(entry["event"], entry["queue"], entry["log_level"]) for entry in logs] == [
         ("sqs.call_failed", QUEUE, "warning")
     ]
-    assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
+
+
+class SlowSQS(FakeSQS):
+    """DeleteMessage answers only once the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = threading.Event()
+
+    def delete_message(self, **kwargs):
+        assert self.answer.wait(10), "never answered"
+        super().delete_message(**kwargs)
+
+
+def delivered(channel, handle: str):
+    message = channel.Message(
+        channel._envelope_payload({}, "{}", {"ReceiptHandle": handle, "MessageId": handle}, URL), channel=channel
+    )
+    message.delivery_info["routing_key"] = QUEUE
+    channel.qos.append(message, handle)
+    return message
+
+
+def test_an_ack_frees_its_slot_and_returns_before_sqs_answers_the_delete(hub):
+    """kombu deletes in the event loop: the next message waits for SQS's answer to the step before's delete."""
+    channel = make_channel(OURS, hub)
+    channel._sqs = client = SlowSQS()
+    channel.basic_qos(prefetch_count=1)
+    delivered(channel, "h1")
+    assert not channel.qos.can_consume()
+    channel.basic_ack("h1")  # returns with SQS yet to answer
+    assert channel.qos.can_consume(), "the slot waits for the delete"
+    assert client.calls == []
+    client.answer.set()
+    assert channel._pending_deletes.flush() == 0
+    assert client.calls == [("DeleteMessage", {"QueueUrl": URL, "ReceiptHandle": "h1"})]
+
+
+def test_a_stopping_worker_waits_for_its_pending_deletes_and_restores_nothing_it_acked(hub):
+    channel = make_channel(OURS, hub)
+    channel._sqs = client = SlowSQS()
+    for handle in ("h1", "h2"):
+        delivered(channel, handle)
+        channel.basic_ack(handle)
+    threading.Timer(0.2, client.answer.set).start()
+    channel.close()  # what the worker's warm shutdown does, once its steps have returned
+    assert sorted(kwargs["ReceiptHandle"] for _, kwargs in client.calls) == ["h1", "h2"]
+    assert [call for call, _ in client.calls] == ["DeleteMessage", "DeleteMessage"], "an acked message was restored"
+
+
+def test_deletes_still_pending_after_the_bound_are_left_to_the_visibility_timeout_with_a_warning(hub, monkeypatch):
+    channel = make_channel(OURS, hub)
+    channel._sqs = client = SlowSQS()
+    delivered(channel, "h1")
+    channel.basic_ack("h1")
+    with capture_logs() as logs:
+        assert channel._pending_deletes.flush(timeout=0.05) == 1
+    assert [(entry["event"], entry["count"]) for entry in logs] == [("sqs.deletes_pending", 1)]
+    client.answer.set()
+    assert channel._pending_deletes.flush() == 0
 
 
 class FailingVisibility(FakeSQS):
