@@ -17,8 +17,12 @@ from storage.model import JobState
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 JOBS, CLIENTS = 300, 20
+# None stuck: every job must be done by then. About 200 s here on 2 cores; the bound leaves a slower
+# machine room, since what is asserted is that all finish, not how fast (docs/performance.md measures that).
+DEADLINE_SECONDS = 480
 
 
+@pytest.mark.timeout(DEADLINE_SECONDS + 120)
 def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack):
     # Untraced under `make test COVERAGE=1`: the tracer triples the generator's cost, which pushed
     # the 300 jobs past the time limit on CI, and these jobs run no line the other tests do not.
@@ -41,7 +45,7 @@ def test_300_jobs_from_20_clients_all_finish_with_one_entry_per_step(make_stack)
 
     # Count the queued and running jobs on the state index, two Queries a second that return no
     # items: reading every job, or every unfinished one, loaded the emulator more than the jobs did.
-    pending, deadline = JOBS, time.monotonic() + 300
+    pending, deadline = JOBS, time.monotonic() + DEADLINE_SECONDS
     while pending and time.monotonic() < deadline:
         time.sleep(1)
         pending = unfinished(live)
