@@ -28,6 +28,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(condition: Callable[[], object], timeout: float) -> None:
+    """Poll ``condition`` every 0.25 s until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _aws_credentials() -> Iterator[None]:
     """boto3 in the test process signs with the emulator's dummy credentials."""

@@ -15,6 +15,7 @@ import requests
 
 import pipeline
 from storage.model import StepEvent, step_id, utc_now
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +134,7 @@ def crashy(make_stack):
 def test_a_worker_killed_mid_step_leaves_the_job_to_another_worker(crashy):
     victim = crashy.start_worker(concurrency=1)
     job_id = crashy.submit(headers={"X-Fault-Drill": "slow:layout_rooms"})["jobId"]
-    _wait_for(
+    wait_for(
         lambda: any(e.get("event") == "step.recorded" and e.get("jobId") == job_id for e in crashy.log_events(victim)),
         20,
     )
@@ -152,9 +153,9 @@ def test_the_same_step_delivered_to_two_workers_at_once_runs_once(crashy):
     # Ready before the job: else the previous test's surviving worker can run the whole job,
     # the duplicate included, before they poll (their start takes seconds on busy cores).
     for name in (crashy.start_worker(concurrency=1), crashy.start_worker(concurrency=1)):
-        _wait_for(lambda name=name: any(" ready" in str(e.get("event")) for e in crashy.log_events(name)), 60)
+        wait_for(lambda name=name: any(" ready" in str(e.get("event")) for e in crashy.log_events(name)), 60)
     job_id = crashy.submit(headers={"X-Fault-Drill": "slow:connect_doors"})["jobId"]
-    _wait_for(lambda: _computing(crashy, job_id, "connect_doors"), 20)
+    wait_for(lambda: _computing(crashy, job_id, "connect_doors"), 20)
     # A second message for the step in flight, as SQS sends when a visibility timeout runs out.
     crashy.send_task("tasks.steps.connect_doors", job_id, request_id="duplicate-delivery")
 
@@ -214,7 +215,7 @@ def test_poison_messages_end_in_the_dlq_or_are_dropped_and_never_block_the_queue
         in_main = int(main["ApproximateNumberOfMessages"]) + int(main["ApproximateNumberOfMessagesNotVisible"])
         return in_main, int(dead["ApproximateNumberOfMessages"])
 
-    _wait_for(lambda: counts() == (0, 2), 90)  # undecodable + unknown task: redriven after 5 receives
+    wait_for(lambda: counts() == (0, 2), 90)  # undecodable + unknown task: redriven after 5 receives
     events = live.log_events("worker1")
     errors = [e for e in events if e.get("level") in {"error", "critical"}]
     # Celery logs the undecodable body at WARNING each time it comes round; the DLQ is its end.
@@ -239,12 +240,3 @@ def _queued_before(live) -> int:
         jobs += len(page["jobs"])
         if (cursor := page["nextCursor"]) is None:
             return jobs - 1
-
-
-def _wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"condition not met within {timeout}s")

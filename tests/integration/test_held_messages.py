@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 
 import pipeline
+from tests.integration.conftest import wait_for
 
 # Serial: timed against a slow step and the 5 s timeout.
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
@@ -88,12 +89,3 @@ def test_a_killed_workers_message_is_taken_by_another_within_the_visibility_time
     assert body["state"] == "done"
     assert [s["name"] for s in body["steps"]] == list(pipeline.STEPS)  # one entry per step
     print(f"\nthe killed worker's message was taken {taken_after:.1f} s after the kill")
-
-
-def wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"condition not met within {timeout}s")
