@@ -105,7 +105,7 @@ class Settings:
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
         # The worker keeps the messages it holds invisible (tasks/sqs_visibility.py), so a step
         # may run longer than this: it is what a dead worker's message, or a lost receive, waits.
-        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 30, low=5, high=43200)
+        visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 15, low=5, high=43200)
         step_limit = read("STEP_TIME_LIMIT_SECONDS", int, 120, low=2, high=3600)
         if hold_limit(step_limit) + visibility > SQS_MAX_IN_FLIGHT_SECONDS:
             # SQS refuses to keep a message in flight longer than 12 hours from its receipt.

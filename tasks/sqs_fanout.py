@@ -45,7 +45,7 @@ Why each override exists:
     tags them with a heartbeat and keeps it beating.
   * ``_on_messages_ready``: notes each completed receive on a job queue, the worker's
     liveness signal (tasks/liveness.py).
-  * ``QoS`` (``HeldQoS``) and ``close``: the queue's visibility timeout is short (30 s) and a
+  * ``QoS`` (``HeldQoS``) and ``close``: the queue's visibility timeout is short (15 s) and a
     step may run longer; kombu never extends it. The QoS tells the channel's
     ``VisibilityExtender`` when a delivery begins and ends, and closing the channel stops it.
 

@@ -1,6 +1,6 @@
 """Job messages a worker holds stay invisible while it holds them, and only that long.
 
-The jobs queue's visibility timeout is short (``VISIBILITY_TIMEOUT_SECONDS``, 30 s by default):
+The jobs queue's visibility timeout is short (``VISIBILITY_TIMEOUT_SECONDS``, 15 s by default):
 it is what a message waits before SQS hands it out again when the worker that received it died,
 or never saw it (a ReceiveMessage answer lost after SQS applied it). A step may legitimately run
 longer (``STEP_TIME_LIMIT_SECONDS``, 120 s), and a retried step's message is held until its

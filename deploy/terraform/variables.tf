@@ -253,7 +253,7 @@ variable "flower_memory" {
 variable "visibility_timeout_seconds" {
   description = "SQS visibility timeout of the jobs queue, also passed to the app as VISIBILITY_TIMEOUT_SECONDS (Celery's transport option must match the queue): how soon a dead worker's message, or one whose receive was lost, comes back. A worker keeps the messages it holds invisible (ChangeMessageVisibilityBatch every third of it), so a step may run longer (STEP_TIME_LIMIT_SECONDS, 120 by default). The app refuses it outside 5-43200, or if it plus 3 x STEP_TIME_LIMIT_SECONDS + 30 exceeds 43200."
   type        = number
-  default     = 30
+  default     = 15
 
   validation {
     condition     = var.visibility_timeout_seconds >= 5 && var.visibility_timeout_seconds <= 43200 && floor(var.visibility_timeout_seconds) == var.visibility_timeout_seconds

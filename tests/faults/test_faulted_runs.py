@@ -35,7 +35,7 @@ def start(
     step_limit: int | None = None,
     visibility: int | None = None,
 ):
-    """A faulted stack with production's visibility timeout (30 s) and step limit (120 s), unless given.
+    """A faulted stack with production's visibility timeout (15 s) and step limit (120 s), unless given.
 
     The visibility timeout is what a lost ReceiveMessage answer costs (SQS hid the message, the
     worker never saw it) and what a killed worker's message waits; the worker keeps the messages
@@ -121,9 +121,9 @@ def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing
 def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
     # Kills every 4-9 s meet a job two or three times. Each costs it the visibility timeout (its
     # worker's messages come back only then), and a step killed between its claim and its record
-    # also its lease (the step limit + 5 s). With production's 30 s and 120 s, jobs took up to
-    # 95 s and 144 s (docs/reliability.md, Faults); so 15 s and 10 s here.
-    stack = start(make_faulted_stack, workers=2, concurrency=1, step_limit=10, visibility=15)
+    # also its lease (the step limit + 5 s). With production's 120 s step limit, jobs took up to
+    # 144 s (docs/reliability.md, Faults); so 10 s here, and production's 15 s timeout.
+    stack = start(make_faulted_stack, workers=2, concurrency=1, step_limit=10)
     subs = new_submissions(10, tag="kill-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()

@@ -475,7 +475,7 @@ def test_queue_visibility_timeout_is_the_one_the_tasks_are_told(tf):
     assert _variable_refs(told) == {"visibility_timeout_seconds"}, told
     # The app's default: short, since the worker extends it while it holds a message.
     default = tf.variables["visibility_timeout_seconds"]["default"]
-    assert default == Settings.from_env({}).visibility_timeout_seconds == 30
+    assert default == Settings.from_env({}).visibility_timeout_seconds == 15
 
 
 # --- Terraform: services -------------------------------------------------------------------

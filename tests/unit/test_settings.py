@@ -41,7 +41,7 @@ def test_local_defaults():
     assert settings.fault_drills is False
     assert settings.demo_mode is False
     # Short: the worker keeps what it holds invisible, so a step may outlast it (tasks/sqs_visibility.py).
-    assert (settings.visibility_timeout_seconds, settings.step_time_limit_seconds) == (30, 120)
+    assert (settings.visibility_timeout_seconds, settings.step_time_limit_seconds) == (15, 120)
     assert settings.hold_limit_seconds == 3 * 120 + 30
     assert 60 <= settings.presign_ttl_seconds <= 3600
     assert settings.internal_token is None and settings.sqs_queue_url is None

@@ -236,7 +236,7 @@ run "short_visibility_timeout_reaches_the_queue_and_the_tasks" {
   command = plan
 
   assert {
-    condition     = aws_sqs_queue.jobs.visibility_timeout_seconds == 30 && tostring(local.app_environment["VISIBILITY_TIMEOUT_SECONDS"]) == "30"
+    condition     = aws_sqs_queue.jobs.visibility_timeout_seconds == 15 && tostring(local.app_environment["VISIBILITY_TIMEOUT_SECONDS"]) == "15"
     error_message = "the jobs queue and every task get the same, short visibility timeout (the worker extends it while it holds a message)"
   }
 }
