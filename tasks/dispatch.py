@@ -231,7 +231,10 @@ def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueu
         send = lambda: enqueue(job.job_id, request_id, steps=steps, attempt=job.attempt)  # noqa: E731
     else:
         send = lambda: enqueue(job.job_id, request_id)  # noqa: E731
-    _enqueue_or_fail(jobs, job.job_id, send)
+    # A failed resend leaves the job queued: its first message may well be waiting in the queue (a
+    # busy fleet, an SQS outage), and failing the job would strand that message's run. The client
+    # gets the 503 and asks again; the stall sweep ends a job that truly has no message.
+    _enqueue_or_fail(jobs, job.job_id, send, fail_job=False)
     log.info("job.resent", jobId=job.job_id, attempt=job.attempt)
     return job
 
@@ -267,8 +270,11 @@ def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: En
     return job
 
 
-def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> None:
-    """Send; if that fails, fail the job with ENQUEUE_FAILED (never leave it queued) and raise."""
+def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None], *, fail_job: bool = True) -> None:
+    """Send; if that fails, fail the job with ENQUEUE_FAILED (never leave it queued) and raise.
+
+    ``fail_job=False`` (a second chain of a job already sent once) only raises.
+    """
     try:
         try:
             send()
@@ -277,6 +283,9 @@ def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None]) -> N
         except Exception as exc:  # whatever the transport raised, the job was not sent
             raise EnqueueFailed(f"could not send the job ({type(exc).__name__})", details={"jobId": job_id}) from exc
     except EnqueueFailed as exc:
+        if not fail_job:
+            log.warning("job.resend_failed", jobId=job_id, error=exc.message)
+            raise
         log.error("job.enqueue_failed", jobId=job_id, error=exc.message)
         try:
             if jobs.mark_failed(job_id, JobError(exc.message, exc.code, exc.details)):
