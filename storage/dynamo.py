@@ -180,6 +180,28 @@ class DynamoJobStore:
         resumed = held is not None and held.get("owner") != owner
         return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires_ms, job=job_from_item(old), resumed=resumed)
 
+    def renew_lease(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> bool:
+        expires_ms = int(time.time() * 1000) + int(lease_seconds * 1000)
+        # Only the lease's expiry moves, not updatedAt: a step that keeps its lease is not
+        # progress the stall sweep should count (the step's hard time limit bounds it anyway).
+        try:
+            with self._condition_guard("UpdateItem"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"jobId": {"S": job_id}},
+                    UpdateExpression="SET leases.#lease.expiresAt = :expires",
+                    ConditionExpression="leases.#lease.#owner = :owner AND NOT contains(stepIds, :sid)",
+                    ExpressionAttributeNames={"#lease": step_id, "#owner": "owner"},
+                    ExpressionAttributeValues={
+                        ":expires": {"N": str(expires_ms)},
+                        ":owner": {"S": owner},
+                        ":sid": {"S": step_id},
+                    },
+                )
+        except _ConditionFailed:
+            return False
+        return True
+
     def record_step(
         self,
         job_id: str,

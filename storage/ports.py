@@ -36,6 +36,14 @@ class JobStore(Protocol):
         is this run's own: the claim is granted, not refused as held.
         """
 
+    def renew_lease(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> bool:
+        """Push the lease ``owner`` holds on a step out to ``lease_seconds`` from now.
+
+        False, and nothing written, when ``owner`` no longer holds it: the step was recorded (which
+        removes the lease), or the lease lapsed and another run took it. Idempotent, so a retry
+        of a renewal that was applied but answered with an error is granted too.
+        """
+
     def get(self, job_id: str) -> Job:
         """The job, or JobNotFound."""
 

@@ -17,11 +17,28 @@ import os
 from datetime import UTC, datetime
 
 from aws_embedded_metrics.config import get_config
+from aws_embedded_metrics.environment.environment_detector import EnvironmentCache
 from aws_embedded_metrics.logger.metrics_logger_factory import create_metrics_logger
 
 SERVICE = "ghost-engine"
 
 _enabled = True
+
+
+def _set_environment() -> None:
+    """Where metrics go: AWS_EMF_ENVIRONMENT, else ``Local`` (stdout).
+
+    Without an explicit environment the library probes EC2's metadata endpoint over the network
+    and, finding none, settles on its agent sink (a TCP socket nobody listens on); and it keeps
+    the first environment it resolves for the life of the process, so a later configure() would
+    not move it. So it is set before any metric can be emitted, and each configure() starts the
+    resolution over.
+    """
+    get_config().environment = os.environ.get("AWS_EMF_ENVIRONMENT") or "Local"
+    EnvironmentCache.environment = None
+
+
+_set_environment()
 
 
 def configure(namespace: str, *, operator: bool = False) -> None:
@@ -36,8 +53,7 @@ def configure(namespace: str, *, operator: bool = False) -> None:
     config = get_config()
     config.namespace = namespace
     config.service_name = SERVICE
-    # Without an explicit environment the library probes EC2 metadata over the network.
-    config.environment = os.environ.get("AWS_EMF_ENVIRONMENT") or "Local"
+    _set_environment()
 
 
 def _emit(metrics: dict[str, tuple[float, str]], dimensions: dict[str, str], **properties) -> None:

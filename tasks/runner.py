@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from enum import Enum
 
 import pipeline
 from storage.bootstrap import Services
-from storage.errors import ArtifactNotFound, InvalidTransition, JobNotFound
+from storage.errors import ArtifactNotFound, DependencyError, InvalidTransition, JobNotFound
 from storage.model import (
     ClaimOutcome,
     Completion,
@@ -45,6 +46,7 @@ from storage.model import (
     step_id,
     utc_now,
 )
+from storage.settings import Settings
 from tasks import metrics
 from tasks.artifacts import CONTENT_TYPES, write_artifacts
 from tasks.checkpoints import (
@@ -69,9 +71,20 @@ class Next(Enum):
     RETRY = "retry"  # another run holds the step's lease: deliver this message again later
 
 
-# A lease outlives the step's hard time limit by this much, so it can only
-# lapse once the run that took it has finished, failed or been killed.
+# A lease outlives the step's hard time limit by this much, so a run hung in its step
+# cannot keep it past the moment Celery kills it.
 LEASE_MARGIN_SECONDS = 5
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a step's lease runs unless the run holding it renews it (_LeaseKeeper).
+
+    The SQS visibility timeout: a killed run's message comes back that long after its worker's
+    last extension of it (tasks/sqs_visibility.py), and its lease lapses that long after its last
+    renewal, so the redelivery can take the step over about when it arrives — not after the
+    step's whole time limit. Never longer than the hard time limit and its margin.
+    """
+    return min(settings.visibility_timeout_seconds, settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS)
 
 
 class FaultDrill(Exception):
@@ -114,13 +127,9 @@ def run_step(
     sid = step_id(job_id, step, attempt)
     previous = _handed_over(handover, step)
     prefetch = _prefetch(services, job_id, step) if previous is None else None
-    claim = services.jobs.claim_step(
-        job_id,
-        sid,
-        attempt=attempt,
-        owner=lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex),
-        lease_seconds=services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS,
-    )
+    owner = lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex)
+    lease = _LeaseKeeper(services, job_id, sid, owner=owner, step=step)
+    claim = services.jobs.claim_step(job_id, sid, attempt=attempt, owner=owner, lease_seconds=lease.seconds)
     if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
         prefetch.cancel()  # its answer is not needed (one that already left is ignored)
     if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
@@ -144,9 +153,27 @@ def run_step(
         log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
         return StepRun(Next.RETRY, "held", retry_in)
 
-    job = claim.job
+    with lease:
+        return _run_claimed(
+            services, claim.job, step, sid, resumed=claim.resumed, previous=previous, prefetch=prefetch, hand_on=hand_on
+        )
+
+
+def _run_claimed(
+    services: Services,
+    job: Job,
+    step: str,
+    sid: str,
+    *,
+    resumed: bool,
+    previous: pipeline.StepOutput | None,
+    prefetch: Future | None,
+    hand_on: HandOn | None,
+) -> StepRun:
+    """Compute a step whose lease this run holds, record it, and hand on."""
+    job_id = job.job_id
     started_at, started = utc_now(), time.monotonic()
-    output, stored = _compute(services, job, step, resumed=claim.resumed, previous=previous, prefetch=prefetch)
+    output, stored = _compute(services, job, step, resumed=resumed, previous=previous, prefetch=prefetch)
     last = step == pipeline.STEPS[-1]
     completion = _publish(services, job, output) if last else None
     event = StepEvent(
@@ -192,6 +219,51 @@ def run_step(
 
 
 HandOn = Callable[[dict | None], None]
+
+
+class _LeaseKeeper:
+    """Renews the lease this run holds on a step, every third of its length, while it computes.
+
+    A run that lives keeps its step however long it takes, up to its hard time limit (made before
+    the claim, so the limit is counted from before the lease began); a run that dies (SIGKILL, its
+    container gone) stops renewing, and its lease lapses at most a lease later. A renewal that
+    fails is logged and tried again at the next beat: a lease lost costs at worst a second run of
+    a deterministic step, whose record the stepId guard refuses. No thread is started for a step
+    whose time limit fits in one lease, and a step shorter than a third of a lease renews nothing.
+    """
+
+    def __init__(self, services: Services, job_id: str, sid: str, *, owner: str, step: str) -> None:
+        self._jobs, self._job_id, self._sid, self._owner, self._step = services.jobs, job_id, sid, owner, step
+        self.seconds = lease_seconds(services.settings)
+        # Never past the hard time limit: a run still alive then is being killed by Celery.
+        self._until = time.monotonic() + services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS
+        self._stopped = threading.Event()
+
+    def __enter__(self) -> _LeaseKeeper:
+        if self._until - time.monotonic() > self.seconds:
+            context = contextvars.copy_context()
+            threading.Thread(target=context.run, args=(self._keep,), name="lease-keeper", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+
+    def _keep(self) -> None:
+        while not self._stopped.wait(self.seconds / 3):
+            left = self._until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                kept = self._jobs.renew_lease(
+                    self._job_id, self._sid, owner=self._owner, lease_seconds=min(self.seconds, left)
+                )
+            except DependencyError as exc:
+                log.warning("step.lease_renew_failed", step=self._step, error=exc.message)
+                continue
+            if not kept:
+                # Recorded meanwhile (the record removes the lease), or lapsed and taken over.
+                log.info("step.lease_not_renewed", step=self._step)
+                return
 
 
 def _already_recorded(

@@ -12,6 +12,7 @@ finds the step recorded and hands on. The job is never left ``running`` with no 
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Any, cast
 
@@ -23,14 +24,15 @@ import pipeline
 from storage.bootstrap import Services, build_services
 from storage.errors import DependencyError, DependencyUnavailable, GhostEngineError
 from storage.model import JobError
+from storage.settings import Settings
 from tasks import app, backoff, logs, metrics
-from tasks.runner import FaultDrill, Next, fail_job, run_step
+from tasks.runner import LEASE_MARGIN_SECONDS, FaultDrill, Next, fail_job, lease_seconds, run_step
 
 log = logs.get_logger(__name__)
 
-# How often a delivery may find its step leased to another run before giving up
-# (each wait lasts until that lease lapses, so a few suffice).
-LEASE_RETRIES = 10
+# How often a delivery may find its step leased to another run, beyond the waits that run's
+# time limit can take (lease_retries).
+LEASE_RETRIES_SPARE = 3
 # How long a step keeps trying to send the next step's message before it leaves its own
 # message to be delivered again: longer than a 20 s SQS outage (docs/reliability.md).
 HAND_ON_SECONDS = 30.0
@@ -44,6 +46,18 @@ def services() -> Services:
     built = build_services()
     metrics.configure(built.settings.metrics_namespace)
     return built
+
+
+def lease_retries(settings: Settings) -> int:
+    """How often a delivery may find its step leased to another run before it gives up.
+
+    Each wait lasts until that run's lease lapses: at least two thirds of a lease, since the run
+    renews it every third (runner._LeaseKeeper). A run that lives renews it for up to its hard
+    time limit, so that many waits, and a few spare, are allowed before giving up — which fails
+    the job — could end a job whose step a live run is still computing.
+    """
+    hard = settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS
+    return math.ceil(hard / (lease_seconds(settings) * 2 / 3)) + LEASE_RETRIES_SPARE
 
 
 def job_error(step: str, exc: BaseException) -> JobError:
@@ -165,7 +179,7 @@ def _make_step_task(step: str) -> StepTask:
             raise self.retry(exc=exc, countdown=wait) from exc
         if result.next is Next.RETRY:
             # A new message with the same chain; this one is acked.
-            raise self.retry(countdown=result.retry_in, max_retries=LEASE_RETRIES)
+            raise self.retry(countdown=result.retry_in, max_retries=lease_retries(services().settings))
         if result.next is Next.STOP:
             # Ends the chain here: the job is terminal or gone, or the chain already moved on.
             self.request.chain = None

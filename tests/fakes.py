@@ -84,6 +84,16 @@ class FakeJobStore:
             resumed = held is not None and held[0] != owner
             return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires, job=job, resumed=resumed)
 
+    def renew_lease(self, job_id: str, step_id: str, *, owner: str, lease_seconds: float) -> bool:
+        self._check_up("renew_lease")
+        with self._lock:
+            held = self.leases.get((job_id, step_id))
+            job = self.jobs.get(job_id)
+            if held is None or held[0] != owner or job is None or step_id in job.step_ids:
+                return False
+            self.leases[(job_id, step_id)] = (owner, int(time.time() * 1000) + int(lease_seconds * 1000))
+            return True
+
     def get(self, job_id: str) -> Job:
         self._check_up("get")
         return self._item(job_id)

@@ -21,30 +21,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.serial]
 # Every service faulted, SQS too (the worker survives its faults: tasks/sqs_fanout.py).
 SERVICES = ("dynamodb", "s3", "sqs", "sns")
 # Under `make test COVERAGE=1` (what CI runs) every line the workers run is traced, which makes a
-# step about three times slower (README, "Coverage"). A test's own step limit, the load's deadline
+# step about three times slower (README, "Coverage"). The load's deadline
 # and the promptness bound stretch by as much there; plain `make test` holds every job to 60 s.
 SLOWDOWN = 3 if os.environ.get("COVERAGE_RUN") else 1
 PROMPT_SECONDS = 60 * SLOWDOWN
 
 
-def start(
-    make_faulted_stack,
-    *,
-    workers: int = 1,
-    concurrency: int = 2,
-    step_limit: int | None = None,
-    visibility: int | None = None,
-):
-    """A faulted stack with production's visibility timeout (15 s) and step limit (120 s), unless given.
+def start(make_faulted_stack, *, workers: int = 1, concurrency: int = 2):
+    """A faulted stack with production's visibility timeout (15 s) and step limit (120 s).
 
     The visibility timeout is what a lost ReceiveMessage answer costs (SQS hid the message, the
     worker never saw it) and what a killed worker's message waits; the worker keeps the messages
     it holds invisible meanwhile (tasks/sqs_visibility.py), so a step may take longer than it.
     """
-    env = {} if step_limit is None else {"STEP_TIME_LIMIT_SECONDS": str(step_limit * SLOWDOWN)}
-    if visibility is not None:
-        env["VISIBILITY_TIMEOUT_SECONDS"] = str(visibility)
-    stack = make_faulted_stack(env)
+    stack = make_faulted_stack({})
     for n in range(workers):
         stack.start_worker(f"worker{n + 1}", concurrency=concurrency)
     stack.start_api()
@@ -119,11 +109,11 @@ def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing
 
 
 def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothing(make_faulted_stack, proxy, emulator):
-    # Kills every 4-9 s meet a job two or three times. Each costs it the visibility timeout (its
-    # worker's messages come back only then), and a step killed between its claim and its record
-    # also its lease (the step limit + 5 s). With production's 120 s step limit, jobs took up to
-    # 144 s (docs/reliability.md, Faults); so 10 s here, and production's 15 s timeout.
-    stack = start(make_faulted_stack, workers=2, concurrency=1, step_limit=10)
+    # Kills every 4-9 s meet a job two or three times. Each costs it about the visibility timeout:
+    # its worker's messages come back only then, and a step killed between its claim and its
+    # record is leased for as long (runner.lease_seconds; before leases were renewed, such a step
+    # waited out the step limit + 5 s, 125 s). Production's 15 s timeout and 120 s step limit.
+    stack = start(make_faulted_stack, workers=2, concurrency=1)
     subs = new_submissions(10, tag="kill-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()

@@ -231,6 +231,24 @@ def test_a_claim_is_refused_while_its_lease_is_held_and_taken_over_once_it_lapse
     assert resumed.outcome is ClaimOutcome.CLAIMED and resumed.resumed is True
 
 
+def test_a_renewed_lease_is_held_past_its_first_term_and_only_its_owner_renews_it(store):
+    job = new_job(store)
+    first = claim(store, job, "a", lease=60)
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "a"), owner="run-1", lease_seconds=600) is True
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "a"), owner="run-1", lease_seconds=600) is True  # a retry
+    held = claim(store, job, "a", owner="run-2")
+    assert held.outcome is ClaimOutcome.HELD and held.expires_at_ms >= first.expires_at_ms + 500_000
+    # Another run cannot renew it, and nobody renews a lease that lapsed into someone else's hands.
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "a"), owner="run-2", lease_seconds=600) is False
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "b"), owner="run-1", lease_seconds=600) is False
+    # Recorded: the record removes the lease, and a late renewal does not bring it back.
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "a"), owner="run-1", lease_seconds=600) is False
+    assert store.get(job.job_id).leases == ()
+    missing = new_job_id()
+    assert store.renew_lease(missing, step_id(missing, "a"), owner="run-1", lease_seconds=600) is False
+
+
 def test_a_claim_tells_duplicate_terminal_stale_and_missing_apart(store):
     job = new_job(store)
     store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)

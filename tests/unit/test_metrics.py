@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -48,3 +52,23 @@ def test_job_outcomes_are_counts(emitted):
     assert failed["JobFailed"] == 1 and failed["code"] == "FAULT_DRILL"
     assert cancelled["JobCancelled"] == 1
     assert step_error["StepErrors"] == 1 and definitions(step_error)["Dimensions"] == [["Service", "Step"]]
+
+
+def test_a_metric_emitted_before_configure_goes_to_stdout_and_configure_still_applies():
+    """In a fresh process, a metric emitted before configure() (as the runner's unit tests do) goes to
+    stdout, and configure() still applies after it. The library caches the first environment it
+    resolves; left to itself that is a probe of EC2's metadata endpoint, then its agent's TCP sink,
+    which every later metric of the process (and test) would inherit."""
+    code = textwrap.dedent("""
+        from tasks import metrics
+        metrics.step_failed("populate", "X", "j")
+        metrics.configure("GhostEngineTest")
+        metrics.job_cancelled("j")
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "AWS_EMF_ENVIRONMENT"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [line.get("StepErrors", line.get("JobCancelled")) for line in lines] == [1, 1], done.stderr
+    assert definitions(lines[1])["Namespace"] == "GhostEngineTest"
+    assert "socket" not in done.stderr
