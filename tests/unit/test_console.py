@@ -201,3 +201,23 @@ def test_the_explorer_follows_the_documented_example():
 def test_a_room_of_cells_is_drawn_as_runs():
     assert outline({"rect": [1, 2, 3, 4]}) == "M1 2h3v4h-3z"
     assert outline({"cells": [[3, 1], [4, 1], [5, 1], [4, 2]]}) == "M3 1h3v1h-3zM4 2h1v1h-1z"
+
+
+def test_a_key_is_told_from_an_enemy_by_its_shape_not_only_its_colour(client, services):
+    """A red key drawn as a circle looked like an enemy: keys need a shape of their own, in the map and legend."""
+    markup = parsed(client.get(f"/console/jobs/{done_job(services)}"))
+    shapes: dict[str, set[tuple[str, str | None]]] = {}
+    for tag, attrs in markup.tags:
+        if "data-entity-kind" in attrs:
+            shapes.setdefault(attrs["data-entity-kind"], set()).add((tag, attrs.get("d")))
+    assert shapes.get("key") and shapes.get("enemy"), shapes
+    assert len(shapes["key"]) == 1, "every key is drawn alike"
+    for kind, drawn in shapes.items():
+        if kind != "key":
+            assert {tag for tag, _ in drawn}.isdisjoint(tag for tag, _ in shapes["key"]), (kind, drawn)
+    legend = {
+        (tag, attrs.get("d"))
+        for tag, attrs in markup.tags
+        if attrs.get("class") == "entity key" and "data-entity" not in attrs
+    }
+    assert legend == shapes["key"], "the legend shows the key as the map draws it"
