@@ -39,8 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Chromium logs an API's refusal of a fetch (the tests provoke 400, 401, 409 and 422) as a console error.
-EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (400|401|409|422)")
+# Chromium logs a refused fetch or page load (the tests provoke 400, 401, 404, 409 and 422) as a console error.
+EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (400|401|404|409|422)")
 # Lets a test play "the tab is hidden": document.hidden reads window.__hidden.
 HIDDEN_SWITCH = """
 Object.defineProperty(Document.prototype, "hidden", { configurable: true, get() { return !!window.__hidden; } });

@@ -11,19 +11,29 @@ import re
 import shutil
 import time
 import uuid
+from datetime import datetime
+from unittest.mock import ANY
 
 import pytest
 import requests
-from playwright.sync_api import expect
 
 import pipeline
 from api.console.level import LOCK_COLOURS
-from api.console.pages import size
+from api.console.pages import duration, size, when
+from tasks.artifacts import ARTIFACTS
+from tasks.doom_nodes import node_builder
 from tests.browser.conftest import ROOT, TOKEN, assert_accessible
+
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (the dev extra)"
+).expect
 
 pytestmark = pytest.mark.integration
 
 EXPLORED = {"prompt": "a locked crypt with keys and a boss", "seed": 7, "style": "dungeon", "rooms": 14}
+# Right-to-left first, emoji (one a ZWJ family), a word too long for any line (still long in the list's
+# 80-character preview), more right-to-left text and a decomposed accent.
+UNICODE_PROMPT = "מסדרון 👻 👨‍👩‍👧 " + "Pneumonoultramicroscopicsilicovolcanoconiosis" * 3 + " نور خافت, cafe\u0301"
 # UPDATE_SCREENSHOTS=1 writes the README's pictures (docs/console-*.png) from this run.
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
 
@@ -41,6 +51,44 @@ def hide(page, hidden: bool) -> None:
 
 def step_names(page) -> list[str]:
     return page.locator("#timeline .step-ok").evaluate_all("els => els.map(e => e.dataset.step)")
+
+
+def room_facts(page) -> dict[str, str]:
+    """The explorer's room panel as shown: Room, Kind, Depth, Zone, Light, Stands here."""
+    return page.locator("#room-info-text div").evaluate_all(
+        "divs => Object.fromEntries(divs.map(d => [d.firstChild.textContent, d.lastChild.textContent]))"
+    )
+
+
+def shown_facts(room: dict) -> dict[str, str]:
+    """What the room panel must show of a sceneGraph.json room (what stands in it aside)."""
+    numbers = {name.capitalize(): str(room[name]) for name in ("depth", "zone", "light")}
+    return {"Room": room["id"], "Kind": room["kind"], **numbers, "Stands here": ANY}
+
+
+def status_of(stack, job_id: str) -> dict:
+    return requests.get(f"{stack.url}/status/{job_id}", timeout=10).json()
+
+
+def took(status: dict) -> str:
+    """A terminal job's duration as the console words it: created to last update."""
+    start, end = (datetime.fromisoformat(status[name]) for name in ("createdAt", "updatedAt"))
+    return duration(int((end - start).total_seconds() * 1000))
+
+
+def fact(page, term: str) -> str:
+    """The value beside ``term`` in the job page's request facts (Style, Seed, ...)."""
+    return (
+        page.locator(".request .facts div", has=page.locator("dt", has_text=re.compile(f"^{term}$")))
+        .locator("dd")
+        .inner_text()
+    )
+
+
+def assert_fits(page, width: int) -> None:
+    """Nothing spills sideways: the page does not scroll horizontally at this width."""
+    page.set_viewport_size({"width": width, "height": 740 if width < 1000 else 2160})
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"the page scrolls sideways at {width} px"
 
 
 def test_submit_from_the_form_and_watch_the_job_run(page, stack, request):
@@ -128,12 +176,29 @@ def test_submit_from_the_form_and_watch_the_job_run(page, stack, request):
     page.wait_for_timeout(2500)
     assert len(polls) == settled, "still polling a done job"
     expect(page.locator("#level-svg")).to_be_visible()  # the level appeared without a reload
+
+    # Each step with its duration and summary, as /status records them; the job's own duration.
+    status = status_of(stack, job_id)
+    shown = page.locator("#timeline .step").evaluate_all(
+        "els => els.map(e => [e.dataset.step, e.querySelector('.step-duration').textContent,"
+        " e.querySelector('.step-summary').textContent])"
+    )
+    assert all(step["summary"] for step in status["steps"]), status["steps"]
+    assert shown == [[step["name"], duration(step["durationMs"]), step["summary"]] for step in status["steps"]]
+    expect(page.locator(".took")).to_have_text(f"took {took(status)}")
     assert_accessible(page)
 
 
-def test_the_level_explorer_draws_the_scene_graph(page, worker, stack, tmp_path):
+@pytest.fixture(scope="module")
+def explored(worker, stack) -> str:
+    """The id of a done job whose level has locks, keys and a boss."""
     job_id = submit(stack, EXPLORED)
     assert stack.wait_terminal(job_id, timeout=60)["state"] == "done"
+    return job_id
+
+
+def test_the_level_explorer_draws_the_scene_graph(page, explored, stack, tmp_path):
+    job_id = explored
     scene = requests.get(f"{stack.url}/jobs/{job_id}/artifacts/sceneGraph.json", timeout=10).json()
     ascii_map = requests.get(f"{stack.url}/jobs/{job_id}/artifacts/asciiMinimap.txt", timeout=10).text
     page.goto(f"/console/jobs/{job_id}")
@@ -175,9 +240,11 @@ def test_the_level_explorer_draws_the_scene_graph(page, worker, stack, tmp_path)
     page.keyboard.press("ArrowRight")
     focused = page.evaluate("document.activeElement.dataset.room")
     assert focused != first and focused in rooms
-    info = page.locator("#room-info-text").inner_text()
-    for word in (focused, rooms[focused]["kind"], str(rooms[focused]["depth"]), str(rooms[focused]["light"])):
-        assert word in info, (word, info)
+    assert room_facts(page) == shown_facts(rooms[focused])
+    behind_locks = max(scene["rooms"], key=lambda room: room["zone"])
+    assert behind_locks["zone"] > 0, "a level with locks has rooms behind them"
+    page.focus(f'[data-room="{behind_locks["id"]}"]')
+    assert room_facts(page) == shown_facts(behind_locks)
     busy = max(scene["rooms"], key=lambda room: sum(e["room"] == room["id"] for e in scene["entities"]))
     page.hover(f'[data-room="{busy["id"]}"] .floor')
     standing = [e["type"].replace("_", " ") for e in scene["entities"] if e["room"] == busy["id"]]
@@ -228,6 +295,18 @@ def test_the_level_explorer_draws_the_scene_graph(page, worker, stack, tmp_path)
     page.emulate_media(color_scheme="dark")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert sum(int(n) for n in re.findall(r"\d+", background)[:3]) < 120, background
+
+
+def test_a_done_job_offers_map_wad_and_says_how_to_play_it(page, explored):
+    if node_builder() is None:
+        pytest.skip("zdbsp is not installed (apt-get install zdbsp): jobs skip map.wad without it")
+    page.goto(f"/console/jobs/{explored}")
+    files = page.locator(".files [data-file]").evaluate_all("els => els.map(e => e.dataset.file)")
+    assert files == [artifact.name for artifact in ARTIFACTS]
+    expect(page.locator('[data-file="map.wad"] a')).to_have_attribute("download", "map.wad")
+    expect(page.get_by_role("heading", name="Play map.wad")).to_be_visible()
+    how = page.locator("h4:text-is('Play map.wad') ~ pre").inner_text()
+    assert "chocolate-doom -iwad" in how and "-file map.wad -warp 1" in how and "-playdemo demo1" in how
 
 
 def test_a_failed_job_is_retried_from_the_page_with_the_token(page, worker, stack):
@@ -343,6 +422,12 @@ def test_the_jobs_list_filters_and_pages_in_the_url(page, worker, stack):
 
     refused = page.goto("/console/jobs?state=failed&cursor=not-a-cursor")
     assert refused.status == 400 and "cursor" in page.locator("main").inner_text()
+    assert_accessible(page)
+    unknown = str(uuid.uuid4())
+    missing = page.goto(f"/console/jobs/{unknown}")
+    assert missing.status == 404
+    expect(page.locator("main p").first).to_have_text(f"There is no job {unknown}.")
+    assert_accessible(page)
 
     page.goto("/console/jobs?state=done")
     row = page.locator("tr", has=page.locator(f'a[href$="{done}"]'))
@@ -350,7 +435,12 @@ def test_the_jobs_list_filters_and_pages_in_the_url(page, worker, stack):
     expect(thumb).to_be_visible()
     thumb.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
-    assert row.locator("td").nth(2).inner_text() == pipeline.DEFAULT_STYLE
+    cells = row.locator("td")
+    status = status_of(stack, done)
+    assert cells.nth(2).inner_text() == pipeline.DEFAULT_STYLE
+    assert cells.nth(3).inner_text() == when(status["createdAt"])
+    assert cells.nth(3).locator("time").get_attribute("datetime") == status["createdAt"]
+    assert cells.nth(4).inner_text() == took(status)
 
 
 def test_a_hostile_prompt_is_shown_as_text(page, worker, stack):
@@ -363,9 +453,49 @@ def test_a_hostile_prompt_is_shown_as_text(page, worker, stack):
     expect(page.locator("#prompt-text")).to_have_text(prompt)
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("window.__pwned") is None
+    assert_accessible(page)
     stack.wait_terminal(job_id, timeout=60)
     page.goto("/console/jobs")
     link = page.locator(f'a[href$="{job_id}"]')
     expect(link).to_have_text(prompt[:80])
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+def test_any_unicode_prompt_is_sent_from_a_narrow_screen_and_shown_intact(page, worker, stack):
+    """Emoji, right-to-left text and an unbreakable word, typed at 360 px with the seed left empty."""
+    page.goto("/console/")
+    for width in (3840, 360):  # the form fits a 4K screen and a phone, every control on screen
+        assert_fits(page, width)
+        for control in ("#prompt", "#style-maze", "#seed", "#rooms", "#submit-button"):
+            box = page.locator(control).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (width, control, box)
+    assert_accessible(page)
+
+    page.fill("#prompt", UNICODE_PROMPT)
+    page.check("#style-maze")
+    with page.expect_request("**/generate-scene") as sent:
+        page.click("#submit-button")
+    assert sent.value.post_data_json == {"prompt": UNICODE_PROMPT, "style": "maze"}  # as typed; no seed
+    page.wait_for_url(re.compile(r"/console/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    status = status_of(stack, job_id)
+    assert status["request"]["prompt"] == UNICODE_PROMPT
+    prompt = page.locator("#prompt-text")
+    expect(prompt).to_have_text(UNICODE_PROMPT)
+    assert prompt.evaluate("p => getComputedStyle(p).direction") == "rtl", "a Hebrew prompt reads right to left"
+    assert prompt.evaluate("p => p.scrollWidth <= p.clientWidth"), "the long word runs out of its box"
+    assert fact(page, "Seed") == str(status["request"]["seed"]), "the seed the API drew is shown"
+    assert fact(page, "Style") == "maze"
+    assert_fits(page, 360)
+
+    assert stack.wait_terminal(job_id, timeout=60)["state"] == "done"
+    expect(page.locator("#state")).to_contain_text("done")
+    assert_fits(page, 360)
+    page.goto("/console/jobs")
+    link = page.locator(f'a[href$="{job_id}"]')
+    expect(link).to_have_text(UNICODE_PROMPT[:80])
+    assert_fits(page, 360)
+    # The table may scroll inside its region at 360 px, but the long word must not stretch its column.
+    column, region = link.locator("xpath=ancestor::td").bounding_box(), page.locator(".table-wrap").bounding_box()
+    assert column and region and column["width"] <= region["width"], "the long word stretches the prompt column"

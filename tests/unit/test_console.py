@@ -34,13 +34,18 @@ def done_job(services, request=None) -> str:
     return job_id
 
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
 class Markup(HTMLParser):
-    """What a page holds that a strict CSP would refuse, and every element's attributes."""
+    """What a page holds that a strict CSP would refuse, every element's attributes, the text of each id."""
 
     def __init__(self) -> None:
         super().__init__()
         self.inline: list[str] = []
         self.tags: list[tuple[str, dict]] = []
+        self.text: dict[str, str] = {}
+        self._open: list[str | None] = []  # the id (or None) of each element not yet closed
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
@@ -50,6 +55,18 @@ class Markup(HTMLParser):
         if tag == "style":
             self.inline.append("<style>")
         self.inline += [f"{tag} {name}=" for name in attributes if name == "style" or name.startswith("on")]
+        if tag not in VOID:
+            self._open.append(attributes.get("id"))
+            if attributes.get("id"):
+                self.text[attributes["id"]] = ""
+
+    def handle_endtag(self, tag):
+        if tag not in VOID and self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        for element_id in filter(None, self._open):
+            self.text[element_id] += data
 
 
 def parsed(response) -> Markup:
@@ -169,6 +186,8 @@ def test_a_done_job_shows_its_level_files_and_sizes(client, services):
     assert 'data-file="sceneGraph.json"' in body and 'id="level-svg"' in body
     assert f"/jobs/{job_id}/artifacts/minimap.png" in body or "artifacts.example" in body
     assert f"{sizes['sceneGraph.json'] / 1024:.1f} KB" in body
+    # The unit tier runs without zdbsp: no map.wad, so no instructions for playing it.
+    assert 'data-file="map.wad"' not in body and "Play map.wad" not in body
 
 
 def test_a_failed_job_shows_its_error(client, services):
@@ -201,3 +220,32 @@ def test_the_explorer_follows_the_documented_example():
 def test_a_room_of_cells_is_drawn_as_runs():
     assert outline({"rect": [1, 2, 3, 4]}) == "M1 2h3v4h-3z"
     assert outline({"cells": [[3, 1], [4, 1], [5, 1], [4, 2]]}) == "M3 1h3v1h-3zM4 2h1v1h-1z"
+
+
+def test_the_form_offers_every_style_each_described(client):
+    """A style added to the pipeline without a description would show a bare radio button."""
+    markup = parsed(client.get("/console/"))
+    offered = [attrs["value"] for tag, attrs in markup.tags if tag == "input" and attrs.get("name") == "style"]
+    assert offered == list(pipeline.STYLES) and len(offered) == 6
+    descriptions = [markup.text[f"style-{name}-about"].strip() for name in pipeline.STYLES]
+    assert all(descriptions) and len(set(descriptions)) == len(descriptions), descriptions
+
+
+def test_a_key_is_told_from_an_enemy_by_its_shape_not_only_its_colour(client, services):
+    """A red key drawn as a circle looked like an enemy: keys need a shape of their own, in the map and legend."""
+    markup = parsed(client.get(f"/console/jobs/{done_job(services)}"))
+    shapes: dict[str, set[tuple[str, str | None]]] = {}
+    for tag, attrs in markup.tags:
+        if "data-entity-kind" in attrs:
+            shapes.setdefault(attrs["data-entity-kind"], set()).add((tag, attrs.get("d")))
+    assert shapes.get("key") and shapes.get("enemy"), shapes
+    assert len(shapes["key"]) == 1, "every key is drawn alike"
+    for kind, drawn in shapes.items():
+        if kind != "key":
+            assert {tag for tag, _ in drawn}.isdisjoint(tag for tag, _ in shapes["key"]), (kind, drawn)
+    legend = {
+        (tag, attrs.get("d"))
+        for tag, attrs in markup.tags
+        if attrs.get("class") == "entity key" and "data-entity" not in attrs
+    }
+    assert legend == shapes["key"], "the legend shows the key as the map draws it"

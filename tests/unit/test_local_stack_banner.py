@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -47,3 +49,13 @@ def test_the_banner_prints_the_exports_under_operators(stack):
     for line in stack.operator_exports():
         assert f"  {line}\n" in section
     assert "make run-clean" in text
+
+
+def test_the_banner_prints_the_console_url_of_this_stack(stack, client):
+    """The README sends people to `make run`'s banner for the console's address."""
+    found = re.search(r"^  Console +(\S+)$", banner(stack), re.MULTILINE)
+    assert found, "no Console line in the banner"
+    url = urlsplit(found.group(1))
+    assert f"{url.scheme}://{url.netloc}" == stack.api_url == "http://127.0.0.1:8200"
+    page = client.get(url.path)  # the path printed is the console's form, served by the API
+    assert page.status_code == 200 and 'id="submit-form"' in page.get_data(as_text=True)
