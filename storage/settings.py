@@ -101,7 +101,7 @@ class Settings:
             return read(var, str, local_default if local else None)
 
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
-        credentials = _emulator_credentials(environ) if local and _is_loopback(endpoint) else None
+        credentials = _emulator_credentials(environ) if local and is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
         # The worker keeps the messages it holds invisible (tasks/sqs_visibility.py), so a step
         # may run longer than this: it is what a dead worker's message, or a lost receive, waits.
@@ -185,7 +185,8 @@ class Settings:
         )
 
 
-def _is_loopback(endpoint: str | None) -> bool:
+def is_loopback(endpoint: str | None) -> bool:
+    """True for an endpoint on this machine (an emulator); False for none (AWS itself) or another host."""
     return bool(endpoint) and urlsplit(endpoint).hostname in _LOOPBACK_HOSTS
 
 
