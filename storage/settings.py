@@ -178,7 +178,7 @@ class Settings:
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
             # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.
-            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108
+            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108 - ECS scratch (above)
             worker_liveness_seconds=liveness,
             task_events_seconds=read("TASK_EVENTS_SECONDS", int, 30, low=10, high=86400),
             aws_credentials=credentials,

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -188,6 +189,23 @@ def test_ruff_selects_the_required_families_and_justifies_each_ignore():
     for number, line in enumerate(ignores):
         if line.strip().startswith('"'):
             assert ignores[number - 1].strip().startswith("#"), f"{line.strip()} has no comment saying why"
+
+
+def test_every_inline_noqa_names_its_codes_and_says_why():
+    """An inline noqa is an ignore too: like those in pyproject.toml, each says why, after its codes."""
+    problems = []
+    for path in sorted(ROOT.rglob("*.py")):
+        top = path.relative_to(ROOT).parts[0]
+        if top.startswith(".") or top in {"node_modules", "build"} or top.endswith(".egg-info"):
+            continue  # environments and what tools made: not the project's code
+        with path.open("rb") as source:
+            comments = [t for t in tokenize.tokenize(source.readline) if t.type == tokenize.COMMENT]
+        for comment in comments:
+            if re.search(r"#\s*noqa\b", comment.string, re.I) and not re.search(
+                r"# noqa: [A-Z]+\d+(, [A-Z]+\d+)* - \w", comment.string
+            ):
+                problems.append(f"{path.relative_to(ROOT)}:{comment.start[0]}: {comment.string}")
+    assert not problems, "write `# noqa: CODE - why`:\n" + "\n".join(problems)
 
 
 def test_every_type_ignore_names_its_code_and_says_why():
