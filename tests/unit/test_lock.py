@@ -6,6 +6,7 @@ Offline: `uv lock --check --offline` needs no network for a current lock. uv com
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -162,6 +163,32 @@ def test_dependabot_proposes_weekly_grouped_updates_after_a_cooldown():
     groups = {name: set(group["patterns"]) for name, group in updates["uv"]["groups"].items()}
     assert any({"celery", "kombu"} <= patterns for patterns in groups.values()), "celery and kombu move together"
     assert any({"boto3", "botocore"} <= patterns for patterns in groups.values()), "boto3 and botocore move together"
+
+
+def test_dependabot_uv_pull_requests_get_the_exports_the_lock_check_asks_for():
+    """Dependabot updates uv.lock, not its exports: without this workflow CI fails on every uv update."""
+    from check_lock import EXPORTS, REFRESH
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "dependabot-lock.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert set(triggers) == {"pull_request"}
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    # Only Dependabot's own pushes to its uv branches (dependabot.yml's "uv" ecosystem), never a person's.
+    assert "github.actor == 'dependabot[bot]'" in job["if"]
+    assert "startsWith(github.head_ref, 'dependabot/uv/')" in job["if"]
+    assert job["permissions"] == {"contents": "write"}
+    checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["ref"] == "${{ github.head_ref }}"  # the branch, to push to: not the merge commit
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs[0] == REFRESH  # the command the lock check's message names
+    added = next(line.split()[2:] for line in runs[1].splitlines() if line.strip().startswith("git add"))
+    for path in ["uv.lock", *EXPORTS]:
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in added), f"{path} would not be committed"
+    # Dependabot keeps rebasing its branch over the commit (and this runs again after each rebase).
+    assert "[dependabot skip]" in runs[1] and 'git push origin "HEAD:refs/heads/$BRANCH"' in runs[1]
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert any(entry["package-ecosystem"] == "uv" for entry in dependabot["updates"])
 
 
 def test_pre_commit_runs_the_same_checks_with_pinned_revisions():
