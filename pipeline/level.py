@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from .contract import PipelineError, require_field, require_int, require_mapping
@@ -89,8 +90,7 @@ class Level:
             ("entities", Entity.from_data, _MAX_ENTITIES),
         ):
             if key in data:
-                # The lambda is called within this iteration, so the late-bound `reader` is the right one.
-                read[key] = _read_list(data, key, lambda value, where: reader(value, where, width, height), limit)  # noqa: B023
+                read[key] = _read_list(data, key, partial(reader, width=width, height=height), limit)
         if "progression" in data:
             read["progression"] = _read_progression(require_field(data, "progression", Mapping, "previous"))
         level = replace(level, **read)

@@ -41,11 +41,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from hot_path import PRICES, critical_paths, describe, dynamo_item_bytes, job_cost  # noqa: E402
+from hot_path import PRICES, critical_paths, describe, dynamo_item_bytes, job_cost  # noqa: E402 - after sys.path gains the root and scripts/
 
-from aws_requests import StackNames, categorise, recording  # noqa: E402
-from local_stack import Stack, StackConfig  # noqa: E402
-from storage.provision import provision  # noqa: E402
+from aws_requests import StackNames, categorise, recording  # noqa: E402 - after sys.path gains the root and scripts/
+from local_stack import Stack, StackConfig  # noqa: E402 - after sys.path gains the root and scripts/
+from storage.provision import provision  # noqa: E402 - after sys.path gains the root and scripts/
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 

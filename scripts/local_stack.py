@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script, the project root is not on the path
     sys.path.insert(0, str(ROOT))
 
-from storage.bootstrap import aws_client  # noqa: E402
-from storage.dynamo_items import LIST_INDEX  # noqa: E402
-from storage.provision import provision  # noqa: E402
-from storage.settings import Settings  # noqa: E402
-from tasks import liveness  # noqa: E402
+from storage.bootstrap import aws_client  # noqa: E402 - after sys.path gains the project root
+from storage.dynamo_items import LIST_INDEX  # noqa: E402 - after sys.path gains the project root
+from storage.provision import provision  # noqa: E402 - after sys.path gains the project root
+from storage.settings import Settings  # noqa: E402 - after sys.path gains the project root
+from tasks import liveness  # noqa: E402 - after sys.path gains the project root
 
 HOST = "127.0.0.1"
 # How `make test COVERAGE=1` reaches the processes the tests start (coverage's subprocess patch):

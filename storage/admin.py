@@ -31,7 +31,7 @@ from storage.bootstrap import aws_client, build_services
 from storage.errors import GhostEngineError
 from storage.export import ExportSource, export_entities
 from storage.importer import import_entities
-from storage.settings import Settings
+from storage.settings import Settings, is_loopback
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -182,7 +182,9 @@ def create_table(name: str) -> None:
     """Make an empty jobs table NAME as Terraform makes one (keys, indexes, TTL): the local emulator only.
 
     So the restore runbook, which imports into an empty table Terraform made, can be rehearsed on
-    `make run`'s emulator as written. Refused unless ENV=local: elsewhere Terraform owns the tables.
+    `make run`'s emulator as written. Refused unless ENV=local and AWS_ENDPOINT_URL is on loopback:
+    elsewhere Terraform owns the tables, and ENV=local alone would still reach AWS itself (an empty
+    AWS_ENDPOINT_URL) or another host's endpoint.
     """
     from storage.provision import create_jobs_table
 
@@ -194,11 +196,17 @@ def create_table(name: str) -> None:
             "there, Terraform makes the tables (docs/operations.md)"
         )
     settings = Settings.from_env()
+    if not is_loopback(settings.aws_endpoint_url):
+        endpoint = settings.aws_endpoint_url or "empty (AWS itself)"
+        raise click.ClickException(
+            "create-table is for the local emulator only (AWS_ENDPOINT_URL on loopback); "
+            f"AWS_ENDPOINT_URL is {endpoint}: there, Terraform makes the tables (docs/operations.md)"
+        )
     with translated("dynamodb", "CreateTable"):
         created = create_jobs_table(aws_client(settings, "dynamodb"), name)
     if not created:
         raise click.ClickException(f"table {name} already exists; nothing changed")
-    err.print(f"created table {name} on {settings.aws_endpoint_url or 'AWS'}", markup=False, highlight=False)
+    err.print(f"created table {name} on {settings.aws_endpoint_url}", markup=False, highlight=False)
 
 
 @cli.command(name="to-postgres")

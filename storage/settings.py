@@ -101,7 +101,7 @@ class Settings:
             return read(var, str, local_default if local else None)
 
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
-        credentials = _emulator_credentials(environ) if local and _is_loopback(endpoint) else None
+        credentials = _emulator_credentials(environ) if local and is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
         # The worker keeps the messages it holds invisible (tasks/sqs_visibility.py), so a step
         # may run longer than this: it is what a dead worker's message, or a lost receive, waits.
@@ -178,14 +178,15 @@ class Settings:
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
             # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.
-            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108
+            worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108 - ECS scratch (above)
             worker_liveness_seconds=liveness,
             task_events_seconds=read("TASK_EVENTS_SECONDS", int, 30, low=10, high=86400),
             aws_credentials=credentials,
         )
 
 
-def _is_loopback(endpoint: str | None) -> bool:
+def is_loopback(endpoint: str | None) -> bool:
+    """True for an endpoint on this machine (an emulator); False for none (AWS itself) or another host."""
     return bool(endpoint) and urlsplit(endpoint).hostname in _LOOPBACK_HOSTS
 
 

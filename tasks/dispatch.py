@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -228,9 +229,9 @@ def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueu
     first = job.attempts[-1]["fromStep"] if job.attempt > 1 and job.attempts else pipeline.STEPS[0]
     steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
     if job.attempt > 1:
-        send = lambda: enqueue(job.job_id, request_id, steps=steps, attempt=job.attempt)  # noqa: E731
+        send = functools.partial(enqueue, job.job_id, request_id, steps=steps, attempt=job.attempt)
     else:
-        send = lambda: enqueue(job.job_id, request_id)  # noqa: E731
+        send = functools.partial(enqueue, job.job_id, request_id)
     # A failed resend leaves the job queued: its first message may well be waiting in the queue (a
     # busy fleet, an SQS outage), and failing the job would strand that message's run. The client
     # gets the 503 and asks again; the stall sweep ends a job that truly has no message.

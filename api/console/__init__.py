@@ -63,7 +63,7 @@ def _secure(response):
 
 def register_console(app: Flask) -> None:
     """Mount the console (and its link from /) on the API app."""
-    from api.console import pages  # noqa: F401  (registers the views on bp)
+    from api.console import pages  # noqa: F401 - imported for its effect: registers the views on bp
 
     app.extensions["ghost_engine"]["console_assets"] = Assets()
     app.register_blueprint(bp)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (  # noqa: F401  (fixtures, shared with the integration tier)
+from tests.integration.conftest import (  # noqa: F401 - fixtures, shared with the integration tier
     LiveStack,
     _aws_credentials,
     emulator,

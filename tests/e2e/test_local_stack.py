@@ -1,4 +1,8 @@
-"""`make run`'s command, started as a newcomer would, smoke-tested over HTTP, then stopped with Ctrl-C."""
+"""`make run`'s command, started as a newcomer would, smoke-tested over HTTP, then stopped with Ctrl-C.
+
+Stopped (SIGINT or SIGTERM), it exits 0, binds no port, leaves no process behind, and none of its
+processes logs a traceback (issue 16).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.e2e.conftest import assert_no_stop_symptoms
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +69,10 @@ def test_local_stack_passes_the_smoke_test_and_stops_cleanly(tmp_path, stop_sign
         code = stack.wait(timeout=60)
         log.close()
     assert code == 0, (tmp_path / "stack.log").read_text()[-3000:]
+    # The API, worker and Flower write to make run's terminal (stack.log), the emulator to its own log.
+    assert_no_stop_symptoms(
+        terminal=(tmp_path / "stack.log").read_text(), emulator=(tmp_path / "local-stack" / "emulator.log").read_text()
+    )
     assert not any(listening(port) for port in ports.values()), "a port is still bound after stopping"
     assert _processes_mentioning(f"127.0.0.1:{ports['API_PORT']}") == [], "processes left behind"
 

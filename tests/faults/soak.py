@@ -29,9 +29,9 @@ for path in (ROOT, ROOT / "scripts"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from tests.faults.conftest import faulted_stack, start_emulator_behind_proxy  # noqa: E402
-from tests.faults.load import REQUESTS, Answers, Client, Submission, check_outcome, direct_services  # noqa: E402
-from tests.faults.proxy import SERVICES  # noqa: E402
+from tests.faults.conftest import faulted_stack, start_emulator_behind_proxy  # noqa: E402 - after sys.path gains the root and scripts/
+from tests.faults.load import REQUESTS, Answers, Client, Submission, check_outcome, direct_services  # noqa: E402 - after sys.path gains the root and scripts/
+from tests.faults.proxy import SERVICES  # noqa: E402 - after sys.path gains the root and scripts/
 
 WARM_UP_MINUTES = 2
 

@@ -18,6 +18,11 @@ import requests
 
 from local_stack import Stack, StackConfig
 from storage.bootstrap import Services, aws_client, build_services
+from storage.dynamo import DynamoJobStore
+from storage.provision import _create_bucket
+from storage.settings import Settings
+from tests.integration.dynamo_backends import DYNAMO_BACKENDS, Dynalite, create_jobs_table
+from tests.integration.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -201,12 +206,6 @@ def live(make_stack) -> LiveStack:
 
 
 # --- DynamoDB implementations: the emulator and dynalite (see dynamo_backends.py) ---
-
-from storage.dynamo import DynamoJobStore  # noqa: E402
-from storage.provision import _create_bucket  # noqa: E402
-from storage.settings import Settings  # noqa: E402
-from tests.integration.dynamo_backends import DYNAMO_BACKENDS, Dynalite, create_jobs_table  # noqa: E402
-from tests.integration.postgres_server import PostgresServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

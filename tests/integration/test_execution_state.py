@@ -185,7 +185,7 @@ def test_items_written_before_schema_2_give_the_same_answers_and_move_on(state_f
     assert answers["status"][ids["retried"]]["attempts"][0]["actionId"] == f"{ids['retried']}:retry:2"
 
     # Operators act on old items as on new ones.
-    noop = lambda *args, **kwargs: None  # noqa: E731
+    noop = lambda *args, **kwargs: None  # noqa: E731 - a one-line fake enqueue
     dispatch.retry_job(services.jobs, ids["failed"], reason="after the fix", by="ops", enqueue=noop)
     dispatch.cancel_job(services.jobs, ids["queued"], by="ops", reason="not needed")
     assert services.jobs.get(ids["failed"]).attempts[0]["attemptId"] == f"{ids['failed']}:attempt:2"

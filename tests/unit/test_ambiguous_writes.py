@@ -168,7 +168,7 @@ def settled() -> None:
 def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
     settle(monkeypatch)
     sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):  # the client sees 503 at once
         submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
@@ -213,7 +213,7 @@ def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(serv
 def test_an_unsent_queued_job_is_sent_by_a_replay_once_it_cannot_be_on_its_way(services, monkeypatch):
     settle(monkeypatch, ())  # the background look gave up
     sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):
         submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
@@ -232,7 +232,7 @@ def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message
     # Its first message may be waiting in the queue (seen in the 20 % faults run: a resend failed
     # during the SQS outage, the job was failed, and its first message's run found it terminal).
     sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731
+    enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
     job, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-4", enqueue=enqueue)
     later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
     monkeypatch.setattr(dispatch.time, "time", lambda: later)
@@ -247,7 +247,7 @@ def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message
 
 def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked_again(services, monkeypatch):
     sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731
+    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
     job_id = new_job(services)
     services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
     AppliedThenFails(services.jobs, "mark_retry")

@@ -6,10 +6,12 @@ Offline: `uv lock --check --offline` needs no network for a current lock. uv com
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 import tomllib
 from pathlib import Path
 
@@ -163,6 +165,32 @@ def test_dependabot_proposes_weekly_grouped_updates_after_a_cooldown():
     assert any({"boto3", "botocore"} <= patterns for patterns in groups.values()), "boto3 and botocore move together"
 
 
+def test_dependabot_uv_pull_requests_get_the_exports_the_lock_check_asks_for():
+    """Dependabot updates uv.lock, not its exports: without this workflow CI fails on every uv update."""
+    from check_lock import EXPORTS, REFRESH
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "dependabot-lock.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert set(triggers) == {"pull_request"}
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    # Only Dependabot's own pushes to its uv branches (dependabot.yml's "uv" ecosystem), never a person's.
+    assert "github.actor == 'dependabot[bot]'" in job["if"]
+    assert "startsWith(github.head_ref, 'dependabot/uv/')" in job["if"]
+    assert job["permissions"] == {"contents": "write"}
+    checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["ref"] == "${{ github.head_ref }}"  # the branch, to push to: not the merge commit
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs[0] == REFRESH  # the command the lock check's message names
+    added = next(line.split()[2:] for line in runs[1].splitlines() if line.strip().startswith("git add"))
+    for path in ["uv.lock", *EXPORTS]:
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in added), f"{path} would not be committed"
+    # Dependabot keeps rebasing its branch over the commit (and this runs again after each rebase).
+    assert "[dependabot skip]" in runs[1] and 'git push origin "HEAD:refs/heads/$BRANCH"' in runs[1]
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert any(entry["package-ecosystem"] == "uv" for entry in dependabot["updates"])
+
+
 def test_pre_commit_runs_the_same_checks_with_pinned_revisions():
     config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
     hooks = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
@@ -188,6 +216,23 @@ def test_ruff_selects_the_required_families_and_justifies_each_ignore():
     for number, line in enumerate(ignores):
         if line.strip().startswith('"'):
             assert ignores[number - 1].strip().startswith("#"), f"{line.strip()} has no comment saying why"
+
+
+def test_every_inline_noqa_names_its_codes_and_says_why():
+    """An inline noqa is an ignore too: like those in pyproject.toml, each says why, after its codes."""
+    problems = []
+    for path in sorted(ROOT.rglob("*.py")):
+        top = path.relative_to(ROOT).parts[0]
+        if top.startswith(".") or top in {"node_modules", "build"} or top.endswith(".egg-info"):
+            continue  # environments and what tools made: not the project's code
+        with path.open("rb") as source:
+            comments = [t for t in tokenize.tokenize(source.readline) if t.type == tokenize.COMMENT]
+        for comment in comments:
+            if re.search(r"#\s*noqa\b", comment.string, re.I) and not re.search(
+                r"# noqa: [A-Z]+\d+(, [A-Z]+\d+)* - \w", comment.string
+            ):
+                problems.append(f"{path.relative_to(ROOT)}:{comment.start[0]}: {comment.string}")
+    assert not problems, "write `# noqa: CODE - why`:\n" + "\n".join(problems)
 
 
 def test_every_type_ignore_names_its_code_and_says_why():
