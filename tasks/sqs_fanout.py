@@ -82,6 +82,12 @@ plays no part in any of it.
     takes the delete out of the event loop (kombu makes it there, synchronously, holding back
     the next message): the slot is released at once, the delete runs in a small thread pool
     (tasks/sqs_acks.py), and ``close`` waits for the pending ones when the worker stops.
+  * ``queue_declare`` / ``queue_bind`` / ``exchange_declare`` (as Celery's consumer starts, and
+    restarts): the boto3 calls behind them (GetQueueUrl, CreateQueue, GetQueueAttributes, SNS's
+    CreateTopic and Subscribe) let a ClientError out, which Celery does not count as a
+    connection error: a throttle or a 500 to one GetQueueAttributes at start-up logged
+    "Unrecoverable error" and the worker exited. ``sqs_faults.declared`` tries a transient
+    failure again in place, then raises a ConnectionError, on which Celery restarts the consumer.
   * ``basic_reject`` with requeue (a step that could not hand on, tasks/steps.py) makes the
     message visible again with ChangeMessageVisibility; if that fails kombu raises into the
     hub with the delivery's prefetch slot still held. The override logs it and releases the
@@ -201,7 +207,18 @@ class Channel(SQS.Channel):
     def exchange_declare(self, exchange=None, type="direct", *args, **kwargs):
         if exchange == EVENT_EXCHANGE:
             type = "fanout"
-        return super().exchange_declare(exchange, type, *args, **kwargs)
+        declare = super().exchange_declare
+        return sqs_faults.declared("exchange_declare", str(exchange), lambda: declare(exchange, type, *args, **kwargs))
+
+    def queue_declare(self, queue=None, passive=False, **kwargs):
+        declare = super().queue_declare
+        return sqs_faults.declared("queue_declare", str(queue), lambda: declare(queue, passive, **kwargs))
+
+    def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs):
+        bind = super().queue_bind
+        return sqs_faults.declared(
+            "queue_bind", str(queue), lambda: bind(queue, exchange, routing_key, arguments, **kwargs)
+        )
 
     def _lookup(self, exchange, routing_key, default=None):
         if exchange != REPLY_EXCHANGE:

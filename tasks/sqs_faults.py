@@ -4,20 +4,29 @@ kombu 5.7's SQS channel lets a bad answer to its async client (a 5xx, a throttle
 reset, a timeout) raise into the worker's event loop, which stops polling or exits; the defects
 and the overrides that fix them are listed in tasks/sqs_fanout.py. This module holds their
 parts that are not the channel's methods: the async client whose every non-200 is an
-``SQSAnswerError``, the back-off of a failed receive, and the one WARNING line each failure gets
-(``sqs.receive_failed``, ``sqs.call_failed``: the operation, the queue, the error).
+``SQSAnswerError``, the back-off of a failed receive, the retries of a failed declaration, and the
+one WARNING line each failure gets (``sqs.receive_failed``, ``sqs.call_failed``: the operation,
+the queue, the error).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
 from kombu.asynchronous.aws.ext import get_response  # botocore's, as kombu uses it
 from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 
+from storage.aws_errors import from_client_error
+from storage.errors import DependencyUnavailable
 from tasks import backoff, liveness
 from tasks.logs import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 LONG_POLL_SECONDS = 20  # the longest WaitTimeSeconds SQS accepts
 # After a failed receive a queue is polled again in RECEIVE_BACKOFF_SECONDS, doubling with each
@@ -25,6 +34,9 @@ LONG_POLL_SECONDS = 20  # the longest WaitTimeSeconds SQS accepts
 # (tasks/backoff.py), so workers do not poll a recovering SQS in step. See docs/reliability.md.
 RECEIVE_BACKOFF_SECONDS = 0.5
 RECEIVE_BACKOFF_MAX_SECONDS = 5.0
+# How long a declaration (declared()) is tried again in place before Celery's consumer restart
+# takes over: past a 20 s outage, short enough that `celery inspect` does not hang on a dead SQS.
+DECLARE_RETRY_SECONDS = 30.0
 
 
 class SQSAnswerError(Exception):
@@ -98,6 +110,49 @@ def receive_failed(channel, queue: str, exc: BaseException) -> None:
         "sqs.receive_failed", queue=queue, error=describe(exc), failuresInARow=failures, retryIn=round(delay, 2)
     )
     channel.hub.call_later(delay, channel._schedule_queue, queue)
+
+
+class BrokerUnavailable(ConnectionError):
+    """SQS or SNS kept failing a declaration for DECLARE_RETRY_SECONDS.
+
+    A ConnectionError (an OSError, in every kombu transport's ``connection_errors``): Celery's
+    consumer restarts on it and tries again, where an error of any other type is "Unrecoverable"
+    and ends the worker; ``celery inspect`` and the other commands say it and exit.
+    """
+
+
+def declared(operation: str, name: str, call: Callable[[], T]) -> T:
+    """``call()``, a declaration (a queue, an exchange, a binding), tried again while AWS fails it.
+
+    Celery's consumer declares its queues, exchanges and bindings as it starts, with boto3 calls
+    (GetQueueUrl, CreateQueue, GetQueueAttributes, SNS's CreateTopic and Subscribe). kombu 5.7
+    lets a ClientError out of them, and Celery, not knowing it as a connection error, logs
+    "Unrecoverable error" and the worker exits: a 500 or a throttle to one GetQueueAttributes
+    at start-up was enough. A transient failure (throttling, 5xx, a reset, a timeout: what
+    storage.aws_errors classifies so) is logged once at WARNING and tried again after a jittered,
+    capped back-off, for up to DECLARE_RETRY_SECONDS, then raised as BrokerUnavailable; any
+    other error (a denied permission, a bad name) is raised as it came, at once.
+    """
+    deadline = time.monotonic() + DECLARE_RETRY_SECONDS
+    failures = 0
+    while True:
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and not transient(exc):
+                raise
+            failures += 1
+            delay = backoff.wait(failures, RECEIVE_BACKOFF_SECONDS, RECEIVE_BACKOFF_MAX_SECONDS)
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnavailable(f"{operation} {name}: {describe(exc)}") from exc
+            if failures == 1:
+                warn_failed(operation, name, "tried again until it succeeds", exc)
+            time.sleep(delay)
+
+
+def transient(exc: ClientError) -> bool:
+    """Whether AWS may well answer the same call differently soon (throttled, unavailable)."""
+    return isinstance(from_client_error(exc, "sqs", "?"), DependencyUnavailable)
 
 
 def describe(exc: BaseException) -> str:

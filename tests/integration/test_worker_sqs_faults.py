@@ -220,3 +220,23 @@ def test_a_stopped_worker_logs_no_traceback(make_stack, proxy):
     assert text.count("Warm shutdown") == 3
     for symptom in ("Error in timer", "Traceback", "WorkerLostError"):
         assert symptom not in text, text[-4000:]
+
+
+def test_a_worker_started_while_sqs_fails_every_request_waits_and_then_runs_a_job(make_stack, proxy):
+    """Its consumer declares its queues as it starts (GetQueueAttributes...): with kombu's own channel
+    a throttle or a 500 there was "Unrecoverable error", and the worker exited (found by the 20 % run)."""
+    live = make_stack(worker=False)
+    proxy.faulting = ALL
+    worker = start_worker_behind(live, proxy)
+    time.sleep(8)
+    assert worker.poll() is None, "the worker exited"
+    proxy.faulting = set()
+    job = live.submit()
+    assert live.wait_terminal(job["jobId"], timeout=60)["state"] == "done"
+    assert worker.poll() is None, "the worker exited"
+    declaring = [e for e in live.worker_events() if e.get("event") == "sqs.call_failed"]
+    assert declaring and all(e["level"] == "warning" for e in declaring), declaring
+    assert {e["operation"] for e in declaring} <= {"queue_declare", "queue_bind", "exchange_declare"}, declaring
+    text = worker_log(live)
+    for symptom in ("Unrecoverable error", "Error in timer"):
+        assert symptom not in text, text[-4000:]

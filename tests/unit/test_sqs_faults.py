@@ -13,7 +13,7 @@ import threading
 from io import BytesIO
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from kombu import Connection
 from kombu.asynchronous import get_event_loop, set_event_loop
 from kombu.asynchronous.http import Response
@@ -355,3 +355,75 @@ def test_a_failed_requeue_is_logged_once_and_releases_its_slot(kind, hub):
         ("sqs.call_failed", "ChangeMessageVisibility", QUEUE)
     ]
     assert "h1" in channel.qos._dirty, "the prefetch slot is still held"
+
+
+class FlakyAttributes(FakeSQS):
+    """GetQueueAttributes (kombu's queue_declare asks for the queue's size) fails ``failures`` times first."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        super().__init__()
+        self.failures, self.error = failures, error
+
+    def get_queue_attributes(self, **kwargs):
+        self.calls.append(("GetQueueAttributes", kwargs))
+        if len(self.calls) <= self.failures:
+            raise self.error
+        return {"Attributes": {"ApproximateNumberOfMessages": "3"}}
+
+
+def client_error(status: int, code: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "fault injected"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "GetQueueAttributes",
+    )
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch):
+    monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_SECONDS", 0.001)
+    monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_MAX_SECONDS", 0.002)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error(500, "InternalError"),
+        client_error(400, "RequestThrottled"),
+        EndpointConnectionError(endpoint_url=URL),
+    ],
+    ids=["500", "throttled", "unreachable"],
+)
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_transient_failure_to_declare_a_queue_is_tried_again_not_raised(kind, error, hub, quick_backoff):
+    """As Celery's consumer starts it declares its queues: kombu lets a ClientError out of the
+    GetQueueAttributes behind it, Celery calls it "Unrecoverable error", and the worker exits (found
+    by the 20 % fault run). Ours tries it again, with one WARNING for the streak."""
+    channel = make_channel(kind, hub)
+    channel._sqs = channel._predefined_queue_clients[QUEUE] = client = FlakyAttributes(2, error)
+    with capture_logs() as logs:
+        declared = channel.queue_declare(QUEUE)
+    assert (declared.queue, declared.message_count) == (QUEUE, 3)
+    assert [call for call, _ in client.calls] == ["GetQueueAttributes"] * 3
+    assert [(entry["event"], entry["operation"], entry["queue"], entry["log_level"]) for entry in logs] == [
+        ("sqs.call_failed", "queue_declare", QUEUE, "warning")
+    ]
+
+
+def test_a_declaration_refused_for_good_is_raised_at_once(hub, quick_backoff):
+    """A denied permission or a bad name is not waited out: the worker says so and stops."""
+    channel = make_channel(OURS, hub)
+    channel._sqs = client = FlakyAttributes(5, client_error(403, "AccessDenied"))
+    with pytest.raises(ClientError, match="AccessDenied"):
+        channel.queue_declare(QUEUE)
+    assert len(client.calls) == 1
+
+
+def test_a_declaration_that_keeps_failing_ends_as_a_connection_error_celery_restarts_on(hub, monkeypatch):
+    monkeypatch.setattr(sqs_faults, "DECLARE_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_SECONDS", 0.01)
+    channel = make_channel(OURS, hub)
+    channel._sqs = FlakyAttributes(1000, client_error(503, "ServiceUnavailable"))
+    with pytest.raises(sqs_faults.BrokerUnavailable, match="queue_declare jobs") as raised:
+        channel.queue_declare(QUEUE)
+    # Celery's consumer catches its connection's connection_errors and restarts; anything else ends the worker.
+    assert isinstance(raised.value, channel.connection.connection_errors)
