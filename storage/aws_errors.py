@@ -93,6 +93,16 @@ def translated(service: str, operation: str) -> Iterator[None]:
         raise DependencyUnavailable(f"{service} is unreachable", details=details) from exc
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether the same AWS call may well succeed soon: throttled, unavailable, unreachable, timed out.
+
+    Not a refusal for good (denied, missing credentials, a bad request), nor anything not from AWS.
+    """
+    if isinstance(exc, ClientError):
+        return isinstance(from_client_error(exc, "aws", "?"), DependencyUnavailable)
+    return isinstance(exc, BotoCoreError) and not isinstance(exc, (NoCredentialsError, PartialCredentialsError))
+
+
 def from_client_error(exc: ClientError, service: str, operation: str) -> GhostEngineError:
     """The project's error for an error response from AWS."""
     code = error_code(exc)

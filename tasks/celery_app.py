@@ -8,6 +8,7 @@ loads our CLI entry points) never runs any of it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -63,6 +64,23 @@ class StallSweeperStep(bootsteps.StartStopStep):
     def stop(self, worker):
         if self.sweeper is not None:
             self.sweeper.stop()
+
+
+class WaitOutDeclarationsStep(bootsteps.Step):
+    """The worker's main process waits out SQS failing its consumer's declarations (tasks/sqs_faults.py).
+
+    Set as the worker is built, before its consumer starts; its pool's children, forked from it,
+    declare as any other process does (a failure is the hand-on's, which has its own retries).
+    """
+
+    label = "wait out declarations"
+
+    def __init__(self, worker, **kwargs):
+        from tasks import sqs_faults
+
+        super().__init__(worker, **kwargs)
+        sqs_faults.wait_out_declarations(True)
+        os.register_at_fork(after_in_child=lambda: sqs_faults.wait_out_declarations(False))
 
 
 class _RepeatingStep(bootsteps.StartStopStep):
@@ -154,6 +172,7 @@ def create_app() -> Celery:
     """The ghost-engine Celery app, its settings from celeryconfig.py."""
     app = Celery("ghost-engine", config_source="celeryconfig", log=JsonLogging)
     app.steps["worker"].add(StallSweeperStep)
+    app.steps["worker"].add(WaitOutDeclarationsStep)
     app.steps["consumer"].add(LivenessStep)
     app.steps["consumer"].add(TaskEventsStep)
     return app

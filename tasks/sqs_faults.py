@@ -15,13 +15,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
 from kombu.asynchronous.aws.ext import get_response  # botocore's, as kombu uses it
 from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
 from kombu.transport import SQS
 
-from storage.aws_errors import from_client_error
-from storage.errors import DependencyUnavailable
+from storage import aws_errors
 from tasks import backoff, liveness
 from tasks.logs import get_logger
 
@@ -113,12 +111,26 @@ def receive_failed(channel, queue: str, exc: BaseException) -> None:
 
 
 class BrokerUnavailable(ConnectionError):
-    """SQS or SNS kept failing a declaration for DECLARE_RETRY_SECONDS.
+    """SQS or SNS kept failing a declaration of the worker's consumer for DECLARE_RETRY_SECONDS.
 
     A ConnectionError (an OSError, in every kombu transport's ``connection_errors``): Celery's
-    consumer restarts on it and tries again, where an error of any other type is "Unrecoverable"
-    and ends the worker; ``celery inspect`` and the other commands say it and exit.
+    consumer restarts on it and declares again, where an error of any other type is
+    "Unrecoverable" and ends the worker.
     """
+
+
+_waiting_out = False  # set in the worker's main process only: wait_out_declarations
+
+
+def wait_out_declarations(enabled: bool) -> None:
+    """Whether this process's declarations wait out a failing SQS (declared()).
+
+    The worker's main process, whose consumer declares as it starts, does: it has nothing to do
+    before its queues exist. No other process does: the API's first send declares its queue too,
+    and must answer 503 within seconds, not wait; an operator's command should say what failed.
+    """
+    global _waiting_out
+    _waiting_out = enabled
 
 
 def declared(operation: str, name: str, call: Callable[[], T]) -> T:
@@ -128,18 +140,21 @@ def declared(operation: str, name: str, call: Callable[[], T]) -> T:
     (GetQueueUrl, CreateQueue, GetQueueAttributes, SNS's CreateTopic and Subscribe). kombu 5.7
     lets a ClientError out of them, and Celery, not knowing it as a connection error, logs
     "Unrecoverable error" and the worker exits: a 500 or a throttle to one GetQueueAttributes
-    at start-up was enough. A transient failure (throttling, 5xx, a reset, a timeout: what
-    storage.aws_errors classifies so) is logged once at WARNING and tried again after a jittered,
-    capped back-off, for up to DECLARE_RETRY_SECONDS, then raised as BrokerUnavailable; any
-    other error (a denied permission, a bad name) is raised as it came, at once.
+    at start-up was enough. In the worker's main process (wait_out_declarations), a transient
+    failure (throttling, 5xx, a reset, a timeout: storage.aws_errors.transient) is logged once at
+    WARNING and tried again after a jittered, capped back-off, for up to DECLARE_RETRY_SECONDS,
+    then raised as BrokerUnavailable; any other error (a denied permission, a bad name) is
+    raised as it came, at once. Elsewhere the call is made once, as kombu makes it.
     """
+    if not _waiting_out:
+        return call()
     deadline = time.monotonic() + DECLARE_RETRY_SECONDS
     failures = 0
     while True:
         try:
             return call()
-        except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError) and not transient(exc):
+        except Exception as exc:
+            if not aws_errors.transient(exc):
                 raise
             failures += 1
             delay = backoff.wait(failures, RECEIVE_BACKOFF_SECONDS, RECEIVE_BACKOFF_MAX_SECONDS)
@@ -148,11 +163,6 @@ def declared(operation: str, name: str, call: Callable[[], T]) -> T:
             if failures == 1:
                 warn_failed(operation, name, "tried again until it succeeds", exc)
             time.sleep(delay)
-
-
-def transient(exc: ClientError) -> bool:
-    """Whether AWS may well answer the same call differently soon (throttled, unavailable)."""
-    return isinstance(from_client_error(exc, "sqs", "?"), DependencyUnavailable)
 
 
 def describe(exc: BaseException) -> str:

@@ -31,6 +31,9 @@ RELIED_ON = {
         "passive",
     ),
     (SQS.Channel, "_lookup"): ("self", "exchange", "routing_key", "default"),
+    # Declarations the worker's consumer waits out while SQS fails them (tasks/sqs_faults.py: declared).
+    (SQS.Channel, "queue_declare"): ("self", "queue", "passive", "kwargs"),
+    (SQS.Channel, "queue_bind"): ("self", "queue", "exchange", "routing_key", "arguments", "kwargs"),
     (SQS.Channel, "after_reply_message_received"): ("self", "queue"),
     (SQS.Channel, "_delete_message"): ("self", "queue_name", "message"),
     (SQS.Channel, "_receive_message"): ("self", "queue", "max_number_of_messages", "wait_time_seconds"),

@@ -9,6 +9,7 @@ defect, its stock run passes, strict xfail turns that into a failure, and the ov
 from __future__ import annotations
 
 import json
+import os
 import threading
 from io import BytesIO
 
@@ -379,7 +380,15 @@ def client_error(status: int, code: str) -> ClientError:
 
 
 @pytest.fixture
-def quick_backoff(monkeypatch):
+def in_the_worker():
+    """As in the worker's main process (tasks/celery_app.py: WaitOutDeclarationsStep)."""
+    sqs_faults.wait_out_declarations(True)
+    yield
+    sqs_faults.wait_out_declarations(False)
+
+
+@pytest.fixture
+def quick_backoff(monkeypatch, in_the_worker):
     monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_SECONDS", 0.001)
     monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_MAX_SECONDS", 0.002)
 
@@ -418,7 +427,9 @@ def test_a_declaration_refused_for_good_is_raised_at_once(hub, quick_backoff):
     assert len(client.calls) == 1
 
 
-def test_a_declaration_that_keeps_failing_ends_as_a_connection_error_celery_restarts_on(hub, monkeypatch):
+def test_a_declaration_that_keeps_failing_ends_as_a_connection_error_celery_restarts_on(
+    hub, monkeypatch, in_the_worker
+):
     monkeypatch.setattr(sqs_faults, "DECLARE_RETRY_SECONDS", 0.05)
     monkeypatch.setattr(sqs_faults, "RECEIVE_BACKOFF_SECONDS", 0.01)
     channel = make_channel(OURS, hub)
@@ -427,3 +438,32 @@ def test_a_declaration_that_keeps_failing_ends_as_a_connection_error_celery_rest
         channel.queue_declare(QUEUE)
     # Celery's consumer catches its connection's connection_errors and restarts; anything else ends the worker.
     assert isinstance(raised.value, channel.connection.connection_errors)
+
+
+def test_outside_the_worker_a_failed_declaration_is_raised_at_once(hub):
+    """The API's first send declares its queue too: it must answer 503 within seconds, not wait SQS out."""
+    channel = make_channel(OURS, hub)
+    channel._sqs = client = FlakyAttributes(5, client_error(500, "InternalError"))
+    with pytest.raises(ClientError, match="InternalError"):
+        channel.queue_declare(QUEUE)
+    assert len(client.calls) == 1
+
+
+def test_the_worker_waits_out_declarations_and_its_pool_children_do_not():
+    from tasks.celery_app import WaitOutDeclarationsStep
+
+    class Worker:  # what a worker step's __init__ is given; it reads nothing of it
+        pass
+
+    try:
+        WaitOutDeclarationsStep(Worker())
+        assert sqs_faults._waiting_out is True
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # a pool child, as prefork makes it
+            os.write(write, b"1" if sqs_faults._waiting_out else b"0")
+            os._exit(0)
+        os.waitpid(child, 0)
+        assert os.read(read, 1) == b"0"
+    finally:
+        sqs_faults.wait_out_declarations(False)
