@@ -6,7 +6,8 @@ because each write is conditional and keyed by the step's deterministic id.
 
 A step costs the job item two writes and no read: the claim (which returns the
 item as it stood, and moves a queued job to running) and the record (which, for
-the last step, also marks the job done). Its input is the previous step's
+the last step, also marks the job done); one that computes for longer than a third of its
+lease also renews the lease that often (_LeaseKeeper). Its input is the previous step's
 checkpoint (see _checkpointed for the two steps that have none), handed over in
 its message when small (tasks/checkpoints.py), else read from the store beside
 the claim; its own is uploaded beside its record and sent on in the next message. A step looks
