@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -347,7 +348,44 @@ class Job:
 
     @property
     def prompt_preview(self) -> str:
-        return str(self.request.get("prompt", ""))[:80]
+        return preview(str(self.request.get("prompt", "")), PREVIEW_LENGTH)
+
+
+PREVIEW_LENGTH = 80  # code points, at most: a job list's prompt column
+_ZWJ = "\u200d"
+
+
+def preview(text: str, limit: int) -> str:
+    """``text``'s first ``limit`` code points, less any that would split a character as a reader sees
+    it: an accent from its letter, a joined emoji (a family, a skin tone) from its parts, a flag
+    from its other half. The prompt is any Unicode; its preview must not end in a broken glyph.
+    """
+    if len(text) <= limit:
+        return text
+    cut = limit
+    while cut > 0 and _joined(text, cut):
+        cut -= 1
+    return text[:cut]
+
+
+def _joined(text: str, at: int) -> bool:
+    """Whether ``text[at]`` belongs to the same grapheme as ``text[at - 1]`` (the common cases)."""
+    char, before = text[at], text[at - 1]
+    if before == _ZWJ or char == _ZWJ or unicodedata.category(char) in ("Mn", "Mc", "Me"):
+        return True  # a joiner, a combining mark, a variation selector (Mn) or a keycap (Me)
+    if 0x1F3FB <= ord(char) <= 0x1F3FF or 0xE0020 <= ord(char) <= 0xE007F:
+        return True  # a skin tone; a tag of a subdivision flag
+    if _regional(char) and _regional(before):
+        # Flags are pairs of regional indicators: this one ends a pair if an odd run precedes it.
+        run = 0
+        while at - run - 1 >= 0 and _regional(text[at - run - 1]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
 @dataclass(frozen=True)

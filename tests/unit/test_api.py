@@ -629,7 +629,7 @@ def test_list_is_newest_first_with_summary_shape(client, services, submit):
 
 
 def test_list_prompt_preview_is_80_chars(client, submit):
-    """promptPreview is the first 80 characters of the prompt."""
+    """promptPreview is the first 80 characters of the prompt (never split inside one: test_model.py)."""
     submit("p" * 80 + "TAIL")
     assert client.get("/jobs").get_json()["jobs"][0]["promptPreview"] == "p" * 80
 

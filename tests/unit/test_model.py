@@ -11,6 +11,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from storage.dynamo_items import LIST_PARTITION, item_from_job, job_from_item, list_sort_key, progress_share
 from storage.model import (
     MAX_SUMMARY_CHARS,
+    PREVIEW_LENGTH,
     TERMINAL_STATES,
     TRANSITIONS,
     Completion,
@@ -22,6 +23,7 @@ from storage.model import (
     can_transition,
     is_job_id,
     new_job_id,
+    preview,
     sources_of,
     step_id,
     utc_now,
@@ -336,3 +338,22 @@ def test_a_completion_s_summary_is_bounded_like_a_step_s():
     completion = Completion(result_keys={}, summary="Drew a map; " + "no map.wad: too large; " * 100)
     assert len(completion.summary) <= MAX_SUMMARY_CHARS
     assert completion.summary.startswith("Drew a map; ")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("a" * 79 + "e\u0301", "a" * 79),  # an accent is not cut from its letter
+        ("a" * 78 + "\U0001f468\u200d\U0001f469\u200d\U0001f467", "a" * 78),  # a family emoji, whole or not at all
+        ("a" * 79 + "\U0001f44d\U0001f3fd", "a" * 79),  # a thumb and its skin tone
+        ("a" * 79 + "\U0001f1eb\U0001f1f7", "a" * 79),  # a flag's two halves
+        ("a" * 78 + "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea", "a" * 78 + "\U0001f1eb\U0001f1f7"),  # two flags
+        ("a" * 79 + "1\ufe0f\u20e3", "a" * 79),  # a keycap
+        ("漢" * 100, "漢" * 80),  # nothing joined: 80 code points
+        ("short 👻", "short 👻"),
+    ],
+    ids=["accent", "family", "skin-tone", "flag", "two-flags", "keycap", "plain", "short"],
+)
+def test_a_prompt_preview_is_never_cut_inside_a_character(prompt, expected):
+    """The list shows the first 80 code points of any Unicode prompt, less a character's parts left over."""
+    assert preview(prompt, PREVIEW_LENGTH) == expected
