@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from celery import Task
 from celery.canvas import signature
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 import pipeline
 from storage.bootstrap import Services, build_services
@@ -67,7 +67,8 @@ def job_error(step: str, exc: BaseException) -> JobError:
         return JobError(exc.message, exc.code, {**details, **exc.details})
     if isinstance(exc, FaultDrill):
         return JobError(str(exc), "FAULT_DRILL", details)
-    if isinstance(exc, SoftTimeLimitExceeded):
+    if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+        # The hard limit too: its process was killed before the soft limit's handler could say so.
         return JobError(f"{step} ran out of time", "STEP_TIMEOUT", details)
     if isinstance(exc, pipeline.LevelInvalid):
         return JobError(f"{step}: {exc}", "LEVEL_INVALID", {**details, "attempts": exc.attempts})

@@ -6,7 +6,7 @@ import json
 import uuid
 
 import pytest
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 import pipeline
 from pipeline.picture import render_png
@@ -440,6 +440,17 @@ def test_job_error_fault_drill():
     assert error.code == "FAULT_DRILL"
     assert error.details == {"step": "populate"}
     assert "populate" in error.message
+
+
+def test_job_error_hard_time_limit():
+    """The hard limit (the process killed, as under an outage that outlasts the step) is a timeout too, not
+    "STEP_FAILED: TimeLimitExceeded"."""
+    error = job_error("layout_rooms", TimeLimitExceeded(10))
+    assert (error.code, error.message, error.details) == (
+        "STEP_TIMEOUT",
+        "layout_rooms ran out of time",
+        {"step": "layout_rooms"},
+    )
 
 
 def test_job_error_soft_time_limit():
