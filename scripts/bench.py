@@ -256,7 +256,8 @@ def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
 
 
 def _compute_ms(bench: Bench, jobs: set[str]) -> dict[str, float]:
-    """Median duration of each step (claim answered to record issued) of ``jobs``, from the worker's log."""
+    """Median duration of each step (its start, after its claim if it makes one, to its record
+    issued) of ``jobs``, from the worker's log."""
     durations: dict[str, list[int]] = {}
     for line in (bench.log_dir / "worker.log").read_text(errors="replace").splitlines():
         if '"step.recorded"' in line and line.startswith("{"):
@@ -274,21 +275,23 @@ ASSUMED_MS = {"dynamodb write": 5, "sqs send": 10, "sqs delivery": 10, "sqs dele
 def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
     """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute.
 
-    A step's hop: the delivery, the claim, the record beside its checkpoint's upload (the slower
-    of the two) and the send; the delete of the step before's message is made beside the
-    consumer's loop (tasks/sqs_acks.py). Before issue 17 the checkpoint's read and its upload
-    were in line with the record, and the consumer made that delete in its loop, mostly before
-    it handed the next message on (docs/performance.md).
+    A step's hop: the delivery, the record beside its checkpoint's upload (the slower of the two)
+    and the send — and for the first step a claim before them, since only the record of a step
+    hands the next one its lease; the delete of the step before's message is made beside the
+    consumer's loop (tasks/sqs_acks.py). Before issue 17 every step claimed, the checkpoint's
+    read and its upload were in line with the record, and the consumer made that delete in its
+    loop, mostly before it handed the next message on (docs/performance.md).
     """
     a = ASSUMED_MS
     write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
-    hop = a["sqs delivery"] + a["sqs send"] + write  # receive, claim, send
+    hop = a["sqs delivery"] + a["sqs send"]  # receive, send
     now = before = write + a["sqs send"]  # the API's put and first send
     for index in range(len(steps) - 1):
         reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
-        now += hop + (max(write, put) if writes else write)
-        before += hop + a["sqs delete"] + write + (get if reads else 0) + (put if writes else 0)
-    last = a["sqs delivery"] + write + put + write  # claim, the uploads side by side, the record
+        claim = write if index == 0 else 0
+        now += hop + claim + (max(write, put) if writes else write)
+        before += hop + write + a["sqs delete"] + write + (get if reads else 0) + (put if writes else 0)
+    last = a["sqs delivery"] + put + write  # the uploads side by side, the record
     compute = sum(compute_ms.get(step, 0) for step in steps)
     return {
         "assumedMs": a,

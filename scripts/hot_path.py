@@ -94,7 +94,7 @@ def _of(request: AwsRequest, steps: Sequence[str]) -> bool:
     step before's is made in a thread beside the worker's consumer loop (tasks/sqs_acks.py),
     which hands this message to a process without waiting for it. (Until the ack left the loop,
     kombu made that delete synchronously in it, and it was counted when it came before the
-    claim.) Not the step before's checkpoint upload, which runs in that step's process (told
+    step's first write.) Not the step before's checkpoint upload, which runs in that step's process (told
     apart by key).
     """
     if request.operation == "DeleteMessage":

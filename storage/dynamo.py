@@ -38,6 +38,7 @@ from storage.model import (
     Claim,
     ClaimOutcome,
     Completion,
+    HandedLease,
     Job,
     JobError,
     JobPage,
@@ -210,11 +211,14 @@ class DynamoJobStore:
         total_steps: int,
         done: Completion | None = None,
         error: JobError | None = None,
+        attempt: int | None = None,
+        next_lease: HandedLease | None = None,
     ) -> RecordOutcome:
         # One write: the stepId set is the guard, so a redelivered or
         # concurrent duplicate fails the condition and changes nothing. The last
         # step's record also marks the job done, and a step's error fails it, in
         # that same write, so no crash can fall between the record and the state.
+        # It also hands the next step's lease to the message about to carry it.
         names = {"#state": "state", "#lease": event.step_id}
         now = utc_now()
         values: dict[str, dict[str, Any]] = {
@@ -246,14 +250,22 @@ class DynamoJobStore:
             assignments.append("#state = :running")
             additions.append("progress :share")
             values[":share"] = {"N": str(progress_share(event, total_steps))}
+            if next_lease is not None:
+                assignments.append("leases.#next = :next_lease")
+                names["#next"] = next_lease.step_id
+                expires_ms = int(time.time() * 1000) + int(next_lease.lease_seconds * 1000)
+                values[":next_lease"] = {"M": {"owner": {"S": next_lease.owner}, "expiresAt": {"N": str(expires_ms)}}}
+        condition = "attribute_exists(jobId) AND #state IN (:queued, :running) AND NOT contains(stepIds, :sid_str)"
+        if attempt is not None:
+            # A run that made no claim (its lease was handed on) checks its attempt here.
+            condition += " AND (attempt = :attempt" + (" OR attribute_not_exists(attempt))" if attempt == 1 else ")")
+            values[":attempt"] = {"N": str(attempt)}
         old = self._update_job(
             job_id,
             UpdateExpression=(
                 "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions) + " REMOVE leases.#lease"
             ),
-            ConditionExpression=(
-                "attribute_exists(jobId) AND #state IN (:queued, :running) AND NOT contains(stepIds, :sid_str)"
-            ),
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -266,6 +278,12 @@ class DynamoJobStore:
             recorded = next((s for s in old.get("steps", []) if s.get("stepId") == event.step_id), None)
             mine = recorded == _written(event.to_dict()) and old.get("updatedAt") == now
             return RecordOutcome.RECORDED if mine else RecordOutcome.DUPLICATE
+        if (
+            attempt is not None
+            and JobState(old["state"]) not in TERMINAL_STATES
+            and int(old.get("attempt", 1)) != attempt
+        ):
+            return RecordOutcome.STALE
         return RecordOutcome.TERMINAL
 
     def mark_running(self, job_id: str) -> bool:

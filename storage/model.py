@@ -66,6 +66,7 @@ class RecordOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
     TERMINAL = "terminal"
+    STALE = "stale"  # the record names an attempt the job has moved past (only when it names one)
 
 
 class ClaimOutcome(StrEnum):
@@ -150,6 +151,20 @@ def earlier_tries_prefix(owner: str) -> tuple[str, str] | None:
     if not (sep and sep2 and message and len(run) == 4 and run.isdigit()):
         return None
     return f"{message}/", f"{delivery}/"
+
+
+# The run part of a lease handed on with a step's message (``handed_owner``), in place of a nonce.
+HANDED = "handed"
+
+
+def handed_owner(delivery: str) -> str:
+    """The lease a step's record hands to the next step's message (Celery task id ``delivery``).
+
+    Written in the record of the step before, so that message's first try computes at once,
+    without a claim of its own: the lease is its already (tasks/runner.py). A later try of the
+    same message owns it as an earlier try's (``owns_lease``).
+    """
+    return lease_owner(delivery, 0, HANDED)
 
 
 def owns_lease(owner: str, held: str) -> bool:
@@ -303,6 +318,15 @@ class StepEvent:
             summary=raw["summary"],
             status=StepStatus(raw["status"]),
         )
+
+
+@dataclass(frozen=True)
+class HandedLease:
+    """The next step's lease, taken in a step's record for the message that will carry it."""
+
+    step_id: str
+    owner: str
+    lease_seconds: float
 
 
 @dataclass(frozen=True)

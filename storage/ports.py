@@ -8,6 +8,7 @@ from storage.model import (
     ArtifactInfo,
     Claim,
     Completion,
+    HandedLease,
     Job,
     JobError,
     JobPage,
@@ -58,10 +59,15 @@ class JobStore(Protocol):
         total_steps: int,
         done: Completion | None = None,
         error: JobError | None = None,
+        attempt: int | None = None,
+        next_lease: HandedLease | None = None,
     ) -> RecordOutcome:
         """Append a step once per stepId; terminal jobs are untouched.
 
         In the same write the job becomes running, or done with ``done``, or failed with ``error``.
+        With ``attempt``, only in that attempt (STALE, and nothing written, in another). With
+        ``next_lease`` (and neither ``done`` nor ``error``), the same write takes the next step's
+        lease for the message that will carry it, as a claim by that message would.
         """
 
     def mark_running(self, job_id: str) -> bool:

@@ -59,10 +59,12 @@ def decode_checkpoint(body: bytes) -> pipeline.StepOutput:
     return pipeline.StepOutput(data=checkpoint["data"], summary=checkpoint["summary"])
 
 
-def handover(step: str, body: bytes) -> dict | None:
-    """The message form of ``step``'s checkpoint ``body``, or None when it is too big for a message."""
+def handover(step: str, body: bytes, reserved: int = 0) -> dict | None:
+    """The message form of ``step``'s checkpoint ``body``, or None when it is too big for a message:
+    longer than what HANDOVER_MAX_BYTES leaves beside the ``reserved`` bytes the message also
+    carries (the job, with a handed lease: tasks/runner.py)."""
     packed = base64.b64encode(zlib.compress(body, ZLIB_LEVEL)).decode("ascii")
-    if len(packed) > HANDOVER_MAX_BYTES:
+    if len(packed) > HANDOVER_MAX_BYTES - reserved:
         return None
     return {"step": step, "zlib": packed}
 

@@ -4,10 +4,15 @@ Everything here is written for at-least-once delivery: a step may run twice,
 concurrently, or be killed half way, and the job item still ends correct,
 because each write is conditional and keyed by the step's deterministic id.
 
-A step costs the job item two writes and no read: the claim (which returns the
-item as it stood, and moves a queued job to running) and the record (which, for
-the last step, also marks the job done); one that computes for longer than a third of its
-lease also renews the lease that often (_LeaseKeeper). Its input is the previous step's
+A step costs the job item one write and no read: its record (which, for the last
+step, also marks the job done), which also takes the next step's lease for the
+message about to carry it (a handed lease, model.handed_owner). That message's
+first try computes at once: its lease is its own already, and the message carries
+the job as the step needs it (job_context). A delivery without one — the first
+step's, an operator's retry, a later try of a message, a redelivery that hands on
+again — claims the step first (which returns the item as it stood, and moves a
+queued job to running): a second write. A step that computes for longer than a
+third of its lease also renews the lease that often (_LeaseKeeper). Its input is the previous step's
 checkpoint (see _checkpointed for the two steps that have none), handed over in
 its message when small (tasks/checkpoints.py), else read from the store beside
 the claim; its own is uploaded beside its record and sent on in the next message. A step looks
@@ -38,11 +43,14 @@ from storage.errors import ArtifactNotFound, DependencyError, InvalidTransition,
 from storage.model import (
     ClaimOutcome,
     Completion,
+    HandedLease,
     Job,
     JobError,
+    JobState,
     RecordOutcome,
     StepEvent,
     StepStatus,
+    handed_owner,
     lease_owner,
     step_id,
     utc_now,
@@ -72,6 +80,12 @@ class Next(Enum):
     RETRY = "retry"  # another run holds the step's lease: deliver this message again later
 
 
+# The longest job context (its JSON) a message carries with a handed lease: a prompt of a few
+# thousand characters. It comes out of the handover's room, so the message keeps its size bound
+# (tasks/checkpoints.py); a longer one is not carried, and the next step claims instead.
+JOB_CONTEXT_MAX_BYTES = 8 * 1024
+
+
 # A lease outlives the step's hard time limit by this much, so a run hung in its step
 # cannot keep it past the moment Celery kills it.
 LEASE_MARGIN_SECONDS = 5
@@ -93,6 +107,15 @@ class FaultDrill(Exception):
 
 
 @dataclass(frozen=True)
+class Leased:
+    """What a step's record handed the next step's message: that step's lease, taken for the
+    message's Celery task id (``delivery``), and the job as the step needs it (job_context)."""
+
+    delivery: str
+    job: dict
+
+
+@dataclass(frozen=True)
 class StepRun:
     next: Next
     outcome: str  # recorded | duplicate | terminal | held | missing | stale
@@ -108,6 +131,7 @@ def run_step(
     delivery: str | None = None,
     run: int = 0,
     handover: object = None,
+    leased: object = None,
     hand_on: HandOn | None = None,
 ) -> StepRun:
     """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered.
@@ -118,17 +142,39 @@ def run_step(
     the message's next try (Celery's), instead of being waited out as another run's lease.
 
     ``handover`` is the previous step's checkpoint as the message carries it, if it does
-    (tasks/checkpoints.py); ``hand_on`` sends the next step, given this step's handover (or
-    None), once this step is recorded — called for every outcome that continues the chain.
-    Requests that need not wait for each other go side by side: without a handover, the previous
-    checkpoint's GetObject beside the claim; this step's checkpoint PutObject beside the record.
-    So a step's critical path is receive, claim, record (and upload), send; the delete overlaps
-    the next step's receive.
+    (tasks/checkpoints.py); ``leased`` the job context a message carries with the lease the step
+    before handed it (then its first try makes no claim); ``hand_on`` sends the next step, given
+    this step's handover and the lease handed on (or None), once this step is recorded — called
+    for every outcome that continues the chain. Requests that need not wait for each other go side
+    by side: without a handover, the previous checkpoint's GetObject beside the claim (or the
+    computation's start); this step's checkpoint PutObject beside the record. So a step's
+    critical path is receive, record (and upload), send; the delete overlaps the next step's
+    receive.
     """
     sid = step_id(job_id, step, attempt)
     previous = _handed_over(handover, step)
     prefetch = _prefetch(services, job_id, step) if previous is None else None
-    owner = lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex)
+    handed = leased is not None and delivery is not None and run == 0
+    job = _leased_job(job_id, attempt, leased) if handed else None
+    if job is not None:
+        # The step before took this step's lease for this very message: compute at once. The
+        # record checks the job's state and attempt; a twin delivery of this message would
+        # compute too, and its record find the step recorded.
+        with _LeaseKeeper(services, job_id, sid, owner=handed_owner(delivery or ""), step=step):
+            return _run_claimed(
+                services,
+                job,
+                step,
+                sid,
+                resumed=False,
+                previous=previous,
+                prefetch=prefetch,
+                hand_on=hand_on,
+                delivery=delivery,
+                run=run,
+            )
+    # A message whose lease was handed to it but whose job does not read claims that lease as its own.
+    owner = handed_owner(delivery or "") if handed else lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex)
     lease = _LeaseKeeper(services, job_id, sid, owner=owner, step=step)
     claim = services.jobs.claim_step(job_id, sid, attempt=attempt, owner=owner, lease_seconds=lease.seconds)
     if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
@@ -145,7 +191,9 @@ def run_step(
         log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
         return StepRun(Next.STOP, "stale")
     if claim.outcome is ClaimOutcome.DUPLICATE:
-        return _already_recorded(services, claim.job, step, hand_on, previous=previous, prefetch=prefetch)
+        return _already_recorded(
+            services, claim.job, step, hand_on, previous=previous, prefetch=prefetch, delivery=delivery, run=run
+        )
     if claim.outcome is ClaimOutcome.HELD:
         # SQS handed this message out again while a run still computes the step
         # (visibility timeout ran out). Don't run it beside that run; look again
@@ -156,7 +204,16 @@ def run_step(
 
     with lease:
         return _run_claimed(
-            services, claim.job, step, sid, resumed=claim.resumed, previous=previous, prefetch=prefetch, hand_on=hand_on
+            services,
+            claim.job,
+            step,
+            sid,
+            resumed=claim.resumed,
+            previous=previous,
+            prefetch=prefetch,
+            hand_on=hand_on,
+            delivery=delivery,
+            run=run,
         )
 
 
@@ -170,6 +227,8 @@ def _run_claimed(
     previous: pipeline.StepOutput | None,
     prefetch: Future | None,
     hand_on: HandOn | None,
+    delivery: str | None = None,
+    run: int = 0,
 ) -> StepRun:
     """Compute a step whose lease this run holds, record it, and hand on."""
     job_id = job.job_id
@@ -186,27 +245,47 @@ def _run_claimed(
         summary=completion.summary if completion else output.summary,
         status=StepStatus.OK,
     )
-    upload = _Upload(services, job.job_id, step, output, stored=stored) if _checkpointed(step) else None
+    handing = _handing(services, job, step, delivery, run) if hand_on is not None and not last else None
+    reserved = handing.size if handing else 0
+    upload = (
+        _Upload(services, job.job_id, step, output, stored=stored, reserved=reserved) if _checkpointed(step) else None
+    )
     if upload is not None:
         # Beside the record, and stored before the next step is sent: a step sent is a step whose
         # checkpoint a retry finds (a job done has every checkpoint), handed over or not.
         upload.start()
     failing = False
     try:
-        outcome = services.jobs.record_step(job_id, event, total_steps=len(pipeline.STEPS), done=completion)
+        outcome = services.jobs.record_step(
+            job_id,
+            event,
+            total_steps=len(pipeline.STEPS),
+            done=completion,
+            attempt=job.attempt,
+            next_lease=handing.lease if handing else None,
+        )
         log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
         if outcome is RecordOutcome.RECORDED:
             metrics.step_succeeded(step, event.duration_ms, job_id)
             if completion is not None:
                 log.info("job.done", summary=completion.summary)
                 metrics.job_succeeded(job.created_at, job_id)
-        if outcome is RecordOutcome.TERMINAL:
+        if outcome in (RecordOutcome.TERMINAL, RecordOutcome.STALE):
+            # Ended, or retried by an operator since (only a run without a claim gets this far).
             return StepRun(Next.STOP, str(outcome))
         if completion is not None and outcome is RecordOutcome.DUPLICATE:
             # Recorded meanwhile by a step event, which does not finish the job: finish it here.
             _mark_done(services, job, completion)
         if hand_on is not None and not last:
-            hand_on(upload.carried() if upload else None)
+            # Recorded by another run (a twin of this message, or a step event), whose record
+            # handed the lease on if any did: this message goes without one, and claims.
+            leased = handing.leased if handing and outcome is RecordOutcome.RECORDED else None
+            try:
+                hand_on(upload.carried() if upload else None, leased)
+            except BaseException:
+                if handing is not None and leased is not None:
+                    _release(services, job_id, handing.lease)
+                raise
         return StepRun(Next.CONTINUE, str(outcome))
     except BaseException:
         # Failing already (a store down, the step's soft time limit): the upload's outcome
@@ -219,7 +298,94 @@ def _run_claimed(
             upload.finish()
 
 
-HandOn = Callable[[dict | None], None]
+HandOn = Callable[[dict | None, Leased | None], None]
+
+
+@dataclass(frozen=True)
+class _Handing:
+    """The lease a step's record takes for the next step's message, and what that message carries."""
+
+    lease: HandedLease
+    leased: Leased
+    size: int  # of the job context, in the message
+
+
+def _handing(services: Services, job: Job, step: str, delivery: str | None, run: int) -> _Handing | None:
+    """The next step's lease to take in this step's record (None when the job is too big to carry)."""
+    context = job_context(job)
+    if context is None:
+        return None
+    following = pipeline.STEPS[pipeline.STEPS.index(step) + 1]
+    handed = _next_delivery(delivery, run, step)
+    lease = HandedLease(
+        step_id(job.job_id, following, job.attempt), handed_owner(handed), lease_seconds(services.settings)
+    )
+    return _Handing(lease, Leased(handed, context), len(json.dumps(context)))
+
+
+def _next_delivery(delivery: str | None, run: int, step: str) -> str:
+    """The Celery task id of the message a try of a step's message sends on: derived from that
+    try, so a later try of the same message knows the lease an earlier try's record handed on."""
+    if not delivery:
+        return uuid.uuid4().hex
+    return uuid.uuid5(uuid.NAMESPACE_OID, f"{delivery}/{run}/{step}").hex
+
+
+def _release(services: Services, job_id: str, lease: HandedLease) -> None:
+    """Let go of a lease handed on with a message that was not sent, so the message that will be
+    sent instead (the redelivery's, which claims) need not wait it out. Best effort: it lapses
+    by itself a lease later."""
+    try:
+        # Lapsed a second ago: a claim made in the same millisecond takes it too.
+        services.jobs.renew_lease(job_id, lease.step_id, owner=lease.owner, lease_seconds=-1)
+    except DependencyError as exc:
+        log.warning("step.lease_release_failed", error=exc.message)
+
+
+def job_context(job: Job) -> dict | None:
+    """The job as a step needs it, for a message that carries a handed lease (None: too big)."""
+    context: dict = {"request": job.request, "createdAt": job.created_at}
+    if job.fault_drill:
+        context["faultDrill"] = job.fault_drill
+    return context if len(json.dumps(context)) <= JOB_CONTEXT_MAX_BYTES else None
+
+
+def _leased_job(job_id: str, attempt: int, value: object) -> Job | None:
+    """The job a message's context describes (None if it is not one: the step claims instead)."""
+    fields = value if isinstance(value, dict) else {}
+    request, created_at, drill = fields.get("request"), fields.get("createdAt"), fields.get("faultDrill")
+    if not isinstance(request, dict) or not isinstance(created_at, str) or not isinstance(drill, str | None):
+        log.warning("step.context_unreadable")
+        return None
+    return Job(
+        job_id=job_id,
+        state=JobState.RUNNING,
+        created_at=created_at,
+        updated_at=created_at,
+        request=request,
+        total_steps=len(pipeline.STEPS),
+        ttl=0,
+        fault_drill=drill,
+        attempt=attempt,
+    )
+
+
+def _lease_handed_on(job: Job, step: str, delivery: str | None, run: int) -> Leased | None:
+    """The lease an earlier try of this message handed on in its record of ``step``, if it stands.
+
+    That try raised after its record was applied (its answer lost), so it sent nothing: this try
+    sends the message the lease was taken for. A redelivery of the same try (SQS's, after its
+    visibility timeout) finds none: the try it repeats may have sent its message already.
+    """
+    following = step_id(job.job_id, pipeline.STEPS[pipeline.STEPS.index(step) + 1], job.attempt)
+    context = job_context(job)
+    if not delivery or context is None or following in job.step_ids or job.terminal:
+        return None
+    earlier = {handed_owner(_next_delivery(delivery, before, step)): before for before in range(run)}
+    for lease in job.leases:
+        if lease.step_id == following and lease.owner in earlier and lease.expires_at_ms > time.time() * 1000:
+            return Leased(_next_delivery(delivery, earlier[lease.owner], step), context)
+    return None
 
 
 class _LeaseKeeper:
@@ -275,6 +441,8 @@ def _already_recorded(
     *,
     previous: pipeline.StepOutput | None = None,
     prefetch: Future | None = None,
+    delivery: str | None = None,
+    run: int = 0,
 ) -> StepRun:
     """A delivery of a step that is recorded: finish what its first run may have left undone."""
     log.info("step.already_recorded", step=step)
@@ -292,9 +460,10 @@ def _already_recorded(
         log.info("step.checkpoint_restored", step=step)
         output = pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch))
         _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
-    # Nothing is handed over: the next step reads the checkpoint from S3.
+    # Nothing is handed over: the next step reads the checkpoint from S3. The lease its first
+    # run's record handed on is handed on again, if that message may never have been sent.
     if hand_on is not None:
-        hand_on(None)
+        hand_on(None, _lease_handed_on(job, step, delivery, run))
     return StepRun(Next.CONTINUE, "duplicate")
 
 
@@ -407,14 +576,16 @@ def _prefetch(services: Services, job_id: str, step: str) -> Future | None:
 class _Upload:
     """A step's checkpoint PutObject, beside its record, ended before its hand-on."""
 
-    def __init__(self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool):
+    def __init__(
+        self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool, reserved: int
+    ):
         self._services, self._job_id, self._step, self._stored = services, job_id, step, stored
         self._body = encode_checkpoint(step, output)
         if not stored:
             # Before the record it runs beside: a checkpoint no store could take fails its own
             # step (demo mode's inline limit), not the step after it.
             services.artifacts.admit(checkpoint_key(job_id, step), len(self._body))
-        self.handover = handover(step, self._body)  # None when too big for a message
+        self.handover = handover(step, self._body, reserved)  # None when too big for a message
         self._future: Future | None = None
 
     def start(self) -> None:

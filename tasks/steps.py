@@ -26,7 +26,7 @@ from storage.errors import DependencyError, DependencyUnavailable, GhostEngineEr
 from storage.model import JobError
 from storage.settings import Settings
 from tasks import app, backoff, logs, metrics
-from tasks.runner import LEASE_MARGIN_SECONDS, FaultDrill, Next, fail_job, lease_seconds, run_step
+from tasks.runner import LEASE_MARGIN_SECONDS, FaultDrill, Leased, Next, fail_job, lease_seconds, run_step
 
 log = logs.get_logger(__name__)
 
@@ -100,20 +100,30 @@ class StepTask(Task):
             raise
 
 
-def hand_on(task: Task, handover: dict | None = None) -> None:
+def hand_on(task: Task, handover: dict | None = None, leased: Leased | None = None) -> None:
     """Send the chain's next step, with this step's ``handover`` (its checkpoint, when small enough
-    for a message: tasks/checkpoints.py); if it cannot be sent, reject this message for redelivery."""
+    for a message: tasks/checkpoints.py) and the lease this step's record ``leased`` it (as the
+    message's task id, with the job as the step needs it); if it cannot be sent, reject this
+    message for redelivery."""
     # The rest of the chain, last step first, as signature dicts (celery's stubs call it a str).
     chain = cast("list[dict[str, Any]]", task.request.chain)
     if not chain:
         return
     following = chain[-1]
     options: dict[str, Any] = {}
+    kwargs = dict(following.get("kwargs") or {})
+    shown = dict(kwargs)
     if handover is not None:
-        kwargs = {**(following.get("kwargs") or {}), "handover": handover}
-        following = {**following, "kwargs": kwargs}
+        kwargs["handover"] = handover
         # Not the checkpoint's base64 in the message's headers and in task events (Flower).
-        options["kwargsrepr"] = repr({**kwargs, "handover": f"<{handover['step']} checkpoint>"})
+        shown["handover"] = f"<{handover['step']} checkpoint>"
+    if leased is not None:
+        kwargs["leased"] = leased.job
+        shown["leased"] = "<job>"
+        options["task_id"] = leased.delivery
+    if handover is not None or leased is not None:
+        following = {**following, "kwargs": kwargs}
+        options["kwargsrepr"] = repr(shown)
     next_step = signature(following, app=task.app)
     try:
         _send_in_time(task, next_step, chain[:-1], options)
@@ -155,7 +165,12 @@ def _send_in_time(task: Task, next_step, rest: list, options: dict) -> None:
 
 def _make_step_task(step: str) -> StepTask:
     def run(
-        self: StepTask, job_id: str, request_id: str | None = None, attempt: int = 1, handover: dict | None = None
+        self: StepTask,
+        job_id: str,
+        request_id: str | None = None,
+        attempt: int = 1,
+        handover: dict | None = None,
+        leased: dict | None = None,
     ) -> None:
         try:
             # A step that continues the chain hands on from inside run_step, beside its own
@@ -168,7 +183,8 @@ def _make_step_task(step: str) -> StepTask:
                 delivery=self.request.id,
                 run=self.request.retries or 0,
                 handover=handover,
-                hand_on=lambda passed: hand_on(self, passed),
+                leased=leased,
+                hand_on=lambda passed, lease: hand_on(self, passed, lease),
             )
         except DependencyUnavailable as exc:
             # Transient (throttled, unreachable): run again later, as a new message; after

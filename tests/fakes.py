@@ -23,12 +23,14 @@ from storage.model import (
     Claim,
     ClaimOutcome,
     Completion,
+    HandedLease,
     Job,
     JobError,
     JobPage,
     JobState,
     RecordOutcome,
     StepEvent,
+    StepLease,
     StepStatus,
     artifact_prefix,
     cancel_record,
@@ -68,6 +70,7 @@ class FakeJobStore:
             job = self.jobs.get(job_id)
             if job is None:
                 return Claim(ClaimOutcome.MISSING)
+            job = self._leased(job)  # the item as it stood, leases and all
             if job.state in TERMINAL_STATES:
                 return Claim(ClaimOutcome.TERMINAL, job=job)
             if job.attempt != attempt:
@@ -80,7 +83,7 @@ class FakeJobStore:
                 return Claim(ClaimOutcome.HELD, expires_at_ms=held[1], job=job)
             expires = now_ms + int(lease_seconds * 1000)
             self.leases[(job_id, step_id)] = (owner, expires)
-            self.jobs[job_id] = replace(job, state=JobState.RUNNING, updated_at=utc_now())
+            self.jobs[job_id] = replace(job, state=JobState.RUNNING, updated_at=utc_now(), leases=())
             resumed = held is not None and held[0] != owner
             return Claim(ClaimOutcome.CLAIMED, expires_at_ms=expires, job=job, resumed=resumed)
 
@@ -96,7 +99,12 @@ class FakeJobStore:
 
     def get(self, job_id: str) -> Job:
         self._check_up("get")
-        return self._item(job_id)
+        return self._leased(self._item(job_id))
+
+    def _leased(self, job: Job) -> Job:
+        """``job`` with the leases held on its steps, as the store's item has them."""
+        held = sorted((sid, lease) for (jid, sid), lease in self.leases.items() if jid == job.job_id)
+        return replace(job, leases=tuple(StepLease(sid, owner, expires) for sid, (owner, expires) in held))
 
     def _item(self, job_id: str) -> Job:
         try:
@@ -123,6 +131,8 @@ class FakeJobStore:
         total_steps: int,
         done: Completion | None = None,
         error: JobError | None = None,
+        attempt: int | None = None,
+        next_lease: HandedLease | None = None,
     ) -> RecordOutcome:
         self._check_up("record_step")
         with self._lock:
@@ -131,7 +141,12 @@ class FakeJobStore:
                 return RecordOutcome.DUPLICATE
             if job.state in TERMINAL_STATES:
                 return RecordOutcome.TERMINAL
+            if attempt is not None and job.attempt != attempt:
+                return RecordOutcome.STALE
             self.leases.pop((job_id, event.step_id), None)
+            if next_lease is not None and done is None and error is None:
+                expires = int(time.time() * 1000) + int(next_lease.lease_seconds * 1000)
+                self.leases[(job_id, next_lease.step_id)] = (next_lease.owner, expires)
             share = 1 / total_steps if event.status is StepStatus.OK else 0
             changes: dict = {"state": JobState.RUNNING, "progress": min(1.0, job.progress + share)}
             if done is not None:

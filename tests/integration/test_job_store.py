@@ -16,12 +16,15 @@ from storage.errors import InvalidCursor, InvalidTransition, JobExists, JobNotFo
 from storage.model import (
     ClaimOutcome,
     Completion,
+    HandedLease,
     Job,
     JobError,
     JobState,
     RecordOutcome,
     StepEvent,
     StepStatus,
+    handed_owner,
+    lease_owner,
     new_job_id,
     step_id,
     utc_now,
@@ -247,6 +250,35 @@ def test_a_renewed_lease_is_held_past_its_first_term_and_only_its_owner_renews_i
     assert store.get(job.job_id).leases == ()
     missing = new_job_id()
     assert store.renew_lease(missing, step_id(missing, "a"), owner="run-1", lease_seconds=600) is False
+
+
+def test_a_record_hands_the_next_step_its_lease_and_a_later_try_of_that_message_owns_it(store):
+    job = new_job(store)
+    handed = handed_owner("message-b")
+    lease = HandedLease(step_id(job.job_id, "b"), handed, 60)
+    recorded = store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS, attempt=1, next_lease=lease)
+    assert recorded is RecordOutcome.RECORDED
+    [held] = store.get(job.job_id).leases
+    assert (held.step_id, held.owner) == (step_id(job.job_id, "b"), handed)
+    assert held.expires_at_ms > time.time() * 1000 + 50_000
+    # Held for the message it was handed to: another message's claim waits; that message's own
+    # later try (Celery's retry of it) owns it; its run renews it; its record removes it.
+    assert claim(store, job, "b", owner="other/0000/x").outcome is ClaimOutcome.HELD
+    assert claim(store, job, "b", owner=lease_owner("message-b", 1, "n")).outcome is ClaimOutcome.CLAIMED
+    assert store.renew_lease(job.job_id, step_id(job.job_id, "b"), owner=handed, lease_seconds=60) is False  # taken
+    store.record_step(job.job_id, event(job.job_id, "b"), total_steps=STEPS, attempt=1)
+    assert store.get(job.job_id).leases == ()
+
+
+def test_a_record_of_another_attempt_is_stale_and_writes_nothing(store):
+    job = new_job(store)
+    lease = HandedLease(step_id(job.job_id, "b", 2), handed_owner("m"), 60)
+    stale = store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS, attempt=2, next_lease=lease)
+    assert stale is RecordOutcome.STALE
+    after = store.get(job.job_id)
+    assert after.steps == () and after.leases == () and after.state is JobState.QUEUED
+    store.mark_failed(job.job_id, JobError("x", "X"))
+    assert store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS, attempt=2) is RecordOutcome.TERMINAL
 
 
 def test_a_claim_tells_duplicate_terminal_stale_and_missing_apart(store):

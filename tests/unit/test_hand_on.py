@@ -29,6 +29,7 @@ class FakeBroker:
     def __init__(self, failing: int = 0) -> None:
         self.failing = failing
         self.sent: list[tuple[str, dict]] = []
+        self.kwargs: list[dict] = []  # of each message sent
 
     def signature(self, sig, app=None):
         broker = self
@@ -41,6 +42,7 @@ class FakeBroker:
                     broker.failing -= 1
                     raise throttled()
                 broker.sent.append((sig["task"], options))
+                broker.kwargs.append(sig.get("kwargs") or {})
 
         return Sent()
 
@@ -60,12 +62,16 @@ def chain_after(step: str, job_id: str) -> list[dict]:
     return [{"task": f"tasks.steps.{name}", "args": [job_id], "kwargs": {}} for name in reversed(later)]
 
 
-def deliver(step: str, job_id: str) -> list | None:
-    """Run the step's task body as the worker would for one delivery; the chain left for Celery."""
+def deliver(step: str, job_id: str, broker: FakeBroker | None = None) -> list | None:
+    """Run the step's task body as the worker would for one delivery; the chain left for Celery.
+
+    With ``broker``, the delivery of the last message it sent (its task id, and the lease and
+    handover it carries); else a message as the API sends the first step."""
     task = steps.STEP_TASKS[step]
-    task.push_request(id=f"{job_id}-{step}", chain=chain_after(step, job_id), retries=0)
+    options, kwargs = (broker.sent[-1][1], broker.kwargs[-1]) if broker else ({}, {})
+    task.push_request(id=options.get("task_id", f"{job_id}-{step}"), chain=chain_after(step, job_id), retries=0)
     try:
-        task.run(job_id)
+        task.run(job_id, **kwargs)
         return task.request.chain
     finally:
         task.pop_request()
@@ -113,7 +119,7 @@ def test_a_lost_hand_on_leaves_the_message_for_redelivery_and_the_redelivery_han
     deliver(first, job_id)
     assert [name for name, _ in broker.sent] == [f"tasks.steps.{pipeline.STEPS[1]}"]
     for step in pipeline.STEPS[1:]:
-        deliver(step, job_id)
+        deliver(step, job_id, broker)
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
 

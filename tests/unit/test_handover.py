@@ -15,17 +15,18 @@ import json
 import random
 import threading
 import zlib
+from unittest.mock import ANY
 
 import pytest
 from structlog.testing import capture_logs
 
 import pipeline
 from storage.errors import DependencyUnavailable
-from storage.model import JobError, JobState
+from storage.model import JobError, JobState, handed_owner, step_id
 from tasks import checkpoints
 from tasks.checkpoints import HANDOVER_MAX_BYTES, checkpoint_key, from_handover, handover
 from tasks.dispatch import retry_job, submit_job
-from tasks.runner import Next, fail_job, run_step
+from tasks.runner import Leased, Next, fail_job, run_step
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 FIRST, SECOND, THIRD, LAST = pipeline.STEPS[0], pipeline.STEPS[1], pipeline.STEPS[2], pipeline.STEPS[-1]
@@ -37,6 +38,9 @@ def job_id(services) -> str:
     return job.job_id
 
 
+HANDED = object()  # Chain.run's default: the lease the step before handed on
+
+
 class Chain:
     """Runs steps as the worker does, passing each step's handover to the next; records the order
     of the hand-ons and of the store's puts and gets."""
@@ -44,6 +48,7 @@ class Chain:
     def __init__(self, services) -> None:
         self.services = services
         self.handovers: dict[str, dict | None] = {}
+        self.leases: dict[str, Leased | None] = {}
         self.events: list[str] = []
         store = services.artifacts
         put, get = store.put, store.get
@@ -58,18 +63,39 @@ class Chain:
 
         store.put, store.get = logged_put, logged_get
 
-    def run(self, job_id: str, step: str, handover=None, attempt: int = 1):
-        def hand_on(passed):
+    def run(self, job_id: str, step: str, handover=None, attempt: int = 1, leased=HANDED, run: int = 0):
+        """One delivery of ``step``, as the message the step before sent: with the lease it handed
+        on (its task id and the job; ``leased``, by default the one last handed on to ``step``;
+        None: a message without one, which claims)."""
+        if leased is HANDED:
+            index = pipeline.STEPS.index(step)
+            leased = self.leases.get(pipeline.STEPS[index - 1]) if index else None
+
+        def hand_on(passed, lease):
             self.events.append(f"send after {step}")
             self.handovers[step] = passed
+            self.leases[step] = lease
 
-        return run_step(self.services, job_id, step, attempt, handover=handover, hand_on=hand_on)
+        delivery = leased.delivery if leased is not None else f"task-{step}"
+        job = leased.job if leased is not None else None
+        return run_step(
+            self.services,
+            job_id,
+            step,
+            attempt,
+            delivery=delivery,
+            run=run,
+            handover=handover,
+            leased=job,
+            hand_on=hand_on,
+        )
 
-    def run_all(self, job_id: str, steps=pipeline.STEPS, attempt: int = 1) -> None:
-        passed = None
+    def run_all(self, job_id: str, steps=pipeline.STEPS, attempt: int = 1, *, passed=None, leased=None) -> None:
+        """Deliver ``steps`` in turn; the first message carries ``passed`` and ``leased`` (by
+        default neither, as the API's or an operator's retry's), each next one what was sent."""
         for step in steps:
-            self.run(job_id, step, passed, attempt)
-            passed = self.handovers.get(step)
+            self.run(job_id, step, passed, attempt, leased)
+            passed, leased = self.handovers.get(step), self.leases.get(step)
 
 
 def final_scene(request=REQUEST) -> bytes:
@@ -137,6 +163,7 @@ def test_the_previous_checkpoint_is_read_while_the_claim_is_in_flight(services, 
     """Without a handover, the GetObject goes beside the claim: the claim waits here until the
     read has begun, which only a read issued before the claim's answer can satisfy."""
     Chain(services).run_all(job_id, pipeline.STEPS[:2])
+    services.jobs.leases.clear()  # a message without a lease (the one handed on lapsed), which claims
     read_began = threading.Event()
     get, claim = services.artifacts.get, services.jobs.claim_step
 
@@ -153,7 +180,8 @@ def test_the_previous_checkpoint_is_read_while_the_claim_is_in_flight(services, 
 
 
 def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id):
-    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:1])
     upload_began = threading.Event()
     put, record = services.artifacts.put, services.jobs.record_step
 
@@ -166,13 +194,14 @@ def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id
         return record(*args, **kwargs)
 
     services.artifacts.put, services.jobs.record_step = put_beside, record_waiting
-    assert run_step(services, job_id, SECOND, hand_on=lambda passed: None).next is Next.CONTINUE
+    assert chain.run(job_id, SECOND).next is Next.CONTINUE
 
 
 def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id):
     """The record fails (or the soft time limit strikes) while S3 still retries the upload: the run
     raises at once; waiting out the upload could take it past its hard time limit."""
-    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:1])
     answer, returned = threading.Event(), threading.Event()
     put = services.artifacts.put
 
@@ -187,7 +216,7 @@ def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id):
     services.artifacts.put, services.jobs.record_step = put_slowly, record_fails
     try:
         with pytest.raises(DependencyUnavailable):
-            run_step(services, job_id, SECOND, hand_on=lambda passed: None)
+            chain.run(job_id, SECOND)
         assert not returned.is_set(), "the run waited for its upload"
     finally:
         answer.set()
@@ -197,11 +226,13 @@ def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id):
 def test_a_redelivered_message_with_its_handover_records_once_and_ends_done(services, job_id):
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])
+    sent = chain.leases[THIRD]  # the message the first run sent on
     again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # SQS delivers it again
+    # Its lease was handed to it, so it computes again, and its record finds the step recorded.
     assert again.outcome == "duplicate"
-    # The redelivery hands on with no handover (it computed nothing): the next step reads the store.
-    assert chain.handovers[THIRD] is None
-    chain.run_all(job_id, pipeline.STEPS[3:])
+    # It hands on without a lease (its record took none): a message that claims.
+    assert chain.leases[THIRD] is None
+    chain.run_all(job_id, pipeline.STEPS[3:], passed=chain.handovers[THIRD], leased=sent)  # the first run's
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
     assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
@@ -286,7 +317,7 @@ def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_chec
     services.artifacts.put = put
     pipeline_calls.clear()
     with capture_logs() as logs:
-        again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # Celery's retry of the message
+        again = chain.run(job_id, THIRD, chain.handovers[SECOND], run=1)  # Celery's retry of the message
     assert again.outcome == "duplicate"
     assert "step.checkpoint_restored" in [entry["event"] for entry in logs]
     assert pipeline_calls == [THIRD]  # from its handover: nothing before it recomputed
@@ -299,10 +330,14 @@ def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_chec
 
 
 def test_a_duplicate_whose_checkpoint_is_stored_computes_nothing(services, job_id, pipeline_calls):
+    """A duplicate that claims (a later try of the message, or one sent without a lease) finds the
+    step recorded at its claim. (A redelivery of the message the lease was handed to computes:
+    test_a_redelivered_message_with_its_handover_records_once_and_ends_done.)"""
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])
     pipeline_calls.clear()
-    assert chain.run(job_id, THIRD, chain.handovers[SECOND]).outcome == "duplicate"
+    assert chain.run(job_id, THIRD, chain.handovers[SECOND], run=1).outcome == "duplicate"
+    assert chain.run(job_id, THIRD, chain.handovers[SECOND], leased=None).outcome == "duplicate"
     assert pipeline_calls == []
 
 
@@ -343,20 +378,27 @@ def test_the_task_sends_the_handover_in_the_next_messages_kwargs_and_a_short_rep
 
     monkeypatch.setattr(steps, "signature", lambda sig, app=None: Sent(sig))
     monkeypatch.setattr(steps, "services", lambda: services)
-    Chain(services).run_all(job_id, pipeline.STEPS[:1])
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:1])
+    leased = chain.leases[FIRST]
     task = steps.STEP_TASKS[SECOND]
     later = [
         {"task": f"tasks.steps.{s}", "args": [job_id], "kwargs": {"request_id": "r"}}
         for s in reversed(pipeline.STEPS[2:])
     ]
-    task.push_request(id="m-1", chain=later, retries=0)
+    task.push_request(id=leased.delivery, chain=later, retries=0)
     try:
-        task.run(job_id, request_id="r")
+        task.run(job_id, request_id="r", leased=leased.job)
     finally:
         task.pop_request()
     [(sig, options)] = sent
     assert sig["task"] == f"tasks.steps.{THIRD}"
     assert sig["kwargs"]["request_id"] == "r" and sig["kwargs"]["handover"]["step"] == SECOND
     assert from_handover(sig["kwargs"]["handover"], SECOND) is not None
+    # The lease the record handed on: the message's task id, and the job the step needs with it.
+    held = {lease.step_id: lease.owner for lease in services.jobs.get(job_id).leases}
+    assert held[step_id(job_id, THIRD)] == handed_owner(options["task_id"])
+    assert sig["kwargs"]["leased"] == {"request": services.jobs.get(job_id).request, "createdAt": ANY}
     assert "zlib" not in options["kwargsrepr"] and len(options["kwargsrepr"]) < 200
+    assert "spooky" not in options["kwargsrepr"]
     assert later[-1]["kwargs"] == {"request_id": "r"}  # the chain itself is left as it was
