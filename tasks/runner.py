@@ -132,6 +132,7 @@ def run_step(
     run: int = 0,
     handover: object = None,
     leased: object = None,
+    redelivered: bool = False,
     hand_on: HandOn | None = None,
 ) -> StepRun:
     """Run ``step`` of ``attempt`` of ``job_id`` once in effect, however often it is delivered.
@@ -143,7 +144,8 @@ def run_step(
 
     ``handover`` is the previous step's checkpoint as the message carries it, if it does
     (tasks/checkpoints.py); ``leased`` the job context a message carries with the lease the step
-    before handed it (then its first try makes no claim); ``hand_on`` sends the next step, given
+    before handed it: then its first try makes no claim, unless SQS handed the message out before
+    (``redelivered``: its first delivery's run may still be computing); ``hand_on`` sends the next step, given
     this step's handover and the lease handed on (or None), once this step is recorded — called
     for every outcome that continues the chain. Requests that need not wait for each other go side
     by side: without a handover, the previous checkpoint's GetObject beside the claim (or the
@@ -154,7 +156,9 @@ def run_step(
     sid = step_id(job_id, step, attempt)
     previous = _handed_over(handover, step)
     prefetch = _prefetch(services, job_id, step) if previous is None else None
-    handed = leased is not None and delivery is not None and run == 0
+    if leased is not None and redelivered:
+        log.info("step.redelivered", step=step)  # its first delivery's run may still compute: claim
+    handed = leased is not None and delivery is not None and run == 0 and not redelivered
     job = _leased_job(job_id, attempt, leased) if handed else None
     if job is not None:
         # The step before took this step's lease for this very message: compute at once. The

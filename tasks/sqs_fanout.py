@@ -185,6 +185,16 @@ class Channel(SQS.Channel):
         name = super().canonical_queue_name(queue_name)
         return name if name in self.job_queues else self.entity_name(self.control_prefix + name)
 
+    def _envelope_payload(self, payload, raw_text, message, q_url):
+        # A message SQS handed out before (ApproximateReceiveCount, which kombu asks for) is
+        # marked redelivered, as AMQP marks one: Celery passes the flag on to the task
+        # (request.delivery_info), and a step whose lease was handed to its message computes at
+        # once only on that message's first delivery (tasks/runner.py).
+        enveloped = super()._envelope_payload(payload, raw_text, message, q_url)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+        count = str(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        enveloped["properties"]["delivery_info"]["redelivered"] = not count.isdigit() or int(count) > 1
+        return enveloped
+
     def _update_queue_cache(self, queue_name_prefix):
         self._queue_cache.update({name: url for name, url in self.job_queues.items() if url})
         if queue_name_prefix and queue_name_prefix not in self._queue_cache:

@@ -32,8 +32,9 @@ LONG_POLL_SECONDS = 20  # the longest WaitTimeSeconds SQS accepts
 # (tasks/backoff.py), so workers do not poll a recovering SQS in step. See docs/reliability.md.
 RECEIVE_BACKOFF_SECONDS = 0.5
 RECEIVE_BACKOFF_MAX_SECONDS = 5.0
-# How long a declaration (declared()) is tried again in place before Celery's consumer restart
-# takes over: past a 20 s outage, short enough that `celery inspect` does not hang on a dead SQS.
+# How long the worker's main process tries a declaration (declared()) again in place before
+# Celery's consumer restart takes over: past a 20 s outage, and short enough that a worker facing
+# an SQS that stays down says so (the restart logs it) within half a minute.
 DECLARE_RETRY_SECONDS = 30.0
 
 

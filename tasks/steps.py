@@ -184,6 +184,7 @@ def _make_step_task(step: str) -> StepTask:
                 run=self.request.retries or 0,
                 handover=handover,
                 leased=leased,
+                redelivered=bool((self.request.delivery_info or {}).get("redelivered")),
                 hand_on=lambda passed, lease: hand_on(self, passed, lease),
             )
         except DependencyUnavailable as exc:

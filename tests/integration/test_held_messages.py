@@ -85,6 +85,9 @@ def test_a_killed_workers_message_is_taken_by_another_within_the_visibility_time
     # Back once the last extension's 5 s ran out (production: 30 s; it was 300 s before the
     # worker extended what it holds), not after the hold limit (3 × 10 + 30 s here).
     assert 0 < taken_after <= VISIBILITY + 5, taken_after
+    # The same message, handed out again: the lease the step before handed to it may still be
+    # its first delivery's, so the survivor claims the step rather than computing at once.
+    assert outcomes(held, [survivor], job_id, "step.redelivered"), "SQS's redelivery was not told apart"
     body = held.wait_terminal(job_id, timeout=60)
     assert body["state"] == "done"
     assert [s["name"] for s in body["steps"]] == list(pipeline.STEPS)  # one entry per step

@@ -41,7 +41,7 @@ class Worker:
 
         services.jobs.claim_step = counted
 
-    def deliver(self, job_id: str, step: str, *, attempt: int = 1, run: int = 0, leased=...):
+    def deliver(self, job_id: str, step: str, *, attempt: int = 1, run: int = 0, leased=..., redelivered=False):
         if leased is ...:
             index = pipeline.STEPS.index(step)
             leased = self.sent.get(pipeline.STEPS[index - 1]) if index else None
@@ -57,6 +57,7 @@ class Worker:
             delivery=leased.delivery if leased else f"api-{step}",
             run=run,
             leased=leased.job if leased else None,
+            redelivered=redelivered,
             hand_on=hand_on,
         )
 
@@ -92,6 +93,19 @@ def test_a_message_without_the_lease_waits_for_the_one_it_was_handed_to(services
     assert worker.deliver(job_id, SECOND, leased=None).outcome == "held"
     assert worker.deliver(job_id, SECOND).outcome == "recorded"
     assert worker.deliver(job_id, SECOND, leased=None).outcome == "duplicate"
+
+
+def test_a_message_sqs_hands_out_again_claims_and_waits_for_its_first_delivery(services, job_id, monkeypatch):
+    """The same message delivered again (its visibility timeout ran out while its first delivery
+    still computes): it does not compute beside that run, but claims, finds the lease held, and
+    takes the step over only once the lease lapses (the first run died)."""
+    worker = Worker(services)
+    worker.deliver(job_id, FIRST)
+    again = worker.deliver(job_id, SECOND, redelivered=True)
+    assert again.outcome == "held" and worker.claims[-1] == step_id(job_id, SECOND)
+    [(key, (owner, _))] = services.jobs.leases.items()
+    services.jobs.leases[key] = (owner, 0)  # lapsed: the first delivery's run is dead
+    assert worker.deliver(job_id, SECOND, redelivered=True).outcome == "recorded"
 
 
 def test_a_leased_message_of_an_attempt_retried_since_records_nothing_and_stops(services, job_id):

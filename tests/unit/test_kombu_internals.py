@@ -38,6 +38,8 @@ RELIED_ON = {
     (SQS.Channel, "_delete_message"): ("self", "queue_name", "message"),
     (SQS.Channel, "_receive_message"): ("self", "queue", "max_number_of_messages", "wait_time_seconds"),
     (SQS.Channel, "_on_messages_ready"): ("self", "queue", "qname", "messages"),
+    # Marks a message SQS handed out before as redelivered (tasks/runner.py: the handed lease).
+    (SQS.Channel, "_envelope_payload"): ("self", "payload", "raw_text", "message", "q_url"),
     (SQS.Channel, "_resolve_queue_url"): ("self", "queue"),
     (SQS.Channel, "sqs"): ("self", "queue"),
     (SQS.Channel, "entity_name"): ("self", "name", "table"),

@@ -95,3 +95,17 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
     finally:
         monkeypatch.undo()
         importlib.reload(celeryconfig)
+
+
+@pytest.mark.parametrize(("count", "redelivered"), [("1", False), ("2", True), ("17", True), (None, False)])
+def test_a_message_sqs_handed_out_before_is_marked_redelivered(count, redelivered):
+    """Celery passes ``redelivered`` to the task; SQS tells it by ApproximateReceiveCount."""
+    from kombu import Connection
+
+    with Connection(transport=sqs_fanout.Transport, transport_options={"region": "us-east-1"}) as connection:
+        channel = connection.default_channel
+        message = {"ReceiptHandle": "h1", "MessageId": "m1", "Body": "{}"}
+        if count is not None:
+            message["Attributes"] = {"ApproximateReceiveCount": count}
+        payload = channel._envelope_payload({}, "{}", message, "http://127.0.0.1/q")
+        assert payload["properties"]["delivery_info"]["redelivered"] is redelivered
