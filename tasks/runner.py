@@ -164,55 +164,46 @@ def run_step(
         # The step before took this step's lease for this very message: compute at once. The
         # record checks the job's state and attempt; a twin delivery of this message would
         # compute too, and its record find the step recorded.
-        with _LeaseKeeper(services, job_id, sid, owner=handed_owner(delivery or ""), step=step):
-            return _run_claimed(
-                services,
-                job,
-                step,
-                sid,
-                resumed=False,
-                previous=previous,
-                prefetch=prefetch,
-                hand_on=hand_on,
-                delivery=delivery,
-                run=run,
-            )
-    # A message whose lease was handed to it but whose job does not read claims that lease as its own.
-    owner = handed_owner(delivery or "") if handed else lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex)
-    lease = _LeaseKeeper(services, job_id, sid, owner=owner, step=step)
-    claim = services.jobs.claim_step(job_id, sid, attempt=attempt, owner=owner, lease_seconds=lease.seconds)
-    if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
-        prefetch.cancel()  # its answer is not needed (one that already left is ignored)
-    if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
-        # A message for a job that does not exist can never succeed: drop it.
-        log.error("step.job_missing", step=step)
-        return StepRun(Next.STOP, "missing")
-    if claim.outcome is ClaimOutcome.TERMINAL:
-        log.info("step.skipped_terminal", step=step, state=str(claim.job.state))
-        return StepRun(Next.STOP, "terminal")
-    if claim.outcome is ClaimOutcome.STALE:
-        # A message of an earlier attempt, delivered after an operator's retry.
-        log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
-        return StepRun(Next.STOP, "stale")
-    if claim.outcome is ClaimOutcome.DUPLICATE:
-        return _already_recorded(
-            services, claim.job, step, hand_on, previous=previous, prefetch=prefetch, delivery=delivery, run=run
+        lease, resumed = _LeaseKeeper(services, job_id, sid, owner=handed_owner(delivery or ""), step=step), False
+    else:
+        # A message whose lease was handed to it, but whose job does not read, claims it as its own.
+        owner = (
+            handed_owner(delivery or "") if handed else lease_owner(delivery or uuid.uuid4().hex, run, uuid.uuid4().hex)
         )
-    if claim.outcome is ClaimOutcome.HELD:
-        # SQS handed this message out again while a run still computes the step
-        # (visibility timeout ran out). Don't run it beside that run; look again
-        # once its lease lapses — by then it is recorded, or its run is dead.
-        retry_in = max(1.0, claim.expires_at_ms / 1000 - time.time() + 0.5)
-        log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
-        return StepRun(Next.RETRY, "held", retry_in)
-
+        lease = _LeaseKeeper(services, job_id, sid, owner=owner, step=step)
+        claim = services.jobs.claim_step(job_id, sid, attempt=attempt, owner=owner, lease_seconds=lease.seconds)
+        if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
+            prefetch.cancel()  # its answer is not needed (one that already left is ignored)
+        if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
+            # A message for a job that does not exist can never succeed: drop it.
+            log.error("step.job_missing", step=step)
+            return StepRun(Next.STOP, "missing")
+        if claim.outcome is ClaimOutcome.TERMINAL:
+            log.info("step.skipped_terminal", step=step, state=str(claim.job.state))
+            return StepRun(Next.STOP, "terminal")
+        if claim.outcome is ClaimOutcome.STALE:
+            # A message of an earlier attempt, delivered after an operator's retry.
+            log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
+            return StepRun(Next.STOP, "stale")
+        if claim.outcome is ClaimOutcome.DUPLICATE:
+            return _already_recorded(
+                services, claim.job, step, hand_on, previous=previous, prefetch=prefetch, delivery=delivery, run=run
+            )
+        if claim.outcome is ClaimOutcome.HELD:
+            # SQS handed this message out again while a run still computes the step
+            # (visibility timeout ran out). Don't run it beside that run; look again
+            # once its lease lapses — by then it is recorded, or its run is dead.
+            retry_in = max(1.0, claim.expires_at_ms / 1000 - time.time() + 0.5)
+            log.info("step.lease_held", step=step, retryIn=round(retry_in, 1))
+            return StepRun(Next.RETRY, "held", retry_in)
+        job, resumed = claim.job, claim.resumed
     with lease:
         return _run_claimed(
             services,
-            claim.job,
+            job,
             step,
             sid,
-            resumed=claim.resumed,
+            resumed=resumed,
             previous=previous,
             prefetch=prefetch,
             hand_on=hand_on,
