@@ -6,6 +6,11 @@ moto 5.2 has no Application Auto Scaling ListTagsForResource/TagResource/UntagRe
 answers 500, and the AWS provider retries the read of every aws_appautoscaling_target for
 many minutes. Test only: this answers those three with "no tags" (the scalable targets,
 policies and everything else still go to moto). Production is untouched.
+
+And moto answers the delete of a scaling policy or a scalable target that is not there with a
+ValidationException, where AWS answers ObjectNotFoundException — which the AWS provider takes as
+"deleted already". A delete sent twice (the provider's retry of one whose answer came late) then
+failed `terraform destroy` on the emulator, once in CI; it now gets AWS's answer.
 """
 
 from __future__ import annotations
@@ -25,6 +30,25 @@ _MISSING = {
 }
 
 
+def answer_missing_as_aws_does() -> None:
+    """moto's deletes of a missing scaling policy or scalable target raise AWS's ObjectNotFoundException."""
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+    from moto.core.exceptions import JsonRESTError
+
+    for name in ("delete_scaling_policy", "deregister_scalable_target"):
+        moto_delete = getattr(ApplicationAutoscalingBackend, name)
+
+        def delete(self, *args, _moto_delete=moto_delete, **kwargs):
+            try:
+                return _moto_delete(self, *args, **kwargs)
+            except JsonRESTError as exc:
+                if exc.error_type != "ValidationException" or "found" not in exc.message:
+                    raise
+                raise JsonRESTError("ObjectNotFoundException", exc.message) from None
+
+        setattr(ApplicationAutoscalingBackend, name, delete)
+
+
 class AutoScalingTags:
     """WSGI middleware: answers the Application Auto Scaling tag calls moto does not implement."""
 
@@ -41,4 +65,5 @@ class AutoScalingTags:
 
 
 if __name__ == "__main__":
+    answer_missing_as_aws_does()
     emulator.main(wrap=AutoScalingTags)
