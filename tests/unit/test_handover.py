@@ -63,7 +63,9 @@ class Chain:
 
         store.put, store.get = logged_put, logged_get
 
-    def run(self, job_id: str, step: str, handover=None, attempt: int = 1, leased=HANDED, run: int = 0):
+    def run(
+        self, job_id: str, step: str, handover=None, attempt: int = 1, leased=HANDED, run: int = 0, redelivered=False
+    ):
         """One delivery of ``step``, as the message the step before sent: with the lease it handed
         on (its task id and the job; ``leased``, by default the one last handed on to ``step``;
         None: a message without one, which claims)."""
@@ -87,6 +89,7 @@ class Chain:
             run=run,
             handover=handover,
             leased=job,
+            redelivered=redelivered,
             hand_on=hand_on,
         )
 
@@ -227,11 +230,13 @@ def test_a_redelivered_message_with_its_handover_records_once_and_ends_done(serv
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])
     sent = chain.leases[THIRD]  # the message the first run sent on
-    again = chain.run(job_id, THIRD, chain.handovers[SECOND])  # SQS delivers it again
-    # Its lease was handed to it, so it computes again, and its record finds the step recorded.
-    assert again.outcome == "duplicate"
-    # It hands on without a lease (its record took none): a message that claims.
-    assert chain.leases[THIRD] is None
+    again = chain.run(job_id, THIRD, chain.handovers[SECOND], redelivered=True)  # SQS delivers it again
+    # Marked redelivered, it claims, finds the step recorded, and hands on without a lease.
+    assert again.outcome == "duplicate" and chain.leases[THIRD] is None
+    # A copy delivered as if first (SQS's rare duplicate at the same moment): the lease was handed
+    # to it, so it computes, its record finds the step recorded, and it hands on without a lease.
+    twin = chain.run(job_id, THIRD, chain.handovers[SECOND])
+    assert twin.outcome == "duplicate" and chain.leases[THIRD] is None
     chain.run_all(job_id, pipeline.STEPS[3:], passed=chain.handovers[THIRD], leased=sent)  # the first run's
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
