@@ -48,6 +48,12 @@ Why each override exists:
   * ``QoS`` (``HeldQoS``) and ``close``: the queue's visibility timeout is short (15 s) and a
     step may run longer; kombu never extends it. The QoS tells the channel's
     ``VisibilityExtender`` when a delivery begins and ends, and closing the channel stops it.
+  * ``_schedule_queue`` / ``HeldQoS.ack`` / ``basic_qos``: a queue whose prefetch slots are all
+    held waits for one to free. kombu looks again ``polling_interval`` (50 ms) later, so a step
+    sent on while its sender's slot is still held — every hop of a chain: a step's next message
+    is sent before the step returns — waited up to 50 ms for its receive, half of a bare
+    chain's time (docs/performance.md). The queue is *parked* instead and polled again at once
+    when an ack, a reject or a larger prefetch frees a slot; kombu's timer stays as the back-stop.
 
 kombu 5.7 defects that stop or kill a worker when SQS answers badly, and the overrides that
 keep it polling (the unit tests in tests/unit/test_sqs_faults.py fail on kombu's own Channel).
@@ -111,7 +117,7 @@ import contextlib
 import os
 import threading
 import time
-from typing import cast
+from typing import Any, cast
 
 from kombu.transport import SQS
 from kombu.transport.SQS.exceptions import DoesNotExistQueueException
@@ -153,10 +159,12 @@ class HeldQoS(SQS.QoS):
     def ack(self, delivery_tag):
         self._release(delivery_tag)
         super().ack(delivery_tag)
+        cast("Channel", self.channel).parked.resume()
 
     def reject(self, delivery_tag, requeue=False):
         self._release(delivery_tag)
         super().reject(delivery_tag, requeue)
+        cast("Channel", self.channel).parked.resume()
 
     def restore_unacked(self):
         if self.extender is not None:
@@ -166,6 +174,43 @@ class HeldQoS(SQS.QoS):
     def _release(self, delivery_tag) -> None:
         if self.extender is not None:
             self.extender.release(delivery_tag)
+
+
+class ParkedQueues:
+    """A channel's queues whose prefetch slots are all held, each polled again the moment one frees.
+
+    kombu's ``_schedule_queue`` finds such a queue and looks again ``polling_interval`` later;
+    here it is parked, and ``resume`` (an ack, a reject, a larger prefetch) polls it again on the
+    event loop's next turn. kombu's timer stays as the back-stop, for a slot freed some other
+    way. Either way a queue is polled once: whichever comes first takes it out of the park.
+    Runs in the event loop's thread, as kombu's QoS does.
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self._timers: dict[str, Any] = {}  # queue -> its back-stop, the hub's timer entry
+
+    @property
+    def hub(self) -> Any:
+        return self.channel.hub  # type: ignore[attr-defined]  # kombu's, which its stubs omit (pinned <5.8 for this)
+
+    def park(self, queue: str) -> None:
+        if queue not in self._timers:
+            interval = self.channel.connection.polling_interval
+            self._timers[queue] = self.hub.call_later(interval, self._poll, queue)
+
+    def resume(self) -> None:
+        if self._timers and self.hub is not None and self.channel.qos.can_consume():
+            for queue in list(self._timers):
+                self.hub.call_soon(self._poll, queue)
+
+    def _poll(self, queue: str) -> None:
+        if queue not in self._timers:
+            return  # polled already, by resume or by the back-stop
+        timer = self._timers.pop(queue)
+        if timer is not None:
+            timer.cancel()
+        self.channel._schedule_queue(queue)
 
 
 class Channel(SQS.Channel):
@@ -334,10 +379,26 @@ class Channel(SQS.Channel):
     def _schedule_queue(self, queue):
         if self.connection is None:
             return  # closed: the worker is stopping
+        if queue in self._active_queues and not self.qos.can_consume() and self.parked.hub is not None:
+            self.parked.park(queue)
+            return
         try:
             return super()._schedule_queue(queue)  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
         except Exception as exc:  # noqa: BLE001 - raised into the hub, it would end this queue's polling
             sqs_faults.receive_failed(self, queue, exc)
+
+    @property
+    def parked(self) -> ParkedQueues:
+        """The queues waiting for a prefetch slot (``_schedule_queue``)."""
+        parked = self.__dict__.get("_parked_queues")
+        if parked is None:
+            parked = self.__dict__["_parked_queues"] = ParkedQueues(self)
+        return parked
+
+    def basic_qos(self, prefetch_size=0, prefetch_count=0, apply_global=False):
+        # Celery raises the prefetch for a task with an ETA, which frees a slot without an ack.
+        super().basic_qos(prefetch_size, prefetch_count, apply_global)
+        self.parked.resume()
 
     def _loop1(self, queue, messages_fetched=None):
         if self.connection is not None:

@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
-from kombu.transport import SQS
+from kombu.transport import SQS, virtual
 from kombu.transport.SQS.SNS import SNS
 
 from tasks import sqs_fanout
@@ -51,6 +51,8 @@ RELIED_ON = {
     (SQS.Channel, "close"): ("self",),
     (SQS.Channel, "basic_reject"): ("self", "delivery_tag", "requeue"),
     (SQS.Channel, "_schedule_queue"): ("self", "queue"),
+    # A parked queue (a prefetch slot frees) is polled again at once: ParkedQueues.resume.
+    (SQS.Channel, "basic_qos"): ("self", "prefetch_size", "prefetch_count", "apply_global"),
     (SQS.Channel, "_loop1"): ("self", "queue", "messages_fetched"),
     (SQS.Channel, "_get_async"): ("self", "queue", "count", "callback"),
     (SQS.Channel, "_get_from_sqs"): ("self", "queue_name", "queue_url", "connection", "count", "callback"),
@@ -114,6 +116,8 @@ def test_the_private_state_we_read_is_still_there():
     the cached boto3 and async clients, the async client's OK status."""
     assert "_topic_arn_cache" in inspect.getsource(SNS.__init__)
     assert "_queue_cache" in inspect.getsource(SQS.Channel.__init__)
+    # A queue is parked only while it is consumed (ParkedQueues), as kombu's _schedule_queue checks.
+    assert "self._active_queues = []" in inspect.getsource(virtual.Channel.__init__)
     assert "fanout" in dir(SQS.Channel)
     assert SQS.Channel._sqs is None and SQS.Channel._asynsqs is None  # class defaults, set on first use
     assert AsyncSQSConnection.STATUS_CODE_OK == 200

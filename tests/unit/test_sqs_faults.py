@@ -84,6 +84,7 @@ class FakeSQS:
 
 OURS = "sqs_fanout"
 STOCK = pytest.param("kombu", marks=pytest.mark.xfail(strict=True, reason="kombu 5.7 defect"))
+STOCK_WAITS = pytest.param("kombu", marks=pytest.mark.xfail(strict=True, reason="kombu 5.7 waits polling_interval"))
 
 
 @pytest.fixture
@@ -306,6 +307,68 @@ def test_an_ack_frees_its_slot_and_returns_before_sqs_answers_the_delete(hub):
     client.answer.set()
     assert channel._pending_deletes.flush() == 0
     assert client.calls == [("DeleteMessage", {"QueueUrl": URL, "ReceiptHandle": "h1"})]
+
+
+def run_soon(hub: FakeHub) -> None:
+    """Run what the loop was asked to run next (and what that asks for), as the hub's next turn would."""
+    while hub.soon:
+        callback, args = hub.soon.pop(0)
+        callback(*args)
+
+
+@pytest.mark.parametrize("kind", [OURS, STOCK_WAITS])
+def test_a_full_channel_polls_again_the_moment_an_ack_frees_a_slot(kind, hub):
+    """kombu looks again only ``polling_interval`` later: in a chain, the step sent on while its
+    sender's slot is still held waited up to 50 ms for its receive, half a bare chain's time."""
+    channel = make_channel(kind, hub)
+    channel.asynsqs(queue=QUEUE)  # the receive's client, made before the delete's is faked
+    channel._sqs = channel._predefined_queue_clients[QUEUE] = FakeSQS()
+    channel.basic_qos(prefetch_count=1)
+    delivered(channel, "h1")
+    channel._schedule_queue(QUEUE)  # the receive after h1's: every slot is held
+    assert hub.requests == []
+    channel.basic_ack("h1")
+    run_soon(hub)
+    assert len(hub.requests) == 1, "the queue waits for its timer"
+
+
+def test_a_parked_queue_is_polled_once_whether_the_ack_or_the_back_stop_comes_first(hub):
+    channel = make_channel(OURS, hub)
+    channel.asynsqs(queue=QUEUE)
+    channel._sqs = FakeSQS()
+    channel.basic_qos(prefetch_count=1)
+    delivered(channel, "h1")
+    channel._schedule_queue(QUEUE)
+    [(delay, back_stop, args)] = hub.later  # kombu's own wait stays, in case a slot frees unseen
+    assert delay == 0.05
+    channel.basic_ack("h1")
+    run_soon(hub)
+    back_stop(*args)
+    assert len(hub.requests) == 1, "polled twice: two receives would fetch past the prefetch"
+
+
+def test_a_parked_queue_is_polled_after_the_polling_interval_if_no_ack_frees_a_slot(hub):
+    channel = make_channel(OURS, hub)
+    channel.basic_qos(prefetch_count=1)
+    delivered(channel, "h1")
+    channel._schedule_queue(QUEUE)
+    [(_, back_stop, args)] = hub.later
+    back_stop(*args)  # still full: parked again, with a new back-stop
+    assert hub.requests == [] and len(hub.later) == 2
+    channel.qos._delivered.clear()  # a slot freed by a path that does not resume the queue
+    hub.later[-1][1](*hub.later[-1][2])
+    assert len(hub.requests) == 1
+
+
+def test_a_larger_prefetch_polls_a_parked_queue_at_once(hub):
+    """Celery raises the prefetch for a task with an ETA (a retry's countdown): a slot frees without an ack."""
+    channel = make_channel(OURS, hub)
+    channel.basic_qos(prefetch_count=1)
+    delivered(channel, "h1")
+    channel._schedule_queue(QUEUE)
+    channel.basic_qos(prefetch_count=2)
+    run_soon(hub)
+    assert len(hub.requests) == 1
 
 
 def test_a_stopping_worker_waits_for_its_pending_deletes_and_restores_nothing_it_acked(hub):
