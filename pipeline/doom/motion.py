@@ -13,6 +13,7 @@ Angles here are the demo's turn unit, 1/256 of a circle; 0 is east and 64 north.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 FRACUNIT = 1 << 16
@@ -135,13 +136,12 @@ _AXES = {0: _Axis(1, "x"), 64: _Axis(1, "y"), 128: _Axis(-1, "x"), 192: _Axis(-1
 
 def _strongest(player: Player, turn: int, goal: int, axis: _Axis) -> int:
     """The largest forward move this tic that still lets braking stop at or before goal."""
+    position, state = axis.position(player), (player.angle, player.momx, player.momy, turn, axis)
 
     def stops_short(forward: int) -> bool:
-        trial = player.copy()
-        trial.run(Tic(forward, turn))
-        return axis.position(trial) + _braking_distance(trial.angle, trial.momx, trial.momy, axis) <= goal
+        return position + _reach(*state, forward) <= goal
 
-    if goal - axis.position(player) > _FAR or stops_short(RUN):
+    if goal - position > _FAR or stops_short(RUN):
         return RUN
     low, high = -RUN, RUN  # stops_short(high) is false; find the largest forward that stops short
     if not stops_short(low):
@@ -150,6 +150,21 @@ def _strongest(player: Player, turn: int, goal: int, axis: _Axis) -> int:
         middle = (low + high) // 2
         low, high = (middle, high) if stops_short(middle) else (low, middle)
     return low
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _reach(angle: int, momx: int, momy: int, turn: int, axis: _Axis, forward: int) -> int:
+    """How far along the axis one tic of this command and then full braking carry the player.
+
+    Where he starts plays no part, so the answer depends on his heading and momentum alone, and
+    the same states come back again and again: every run along a heading speeds up through the
+    same momenta, and each tic's search tries the same commands (a few thousand trials a demo).
+    So it is cached, per process: a demo's trials are most of its cost, and the demo is on the
+    last step's critical path (docs/performance.md).
+    """
+    trial = Player(0, 0, angle, momx, momy)
+    trial.run(Tic(forward, turn))
+    return axis.position(trial) + _braking_distance(trial.angle, trial.momx, trial.momy, axis)
 
 
 def _brake(player: Player, axis: _Axis) -> int:

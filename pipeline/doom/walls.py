@@ -35,7 +35,6 @@ class Wall:
 def trace_walls(scene: Scene) -> list[Wall]:
     """Every wall of the scene, row lines first, then column lines, in grid order."""
     doors = scene.door_at
-    switch = scene.exit_switch
 
     def region(cell: Cell) -> Region:
         if cell in scene.floor:
@@ -44,6 +43,9 @@ def trace_walls(scene: Scene) -> list[Wall]:
             return ("door", doors[cell].sector)
         return None
 
+    # Each cell's region, looked up once (every cell borders four edges): grid[y][x].
+    grid = [[region((x, y)) for x in range(scene.width)] for y in range(scene.height)]
+    switch = scene.exit_switch
     switch_edge = frozenset((switch.stand, step(switch.stand, switch.face)))
     walls: list[Wall] = []
     # Row line y lies between cells (x, y-1) above and (x, y) below; column line x between
@@ -57,7 +59,9 @@ def trace_walls(scene: Scene) -> list[Wall]:
                     first, second = (
                         ((along, line - 1), (along, line)) if horizontal else ((line - 1, along), (line, along))
                     )
-                    key = _edge(region(first), region(second), frozenset((first, second)) == switch_edge)
+                    before, after = grid[first[1]][first[0]], grid[second[1]][second[0]]
+                    if before != after:  # else no wall: the common case, rock beside rock
+                        key = _edge(before, after, frozenset((first, second)) == switch_edge)
                 if key != run_key:
                     if run_key is not None:
                         walls.append(_wall(horizontal, line, run_start, along, *run_key))

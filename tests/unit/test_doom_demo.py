@@ -11,7 +11,7 @@ import pytest
 from pipeline import PipelineError
 from pipeline.doom import read_scene, write_demo
 from pipeline.doom.demo import BT_USE, play_route
-from pipeline.doom.motion import _AXES, FRACUNIT, MAXMOVE, RUN, STOPSPEED, Player, Tic, _brake, _braking_distance, drive
+from pipeline.doom.motion import _AXES, FRACUNIT, MAXMOVE, RUN, STOPSPEED, Player, Tic, _brake, _braking_distance, _reach, drive
 from pipeline.doom.route import plan_route
 from tests.doom_scenes import GENERATED_LAIRS, KEYED, SCENES, scene_from_art, scene_named
 
@@ -109,6 +109,22 @@ def test_the_braking_distance_is_the_players_own_brake_from_anywhere(heading):
         start = (rng.randint(-(1 << 24), 1 << 24), rng.randint(-(1 << 24), 1 << 24))
         stopped = _brake(Player(*start, heading, momx, momy), axis)
         assert axis.position(Player(*start, heading)) + _braking_distance(heading, momx, momy, axis) == stopped
+
+
+@pytest.mark.parametrize("heading", [0, 64, 128, 192])
+def test_a_trials_reach_is_one_tic_and_the_brake_from_wherever_the_player_stands(heading):
+    """The driver's cached trial (no position in its key) ends where trying the command on a copy of
+    the player, tic by tic, ends, wherever he stands."""
+    rng = random.Random(heading + 1)
+    axis = _AXES[heading]
+    for _ in range(300):
+        momx, momy = rng.randint(-MAXMOVE, MAXMOVE), rng.randint(-MAXMOVE, MAXMOVE)
+        turn, forward = rng.choice([0, 64, 128, 192]), rng.randint(-RUN, RUN)
+        player = Player(rng.randint(-(1 << 24), 1 << 24), rng.randint(-(1 << 24), 1 << 24), heading, momx, momy)
+        trial = player.copy()
+        trial.run(Tic(forward, turn))
+        expected = _brake(trial, axis)
+        assert axis.position(player) + _reach(heading, momx, momy, turn, axis, forward) == expected
 
 
 @pytest.mark.parametrize("name", LEVELS)
