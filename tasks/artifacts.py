@@ -17,8 +17,9 @@ one its store refuses as too large (demo mode's table); the last step's summary 
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pipeline
@@ -114,15 +115,26 @@ def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping) -> Written
         return key
 
     keys, skipped = {}, []
-    with ThreadPoolExecutor(max_workers=len(ARTIFACTS), thread_name_prefix="artifact") as pool:
-        # Each thread runs in a copy of this context, so its log lines keep the job's ids.
-        futures = [(a, pool.submit(contextvars.copy_context().run, write, a)) for a in ARTIFACTS]
-        for artifact, future in futures:
-            try:
-                keys[artifact.field] = future.result()
-            except (ArtifactSkipped, ArtifactTooLarge) as exc:
-                if isinstance(exc, ArtifactTooLarge) and not artifact.optional:
-                    raise
-                log.warning("artifact.skipped", artifact=artifact.name, reason=str(exc))
-                skipped.append(f"no {artifact.name}: {exc}")
+    # Each thread runs in a copy of this context, so its log lines keep the job's ids.
+    futures = [(a, _pool().submit(contextvars.copy_context().run, write, a)) for a in ARTIFACTS]
+    wait(future for _, future in futures)  # all of them, even after one fails: none outlives the step
+    for artifact, future in futures:
+        try:
+            keys[artifact.field] = future.result()
+        except (ArtifactSkipped, ArtifactTooLarge) as exc:
+            if isinstance(exc, ArtifactTooLarge) and not artifact.optional:
+                raise
+            log.warning("artifact.skipped", artifact=artifact.name, reason=str(exc))
+            skipped.append(f"no {artifact.name}: {exc}")
     return Written(keys, tuple(skipped))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The producers' threads, kept for the process's life.
+
+    Made on first use, in the process that runs the last step (never before the worker's fork).
+    A pool made for each job spent milliseconds starting its threads: each start waits for the
+    new thread to run, and the thread building map.wad held the interpreter meanwhile.
+    """
+    return ThreadPoolExecutor(max_workers=len(ARTIFACTS), thread_name_prefix="artifact")
