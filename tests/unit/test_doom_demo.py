@@ -11,7 +11,19 @@ import pytest
 from pipeline import PipelineError
 from pipeline.doom import read_scene, write_demo
 from pipeline.doom.demo import BT_USE, play_route
-from pipeline.doom.motion import _AXES, FRACUNIT, MAXMOVE, RUN, STOPSPEED, Player, Tic, _brake, _braking_distance, _reach, drive
+from pipeline.doom.motion import (
+    _AXES,
+    FRACUNIT,
+    MAXMOVE,
+    RUN,
+    STOPSPEED,
+    Player,
+    Tic,
+    _brake,
+    _braking_distance,
+    _reach,
+    drive,
+)
 from pipeline.doom.route import plan_route
 from tests.doom_scenes import GENERATED_LAIRS, KEYED, SCENES, scene_from_art, scene_named
 
