@@ -25,9 +25,10 @@ broker_transport_options = {
     "hold_limit_seconds": _settings.hold_limit_seconds,
     # Long polling: SQS holds an empty receive up to this long, so idle workers cost little.
     "wait_time_seconds": _settings.sqs_wait_time_seconds,
-    # kombu waits this long after an empty long poll, and between looks while every slot is
-    # busy: a slot that frees up waits up to this long for its next message. At 0.5 s, 300 jobs
-    # on two workers ran 2.4 times slower (the CPUs half idle); a look costs no request.
+    # kombu waits this long after an empty long poll. While every slot is busy the queue is
+    # polled again the moment one frees (tasks/sqs_fanout.py: ParkedQueues), and this is only
+    # the back-stop; under kombu's own rule a freed slot waited up to this long for its next
+    # message (at 0.5 s, 300 jobs on two workers ran 2.4 times slower). A look costs no request.
     "polling_interval": 0.05,
     # The job queue keeps its name; with its URL known, nobody lists or creates it. (Not
     # kombu's predefined_queues: those forbid the per-process control queues below.)
