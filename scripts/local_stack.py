@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,10 +368,22 @@ class Stack:
         stop_process_group(proc, signal.SIGKILL if kill else signal.SIGTERM, timeout)
 
     def stop(self) -> None:
-        """Stop everything: the API, then workers (letting their steps finish), then the emulator last."""
-        order = sorted(self.procs, key=lambda n: (n != "api", n == "emulator"))
-        for name in order:
-            self.stop_process(name, warm=True)
+        """Stop everything: the API and Flower, then the workers together (each letting its steps
+        finish), then the emulator last.
+
+        Together, because a warm shutdown takes seconds however idle the worker (billiard's pool
+        processes linger a second on their way out): one after another, a stack of three workers
+        took three times as long to stop.
+        """
+        names = sorted(self.procs, key=lambda n: (n != "api", n in self.workers, n == "emulator"))
+        workers = [name for name in names if name in self.workers]
+        for name in names:
+            if name not in self.workers and name != "emulator":
+                self.stop_process(name)
+        if workers:
+            with ThreadPoolExecutor(len(workers), thread_name_prefix="stop") as pool:
+                list(pool.map(lambda name: self.stop_process(name, warm=True), workers))
+        self.stop_process("emulator")
 
     def exited(self) -> list[str]:
         """Names of started processes that are no longer running."""

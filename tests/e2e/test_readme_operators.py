@@ -75,8 +75,10 @@ def banner_exports(banner: str) -> list[str]:
     return [line.strip() for line in section.splitlines() if line.startswith("  export ")]
 
 
-# The defaults' case runs in the serial part (alone): the stack takes the default ports, as the README's does.
-@pytest.mark.parametrize("ports", [pytest.param("default", marks=pytest.mark.serial), "other"])
+# The defaults' case takes the default ports, as the README's stack does. No other test binds them
+# (every other stack takes free ports, which the kernel hands out above 32767), and both cases run in
+# this file's process one after the other, so it runs beside the rest of the suite.
+@pytest.mark.parametrize("ports", ["default", "other"])
 def test_the_readme_operator_section_runs_as_written_from_a_plain_shell(tmp_path, ports):
     if ports == "default":
         busy = [f"{name} {port}" for name, port in DEFAULT_PORTS.items() if listening(port)]
