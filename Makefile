@@ -72,9 +72,9 @@ run-clean: $(VENV)/.local-installed
 # The suite in two parts: everything but the `serial` tests on TEST_WORKERS processes (pytest-xdist,
 # a test file per process at a time; most integration tests wait on the emulator more than they
 # compute), then the `serial` ones alone: bound in time (the fault runs' 60 s, the 300-job load).
-# TEST_WORKERS=0 runs the first part in one process too. A part that selects
-# nothing (PYTEST_ARGS=tests/unit has no serial test) is not a failure (pytest's exit 5); a failure
-# in the first part still runs the second, so one run shows every failure.
+# TEST_WORKERS=0 runs the first part in one process too. A part that selects nothing
+# (PYTEST_ARGS=tests/unit has no serial test) is not a failure (pytest's exit 5); a failure in the
+# first part still runs the second, so one run shows every failure.
 #
 # COVERAGE=1 runs the same suite under branch coverage, subprocesses included ([tool.coverage] in
 # pyproject.toml: the workers, servers and CLIs the tests start are measured too), then fails under
