@@ -81,9 +81,10 @@ run-clean: $(VENV)/.local-installed
 # the floor. CI runs `make test COVERAGE=1`. Slower: Python 3.11's tracer makes CPU-bound code (the
 # generator) about three times slower, which is why plain `make test` does not measure.
 # Three processes on two cores: the first part's tests wait on the emulator, their subprocesses and
-# their clocks more than they compute. On 2026-12-06 three took it from 10.7 to 8.5 minutes, and
-# under coverage from 13.9 to 11.7.
-TEST_WORKERS ?= 3
+# their clocks more than they compute (on 2026-12-06 three took it from 10.7 to 8.5 minutes). Under
+# coverage the tracer makes them compute, and three were no faster than two (11.7 minutes both), so
+# COVERAGE=1 keeps two.
+TEST_WORKERS ?= $(if $(COVERAGE),2,3)
 PYTEST_RUN := $(if $(COVERAGE),$(BIN)/coverage run -m pytest,$(BIN)/python -m pytest)
 test: $(VENV)/.dev-installed $(NODE_STAMP)
 ifdef COVERAGE
