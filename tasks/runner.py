@@ -400,15 +400,23 @@ class _LeaseKeeper:
         # Never past the hard time limit: a run still alive then is being killed by Celery.
         self._until = time.monotonic() + services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS
         self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._join_seconds = services.settings.aws_timeout_seconds  # one renewal's request, at most
 
     def __enter__(self) -> _LeaseKeeper:
         if self._until - time.monotonic() > self.seconds:
             context = contextvars.copy_context()
-            threading.Thread(target=context.run, args=(self._keep,), name="lease-keeper", daemon=True).start()
+            self._thread = threading.Thread(target=context.run, args=(self._keep,), name="lease-keeper", daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stopped.set()
+        if self._thread is not None:
+            # A renewal begun just before the run ended ends before the run does (it finds the
+            # lease gone, after the record), so no renewal outlives its run; a wait of one
+            # request at most, and none when the keeper was waiting for its next beat.
+            self._thread.join(self._join_seconds)
 
     def _keep(self) -> None:
         while not self._stopped.wait(self.seconds / 3):
