@@ -82,8 +82,9 @@ run-clean: $(VENV)/.local-installed
 # generator) about three times slower, which is why plain `make test` does not measure.
 # Three processes on two cores: the first part's tests wait on the emulator, their subprocesses and
 # their clocks more than they compute (on 2026-12-06 three took it from 10.7 to 8.5 minutes). Under
-# coverage the tracer makes them compute, and three were no faster than two (11.7 minutes both), so
-# COVERAGE=1 keeps two.
+# coverage, where the tracer makes them compute, three gained less (13.9 to 12.3 and 11.7 minutes)
+# and each of those two runs found a test racing its own clock on the busier machine; both races
+# are fixed, but CI keeps the two processes it has passed with many times.
 TEST_WORKERS ?= $(if $(COVERAGE),2,3)
 PYTEST_RUN := $(if $(COVERAGE),$(BIN)/coverage run -m pytest,$(BIN)/python -m pytest)
 test: $(VENV)/.dev-installed $(NODE_STAMP)
