@@ -401,7 +401,7 @@ class _LeaseKeeper:
         self._until = time.monotonic() + services.settings.step_time_limit_seconds + LEASE_MARGIN_SECONDS
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
-        self._join_seconds = services.settings.aws_timeout_seconds  # one renewal's request, at most
+        self._join_seconds = services.settings.aws_timeout_seconds  # one attempt of a renewal
 
     def __enter__(self) -> _LeaseKeeper:
         if self._until - time.monotonic() > self.seconds:
@@ -414,8 +414,9 @@ class _LeaseKeeper:
         self._stopped.set()
         if self._thread is not None:
             # A renewal begun just before the run ended ends before the run does (it finds the
-            # lease gone, after the record), so no renewal outlives its run; a wait of one
-            # request at most, and none when the keeper was waiting for its next beat.
+            # lease gone, after the record). The wait is at most one attempt's timeout, and none
+            # when the keeper was waiting for its next beat; a renewal retried under AWS faults
+            # may outlast it and land after the run, where it too finds the lease gone.
             self._thread.join(self._join_seconds)
 
     def _keep(self) -> None:
