@@ -41,6 +41,11 @@ HOST = "127.0.0.1"
 # How `make test COVERAGE=1` reaches the processes the tests start (coverage's subprocess patch):
 # a child whose environment lacks them runs without the tracer.
 COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+# How long a new worker has to write its first heartbeat before the stack replaces it: the
+# `startPeriod` of the worker's ECS health check (deploy/terraform/ecs.tf). A worker starting on a
+# loaded machine can take longer than WORKER_LIVENESS_SECONDS to beat once; a heartbeat it has
+# written goes stale after WORKER_LIVENESS_SECONDS, as on ECS.
+WORKER_START_PERIOD_SECONDS = 60
 
 
 def untraced(env: Mapping[str, str]) -> dict[str, str]:
@@ -279,24 +284,29 @@ class Stack:
     def replace_unresponsive_workers(self) -> list[str]:
         """Restart every worker whose heartbeat went stale, as ECS's health check would; their names.
 
-        A worker that has not beaten yet gets the liveness limit from its start to do so.
+        A worker that has not beaten yet gets the longer of the liveness limit and
+        WORKER_START_PERIOD_SECONDS from its start to do so.
         """
         limit = self.settings.worker_liveness_seconds
         replaced = []
         for name, spec in list(self.workers.items()):
-            if name not in self.procs or time.monotonic() - spec.started_at < limit:
+            if name not in self.procs:
                 continue
-            if liveness.is_stale(str(self.heartbeat_file(name)), limit):
-                age = liveness.age(str(self.heartbeat_file(name)))
-                print(
-                    f"{name} stopped taking messages (heartbeat {'missing' if age is None else f'{age:.0f} s old'},"
-                    f" limit {limit} s): restarting it",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                self.stop_process(name, timeout=5)
-                self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
-                replaced.append(name)
+            running_for = time.monotonic() - spec.started_at
+            age = liveness.age(str(self.heartbeat_file(name)))
+            if age is None:
+                grace = max(limit, WORKER_START_PERIOD_SECONDS)
+                if running_for < grace:
+                    continue
+                why = f"no heartbeat {grace} s after its start"
+            elif age > limit and running_for >= limit:
+                why = f"heartbeat {age:.0f} s old, limit {limit} s"
+            else:
+                continue
+            print(f"{name} stopped taking messages ({why}): restarting it", file=sys.stderr, flush=True)
+            self.stop_process(name, timeout=5)
+            self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
+            replaced.append(name)
         return replaced
 
     def start_api(self) -> None:

@@ -49,12 +49,6 @@ def age(path: str) -> float | None:
         return None
 
 
-def is_stale(path: str, limit: float) -> bool:
-    """True when the heartbeat is missing or older than ``limit`` seconds."""
-    seconds = age(path)
-    return seconds is None or seconds > limit
-
-
 def main() -> int:
     """The health check: exit 0 while the heartbeat is fresh, 1 (saying why) once it is not."""
     from storage.settings import Settings

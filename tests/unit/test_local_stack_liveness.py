@@ -1,0 +1,83 @@
+"""When `make run` replaces a worker: a stale heartbeat after WORKER_LIVENESS_SECONDS, a missing one
+only after ECS's start period.
+
+The replacement itself (a real worker frozen and restarted) is tests/e2e/test_worker_liveness.py;
+here the rule, on a stack whose worker is a sleeping process and whose restart is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import local_stack  # scripts/ is on the path (tests/conftest.py)
+from local_stack import Stack, StackConfig, WorkerSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 8  # WORKER_LIVENESS_SECONDS
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    stack = Stack(StackConfig(emulator_port=4700, api_port=8200, flower_port=5700), log_dir=tmp_path)
+    stack.env.update(WORKER_LIVENESS_SECONDS=str(LIMIT), SQS_WAIT_TIME_SECONDS="1")
+    stack.procs["worker"] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    restarts: list[str] = []
+    monkeypatch.setattr(stack, "stop_process", lambda name, timeout: stack.procs.pop(name).kill())
+    monkeypatch.setattr(stack, "start_worker", lambda name, *args, **kwargs: restarts.append(name))
+    stack.restarts = restarts  # type: ignore[attr-defined]
+    yield stack
+    for proc in stack.procs.values():
+        proc.kill()
+        proc.wait()
+
+
+def started(stack: Stack, seconds_ago: float) -> None:
+    stack.workers["worker"] = WorkerSpec(2, "tasks", {}, time.monotonic() - seconds_ago)
+
+
+def beat(stack: Stack, seconds_ago: float) -> None:
+    path = stack.heartbeat_file("worker")
+    path.touch()
+    then = time.time() - seconds_ago
+    os.utime(path, (then, then))
+
+
+def test_a_worker_that_has_not_beaten_yet_gets_the_start_period_not_the_liveness_limit(stack, capsys):
+    started(stack, seconds_ago=local_stack.WORKER_START_PERIOD_SECONDS - 5)  # long past LIMIT
+    assert stack.replace_unresponsive_workers() == []
+
+    started(stack, seconds_ago=local_stack.WORKER_START_PERIOD_SECONDS + 1)
+    assert stack.replace_unresponsive_workers() == ["worker"] == stack.restarts
+    logged = capsys.readouterr().err
+    assert "worker stopped taking messages (no heartbeat 60 s after its start): restarting it" in logged
+
+
+def test_a_heartbeat_written_then_left_stale_is_replaced_after_the_liveness_limit(stack, capsys):
+    started(stack, seconds_ago=LIMIT + 5)
+    beat(stack, seconds_ago=LIMIT - 2)
+    assert stack.replace_unresponsive_workers() == []
+
+    beat(stack, seconds_ago=LIMIT + 3)
+    assert stack.replace_unresponsive_workers() == ["worker"]
+    assert re.search(r"worker stopped taking messages \(heartbeat 1[01] s old, limit 8 s\)", capsys.readouterr().err)
+
+
+def test_a_start_period_shorter_than_the_liveness_limit_gives_way_to_the_limit(stack):
+    stack.env["WORKER_LIVENESS_SECONDS"] = "90"
+    started(stack, seconds_ago=75)  # past the start period, within the limit
+    assert stack.replace_unresponsive_workers() == []
+    started(stack, seconds_ago=91)
+    assert stack.replace_unresponsive_workers() == ["worker"]
+
+
+def test_the_start_period_is_the_one_ecs_gives_the_worker():
+    ecs = (ROOT / "deploy/terraform/ecs.tf").read_text()
+    worker = ecs[ecs.index("tasks.liveness") :]
+    assert int(re.search(r"startPeriod\s*=\s*(\d+)", worker).group(1)) == local_stack.WORKER_START_PERIOD_SECONDS
