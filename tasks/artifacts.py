@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 
 import pipeline
@@ -102,31 +102,63 @@ class Written:
         return "; ".join((step_summary, *self.skipped))
 
 
-def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping) -> Written:
-    """Produce and store every artifact from the last step's data (overwriting: same data, same bytes).
+def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping, *, index: Callable[[Written], bytes]) -> Written:
+    """Produce and store every artifact from the last step's data, and result.json, ``index``'s
+    bytes for what was written (overwriting: same data, same bytes).
 
-    Side by side, one thread each: the uploads wait on the network while map.wad is built, so the
-    last step takes about as long as its slowest artifact, not as all of them one after another.
+    One thread an artifact: each is made, admitted by the store (``ArtifactStore.admit``) and
+    uploaded at once, so the uploads wait on the network while map.wad is built. result.json names
+    the artifacts the store admitted, so it is known once the last of them is made, and uploaded
+    then, beside the uploads still in flight: the step holds one PUT's time after its slowest
+    artifact is made, not two in a row. It returns once every upload has ended: none outlives the
+    step, even after one fails. A required artifact that cannot be made fails the step with no
+    result.json.
     """
 
-    def write(artifact: Artifact) -> str:
+    def make(artifact: Artifact) -> tuple[str, bytes]:
         key = artifact_key(job_id, artifact.name)
-        store.put(key, artifact.produce(data), artifact.content_type)
-        return key
+        body = artifact.produce(data)
+        store.admit(key, len(body))
+        return key, body
 
-    keys, skipped = {}, []
-    # Each thread runs in a copy of this context, so its log lines keep the job's ids.
-    futures = [(a, _pool().submit(contextvars.copy_context().run, write, a)) for a in ARTIFACTS]
-    wait(future for _, future in futures)  # all of them, even after one fails: none outlives the step
-    for artifact, future in futures:
+    def submit(fn: Callable, *args) -> Future:
+        # Each thread runs in a copy of this context, so its log lines keep the job's ids.
+        return _pool().submit(contextvars.copy_context().run, fn, *args)
+
+    made = {submit(make, artifact): artifact for artifact in ARTIFACTS}
+    uploads: list[Future] = []
+    keys: dict[Artifact, str] = {}
+    skipped: dict[Artifact, str] = {}
+    failure: BaseException | None = None
+    for future in as_completed(made):
+        artifact = made[future]
         try:
-            keys[artifact.field] = future.result()
+            key, body = future.result()
         except (ArtifactSkipped, ArtifactTooLarge) as exc:
             if isinstance(exc, ArtifactTooLarge) and not artifact.optional:
-                raise
+                failure = failure or exc
+                continue
             log.warning("artifact.skipped", artifact=artifact.name, reason=str(exc))
-            skipped.append(f"no {artifact.name}: {exc}")
-    return Written(keys, tuple(skipped))
+            skipped[artifact] = f"no {artifact.name}: {exc}"
+            continue
+        except Exception as exc:  # noqa: BLE001 - raised below, once every thread has ended
+            failure = failure or exc
+            continue
+        keys[artifact] = key
+        uploads.append(submit(store.put, key, body, artifact.content_type))
+    written = Written(
+        {a.field: keys[a] for a in ARTIFACTS if a in keys}, tuple(skipped[a] for a in ARTIFACTS if a in skipped)
+    )
+    try:
+        if failure is None:
+            store.put(artifact_key(job_id, RESULT), index(written), CONTENT_TYPES[RESULT])
+    finally:
+        wait(uploads)
+    if failure is not None:
+        raise failure
+    for upload in uploads:
+        upload.result()  # an upload's error is the step's
+    return written
 
 
 @functools.cache

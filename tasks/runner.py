@@ -57,7 +57,7 @@ from storage.model import (
 )
 from storage.settings import Settings
 from tasks import metrics
-from tasks.artifacts import CONTENT_TYPES, write_artifacts
+from tasks.artifacts import CONTENT_TYPES, Written, write_artifacts
 from tasks.checkpoints import (
     RESULT,
     artifact_key,
@@ -657,17 +657,21 @@ def _publish(services: Services, job: Job, output: pipeline.StepOutput) -> Compl
 
     The completion's summary is the last step's, with a word on any artifact left out.
     """
-    written = write_artifacts(services.artifacts, job.job_id, output.data)
+
+    def index(written: Written) -> bytes:
+        return pipeline.encode_json(
+            {
+                "jobId": job.job_id,
+                "request": job.request,
+                "summary": written.summary(output.summary),
+                "artifacts": written.keys,
+                "metrics": output.data["sceneGraph"].get("metrics", {}),
+            }
+        )
+
+    written = write_artifacts(services.artifacts, job.job_id, output.data, index=index)
     keys = {**written.keys, "result": artifact_key(job.job_id, RESULT)}
     summary = written.summary(output.summary)
-    result = {
-        "jobId": job.job_id,
-        "request": job.request,
-        "summary": summary,
-        "artifacts": written.keys,
-        "metrics": output.data["sceneGraph"].get("metrics", {}),
-    }
-    services.artifacts.put(keys["result"], pipeline.encode_json(result), CONTENT_TYPES[RESULT])
     return Completion(result_keys=keys, summary=summary)
 
 

@@ -7,19 +7,28 @@ tests/integration/test_doom_play.py.
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import pytest
 
 from pipeline import PipelineError
 from pipeline.doom import DEMO_LUMP, build_map, write_demo
 from pipeline.doom.wad import read_lumps
-from storage.errors import ArtifactTooLarge
+from storage.errors import ArtifactTooLarge, DependencyUnavailable
 from tasks import doom_nodes
-from tasks.artifacts import ArtifactSkipped, doom_map, write_artifacts
+from tasks.artifacts import ArtifactSkipped, Written, doom_map, write_artifacts
 from tasks.checkpoints import artifact_key
 from tasks.doom_nodes import NodeBuilderMissing, build_nodes
 from tasks.doom_nodes import node_builder as real_node_builder
 from tests.doom_scenes import SCENES, blockmap, corridor, generated_scene, node_built
 from tests.fakes import FakeArtifactStore
+
+
+def listing(written: Written) -> bytes:
+    """A result.json: what was written, and what was not."""
+    return json.dumps({"artifacts": written.keys, "skipped": written.skipped}).encode()
 
 
 @pytest.fixture
@@ -59,10 +68,11 @@ def test_a_node_builder_that_cannot_start_is_missing(tmp_path):
 def test_without_zdbsp_the_job_completes_without_map_wad_and_says_why(path_without_zdbsp):
     scene = generated_scene("a spooky hallway", 123, "doom")
     store = FakeArtifactStore()
-    written = write_artifacts(store, "job-1", {"sceneGraph": scene, "asciiMinimap": "@>"})
+    written = write_artifacts(store, "job-1", {"sceneGraph": scene, "asciiMinimap": "@>"}, index=listing)
     assert set(written.keys) == {"sceneGraph", "asciiMinimap", "minimapPng"}
     assert artifact_key("job-1", "map.wad") not in store.blobs
     assert written.summary("Drew it") == "Drew it; no map.wad: zdbsp is not installed (Debian package zdbsp)"
+    assert json.loads(store.blobs[artifact_key("job-1", "result.json")])["artifacts"] == written.keys
 
 
 def test_a_missing_zdbsp_is_noticed_before_the_map_is_built(path_without_zdbsp):
@@ -113,25 +123,78 @@ def test_a_builder_bug_is_not_skipped_but_fails_loudly(stand_in):
 
 
 class SmallStore(FakeArtifactStore):
-    """Refuses what demo mode's table refuses: a body over its limit."""
+    """Refuses what demo mode's table refuses: a body over its limit (admitted first, as there)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(presign=False)
         self.limit = limit
 
+    def admit(self, key: str, size: int) -> None:
+        if size > self.limit:
+            raise ArtifactTooLarge(f"{key} is {size} bytes, over the {self.limit}-byte inline limit")
+
     def put(self, key: str, body: bytes, content_type: str) -> None:
-        if len(body) > self.limit:
-            raise ArtifactTooLarge(f"{key} is {len(body)} bytes, over the {self.limit}-byte inline limit")
+        self.admit(key, len(body))
         super().put(key, body, content_type)
 
 
 def test_a_map_wad_too_large_for_the_store_is_left_out_but_a_scene_too_large_fails(stand_in):
     stand_in('cp "$(dirname "$0")/built.wad" "$4"', output=node_built(REJECT=bytes(100_000)))
     data = {"sceneGraph": generated_scene("a spooky hallway", 123, "doom"), "asciiMinimap": "@>"}
-    written = write_artifacts(SmallStore(60_000), "job-1", data)
+    written = write_artifacts(SmallStore(60_000), "job-1", data, index=listing)
     assert set(written.keys) == {"sceneGraph", "asciiMinimap", "minimapPng"}
     assert written.skipped == (
         f"no map.wad: jobs/job-1/map.wad is {len(doom_map(data))} bytes, over the 60000-byte inline limit",
     )
+    refusing = SmallStore(1_000)
     with pytest.raises(ArtifactTooLarge, match="sceneGraph.json"):
-        write_artifacts(SmallStore(1_000), "job-1", data)
+        write_artifacts(refusing, "job-1", data, index=listing)
+    assert artifact_key("job-1", "result.json") not in refusing.blobs  # a failed step names nothing
+
+
+class HeldUpload(FakeArtifactStore):
+    """Holds minimap.png's upload until result.json's has begun, for at most 5 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result_begun = threading.Event()
+        self.overlapped: bool | None = None
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        if key.endswith("/result.json"):
+            self.result_begun.set()
+        elif key.endswith("/minimap.png"):
+            self.overlapped = self.result_begun.wait(5)
+        super().put(key, body, content_type)
+
+
+def test_result_json_is_uploaded_beside_the_artifacts_not_after_them(path_without_zdbsp):
+    # result.json depends on which artifacts were made and admitted, not on their uploads: on AWS
+    # that is one PUT's time off the last step.
+    store = HeldUpload()
+    data = {"sceneGraph": generated_scene("a spooky hallway", 123, "doom"), "asciiMinimap": "@>"}
+    written = write_artifacts(store, "job-1", data, index=listing)
+    assert store.overlapped is True
+    assert set(store.blobs) == {
+        artifact_key("job-1", name) for name in ("sceneGraph.json", "asciiMinimap.txt", "minimap.png", "result.json")
+    }
+    assert json.loads(store.blobs[artifact_key("job-1", "result.json")])["artifacts"] == written.keys
+
+
+class FailingUpload(FakeArtifactStore):
+    """minimap.png's upload fails at once; the others take a while."""
+
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        if key.endswith("/minimap.png"):
+            raise DependencyUnavailable("s3 is down")
+        time.sleep(0.3)
+        super().put(key, body, content_type)
+
+
+def test_an_upload_that_fails_fails_the_step_once_every_upload_has_ended(path_without_zdbsp):
+    store = FailingUpload()
+    data = {"sceneGraph": generated_scene("a spooky hallway", 123, "doom"), "asciiMinimap": "@>"}
+    with pytest.raises(DependencyUnavailable, match="s3 is down"):
+        write_artifacts(store, "job-1", data, index=listing)
+    # Nothing is left uploading once the step has failed: the slower uploads have ended.
+    assert {artifact_key("job-1", name) for name in ("sceneGraph.json", "asciiMinimap.txt")} <= set(store.blobs)
