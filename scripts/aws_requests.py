@@ -47,7 +47,9 @@ class AwsRequest:
     response_bytes: int = 0
     receipts: tuple[str, ...] = ()  # a receive: the messages it returned; a delete: the one it deleted
     key: str = ""  # S3: the object's key
+    item: str = ""  # DynamoDB: the jobId of the item a request names
     message: str = ""  # an SQS send: the message body
+    sets_state: str = ""  # a DynamoDB PutItem or UpdateItem: the value it gives `state` ("" when none)
 
     @property
     def messages(self) -> int:
@@ -100,7 +102,34 @@ def parse(entry: dict) -> AwsRequest:
         if request.operation == "ReceiveMessage"
         else _deleted(request, entry),
         key=unquote(urlsplit(entry["url"]).path).lstrip("/").partition("/")[2] if request.service == "s3" else "",
+        item=_dynamo_key(request, entry),
+        sets_state=_state_set(request, entry),
     )
+
+
+def _dynamo_key(request: AwsRequest, entry: dict) -> str:
+    """A DynamoDB item request's jobId ("" for any other request)."""
+    if request.service != "dynamodb":
+        return ""
+    fields = _json(_body(entry))
+    key = fields.get("Key") or fields.get("Item") or {}
+    return key.get("jobId", {}).get("S", "") if isinstance(key, dict) else ""
+
+
+def _state_set(request: AwsRequest, entry: dict) -> str:
+    """What a DynamoDB write sets `state` to: the PutItem's attribute, or the value an UpdateItem's
+    SET assigns it through a name placeholder (`state` is a reserved word); "" when it sets none."""
+    if request.service != "dynamodb" or request.operation not in ("PutItem", "UpdateItem"):
+        return ""
+    fields = _json(_body(entry))
+    if request.operation == "PutItem":
+        return fields.get("Item", {}).get("state", {}).get("S", "")
+    names = [name for name, value in fields.get("ExpressionAttributeNames", {}).items() if value == "state"]
+    values = fields.get("ExpressionAttributeValues", {})
+    for name in names:
+        if match := re.search(rf"{re.escape(name)}\s*=\s*(:\w+)", fields.get("UpdateExpression", "")):
+            return values.get(match[1], {}).get("S", "")
+    return ""
 
 
 def _deleted(request: AwsRequest, entry: dict) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from hot_path import PRICES, critical_paths, describe, dynamo_item_bytes, job_cost  # noqa: E402 - after sys.path gains the root and scripts/
+from hot_path import PRICES, critical_paths, describe, job_cost  # noqa: E402 - after sys.path gains the root and scripts/
 
 from aws_requests import StackNames, categorise, recording  # noqa: E402 - after sys.path gains the root and scripts/
 from local_stack import Stack, StackConfig  # noqa: E402 - after sys.path gains the root and scripts/
@@ -220,7 +220,7 @@ def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
         for index in range(len(pipeline.STEPS) - 1)
     }
     timeline = [describe(path, served) for path in paths[-1]]
-    cost = job_cost(served, names, jobs, item_bytes=_item_bytes(bench, settings.jobs_table_name, done[-1]))
+    cost = job_cost(served, names, jobs, *_item_and_indexes(bench, settings.jobs_table_name, done[-1]))
     subprocess.run(
         [sys.executable, "-m", "celery", "-A", "tasks", "control", "enable_events"],
         env=bench.stack.env,
@@ -240,8 +240,8 @@ def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
     }
 
 
-def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
-    """The finished job item's size as DynamoDB bills it."""
+def _item_and_indexes(bench: Bench, table: str, job_id: str) -> tuple[dict, list[dict]]:
+    """The finished job's item (low-level form) and the table's global secondary indexes."""
     import boto3
 
     env = bench.stack.env
@@ -252,7 +252,8 @@ def _item_bytes(bench: Bench, table: str, job_id: str) -> int:
         aws_access_key_id="test",
         aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy credentials
     )
-    return dynamo_item_bytes(client.get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"])
+    item = client.get_item(TableName=table, Key={"jobId": {"S": job_id}})["Item"]
+    return item, client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
 
 
 def _compute_ms(bench: Bench, jobs: set[str]) -> dict[str, float]:
@@ -324,9 +325,13 @@ def report(results: dict) -> None:
     for line in path["timeline"]:
         print(f"      {line}")
     cost = c["cost"]
-    print(f"\n(e) cost per job at list prices (DynamoDB writes billed on a {cost['itemBytes']}-byte item)")
+    entries = ", ".join(f"{name} {size}" for name, size in cost["indexes"].items())
+    print(
+        f"\n(e) cost per job at list prices (DynamoDB writes billed on a {cost['itemBytes']}-byte item;"
+        f" index entries, bytes: {entries or 'none'})"
+    )
     for name, units in cost["units"].items():
-        print(f"    {name:<28} {units:6.2f} x ${PRICES[name] * 1e6:.2f}/M = ${units * PRICES[name] * 1e6:.2f}/M jobs")
+        print(f"    {name:<37} {units:6.2f} x ${PRICES[name] * 1e6:.2f}/M = ${units * PRICES[name] * 1e6:.2f}/M jobs")
     print(f"    total ${cost['usdPerMillionJobs']:.2f} per million jobs")
     e = results["estimate"]
     print(

@@ -16,7 +16,9 @@ Cost. At list prices (``PRICES``, us-east-1, free tiers left out): SQS bills eac
 64 KB chunk of its payload (a send by its message, a receive by what it returned), DynamoDB an
 on-demand write by the item's size in 1 KB units — an update on the larger of the item before
 and after, bounded here by the finished item's size (the largest it gets, but for a lease's
-hundred bytes) — and S3 a PUT or a GET per request.
+hundred bytes) — and again in each global secondary index that holds the item, by its entry's
+size, twice when the write moves the entry (it changes the index's key) — and S3 a PUT or a GET
+per request.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from aws_requests import AwsRequest, StackNames, category
 PRICES = {
     "sqs request (64 KB chunk)": 0.40 / 1_000_000,  # standard queue
     "dynamodb write request unit": 0.625 / 1_000_000,  # on-demand, since November 2024
+    "dynamodb write request unit, indexes": 0.625 / 1_000_000,  # a GSI's writes are billed as the table's
     "s3 PUT": 0.005 / 1_000,  # S3 Standard: PUT, COPY, POST, LIST
     "s3 GET": 0.0004 / 1_000,  # S3 Standard: GET, SELECT and all other requests
 }
@@ -138,22 +141,61 @@ def describe(path: StepPath, served: Sequence[AwsRequest]) -> str:
     return " → ".join(parts)
 
 
-def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item_bytes: int) -> dict:
-    """Billed units and USD per job for the job path, and the item size the writes were billed on."""
+def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: dict, indexes: Sequence[dict]) -> dict:
+    """Billed units and USD per job for the job path, and the item size the writes were billed on.
+
+    ``item`` is a finished job's item (low-level form) and ``indexes`` the table's
+    GlobalSecondaryIndexes as DescribeTable gives them. Each write of a job item is billed on the
+    item's size, and once more in every index that holds the item, on the size of its entry there
+    (the projected attributes and the keys): a write is taken to change a projected attribute, as
+    every job write does under ALL (each sets ``updatedAt``). A write that changes an index's key
+    (``state``, for the index keyed on it) is two writes there: the old entry deleted, the new one
+    put. A job's state changes are read from the writes' ``state`` in the order they were served.
+    """
+    item_bytes = dynamo_item_bytes(item)
+    held = [index for index in indexes if all(key["AttributeName"] in item for key in index["KeySchema"])]
+    states: dict[str, str] = {}
     units: Counter[str] = Counter()
-    for request in served:
+    for request in sorted(served, key=lambda r: r.ended_at):
         if category(request, names) != "job":
             continue
         if request.service == "sqs":
             payload = request.request_bytes if request.operation == "SendMessage" else request.response_bytes
             units["sqs request (64 KB chunk)"] += max(1, math.ceil(payload / SQS_CHUNK))
         elif request.service == "dynamodb" and request.operation in ("PutItem", "UpdateItem"):
-            units["dynamodb write request unit"] += max(1, math.ceil(item_bytes / DYNAMO_WRITE_UNIT))
+            units["dynamodb write request unit"] += _write_units(item_bytes)
+            before, after = states.get(request.item), request.sets_state or states.get(request.item)
+            states[request.item] = after or ""
+            for index in held:
+                keys = {key["AttributeName"] for key in index["KeySchema"]}
+                moved = "state" in keys and before is not None and after != before
+                units["dynamodb write request unit, indexes"] += (2 if moved else 1) * _write_units(
+                    _entry_bytes(item, index)
+                )
         elif request.service == "s3" and request.operation in ("PutObject", "GetObject"):
             units[f"s3 {request.operation[:3].upper()}"] += 1
     per_job = {name: count / jobs for name, count in sorted(units.items())}
     usd = sum(PRICES[name] * count for name, count in per_job.items())
-    return {"units": per_job, "usdPerJob": usd, "usdPerMillionJobs": round(usd * 1_000_000, 2), "itemBytes": item_bytes}
+    return {
+        "units": per_job,
+        "usdPerJob": usd,
+        "usdPerMillionJobs": round(usd * 1_000_000, 2),
+        "itemBytes": item_bytes,
+        "indexes": {index["IndexName"]: _entry_bytes(item, index) for index in held},
+    }
+
+
+def _write_units(size: int) -> int:
+    return max(1, math.ceil(size / DYNAMO_WRITE_UNIT))
+
+
+def _entry_bytes(item: dict, index: dict) -> int:
+    """The size of ``item``'s entry in ``index``: what its projection copies, and the keys."""
+    projection = index.get("Projection", {})
+    if projection.get("ProjectionType", "ALL") == "ALL":
+        return dynamo_item_bytes(item)
+    kept = {"jobId", *(key["AttributeName"] for key in index["KeySchema"]), *projection.get("NonKeyAttributes", ())}
+    return dynamo_item_bytes({name: value for name, value in item.items() if name in kept})
 
 
 def dynamo_item_bytes(item: dict) -> int:
