@@ -158,13 +158,15 @@ class Stack:
 
     def __post_init__(self) -> None:
         endpoint = f"http://{HOST}:{self.config.emulator_port}"
+        # As the services resolve it (storage/settings.py): AWS_REGION, else AWS_DEFAULT_REGION.
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.env = {
             **os.environ,
             "ENV": "local",
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
-            "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
             "AWS_ENDPOINT_URL": endpoint,
             "INTERNAL_TOKEN": os.environ.get("INTERNAL_TOKEN") or secrets.token_urlsafe(24),
             # Flower reads it from its environment (as on ECS), which keeps it out of `ps`.

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import subprocess
 import sys
 import time
 from collections import Counter
 
 import pytest
-from hot_path import critical_paths, describe
+from hot_path import critical_paths, describe, job_cost
 
 import pipeline
 from aws_requests import StackNames, categorise, category, recorded_so_far, recording
+from storage.bootstrap import aws_client
 from tasks.artifacts import ARTIFACTS
 from tasks.checkpoints import HANDOVER_MAX_BYTES
 from tasks.doom_nodes import node_builder
@@ -80,6 +82,23 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
     # The first step's claim, and a record per step: the record hands the next step its lease.
     assert job[("dynamodb", "UpdateItem")] == (1 + STEPS) * JOBS
     assert job[("dynamodb", "GetItem")] == 0  # the claim returns the item
+    # What make bench bills the indexes for, read off these writes: each names its job, and a
+    # job's states go queued (the API), running (the claim and five records), done (the last).
+    writes = sorted(
+        (r for r in served if category(r, names) == "job" and r.operation in ("PutItem", "UpdateItem")),
+        key=lambda r: r.ended_at,
+    )
+    assert {r.item for r in writes} == set(jobs)
+    for job_id in jobs:
+        states = [r.sets_state for r in writes if r.item == job_id]
+        assert states == ["queued", *["running"] * STEPS, "done"], states
+    indexes = aws_client(settings, "dynamodb").describe_table(TableName=settings.jobs_table_name)["Table"][
+        "GlobalSecondaryIndexes"
+    ]
+    cost = job_cost(served, names, JOBS, costed.raw_item(jobs[-1]), indexes)
+    units = math.ceil(cost["itemBytes"] / 1024)  # both indexes project ALL: an entry is the item
+    # Each of a job's 2 + STEPS writes in both indexes, and the two state changes moving GSI2's entry.
+    assert cost["units"]["dynamodb write request unit, indexes"] == (2 + STEPS) * 2 * units + 2 * units
     assert job[("s3", "GetObject")] == 0  # no probe, no read-back, every checkpoint handed over
     # The artifact table's (but map.wad, which is skipped where zdbsp is missing), and result.json.
     artifacts = len(ARTIFACTS) - (node_builder() is None) + 1

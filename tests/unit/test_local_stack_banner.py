@@ -13,7 +13,14 @@ from local_stack import Stack, StackConfig, banner  # scripts/ is on the path (t
 
 @pytest.fixture
 def stack(monkeypatch) -> Stack:
-    for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "AWS_REGION", "CONTROL_PREFIX"):
+    for name in (
+        "JOBS_TABLE_NAME",
+        "ARTIFACTS_BUCKET",
+        "QUEUE_NAME",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "CONTROL_PREFIX",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INTERNAL_TOKEN", "tok'en $x")
     return Stack(StackConfig(emulator_port=4700, api_port=8200, flower_port=5700))
@@ -41,6 +48,16 @@ def test_names_given_to_make_run_are_passed_on(monkeypatch):
     monkeypatch.setenv("QUEUE_NAME", "my-queue")
     env = exported(Stack(StackConfig()).operator_exports())
     assert env["JOBS_TABLE_NAME"] == "my-jobs" and env["QUEUE_NAME"] == "my-queue"
+
+
+def test_the_region_falls_back_to_aws_default_region_as_the_services_resolve_it(monkeypatch):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    stack = Stack(StackConfig())
+    assert stack.settings.region == "eu-west-1"
+    assert exported(stack.operator_exports())["AWS_REGION"] == "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", "us-west-2")  # AWS_REGION wins
+    assert Stack(StackConfig()).settings.region == "us-west-2"
 
 
 def test_the_banner_prints_the_exports_under_operators(stack):
