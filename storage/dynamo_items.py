@@ -32,6 +32,25 @@ from storage.model import (
 LIST_INDEX = "GSI1"  # GSI1PK = "JOB", GSI1SK = "{createdAt}#{jobId}": every job, newest first
 STATE_INDEX = "GSI2"  # state, GSI1SK: the jobs in one state, newest first
 LIST_PARTITION = "JOB"
+# What both indexes copy beside the keys (an INCLUDE projection): what their readers read, and no
+# more, since every write of an item is billed again in each index on its entry's size
+# (docs/performance.md, "What a job costs"). GET /jobs: state, progress, createdAt, updatedAt and
+# request (its prompt preview comes from the prompt); the console's list: request (its style too)
+# and resultKeys (the thumbnail); demo mode's artifact listing (GSI1): artifactKey, contentType,
+# size. The stall sweeper and retry-job --all-failed read state and updatedAt, and the sweeper
+# reads a stalled job's item before it fails it. deploy/terraform/dynamodb.tf projects the same
+# list (tests/unit/test_infra.py).
+INDEXED_ATTRIBUTES = (
+    "state",
+    "progress",
+    "createdAt",
+    "updatedAt",
+    "request",
+    "resultKeys",
+    "artifactKey",
+    "contentType",
+    "size",
+)
 
 # What an item is, told by its entityType attribute. Items written before schema version 2
 # have none: a demo-mode artifact is then told by its partition key, which is

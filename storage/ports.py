@@ -49,7 +49,11 @@ class JobStore(Protocol):
         """The job, or JobNotFound."""
 
     def list_jobs(self, *, limit: int, cursor: str | None = None, state: JobState | None = None) -> JobPage:
-        """Jobs newest first, ``limit`` at a time; InvalidCursor for a cursor we did not issue."""
+        """Jobs newest first, ``limit`` at a time; InvalidCursor for a cursor we did not issue.
+
+        A listed job carries what a listing shows (on DynamoDB, what the indexes copy:
+        storage/dynamo_items.py, INDEXED_ATTRIBUTES), not its steps, attempts or error: get() it
+        for those."""
 
     def record_step(
         self,

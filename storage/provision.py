@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from storage.aws_errors import error_code
 from storage.bootstrap import aws_client
-from storage.dynamo_items import LIST_INDEX, STATE_INDEX
+from storage.dynamo_items import INDEXED_ATTRIBUTES, LIST_INDEX, STATE_INDEX
 from storage.settings import Settings
 
 MAX_RECEIVE_COUNT = 5  # deliveries before SQS moves a message to the dead-letter queue
@@ -48,7 +48,11 @@ def _create_table(client: Any, name: str) -> None:
                 {"AttributeName": hash_key, "KeyType": "HASH"},
                 {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "ALL"},
+            # A key is in every entry already, and may not be listed again.
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": [attr for attr in INDEXED_ATTRIBUTES if attr != hash_key],
+            },
         }
 
     try:

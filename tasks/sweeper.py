@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from storage.bootstrap import Services, aws_client
-from storage.errors import GhostEngineError
+from storage.errors import GhostEngineError, JobNotFound
 from storage.model import Job, JobError, JobState
 from storage.ports import JobStore
 from tasks import metrics
@@ -31,12 +31,25 @@ log = get_logger(__name__)
 
 
 def stalled_jobs(jobs: JobStore, cutoff: str) -> Iterator[Job]:
-    """Queued, then running jobs not updated since ``cutoff``, newest first, from the state index."""
+    """Queued, then running jobs not updated since ``cutoff``, newest first.
+
+    Found on the state index, which copies only what listings read (storage/dynamo_items.py:
+    INDEXED_ATTRIBUTES), so each is read whole before it is yielded: its steps go into the error,
+    and the index lags the table, so a job that moved meanwhile is left alone.
+    """
     for state in (JobState.QUEUED, JobState.RUNNING):
         cursor = None
         while True:
             page = jobs.list_jobs(limit=100, cursor=cursor, state=state)
-            yield from (job for job in page.jobs if job.updated_at < cutoff)
+            for listed in page.jobs:
+                if listed.updated_at >= cutoff:
+                    continue
+                try:
+                    job = jobs.get(listed.job_id)
+                except JobNotFound:
+                    continue  # expired and deleted since it was listed
+                if job.state in (JobState.QUEUED, JobState.RUNNING) and job.updated_at < cutoff:
+                    yield job
             if (cursor := page.cursor) is None:
                 break
 

@@ -1,5 +1,7 @@
 # One item per job. GSI1 lists jobs newest first (GSI1PK is a constant
 # partition, GSI1SK the creation time); GSI2 lists them by state.
+# Both copy only what their readers read (storage/dynamo_items.py: INDEXED_ATTRIBUTES): every
+# write of an item is billed again in each index, on its entry's size (docs/performance.md).
 resource "aws_dynamodb_table" "jobs" {
   #checkov:skip=CKV_AWS_119:The AWS managed key (aws/dynamodb) is enough here: no cross-account access and no key-policy needs.
   name                        = local.jobs_table_name
@@ -28,17 +30,19 @@ resource "aws_dynamodb_table" "jobs" {
   }
 
   global_secondary_index {
-    name            = "GSI1"
-    hash_key        = "GSI1PK"
-    range_key       = "GSI1SK"
-    projection_type = "ALL"
+    name               = "GSI1"
+    hash_key           = "GSI1PK"
+    range_key          = "GSI1SK"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.indexed_attributes
   }
 
   global_secondary_index {
-    name            = "GSI2"
-    hash_key        = "state"
-    range_key       = "GSI1SK"
-    projection_type = "ALL"
+    name               = "GSI2"
+    hash_key           = "state"
+    range_key          = "GSI1SK"
+    projection_type    = "INCLUDE"
+    non_key_attributes = setsubtract(local.indexed_attributes, ["state"]) # its key is in every entry
   }
 
   # The app writes `ttl` (epoch seconds, JOB_TTL_DAYS after creation).

@@ -2,6 +2,13 @@ locals {
   project = "ghost-engine"
   prefix  = "${local.project}-${var.env}"
 
+  # What the jobs table's indexes copy beside their keys: storage/dynamo_items.py's
+  # INDEXED_ATTRIBUTES, which tests/unit/test_infra.py holds this list to.
+  indexed_attributes = [
+    "state", "progress", "createdAt", "updatedAt", "request", "resultKeys",
+    "artifactKey", "contentType", "size",
+  ]
+
   # Resource names are part of the contract with the application's settings
   # (DESIGN.md): the app is told these names, it never derives or creates them.
   jobs_table_name  = "ghost-engine-jobs-${var.env}"

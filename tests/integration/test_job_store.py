@@ -178,6 +178,29 @@ def test_listing_by_state_uses_the_state_index(store):
     assert all(j.state is JobState.FAILED for j in failed.jobs)
 
 
+def test_the_indexes_copy_what_a_listing_shows_and_not_the_steps(store):
+    """Both indexes project INCLUDE (storage/dynamo_items.py: INDEXED_ATTRIBUTES): a listed job has
+    what GET /jobs and the console's list show, and none of the rest (each write of the item is
+    billed again in each index, on its entry's size)."""
+    job = new_job(store, request={"prompt": "a listed hall", "seed": 7, "style": "cave"})
+    store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
+    whole = store.get(job.job_id)
+    for listing in (_all_jobs(store), store.list_jobs(limit=100, state=JobState.RUNNING).jobs):
+        (listed,) = [j for j in listing if j.job_id == job.job_id]
+        shown = ("state", "progress", "prompt_preview", "created_at", "updated_at", "request", "result_keys")
+        assert {f: getattr(listed, f) for f in shown} == {f: getattr(whole, f) for f in shown}
+        assert whole.steps and listed.steps == () and listed.total_steps == 0  # not copied
+
+
+def _all_jobs(store: DynamoJobStore) -> list[Job]:
+    jobs, cursor = [], None
+    while True:
+        page = store.list_jobs(limit=100, cursor=cursor)
+        jobs += page.jobs
+        if (cursor := page.cursor) is None:
+            return jobs
+
+
 def test_a_forged_cursor_is_refused(store):
     for cursor in ["garbage", "eyJrIjoiMSJ9", "e30"]:
         with pytest.raises(InvalidCursor):

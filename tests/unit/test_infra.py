@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from storage.dynamo_items import INDEXED_ATTRIBUTES
 from storage.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -390,7 +391,11 @@ def test_jobs_table_matches_the_contract(tf):
         index["name"]: (index["hash_key"], index.get("range_key"), index["projection_type"])
         for index in table["global_secondary_index"]
     }
-    assert indexes == {"GSI1": ("GSI1PK", "GSI1SK", "ALL"), "GSI2": ("state", "GSI1SK", "ALL")}
+    assert indexes == {"GSI1": ("GSI1PK", "GSI1SK", "INCLUDE"), "GSI2": ("state", "GSI1SK", "INCLUDE")}
+    # They copy what the code's readers read (storage/dynamo_items.py), as provision.py's do.
+    included = {index["name"]: index["non_key_attributes"] for index in table["global_secondary_index"]}
+    assert tf.resolve(included["GSI1"]) == list(INDEXED_ATTRIBUTES)
+    assert included["GSI2"] == '${setsubtract(local.indexed_attributes, ["state"])}'
     ttl = _block(table, "ttl")
     assert ttl["attribute_name"] == "ttl" and ttl["enabled"] is True
     pitr = _block(table, "point_in_time_recovery")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from storage.model import JobState
+from storage.model import JobState, StepEvent, step_id
 from tasks.dispatch import submit_job
 from tasks.sweeper import sweep_stalled
 
@@ -48,3 +48,20 @@ def test_a_job_that_moved_after_it_was_listed_is_left_alone(services, monkeypatc
     monkeypatch.setattr(services.jobs, "list_jobs", list_then_progress)
     assert sweep_stalled(services, stall_after_seconds=1800, now=NOW) == []
     assert services.jobs.get(job_id).state is JobState.RUNNING
+
+
+def test_the_error_names_the_steps_the_job_recorded_though_the_index_copies_none(services, monkeypatch):
+    job_id = job_at(services, "2026-11-22T11:00:00.000Z")
+    recorded = StepEvent(step_id(job_id, "parse_prompt", 1), "parse_prompt", "t0", "t1", 3, "parsed")
+    stored = services.jobs.jobs[job_id]
+    services.jobs.jobs[job_id] = dataclasses.replace(stored, steps=(recorded,))
+    real_list = services.jobs.list_jobs
+
+    def as_the_index_has_them(**kwargs):
+        # The state index copies the listing's attributes (storage/dynamo_items.py), not the steps.
+        page = real_list(**kwargs)
+        return dataclasses.replace(page, jobs=tuple(dataclasses.replace(job, steps=()) for job in page.jobs))
+
+    monkeypatch.setattr(services.jobs, "list_jobs", as_the_index_has_them)
+    assert sweep_stalled(services, stall_after_seconds=1800, now=NOW) == [job_id]
+    assert services.jobs.get(job_id).error.details["completedSteps"] == ["parse_prompt"]
