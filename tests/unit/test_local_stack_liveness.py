@@ -24,14 +24,24 @@ LIMIT = 8  # WORKER_LIVENESS_SECONDS
 
 
 @pytest.fixture
-def stack(tmp_path, monkeypatch):
+def restarts() -> list[str]:
+    """The workers the stack started again, by name."""
+    return []
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch, restarts):
     stack = Stack(StackConfig(emulator_port=4700, api_port=8200, flower_port=5700), log_dir=tmp_path)
     stack.env.update(WORKER_LIVENESS_SECONDS=str(LIMIT), SQS_WAIT_TIME_SECONDS="1")
     stack.procs["worker"] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    restarts: list[str] = []
-    monkeypatch.setattr(stack, "stop_process", lambda name, timeout: stack.procs.pop(name).kill())
+
+    def stop_process(name: str, timeout: float) -> None:
+        proc = stack.procs.pop(name)
+        proc.kill()
+        proc.wait()
+
+    monkeypatch.setattr(stack, "stop_process", stop_process)
     monkeypatch.setattr(stack, "start_worker", lambda name, *args, **kwargs: restarts.append(name))
-    stack.restarts = restarts  # type: ignore[attr-defined]
     yield stack
     for proc in stack.procs.values():
         proc.kill()
@@ -49,12 +59,12 @@ def beat(stack: Stack, seconds_ago: float) -> None:
     os.utime(path, (then, then))
 
 
-def test_a_worker_that_has_not_beaten_yet_gets_the_start_period_not_the_liveness_limit(stack, capsys):
+def test_a_worker_that_has_not_beaten_yet_gets_the_start_period_not_the_liveness_limit(stack, restarts, capsys):
     started(stack, seconds_ago=local_stack.WORKER_START_PERIOD_SECONDS - 5)  # long past LIMIT
     assert stack.replace_unresponsive_workers() == []
 
     started(stack, seconds_ago=local_stack.WORKER_START_PERIOD_SECONDS + 1)
-    assert stack.replace_unresponsive_workers() == ["worker"] == stack.restarts
+    assert stack.replace_unresponsive_workers() == ["worker"] == restarts
     logged = capsys.readouterr().err
     assert "worker stopped taking messages (no heartbeat 60 s after its start): restarting it" in logged
 
