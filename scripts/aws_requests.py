@@ -102,27 +102,23 @@ def parse(entry: dict) -> AwsRequest:
         if request.operation == "ReceiveMessage"
         else _deleted(request, entry),
         key=unquote(urlsplit(entry["url"]).path).lstrip("/").partition("/")[2] if request.service == "s3" else "",
-        item=_dynamo_key(request, entry),
-        sets_state=_state_set(request, entry),
+        **(_dynamo_item(request.operation, _json(_body(entry))) if request.service == "dynamodb" else {}),
     )
 
 
-def _dynamo_key(request: AwsRequest, entry: dict) -> str:
-    """A DynamoDB item request's jobId ("" for any other request)."""
-    if request.service != "dynamodb":
-        return ""
-    fields = _json(_body(entry))
+def _dynamo_item(operation: str, fields: dict) -> dict[str, str]:
+    """A DynamoDB request's ``item`` (the jobId it names) and ``sets_state``."""
     key = fields.get("Key") or fields.get("Item") or {}
-    return key.get("jobId", {}).get("S", "") if isinstance(key, dict) else ""
+    job_id = key.get("jobId", {}).get("S", "") if isinstance(key, dict) else ""
+    return {"item": job_id, "sets_state": _state_set(operation, fields)}
 
 
-def _state_set(request: AwsRequest, entry: dict) -> str:
+def _state_set(operation: str, fields: dict) -> str:
     """What a DynamoDB write sets `state` to: the PutItem's attribute, or the value an UpdateItem's
     SET assigns it through a name placeholder (`state` is a reserved word); "" when it sets none."""
-    if request.service != "dynamodb" or request.operation not in ("PutItem", "UpdateItem"):
+    if operation not in ("PutItem", "UpdateItem"):
         return ""
-    fields = _json(_body(entry))
-    if request.operation == "PutItem":
+    if operation == "PutItem":
         return fields.get("Item", {}).get("state", {}).get("S", "")
     names = [name for name, value in fields.get("ExpressionAttributeNames", {}).items() if value == "state"]
     values = fields.get("ExpressionAttributeValues", {})

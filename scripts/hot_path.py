@@ -154,6 +154,12 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
     """
     item_bytes = dynamo_item_bytes(item)
     held = [index for index in indexes if all(key["AttributeName"] in item for key in index["KeySchema"])]
+    entries = {index["IndexName"]: _entry_bytes(item, index) for index in held}
+    # Per index: the units of one write of the item's entry, and whether `state` is in its key.
+    per_index = [
+        (_write_units(entries[index["IndexName"]]), any(key["AttributeName"] == "state" for key in index["KeySchema"]))
+        for index in held
+    ]
     states: dict[str, str] = {}
     units: Counter[str] = Counter()
     for request in sorted(served, key=lambda r: r.ended_at):
@@ -164,14 +170,12 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
             units["sqs request (64 KB chunk)"] += max(1, math.ceil(payload / SQS_CHUNK))
         elif request.service == "dynamodb" and request.operation in ("PutItem", "UpdateItem"):
             units["dynamodb write request unit"] += _write_units(item_bytes)
-            before, after = states.get(request.item), request.sets_state or states.get(request.item)
-            states[request.item] = after or ""
-            for index in held:
-                keys = {key["AttributeName"] for key in index["KeySchema"]}
-                moved = "state" in keys and before is not None and after != before
-                units["dynamodb write request unit, indexes"] += (2 if moved else 1) * _write_units(
-                    _entry_bytes(item, index)
-                )
+            before = states.get(request.item)
+            changed = before is not None and request.sets_state not in ("", before)
+            if request.sets_state:
+                states[request.item] = request.sets_state
+            for write_units, keyed_on_state in per_index:
+                units["dynamodb write request unit, indexes"] += (2 if changed and keyed_on_state else 1) * write_units
         elif request.service == "s3" and request.operation in ("PutObject", "GetObject"):
             units[f"s3 {request.operation[:3].upper()}"] += 1
     per_job = {name: count / jobs for name, count in sorted(units.items())}
@@ -181,7 +185,7 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
         "usdPerJob": usd,
         "usdPerMillionJobs": round(usd * 1_000_000, 2),
         "itemBytes": item_bytes,
-        "indexes": {index["IndexName"]: _entry_bytes(item, index) for index in held},
+        "indexes": entries,
     }
 
 

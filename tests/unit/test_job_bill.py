@@ -25,37 +25,31 @@ def recorded(operation: str, body: dict) -> dict:
     return {"headers": headers, "method": "POST", "url": "http://127.0.0.1/", "body": json.dumps(body)}
 
 
+def update(expression: str, values: dict, condition: str | None = None) -> dict:
+    """A recorded UpdateItem of job j1's item, with the placeholders the store uses."""
+    body = {
+        "TableName": "jobs",
+        "Key": {"jobId": {"S": "j1"}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": {"#lease": "j1/0/1", "#state": "state"},
+        "ExpressionAttributeValues": {":running": {"S": "running"}, **values},
+    }
+    return recorded("UpdateItem", body | ({"ConditionExpression": condition} if condition else {}))
+
+
 def test_a_write_names_its_job_and_the_state_it_sets():
     put = parse(recorded("PutItem", {"TableName": "jobs", "Item": {"jobId": {"S": "j1"}, "state": {"S": "queued"}}}))
     assert (put.item, put.sets_state) == ("j1", "queued")
 
     claim = parse(
-        recorded(
-            "UpdateItem",
-            {
-                "TableName": "jobs",
-                "Key": {"jobId": {"S": "j1"}},
-                "UpdateExpression": "SET leases.#lease = :lease, #state = :running, updatedAt = :now",
-                "ExpressionAttributeNames": {"#lease": "j1/0/1", "#state": "state"},
-                "ExpressionAttributeValues": {":running": {"S": "running"}, ":now": {"S": "t"}, ":lease": {"M": {}}},
-            },
+        update(
+            "SET leases.#lease = :lease, #state = :running, updatedAt = :now", {":now": {"S": "t"}, ":lease": {"M": {}}}
         )
     )
     assert (claim.item, claim.sets_state) == ("j1", "running")
 
-    renewal = parse(
-        recorded(
-            "UpdateItem",
-            {
-                "TableName": "jobs",
-                "Key": {"jobId": {"S": "j1"}},
-                "UpdateExpression": "SET leases.#lease.expiresAt = :expires",
-                "ConditionExpression": "#state = :running",  # a condition reads state; it sets nothing
-                "ExpressionAttributeNames": {"#lease": "j1/0/1", "#state": "state"},
-                "ExpressionAttributeValues": {":expires": {"N": "1"}, ":running": {"S": "running"}},
-            },
-        )
-    )
+    # A condition reads `state`; it sets nothing.
+    renewal = parse(update("SET leases.#lease.expiresAt = :expires", {":expires": {"N": "1"}}, "#state = :running"))
     assert (renewal.item, renewal.sets_state) == ("j1", "")
 
 
