@@ -13,7 +13,10 @@ Prints:
   (d) the sequential round trips of each step on the critical path, from the recorder's
       timestamps (scripts/hot_path.py), with one job's timeline;
   (e) what a job costs at list prices, and (f) an estimate of a job's latency on AWS from its
-      round trips and per-service latencies (ASSUMED_MS, written down in docs/performance.md).
+      round trips and per-service latencies (ASSUMED_MS, written down in docs/performance.md);
+  (g) the CPU a job and a bare chain cost each process (emulator, workers, API), and what the
+      emulator's share means for (a): it serves requests on one interpreter, so a job cannot
+      finish faster than the emulator's CPU for its requests.
 The generator's own timings are `make bench-generator`. Both chains' workers run at the same time
 on the same emulator, with the same concurrency; jobs and chains alternate, so noise hits both.
 Times come from the worker's log (job.done) and the chain's last task (a file), never from polling
@@ -268,6 +271,64 @@ def _compute_ms(bench: Bench, jobs: set[str]) -> dict[str, float]:
     return {step: statistics.median(values) for step, values in durations.items()}
 
 
+IDLE_SECONDS = 3  # how long (g) watches the stack idle, to learn what its polling costs
+
+
+def cpu_seconds(groups: dict[str, int], proc: Path = Path("/proc")) -> dict[str, float]:
+    """CPU time (user + system, seconds) of each named process group: its leader and every
+    process in the group (a worker's pool, gunicorn's workers), from ``proc``/<pid>/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    names = {pgid: name for name, pgid in groups.items()}
+    totals = dict.fromkeys(groups, 0.0)
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # After "pid (command)": state, ppid, pgrp, ... utime and stime at 11 and 12. The
+            # command may hold spaces and parentheses, hence the last ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        name = names.get(int(fields[2]))
+        if name is not None:
+            totals[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
+def per_item_ms(spent: dict[str, float], idle_per_second: dict[str, float], seconds: float, items: int) -> dict:
+    """CPU ms per item from a block of ``items`` that took ``seconds``: what each group spent,
+    less what it spends idle (long polls, heartbeats) over as long."""
+    return {
+        name: round(max(0.0, used - idle_per_second[name] * seconds) / items * 1000) for name, used in spent.items()
+    }
+
+
+def cpu_per_item(bench: Bench, runs: int) -> dict:
+    """(g) CPU per job and per bare chain, by process: ``runs`` sequential jobs, then as many
+    chains, with the stack's idle cost (measured first, over IDLE_SECONDS) taken out."""
+    groups = {name: bench.stack.procs[name].pid for name in ("emulator", "worker", "bare", "api")}
+
+    def spent(since: dict[str, float]) -> dict[str, float]:
+        now = cpu_seconds(groups)
+        return {name: now[name] - since[name] for name in groups}
+
+    before = cpu_seconds(groups)
+    time.sleep(IDLE_SECONDS)
+    idle = {name: used / IDLE_SECONDS for name, used in spent(before).items()}
+
+    def block(submit, finished) -> dict:
+        before, started = cpu_seconds(groups), time.monotonic()
+        for _ in range(runs):
+            item_id, _ = submit()
+            bench.wait({item_id}, finished)
+        return per_item_ms(spent(before), idle, time.monotonic() - started, runs)
+
+    return {
+        "runs": runs,
+        "idleMsPerSecond": {name: round(rate * 1000) for name, rate in idle.items()},
+        "job": block(bench.submit_job, bench.jobs_done),
+        "chain": block(bench.submit_chain, bench.chains_done),
+    }
+
+
 # Per-request latencies assumed for the AWS estimate (ms, same region, p50); where each comes
 # from is in docs/performance.md.
 ASSUMED_MS = {"dynamodb write": 5, "sqs send": 10, "sqs delivery": 10, "sqs delete": 10, "s3 put": 30, "s3 get": 20}
@@ -338,6 +399,18 @@ def report(results: dict) -> None:
         f"\n(f) estimated latency on AWS: {e['jobMs']} ms (before this path: {e['beforeMs']} ms), of which "
         f"compute {e['computeMs']} ms; assumed ms per request: {e['assumedMs']}"
     )
+    g = results["cpu"]
+    print(f"\n(g) CPU per item, ms, by process ({g['runs']} sequential each, from /proc; idle polling taken out)")
+    print(f"    {'':<11}" + "".join(f"{name:>10}" for name in (*g["job"], "total")))
+    for label, key in (("job", "job"), ("bare chain", "chain")):
+        row = g[key]
+        print(f"    {label:<11}" + "".join(f"{ms:>10}" for ms in (*row.values(), sum(row.values()))))
+    emulator, chain = g["job"]["emulator"], a["chainMedianMs"]
+    print(
+        f"    the emulator serves requests in one Python process, one at a time under its interpreter's lock,"
+        f" so a job takes about its {emulator} ms there at least: {emulator / chain:.2f}x the bare chain's"
+        f" median latency (a). CPU, job : chain = {sum(g['job'].values()) / max(1, sum(g['chain'].values())):.2f}x"
+    )
 
 
 def main() -> int:
@@ -353,6 +426,7 @@ def main() -> int:
             results = {
                 "latency": latency(bench, args.sequential),
                 "throughput": throughput(bench, args.concurrent),
+                "cpu": cpu_per_item(bench, args.sequential),
                 "requests": requests_per_job(bench),
             }
             import pipeline
