@@ -1,9 +1,10 @@
 """What `make bench` bills a job's DynamoDB writes: the table's units, and each index's.
 
-A job item sits in both global secondary indexes (GSI1, the listing; GSI2, by state), each
-projecting ALL, so every write of the item is also a write of its entry in each, and a write that
-changes `state` moves its GSI2 entry: two writes there. Read from recorded requests, as the
-emulator's recorder gives them (scripts/aws_requests.py, scripts/hot_path.py).
+A job item sits in both global secondary indexes (GSI1, the listing; GSI2, by state), so every write
+of the item is also a write of its entry in each, billed on the entry's size (the whole item under
+ALL, the projected attributes under INCLUDE), and a write that changes `state` moves its GSI2
+entry: two writes there. Read from recorded requests, as the emulator's recorder gives them
+(scripts/aws_requests.py, scripts/hot_path.py).
 """
 
 from __future__ import annotations
