@@ -407,7 +407,7 @@ def report(results: dict) -> None:
         print(f"    {label:<11}" + "".join(f"{ms:>10}" for ms in (*row.values(), sum(row.values()))))
     emulator, chain = g["job"]["emulator"], a["chainMedianMs"]
     print(
-        f"    the emulator serves requests in one Python process, one at a time under its interpreter's lock,"
+        f"    the emulator is one Python process, whose threads run one at a time under the interpreter's lock,"
         f" so a job takes about its {emulator} ms there at least: {emulator / chain:.2f}x the bare chain's"
         f" median latency (a). CPU, job : chain = {sum(g['job'].values()) / max(1, sum(g['chain'].values())):.2f}x"
     )

@@ -28,7 +28,7 @@ def proc(tmp_path: Path) -> Path:
     for pid, command, pgrp, utime, stime in processes:
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "stat").write_text(stat_line(pid, command, pgrp, utime, stime))
-    (tmp_path / "400").mkdir()  # a process that ended between the listing and the read
+    (tmp_path / "400" / "stat").mkdir(parents=True)  # unreadable, as the stat of a process that just ended
     (tmp_path / "self").mkdir()
     return tmp_path
 
