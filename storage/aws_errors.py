@@ -7,6 +7,7 @@ and credentials refused. The message names the service and says what to do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -68,6 +69,12 @@ DENIED_CODES = frozenset(
 )
 
 
+# A DynamoDB Query refused because its index is not there yet: dropped and being built again (a
+# change of its projection, docs/deploy.md "Upgrading") or still backfilling. Both pass within
+# minutes, unlike any other ValidationException. The index's name ends the message.
+INDEX_UNREADY = re.compile(r"(?:backfilling global secondary index|does not have the specified index): (\S+)")
+
+
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a ClientError."""
     return exc.response.get("Error", {}).get("Code", "")
@@ -116,4 +123,10 @@ def from_client_error(exc: ClientError, service: str, operation: str) -> GhostEn
         )
     if code in TRANSIENT_CODES or status >= 500:
         return DependencyUnavailable(f"{service} is unavailable ({code})", details=details)
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    if code == "ValidationException" and (unready := INDEX_UNREADY.search(message)):
+        index = unready.group(1)
+        return DependencyUnavailable(
+            f"{service}: the index {index} is being built; try again shortly", details={**details, "index": index}
+        )
     return GhostEngineError(f"{service} rejected {operation} ({code})", details=details)

@@ -26,7 +26,6 @@ from storage.dynamo_items import from_item as _from_item
 from storage.dynamo_items import to_attr as _to_attr
 from storage.errors import (
     AttemptsExhausted,
-    DependencyUnavailable,
     InvalidTransition,
     JobExists,
     JobNotFound,
@@ -95,15 +94,7 @@ class DynamoJobStore:
             start.update({"GSI1PK": values[":pk"]} if state is None else {"state": values[":pk"]})
             query["ExclusiveStartKey"] = start
         with translated("dynamodb", "Query"):
-            try:
-                response = self._client.query(**query)
-            except ClientError as exc:
-                if _index_unready(exc):
-                    raise DependencyUnavailable(
-                        f"the jobs table's index {index} is being built; try again shortly",
-                        details={"service": "dynamodb", "operation": "Query", "index": index},
-                    ) from exc
-                raise
+            response = self._client.query(**query)
         items = [job_from_item(_from_item(item)) for item in response.get("Items", [])]
         page, more = items[:limit], len(items) > limit
         next_cursor = encode_cursor(list_sort_key(page[-1]), page[-1].job_id) if more else None
@@ -453,15 +444,6 @@ class DynamoJobStore:
         with translated("dynamodb", "GetItem"):
             response = self._client.get_item(TableName=self._table, Key={"jobId": {"S": job_id}}, ConsistentRead=True)
         return _from_item(response["Item"]) if "Item" in response else None
-
-
-def _index_unready(exc: ClientError) -> bool:
-    """A Query refused because its index is not there yet: dropped and being built again (a change
-    of its projection), or still backfilling. Both pass within minutes, unlike a bad request."""
-    message = str(exc.response.get("Error", {}).get("Message", ""))
-    return error_code(exc) == "ValidationException" and (
-        "backfilling global secondary index" in message or "does not have the specified index" in message
-    )
 
 
 def _written(value: Any) -> Any:

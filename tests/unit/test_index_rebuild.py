@@ -1,5 +1,6 @@
 """While DynamoDB builds an index (a changed projection: the index dropped and built again), a
-listing answers DEPENDENCY_UNAVAILABLE, retryable, not a server error; any other refusal stays one."""
+listing answers DEPENDENCY_UNAVAILABLE, retryable, not a server error; any other refusal stays one.
+Every Query on an index: the jobs' listings and demo mode's artifacts (storage/aws_errors.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import pytest
 from botocore.stub import Stubber
 
 from storage.dynamo import DynamoJobStore
+from storage.dynamo_artifacts import DynamoArtifactStore
 from storage.errors import DependencyUnavailable, GhostEngineError
 from storage.model import JobState
 
 
 @pytest.fixture
-def stubbed():
+def client_and_stubber():
     client = boto3.client(
         "dynamodb",
         region_name="us-east-1",
@@ -21,7 +23,13 @@ def stubbed():
         aws_secret_access_key="test",
     )
     with Stubber(client) as stubber:
-        yield DynamoJobStore(client, "jobs"), stubber
+        yield client, stubber
+
+
+@pytest.fixture
+def stubbed(client_and_stubber):
+    client, stubber = client_and_stubber
+    return DynamoJobStore(client, "jobs"), stubber
 
 
 @pytest.mark.parametrize(
@@ -49,3 +57,16 @@ def test_any_other_refusal_of_a_listing_is_not_taken_for_a_rebuild(stubbed):
     with pytest.raises(GhostEngineError) as raised:
         store.list_jobs(limit=10)
     assert not isinstance(raised.value, DependencyUnavailable)
+
+
+def test_demo_modes_artifact_listing_while_its_index_is_built_is_unavailable_for_a_moment(client_and_stubber):
+    client, stubber = client_and_stubber
+    artifacts = DynamoArtifactStore(client, "jobs", max_bytes=1024, ttl_days=1)
+    stubber.add_client_error(
+        "query",
+        service_error_code="ValidationException",
+        service_message="Cannot read from backfilling global secondary index: GSI1",
+    )
+    with pytest.raises(DependencyUnavailable, match="is being built; try again shortly") as raised:
+        artifacts.artifacts_of("j1")
+    assert raised.value.details["index"] == "GSI1"
