@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from storage.model import (
@@ -97,6 +98,16 @@ class JobStore(Protocol):
 
     def check(self) -> None:
         """Raise DependencyUnavailable when the store cannot be reached."""
+
+
+def each_job(jobs: JobStore, *, state: JobState | None = None, page_size: int = 100) -> Iterator[Job]:
+    """Every job ``list_jobs`` lists (in ``state`` only, if given), newest first, a page at a time."""
+    cursor = None
+    while True:
+        page = jobs.list_jobs(limit=page_size, cursor=cursor, state=state)
+        yield from page.jobs
+        if (cursor := page.cursor) is None:
+            return
 
 
 class ArtifactStore(Protocol):

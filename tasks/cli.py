@@ -38,16 +38,12 @@ def parse_since(value: str) -> timedelta:
 def failed_since(jobs: JobStore, since: timedelta | None, *, now: datetime | None = None) -> list[str]:
     """Ids of failed jobs (that failed within ``since`` of ``now``), newest first, from the state index."""
     from storage.model import JobState
+    from storage.ports import each_job
 
     cutoff = None
     if since is not None:
         cutoff = ((now or datetime.now(UTC)) - since).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    found, cursor = [], None
-    while True:
-        page = jobs.list_jobs(limit=100, cursor=cursor, state=JobState.FAILED)
-        found += [job.job_id for job in page.jobs if cutoff is None or job.updated_at >= cutoff]
-        if (cursor := page.cursor) is None:
-            return found
+    return [job.job_id for job in each_job(jobs, state=JobState.FAILED) if cutoff is None or job.updated_at >= cutoff]
 
 
 def _operator() -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from storage.bootstrap import Services, aws_client
 from storage.errors import GhostEngineError, JobNotFound
 from storage.model import Job, JobError, JobState
-from storage.ports import JobStore
+from storage.ports import JobStore, each_job
 from tasks import metrics
 from tasks.control_sweep import control_plane, sweep_control_queues
 from tasks.logs import get_logger
@@ -38,20 +38,15 @@ def stalled_jobs(jobs: JobStore, cutoff: str) -> Iterator[Job]:
     and the index lags the table, so a job that moved meanwhile is left alone.
     """
     for state in (JobState.QUEUED, JobState.RUNNING):
-        cursor = None
-        while True:
-            page = jobs.list_jobs(limit=100, cursor=cursor, state=state)
-            for listed in page.jobs:
-                if listed.updated_at >= cutoff:
-                    continue
-                try:
-                    job = jobs.get(listed.job_id)
-                except JobNotFound:
-                    continue  # expired and deleted since it was listed
-                if job.state in (JobState.QUEUED, JobState.RUNNING) and job.updated_at < cutoff:
-                    yield job
-            if (cursor := page.cursor) is None:
-                break
+        for listed in each_job(jobs, state=state):
+            if listed.updated_at >= cutoff:
+                continue
+            try:
+                job = jobs.get(listed.job_id)
+            except JobNotFound:
+                continue  # expired and deleted since it was listed
+            if job.state in (JobState.QUEUED, JobState.RUNNING) and job.updated_at < cutoff:
+                yield job
 
 
 def sweep_stalled(services: Services, *, stall_after_seconds: int, now: datetime | None = None) -> list[str]:

@@ -29,6 +29,7 @@ from storage.model import (
     step_id,
     utc_now,
 )
+from storage.ports import each_job
 
 pytestmark = pytest.mark.integration
 
@@ -185,20 +186,11 @@ def test_the_indexes_copy_what_a_listing_shows_and_not_the_steps(store):
     job = new_job(store, request={"prompt": "a listed hall", "seed": 7, "style": "cave"})
     store.record_step(job.job_id, event(job.job_id, "a"), total_steps=STEPS)
     whole = store.get(job.job_id)
-    for listing in (_all_jobs(store), store.list_jobs(limit=100, state=JobState.RUNNING).jobs):
+    for listing in (list(each_job(store)), store.list_jobs(limit=100, state=JobState.RUNNING).jobs):
         (listed,) = [j for j in listing if j.job_id == job.job_id]
         shown = ("state", "progress", "prompt_preview", "created_at", "updated_at", "request", "result_keys")
         assert {f: getattr(listed, f) for f in shown} == {f: getattr(whole, f) for f in shown}
         assert whole.steps and listed.steps == () and listed.total_steps == 0  # not copied
-
-
-def _all_jobs(store: DynamoJobStore) -> list[Job]:
-    jobs, cursor = [], None
-    while True:
-        page = store.list_jobs(limit=100, cursor=cursor)
-        jobs += page.jobs
-        if (cursor := page.cursor) is None:
-            return jobs
 
 
 def test_a_forged_cursor_is_refused(store):

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from storage.model import JobState, StepEvent, step_id
+from storage.ports import each_job
 from tasks.dispatch import submit_job
 from tasks.sweeper import sweep_stalled
 
@@ -65,3 +66,16 @@ def test_the_error_names_the_steps_the_job_recorded_though_the_index_copies_none
     monkeypatch.setattr(services.jobs, "list_jobs", as_the_index_has_them)
     assert sweep_stalled(services, stall_after_seconds=1800, now=NOW) == [job_id]
     assert services.jobs.get(job_id).error.details["completedSteps"] == ["parse_prompt"]
+
+
+def test_each_job_pages_through_every_listed_job_once_newest_first(services):
+    """storage/ports.py: each_job, which the sweeper and `retry-job --all-failed` page with."""
+    running = [job_at(services, "2026-11-22T11:00:00.000Z") for _ in range(5)]
+    for minute, job_id in enumerate(running):  # created in this order
+        services.jobs.jobs[job_id] = dataclasses.replace(
+            services.jobs.jobs[job_id], created_at=f"2026-11-22T10:0{minute}:00.000Z"
+        )
+    queued = job_at(services, "2026-11-22T11:00:00.000Z", JobState.QUEUED)
+    listed = [job.job_id for job in each_job(services.jobs, state=JobState.RUNNING, page_size=2)]
+    assert listed == running[::-1]  # three pages
+    assert {job.job_id for job in each_job(services.jobs, page_size=4)} == {*running, queued}
