@@ -310,9 +310,9 @@ def cpu_per_item(bench: Bench, runs: int) -> dict:
         now = cpu_seconds(groups)
         return {name: now[name] - since[name] for name in groups}
 
-    before = cpu_seconds(groups)
+    idle_since = cpu_seconds(groups)
     time.sleep(IDLE_SECONDS)
-    idle = {name: used / IDLE_SECONDS for name, used in spent(before).items()}
+    idle = {name: used / IDLE_SECONDS for name, used in spent(idle_since).items()}
 
     def block(submit, finished) -> dict:
         before, started = cpu_seconds(groups), time.monotonic()
