@@ -27,6 +27,7 @@ from storage.model import JobState, is_job_id
 from tasks.artifacts import ARTIFACT_NAMES, BY_NAME, CONTENT_TYPES
 from tasks.checkpoints import artifact_key
 from tasks.dispatch import submit_job
+from tasks.runner import lease_seconds
 
 bp = Blueprint("jobs", __name__)
 
@@ -145,6 +146,8 @@ def generate_scene():
         fault_drill=_fault_drill(),
         idempotency_key=_idempotency_key(),
         enqueue=current_app.extensions["ghost_engine"]["enqueue"],
+        # The item hands the first step its lease: no claim on the job's first hop.
+        lease_seconds=lease_seconds(current.settings),
     )
     url = presenters.status_url(job.job_id)
     response = jsonify(

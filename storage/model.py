@@ -162,9 +162,15 @@ def handed_owner(delivery: str) -> str:
 
     Written in the record of the step before, so that message's first try computes at once,
     without a claim of its own: the lease is its already (tasks/runner.py). A later try of the
-    same message owns it as an earlier try's (``owns_lease``).
+    same message owns it as an earlier try's (``owns_lease``). The first step's lease is handed
+    the same way by the item the API writes (tasks/dispatch.py: submit_job).
     """
     return lease_owner(delivery, 0, HANDED)
+
+
+def is_handed(owner: str) -> bool:
+    """True for a lease handed on with a message (``handed_owner``), not taken by a claim."""
+    return owner.endswith(f"/0000/{HANDED}")
 
 
 def owns_lease(owner: str, held: str) -> bool:

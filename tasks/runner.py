@@ -8,10 +8,12 @@ A step costs the job item one write and no read: its record (which, for the last
 step, also marks the job done), which also takes the next step's lease for the
 message about to carry it (a handed lease, model.handed_owner). That message's
 first try computes at once: its lease is its own already, and the message carries
-the job as the step needs it (job_context). A delivery without one — the first
-step's, an operator's retry, a later try of a message, a redelivery that hands on
-again — claims the step first (which returns the item as it stood, and moves a
-queued job to running): a second write. A step that computes for longer than a
+the job as the step needs it (job_context); the first step's message is handed
+its lease the same way by the job's item as the API writes it (tasks/dispatch.py:
+submit_job), and its record moves the job to running. A delivery without one — an
+operator's retry, a later try of a message, a redelivery that hands on again, a
+job too big for a message — claims the step first (which returns the item as it
+stood, and moves a queued job to running): a second write. A step that computes for longer than a
 third of its lease also renews the lease that often (_LeaseKeeper). Its input is the previous step's
 checkpoint (see _checkpointed for the two steps that have none), handed over in
 its message when small (tasks/checkpoints.py), else read from the store beside

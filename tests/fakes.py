@@ -62,7 +62,9 @@ class FakeJobStore:
         with self._lock:
             if job.job_id in self.jobs:
                 raise JobExists(f"job {job.job_id} already exists")
-            self.jobs[job.job_id] = job
+            self.jobs[job.job_id] = replace(job, leases=())
+            for lease in job.leases:  # the first step's, handed with the job's first message
+                self.leases[(job.job_id, lease.step_id)] = (lease.owner, lease.expires_at_ms)
 
     def claim_step(self, job_id: str, step_id: str, *, attempt: int, owner: str, lease_seconds: float) -> Claim:
         self._check_up("claim_step")

@@ -1,17 +1,18 @@
 """What a job costs in AWS requests, counted by the emulator's recorder (scripts/aws_requests.py).
 
 Every step but the first and the last costs 5 requests: one record (UpdateItem), which also
-takes the next step's lease for the message that will carry it, so no step after the first
-claims (tasks/runner.py); its own checkpoint written (S3); and its message received, deleted and
-the next one sent (SQS). The first step claims (the API's message carries no lease) and writes no
-checkpoint (its output is recomputed from the request); no step reads one, since a default
+takes the next step's lease for the message that will carry it (tasks/runner.py); its own
+checkpoint written (S3); and its message received, deleted and the next one sent (SQS). No step
+claims: the job's item, as the API writes it, hands the first step its lease the same way
+(tasks/dispatch.py). The first step writes no checkpoint (its output is recomputed from the
+request); no step reads one, since a default
 level's checkpoints travel in the next step's message (tasks/checkpoints.py). The last step
 writes the artifacts and result.json instead of a checkpoint and sends nothing. And no task event
 is published while nobody watches (Flower turns them on).
 
 On the critical path from one step's receive to the next's, 3 of them follow one another by
 design (scripts/hot_path.py): receive, record (its checkpoint upload beside it), send; 4 where
-the emulator serves the upload after the record, and for the first step, which claims. The
+the emulator serves the upload after the record (never for the first step, which has none). The
 step's delete comes after the send, in a thread beside the worker's consumer loop
 (tasks/sqs_acks.py), so it holds back neither the next step's delivery nor its record.
 """
@@ -78,11 +79,12 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
 
     # Everything but the receives is exact.
     assert job[("dynamodb", "PutItem")] == JOBS  # the API writes the job
-    # The first step's claim, and a record per step: the record hands the next step its lease.
-    assert job[("dynamodb", "UpdateItem")] == (1 + STEPS) * JOBS
-    assert job[("dynamodb", "GetItem")] == 0  # the claim returns the item
+    # A record per step, and no claim: the API's item hands the first step its lease, and each
+    # record the next step's.
+    assert job[("dynamodb", "UpdateItem")] == STEPS * JOBS
+    assert job[("dynamodb", "GetItem")] == 0  # each message carries the job as its step needs it
     # What make bench bills the indexes for, read off these writes: each names its job, and a
-    # job's states go queued (the API), running (the claim and five records), done (the last).
+    # job's states go queued (the API), running (the first five records), done (the last).
     writes = sorted(
         (r for r in served if category(r, names) == "job" and r.operation in ("PutItem", "UpdateItem")),
         key=lambda r: r.ended_at,
@@ -90,17 +92,17 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
     assert {r.item for r in writes} == set(jobs)
     for job_id in jobs:
         states = [r.sets_state for r in writes if r.item == job_id]
-        assert states == ["queued", *["running"] * STEPS, "done"], states
+        assert states == ["queued", *["running"] * (STEPS - 1), "done"], states
     indexes = aws_client(settings, "dynamodb").describe_table(TableName=settings.jobs_table_name)["Table"][
         "GlobalSecondaryIndexes"
     ]
     cost = job_cost(served, names, JOBS, costed.raw_item(jobs[-1]), indexes)
     # Both indexes copy only what listings read (storage/dynamo_items.py): an entry is one unit
-    # where the item is three. Each of a job's 2 + STEPS writes is one write in each index, and
+    # where the item is three. Each of a job's 1 + STEPS writes is one write in each index, and
     # the two state changes move GSI2's entry: two writes there.
     assert cost["itemBytes"] > 2048 and all(size <= 1024 for size in cost["indexes"].values()), cost
     assert set(cost["indexes"]) == {"GSI1", "GSI2"}
-    assert cost["units"]["dynamodb write request unit, indexes"] == (2 + STEPS) * 2 + 2
+    assert cost["units"]["dynamodb write request unit, indexes"] == (1 + STEPS) * 2 + 2
     assert job[("s3", "GetObject")] == 0  # no probe, no read-back, every checkpoint handed over
     # The artifact table's (but map.wad, which is skipped where zdbsp is missing), and result.json.
     artifacts = len(ARTIFACTS) - (node_builder() is None) + 1
@@ -128,13 +130,13 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
 
     # The critical path: at most 4 round trips one after another, from each step's delivery to
     # the next's, read from the emulator's clock (scripts/hot_path.py): the receive, the record
-    # and the send in a row (the first step's claim before its record), and the step's checkpoint
+    # and the send in a row (3 for the first step, which uploads nothing), and the step's checkpoint
     # upload, issued beside the record and ended before the send — on these two shared CPUs its
     # preparation often waits behind the record's (the GIL), so the emulator may serve it after
     # the record: then it shows in the row. No delete is on the path: the step before's is made
     # beside the worker's consumer loop (tasks/sqs_acks.py). And between two deliveries the step
-    # makes exactly its record (and the first step its claim), its upload (not the first step,
-    # which has no checkpoint) and its send: a request more fails.
+    # makes exactly its record, its upload (not the first step, which has no checkpoint) and its
+    # send: a request more (a claim) fails.
     paths = critical_paths(served, names, pipeline.STEPS)
     assert len(paths) == JOBS
     for job_paths in paths:
@@ -142,12 +144,15 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
             print(f"step {path.index}: {path.round_trips}  {describe(path, served)}")
             ops = [request.operation for request in path.chain]  # one request for each in a row
             uploads = 1 if 0 < path.index < STEPS - 1 else 0  # the checkpointed steps'
-            # The record (with the upload after it, before it, or beside it and standing for both;
-            # the first step's claim before it), then the send.
-            rows = [["UpdateItem", "UpdateItem"]] if path.index == 0 else [["UpdateItem"]]
-            rows += [["UpdateItem", "PutObject"], ["PutObject", "UpdateItem"], ["PutObject"]] * uploads
+            # The record (with the upload after it, before it, or beside it and standing for
+            # both), then the send.
+            rows = [["UpdateItem"]] + [
+                ["UpdateItem", "PutObject"],
+                ["PutObject", "UpdateItem"],
+                ["PutObject"],
+            ] * uploads
             assert ops[-1] == "SendMessage" and ops[:-1] in rows, describe(path, served)
-            assert path.round_trips <= 4, describe(path, served)
+            assert path.round_trips <= 3 + uploads, describe(path, served)
             made = Counter(
                 r.operation
                 for r in served
@@ -155,8 +160,7 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
                 and path.delivered_at <= r.started_at < path.next_at
                 and r.operation not in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")  # counted above
             )
-            claims = 1 if path.index == 0 else 0
-            expected = {"UpdateItem": 1 + claims, "SendMessage": 1} | ({"PutObject": 1} if uploads else {})
+            expected = {"UpdateItem": 1, "SendMessage": 1} | ({"PutObject": 1} if uploads else {})
             assert made == Counter(expected), (path.index, made)
     # The messages stay within SQS's first 64 KB billing chunk.
     sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]

@@ -35,7 +35,7 @@ def sent() -> list:
 def app(services, sent):
     from api import create_app
 
-    return create_app(services, enqueue=lambda job_id, request_id: sent.append((job_id, request_id)))
+    return create_app(services, enqueue=lambda job_id, request_id, **_: sent.append((job_id, request_id)))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ the emulator, through the fault proxy (tests/faults/test_ambiguous_writes.py).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -165,17 +166,27 @@ def settled() -> None:
             thread.join(5)
 
 
-def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
+# The submissions below run without and with the first step's lease in the item (the API writes
+# one, tasks/dispatch.py): a lease handed with a message says nothing of whether it was sent.
+WITH_AND_WITHOUT_THE_FIRST_LEASE = pytest.mark.parametrize("lease_seconds", [None, 15], ids=["claimed", "handed"])
+
+
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services, monkeypatch, lease_seconds):
     settle(monkeypatch)
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", lease_seconds=lease_seconds
+    )
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):  # the client sees 503 at once
-        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
+        submit(enqueue=enqueue)
     settled()
     (written,) = services.jobs.jobs.values()
+    assert len(services.jobs.get(written.job_id).leases) == (1 if lease_seconds else 0)
     assert written.state is JobState.QUEUED and sent == [written.job_id]  # not left queued with no message
-    job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-1", enqueue=enqueue)
+    job, replayed = submit(enqueue=enqueue)
     assert replayed and job.job_id == written.job_id and sent == [written.job_id]  # the retry sends nothing more
 
 
@@ -190,7 +201,8 @@ def test_a_put_that_was_not_applied_sends_nothing_later(services, monkeypatch):
     assert sent == [] and services.jobs.jobs == {}
 
 
-def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(services):
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(services, lease_seconds):
     sent: list = []
     failing = [True]
 
@@ -200,40 +212,54 @@ def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(serv
         sent.append((job_id, kw))
 
     with pytest.raises(EnqueueFailed):
-        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+        submit_job(
+            services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue, lease_seconds=lease_seconds
+        )
     (failed,) = services.jobs.jobs.values()
     assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code
-    job, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
-    again, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue)
+    job, replayed = submit_job(
+        services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue, lease_seconds=lease_seconds
+    )
+    again, _ = submit_job(
+        services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue, lease_seconds=lease_seconds
+    )
     assert replayed and job.job_id == again.job_id == failed.job_id and len(services.jobs.jobs) == 1
     assert job.state is JobState.QUEUED and job.attempt == 2
     assert sent == [(job.job_id, {"steps": pipeline.STEPS, "attempt": 2})]  # one send, for two retries
 
 
-def test_an_unsent_queued_job_is_sent_by_a_replay_once_it_cannot_be_on_its_way(services, monkeypatch):
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_an_unsent_queued_job_is_sent_by_a_replay_once_it_cannot_be_on_its_way(services, monkeypatch, lease_seconds):
     settle(monkeypatch, ())  # the background look gave up
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", lease_seconds=lease_seconds
+    )
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):
-        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+        submit(enqueue=enqueue)
     settled()
     (job,) = services.jobs.jobs.values()
     assert job.state is JobState.QUEUED and sent == []
-    submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    assert len(services.jobs.get(job.job_id).leases) == (1 if lease_seconds else 0)
+    submit(enqueue=enqueue)
     assert sent == []  # within RESEND_AFTER_SECONDS its message may still be on its way
     later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
     monkeypatch.setattr(dispatch.time, "time", lambda: later)
-    replay, replayed = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-2", enqueue=enqueue)
+    replay, replayed = submit(enqueue=enqueue)
     assert replayed and replay.job_id == job.job_id and sent == [job.job_id]
 
 
-def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message(services, monkeypatch):
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message(services, monkeypatch, lease_seconds):
     # Its first message may be waiting in the queue (seen in the 20 % faults run: a resend failed
     # during the SQS outage, the job was failed, and its first message's run found it terminal).
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(job_id)  # noqa: E731 - a one-line fake enqueue
-    job, _ = submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-4", enqueue=enqueue)
+    job, _ = submit_job(
+        services.jobs, REQUEST, ttl_days=1, idempotency_key="order-4", enqueue=enqueue, lease_seconds=lease_seconds
+    )
     later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
     monkeypatch.setattr(dispatch.time, "time", lambda: later)
 
@@ -241,7 +267,9 @@ def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message
         raise RuntimeError("SQS is down")
 
     with pytest.raises(EnqueueFailed):
-        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-4", enqueue=refuse)
+        submit_job(
+            services.jobs, REQUEST, ttl_days=1, idempotency_key="order-4", enqueue=refuse, lease_seconds=lease_seconds
+        )
     assert services.jobs.get(job.job_id).state is JobState.QUEUED and sent == [job.job_id]
 
 

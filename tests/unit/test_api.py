@@ -93,7 +93,9 @@ def make_client(settings, sent):
             jobs=jobs if jobs is not None else FakeJobStore(),
             artifacts=artifacts if artifacts is not None else FakeArtifactStore(),
         )
-        app = create_app(services, enqueue=enqueue or (lambda job_id, request_id: sent.append((job_id, request_id))))
+        app = create_app(
+            services, enqueue=enqueue or (lambda job_id, request_id, **_: sent.append((job_id, request_id)))
+        )
         return app.test_client(), services
 
     return make
@@ -175,7 +177,7 @@ def test_job_is_written_queued_before_enqueue(make_client):
     seen = []
     holder = {}
 
-    def enqueue(job_id, request_id):
+    def enqueue(job_id, request_id, **_):
         seen.append(holder["services"].jobs.get(job_id).state)
 
     client, holder["services"] = make_client(enqueue=enqueue)
@@ -186,7 +188,7 @@ def test_job_is_written_queued_before_enqueue(make_client):
 def test_enqueue_failure_is_503_and_job_ends_failed(make_client):
     """EnqueueFailed gives 503 ENQUEUE_FAILED, and the job is marked failed with that code, never left queued."""
 
-    def enqueue(job_id, request_id):
+    def enqueue(job_id, request_id, **_):
         raise EnqueueFailed("could not send the job to the queue (Boom)", details={"jobId": job_id})
 
     client, services = make_client(enqueue=enqueue)

@@ -53,7 +53,7 @@ def test_step_callback_refuses_a_missing_or_wrong_token(client, token, services)
 
 def test_step_callback_fails_closed_with_no_token_configured(settings, services, sent):
     unconfigured = dataclasses.replace(services, settings=dataclasses.replace(settings, internal_token=None))
-    client = create_app(unconfigured, enqueue=lambda *a: None).test_client()
+    client = create_app(unconfigured, enqueue=lambda *a, **k: None).test_client()
     job_id = submit(client).json["jobId"]
     assert post_step(client, job_id, step_body(job_id), token="").status_code == 401
     assert post_step(client, job_id, step_body(job_id), token="None").status_code == 401

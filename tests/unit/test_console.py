@@ -23,7 +23,7 @@ LOCKED = {"prompt": "a small locked crypt with 4 rooms", "seed": 5, "style": "du
 
 
 def new_job(services, request=None) -> str:
-    job, _ = submit_job(services.jobs, request or LOCKED, ttl_days=1, enqueue=lambda *a: None)
+    job, _ = submit_job(services.jobs, request or LOCKED, ttl_days=1, enqueue=lambda *a, **k: None)
     return job.job_id
 
 
@@ -111,9 +111,11 @@ def test_no_page_has_inline_script_or_style(pages):
 
 def test_images_may_come_from_the_artifact_store_and_nowhere_else(settings):
     presigning = create_app(
-        Services(settings, FakeJobStore(), FakeArtifactStore(presign=True)), enqueue=lambda *a: None
+        Services(settings, FakeJobStore(), FakeArtifactStore(presign=True)), enqueue=lambda *a, **k: None
     )
-    demo = create_app(Services(settings, FakeJobStore(), FakeArtifactStore(presign=False)), enqueue=lambda *a: None)
+    demo = create_app(
+        Services(settings, FakeJobStore(), FakeArtifactStore(presign=False)), enqueue=lambda *a, **k: None
+    )
     assert (
         "img-src 'self' https://artifacts.example;"
         in presigning.test_client().get("/console/").headers["Content-Security-Policy"]

@@ -183,7 +183,7 @@ class DecodingJobStore(FakeJobStore):
 @pytest.fixture
 def decoding_client(settings):
     services = Services(settings=settings, jobs=DecodingJobStore(), artifacts=FakeArtifactStore())
-    return create_app(services, enqueue=lambda job_id, request_id: None).test_client()
+    return create_app(services, enqueue=lambda job_id, request_id, **_: None).test_client()
 
 
 @pytest.mark.parametrize(

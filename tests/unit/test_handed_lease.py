@@ -3,8 +3,10 @@
 The record of a step takes the next step's lease for the message about to carry it (its Celery
 task id), and that message carries the job as the step needs it: its first try computes at once,
 with no claim — one conditional write a step instead of two (tasks/runner.py). What the claim
-checked, the record checks: the job's state and the attempt. A message that carries no lease
-(the API's first, an operator's retry, a redelivery that hands on again) claims, as before.
+checked, the record checks: the job's state and the attempt. The job's item, as the API writes
+it, hands the first step its lease the same way (tasks/dispatch.py: submit_job), so no step of a
+job claims. A message that carries no lease (an operator's retry, a redelivery that hands on
+again, a job too big for a message) claims, as before.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from structlog.testing import capture_logs
 import pipeline
 from storage.errors import DependencyUnavailable
 from storage.model import JobError, JobState, RecordOutcome, handed_owner, step_id
-from tasks import runner
+from tasks import dispatch, runner
 from tasks.dispatch import cancel_job, retry_job, submit_job
 from tasks.runner import Leased, Next, fail_job, run_step
 
@@ -83,6 +85,87 @@ def test_only_the_first_step_claims_and_each_record_hands_the_next_its_lease(ser
     job = services.jobs.get(job_id)
     assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
     assert job.leases == ()
+
+
+def submitted_by_the_api(services, request=REQUEST) -> tuple[str, Leased | None]:
+    """A job submitted as the API submits it (with the first step's lease), and what its first
+    message carries (None: it carries no lease)."""
+    sent: list[dict] = []
+    job, _ = submit_job(
+        services.jobs, request, ttl_days=1, enqueue=lambda job_id, request_id, **kw: sent.append(kw), lease_seconds=15
+    )
+    [options] = sent
+    return job.job_id, options.get("leased")
+
+
+def test_the_api_s_item_hands_the_first_step_its_lease_so_no_step_of_a_job_claims(services):
+    job_id, leased = submitted_by_the_api(services)
+    queued = services.jobs.get(job_id)
+    assert leased is not None and leased.job == runner.job_context(queued)
+    assert queued.state is JobState.QUEUED
+    assert [(lease.step_id, lease.owner) for lease in queued.leases] == [
+        (step_id(job_id, FIRST), handed_owner(leased.delivery))
+    ]
+    worker = Worker(services)
+    assert worker.deliver(job_id, FIRST, leased=leased).outcome == "recorded"
+    assert services.jobs.get(job_id).state is JobState.RUNNING  # its record moved the job, as a claim did
+    for step in pipeline.STEPS[1:]:
+        worker.deliver(job_id, step)
+    assert worker.claims == []
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and [s.name for s in job.steps] == list(pipeline.STEPS)
+    assert job.leases == ()
+
+
+def test_the_api_s_first_message_handed_out_again_waits_for_its_first_delivery(services):
+    job_id, leased = submitted_by_the_api(services)
+    worker = Worker(services)
+    assert worker.deliver(job_id, FIRST, leased=leased, redelivered=True).outcome == "held"
+    assert worker.claims == [step_id(job_id, FIRST)]
+    assert worker.deliver(job_id, FIRST, leased=leased).outcome == "recorded"
+
+
+def test_a_job_cancelled_before_its_first_step_records_nothing(services):
+    job_id, leased = submitted_by_the_api(services)
+    cancel_job(services.jobs, job_id, reason="wrong style", by="op")
+    worker = Worker(services)
+    run = worker.deliver(job_id, FIRST, leased=leased)
+    assert (run.next, run.outcome) == (Next.STOP, str(RecordOutcome.TERMINAL))
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.CANCELLED and job.steps == ()
+
+
+def test_a_job_too_big_for_a_message_is_sent_without_a_lease_and_its_first_step_claims(services):
+    big = {**REQUEST, "prompt": "\U0001f47b" * 2000}  # 12 bytes a ghost in JSON: 24 KB
+    job_id, leased = submitted_by_the_api(services, big)
+    assert leased is None and services.jobs.get(job_id).leases == ()
+    worker = Worker(services)
+    assert worker.deliver(job_id, FIRST).outcome == "recorded"
+    assert worker.claims == [step_id(job_id, FIRST)]
+
+
+def test_the_first_message_goes_as_its_lease_s_task_id_with_the_job_shown_as_a_placeholder(monkeypatch):
+    signatures: list = []
+
+    class Chain:
+        def __init__(self, *steps):
+            signatures.extend(steps)
+
+        def apply_async(self):
+            pass
+
+    monkeypatch.setattr(dispatch, "chain", Chain)
+    leased = Leased("d" * 32, {"request": REQUEST, "createdAt": "2026-12-07T05:00:00.000Z"})
+    dispatch.send_chain("job-1", "req-1", leased=leased)
+    first, second = signatures[:2]
+    assert first.options["task_id"] == leased.delivery
+    assert first.kwargs == {"request_id": "req-1", "leased": leased.job}
+    # Flower and the message's headers show a placeholder, not the prompt.
+    assert "<job>" in first.options["kwargsrepr"] and "spooky" not in first.options["kwargsrepr"]
+    assert second.kwargs == {"request_id": "req-1"} and "task_id" not in second.options
+    signatures.clear()
+    dispatch.send_chain("job-1", "req-1")
+    assert signatures[0].kwargs == {"request_id": "req-1"} and "task_id" not in signatures[0].options
 
 
 def test_a_message_without_the_lease_waits_for_the_one_it_was_handed_to(services, job_id):
