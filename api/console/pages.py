@@ -199,8 +199,10 @@ def _timeline(job: Job, status: dict) -> list[dict]:
     recorded_now = {s["name"] for s in by_attempt.get(job.attempt, [])}
     pending = []
     if job.state not in TERMINAL_STATES:
+        # A queued job's lease is the one its first message was handed (tasks/dispatch.py): that
+        # message may still wait in the queue, so its step is not shown running before the job is.
         pending = [
-            {"name": name, "running": name in leased}
+            {"name": name, "running": name in leased and job.state is JobState.RUNNING}
             for name in pipeline.STEPS
             if name not in done_before and name not in recorded_now
         ]

@@ -13,7 +13,7 @@ from api import create_app
 from api.console.assets import CACHE_FOREVER, HASH_CHARS, STATIC_DIR, Assets
 from api.console.level import LOCK_COLOURS, build_level, outline
 from storage.bootstrap import Services
-from storage.model import JobError
+from storage.model import JobError, JobState
 from tasks.dispatch import cancel_job, submit_job
 from tasks.runner import run_step
 from tests.fakes import FakeArtifactStore, FakeJobStore
@@ -251,3 +251,30 @@ def test_a_key_is_told_from_an_enemy_by_its_shape_not_only_its_colour(client, se
         if attrs.get("class") == "entity key" and "data-entity" not in attrs
     }
     assert legend == shapes["key"], "the legend shows the key as the map draws it"
+
+
+def test_a_step_shows_running_once_its_job_runs_not_while_its_first_message_waits(client, services):
+    """The API's item hands the first step its lease before the message is received (tasks/dispatch.py):
+    a queued job's page shows every step waiting; once the first step records, the step its record
+    handed the lease to shows running."""
+    sent: list = []
+    job, _ = submit_job(
+        services.jobs, LOCKED, ttl_days=1, enqueue=lambda job_id, request_id, **kw: sent.append(kw), lease_seconds=15
+    )
+    assert services.jobs.get(job.job_id).leases  # the first step's, handed with its message
+
+    def running() -> list[str]:
+        page = client.get(f"/console/jobs/{job.job_id}").get_data(as_text=True)
+        return re.findall(r'class="step step-pending step-running" data-step="(\w+)"', page)
+
+    assert running() == []
+    run_step(
+        services,
+        job.job_id,
+        pipeline.STEPS[0],
+        delivery=sent[0]["leased"].delivery,
+        leased=sent[0]["leased"].job,
+        hand_on=lambda handover, lease: None,
+    )
+    assert services.jobs.get(job.job_id).state is JobState.RUNNING
+    assert running() == [pipeline.STEPS[1]]
