@@ -170,7 +170,7 @@ def handed_owner(delivery: str) -> str:
 
 def is_handed(owner: str) -> bool:
     """True for a lease handed on with a message (``handed_owner``), not taken by a claim."""
-    return owner.endswith(f"/0000/{HANDED}")
+    return owner.endswith(lease_owner("", 0, HANDED))
 
 
 def owns_lease(owner: str, held: str) -> bool:

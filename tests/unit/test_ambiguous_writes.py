@@ -17,7 +17,7 @@ import pytest
 
 import pipeline
 from storage.errors import DependencyUnavailable, EnqueueFailed
-from storage.model import ClaimOutcome, JobState, lease_owner, owns_lease, step_id
+from storage.model import ClaimOutcome, JobState, handed_owner, is_handed, lease_owner, owns_lease, step_id
 from tasks import dispatch, metrics
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Next, run_step
@@ -76,6 +76,12 @@ def test_a_lease_is_its_owners_and_its_messages_earlier_tries_and_nobody_elses()
     assert not owns_lease(mine, lease_owner("task-10", 0, "n"))  # a prefix of the id is another message
     assert not owns_lease(mine, "f" * 32) and not owns_lease("f" * 32, mine)  # owners of another shape
     assert owns_lease(lease_owner("t", 10, "a"), lease_owner("t", 9, "b"))  # numbers, not text
+
+
+def test_a_handed_lease_is_told_from_a_claimed_one():
+    # What tells the API's resends a job whose first message was handed its lease, not received.
+    assert is_handed(handed_owner("task-1"))
+    assert not is_handed(lease_owner("task-1", 0, "n0")) and not is_handed(lease_owner("task-1", 1, "handed"))
 
 
 # --- the claim -------------------------------------------------------------------------
