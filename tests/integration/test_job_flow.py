@@ -85,6 +85,16 @@ def test_worker_log_lines_carry_the_request_id_of_the_submission(live):
     assert any(line.get("requestId") == request_id and line.get("service") == "api" for line in api_lines)
 
 
+def test_each_pool_process_builds_its_stores_as_it_is_forked(live):
+    """Not in its first step (tasks/celery_app.py: WarmPoolStep), so a fresh worker's first job
+    does not wait for boto3 to load its models in each process."""
+    live.wait_terminal(live.submit()["jobId"])
+    lines = [json.loads(line) for line in live.log_lines("worker1") if line.startswith("{")]
+    warmed = {line["pid"] for line in lines if line.get("event") == "worker.process_warmed"}
+    assert len(warmed) >= live.stack.config.worker_concurrency, warmed
+    assert not [line for line in lines if line.get("event") == "worker.process_warm_failed"]
+
+
 def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
     job_id = live.submit(headers={"X-Fault-Drill": "fail:connect_doors"})["jobId"]
     body = live.wait_terminal(job_id)
