@@ -40,7 +40,7 @@ from storage.model import (
 from storage.ports import JobStore
 from tasks import app, metrics
 from tasks.logs import get_logger
-from tasks.runner import Leased, job_context
+from tasks.runner import Leased, job_context, shown_kwargs
 
 log = get_logger(__name__)
 
@@ -76,8 +76,7 @@ def send_chain(
     if leased is not None:
         first = signatures[0]
         first.kwargs = {**kwargs, "leased": leased.job}
-        # The job's request is shown as <job> in the message's headers and in task events (Flower).
-        first.set(task_id=leased.delivery, kwargsrepr=repr({**kwargs, "leased": "<job>"}))
+        first.set(task_id=leased.delivery, kwargsrepr=shown_kwargs(first.kwargs))
     try:
         chain(*signatures).apply_async()
     except Exception as exc:  # kombu and botocore raise many kinds; all mean "not sent"

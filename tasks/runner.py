@@ -347,6 +347,17 @@ def job_context(job: Job) -> dict | None:
     return context if len(json.dumps(context)) <= JOB_CONTEXT_MAX_BYTES else None
 
 
+def shown_kwargs(kwargs: dict) -> str:
+    """A step message's kwargs as its headers and task events (Flower) show them (``kwargsrepr``):
+    the checkpoint it hands over and the job it carries as placeholders, not their bytes."""
+    shown = dict(kwargs)
+    if isinstance(kwargs.get("handover"), dict):
+        shown["handover"] = f"<{kwargs['handover'].get('step')} checkpoint>"
+    if "leased" in kwargs:
+        shown["leased"] = "<job>"
+    return repr(shown)
+
+
 def _leased_job(job_id: str, attempt: int, value: object) -> Job | None:
     """The job a message's context describes (None if it is not one: the step claims instead)."""
     fields = value if isinstance(value, dict) else {}

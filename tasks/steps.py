@@ -26,7 +26,16 @@ from storage.errors import DependencyError, DependencyUnavailable, GhostEngineEr
 from storage.model import JobError
 from storage.settings import Settings
 from tasks import app, backoff, logs, metrics
-from tasks.runner import LEASE_MARGIN_SECONDS, FaultDrill, Leased, Next, fail_job, lease_seconds, run_step
+from tasks.runner import (
+    LEASE_MARGIN_SECONDS,
+    FaultDrill,
+    Leased,
+    Next,
+    fail_job,
+    lease_seconds,
+    run_step,
+    shown_kwargs,
+)
 
 log = logs.get_logger(__name__)
 
@@ -112,18 +121,14 @@ def hand_on(task: Task, handover: dict | None = None, leased: Leased | None = No
     following = chain[-1]
     options: dict[str, Any] = {}
     kwargs = dict(following.get("kwargs") or {})
-    shown = dict(kwargs)
     if handover is not None:
         kwargs["handover"] = handover
-        # Not the checkpoint's base64 in the message's headers and in task events (Flower).
-        shown["handover"] = f"<{handover['step']} checkpoint>"
     if leased is not None:
         kwargs["leased"] = leased.job
-        shown["leased"] = "<job>"
         options["task_id"] = leased.delivery
     if handover is not None or leased is not None:
         following = {**following, "kwargs": kwargs}
-        options["kwargsrepr"] = repr(shown)
+        options["kwargsrepr"] = shown_kwargs(kwargs)
     next_step = signature(following, app=task.app)
     try:
         _send_in_time(task, next_step, chain[:-1], options)
