@@ -50,6 +50,9 @@ class AwsRequest:
     item: str = ""  # DynamoDB: the jobId of the item a request names
     message: str = ""  # an SQS send: the message body
     sets_state: str = ""  # a DynamoDB PutItem or UpdateItem: the value it gives `state` ("" when none)
+    # A DynamoDB UpdateItem: the `checkpoint` it sets, as JSON of its low-level value; "-" when it
+    # removes it; "" when it leaves it as it was.
+    sets_checkpoint: str = ""
 
     @property
     def messages(self) -> int:
@@ -110,7 +113,7 @@ def _dynamo_item(operation: str, fields: dict) -> dict[str, str]:
     """A DynamoDB request's ``item`` (the jobId it names) and ``sets_state``."""
     key = fields.get("Key") or fields.get("Item") or {}
     job_id = key.get("jobId", {}).get("S", "") if isinstance(key, dict) else ""
-    return {"item": job_id, "sets_state": _state_set(operation, fields)}
+    return {"item": job_id, "sets_state": _state_set(operation, fields), "sets_checkpoint": _checkpoint_set(fields)}
 
 
 def _state_set(operation: str, fields: dict) -> str:
@@ -125,6 +128,20 @@ def _state_set(operation: str, fields: dict) -> str:
     for name in names:
         if match := re.search(rf"{re.escape(name)}\s*=\s*(:\w+)", fields.get("UpdateExpression", "")):
             return values.get(match[1], {}).get("S", "")
+    return ""
+
+
+def _checkpoint_set(fields: dict) -> str:
+    """What a DynamoDB UpdateItem does to the item's `checkpoint` (see AwsRequest.sets_checkpoint)."""
+    expression = fields.get("UpdateExpression", "")
+    removed = re.search(r"\bREMOVE\b(.*?)(?:\b(?:SET|ADD|DELETE)\b|$)", expression)
+    for name, value in fields.get("ExpressionAttributeNames", {}).items():
+        if value != "checkpoint":
+            continue
+        if match := re.search(rf"{re.escape(name)}\s*=\s*(:\w+)", expression):
+            return json.dumps(fields.get("ExpressionAttributeValues", {}).get(match[1], {}), sort_keys=True)
+        if removed and re.search(rf"{re.escape(name)}\b", removed[1]):
+            return "-"
     return ""
 
 

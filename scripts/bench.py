@@ -337,12 +337,13 @@ ASSUMED_MS = {"dynamodb write": 5, "sqs send": 10, "sqs delivery": 10, "sqs dele
 def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
     """A job's submit -> done latency on AWS: its sequential round trips at ASSUMED_MS, plus compute.
 
-    A step's hop: the delivery, the record beside its checkpoint's upload (the slower of the two)
-    and the send — no claim: the record of a step hands the next one its lease, and the API's put
-    the first step's; the delete of the step before's message is made beside the consumer's loop
-    (tasks/sqs_acks.py). Before issue 17 every step claimed, the checkpoint's
-    read and its upload were in line with the record, and the consumer made that delete in its
-    loop, mostly before it handed the next message on (docs/performance.md).
+    A step's hop: the delivery, the record and the send — no claim: the record of a step hands the
+    next one its lease, and the API's put the first step's; no upload: the record keeps a default
+    level's checkpoint in the job's item (a bigger one's upload would go beside it); the delete of
+    the step before's message is made beside the consumer's loop (tasks/sqs_acks.py). Before
+    issue 17 every step claimed, the checkpoint's read and its upload were in line with the
+    record, and the consumer made that delete in its loop, mostly before it handed the next
+    message on (docs/performance.md).
     """
     a = ASSUMED_MS
     write, put, get = a["dynamodb write"], a["s3 put"], a["s3 get"]
@@ -350,7 +351,7 @@ def aws_estimate(compute_ms: dict[str, float], steps: list[str]) -> dict:
     now = before = write + a["sqs send"]  # the API's put and first send
     for index in range(len(steps) - 1):
         reads, writes = index >= 2, index >= 1  # parse_prompt has no checkpoint; layout_rooms reads none
-        now += hop + (max(write, put) if writes else write)
+        now += hop + write
         before += hop + write + a["sqs delete"] + write + (get if reads else 0) + (put if writes else 0)
     last = a["sqs delivery"] + put + write  # the uploads side by side, the record
     compute = sum(compute_ms.get(step, 0) for step in steps)

@@ -15,15 +15,17 @@ A receive is a long poll that waits for the message, so only its answer is on th
 Cost. At list prices (``PRICES``, us-east-1, free tiers left out): SQS bills each request per
 64 KB chunk of its payload (a send by its message, a receive by what it returned), DynamoDB an
 on-demand write by the item's size in 1 KB units — an update on the larger of the item before
-and after, bounded here by the finished item's size (the largest it gets, but for a lease's
-hundred bytes) — and again in each global secondary index that holds the item, by its entry's
-size, twice when the write moves the entry (it changes the index's key) — and S3 a PUT or a GET
-per request.
+and after, bounded here by the finished item's size (the largest it gets but for a lease's
+hundred bytes and the checkpoint a record keeps) plus the larger of the checkpoints the item
+keeps before and after the write (read off each write: AwsRequest.sets_checkpoint) — and again
+in each global secondary index that holds the item, by its entry's size, twice when the write
+moves the entry (it changes the index's key) — and S3 a PUT or a GET per request.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -161,6 +163,8 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
         for index in held
     ]
     states: dict[str, str] = {}
+    kept: dict[str, int] = {}  # item -> the bytes of the checkpoint it keeps
+    largest_kept = 0
     units: Counter[str] = Counter()
     for request in sorted(served, key=lambda r: r.ended_at):
         if category(request, names) != "job":
@@ -169,7 +173,10 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
             payload = request.request_bytes if request.operation == "SendMessage" else request.response_bytes
             units["sqs request (64 KB chunk)"] += max(1, math.ceil(payload / SQS_CHUNK))
         elif request.service == "dynamodb" and request.operation in ("PutItem", "UpdateItem"):
-            units["dynamodb write request unit"] += _write_units(item_bytes)
+            before_kept = kept.get(request.item, 0)
+            after_kept = _checkpoint_bytes(request.sets_checkpoint, before_kept)
+            kept[request.item], largest_kept = after_kept, max(largest_kept, after_kept)
+            units["dynamodb write request unit"] += _write_units(item_bytes + max(before_kept, after_kept))
             before = states.get(request.item)
             changed = before is not None and request.sets_state not in ("", before)
             if request.sets_state:
@@ -185,8 +192,18 @@ def job_cost(served: Iterable[AwsRequest], names: StackNames, jobs: int, item: d
         "usdPerJob": usd,
         "usdPerMillionJobs": round(usd * 1_000_000, 2),
         "itemBytes": item_bytes,
+        "checkpointBytes": largest_kept,
         "indexes": entries,
     }
+
+
+def _checkpoint_bytes(sets_checkpoint: str, before: int) -> int:
+    """The bytes of the checkpoint an item keeps after a write (see AwsRequest.sets_checkpoint)."""
+    if not sets_checkpoint:
+        return before
+    if sets_checkpoint == "-":
+        return 0
+    return dynamo_item_bytes({"checkpoint": json.loads(sets_checkpoint)})
 
 
 def _write_units(size: int) -> int:

@@ -15,6 +15,7 @@ from storage.dynamo_items import (
     LIST_INDEX,
     LIST_PARTITION,
     STATE_INDEX,
+    checkpoint_attribute,
     decode_cursor,
     encode_cursor,
     item_from_job,
@@ -43,6 +44,7 @@ from storage.model import (
     JobError,
     JobPage,
     JobState,
+    RecordedCheckpoint,
     RecordOutcome,
     StepEvent,
     bounded,
@@ -213,12 +215,15 @@ class DynamoJobStore:
         error: JobError | None = None,
         attempt: int | None = None,
         next_lease: HandedLease | None = None,
+        checkpoint: RecordedCheckpoint | None = None,
+        drop_checkpoint: bool = False,
     ) -> RecordOutcome:
         # One write: the stepId set is the guard, so a redelivered or
         # concurrent duplicate fails the condition and changes nothing. The last
         # step's record also marks the job done, and a step's error fails it, in
         # that same write, so no crash can fall between the record and the state.
-        # It also hands the next step's lease to the message about to carry it.
+        # It also hands the next step's lease to the message about to carry it,
+        # and keeps the step's checkpoint in place of the one before.
         names = {"#state": "state", "#lease": event.step_id}
         now = utc_now()
         values: dict[str, dict[str, Any]] = {
@@ -232,6 +237,12 @@ class DynamoJobStore:
         }
         assignments = ["steps = list_append(if_not_exists(steps, :empty), :step)", "updatedAt = :now"]
         additions = ["stepIds :sid"]
+        removals = ["leases.#lease"]
+        if done is not None or (drop_checkpoint and error is None):
+            # No retry after the end; or the step's checkpoint went to S3, and the one kept here
+            # is an earlier step's, which no retry needs any more.
+            removals.append("#checkpoint")
+            names["#checkpoint"] = "checkpoint"
         if done is not None:
             assignments += ["#state = :done", "progress = :one", "resultKeys = :keys", "resultSummary = :summary"]
             values.update(
@@ -255,6 +266,10 @@ class DynamoJobStore:
                 names["#next"] = next_lease.step_id
                 expires_ms = int(time.time() * 1000) + int(next_lease.lease_seconds * 1000)
                 values[":next_lease"] = {"M": {"owner": {"S": next_lease.owner}, "expiresAt": {"N": str(expires_ms)}}}
+            if checkpoint is not None and not drop_checkpoint:
+                assignments.append("#checkpoint = :checkpoint")
+                names["#checkpoint"] = "checkpoint"
+                values[":checkpoint"] = _to_attr(checkpoint_attribute(checkpoint))
         condition = "attribute_exists(jobId) AND #state IN (:queued, :running) AND NOT contains(stepIds, :sid_str)"
         if attempt is not None:
             # A run that made no claim (its lease was handed on) checks its attempt here.
@@ -263,7 +278,7 @@ class DynamoJobStore:
         old = self._update_job(
             job_id,
             UpdateExpression=(
-                "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions) + " REMOVE leases.#lease"
+                "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions) + " REMOVE " + ", ".join(removals)
             ),
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
@@ -294,6 +309,7 @@ class DynamoJobStore:
             job_id,
             JobState.DONE,
             {"resultKeys": result_keys, "resultSummary": bounded(summary, MAX_SUMMARY_CHARS), "progress": Decimal(1)},
+            removed=("checkpoint",),
         )
 
     def mark_retry(self, job_id: str, *, attempt: dict[str, Any]) -> int:
@@ -357,7 +373,13 @@ class DynamoJobStore:
     # --- internals -------------------------------------------------------------
 
     def _transition(
-        self, job_id: str, target: JobState, fields: dict[str, Any], *, if_updated_at: str | None = None
+        self,
+        job_id: str,
+        target: JobState,
+        fields: dict[str, Any],
+        *,
+        if_updated_at: str | None = None,
+        removed: tuple[str, ...] = (),
     ) -> bool:
         sources = sorted(sources_of(target))
         names = {"#state": "state"}
@@ -371,9 +393,12 @@ class DynamoJobStore:
             names[f"#f{i}"] = name
             values[f":f{i}"] = _to_attr(value)
             assignments.append(f"#f{i} = :f{i}")
+        for i, name in enumerate(removed):
+            names[f"#r{i}"] = name
+        removal = " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed))) if removed else ""
         old = self._update_job(
             job_id,
-            UpdateExpression="SET " + ", ".join(assignments),
+            UpdateExpression="SET " + ", ".join(assignments) + removal,
             ConditionExpression=(
                 "attribute_exists(jobId) AND #state IN ("
                 + ", ".join(f":src{i}" for i in range(len(sources)))

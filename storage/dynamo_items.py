@@ -21,6 +21,7 @@ from storage.model import (
     Job,
     JobError,
     JobState,
+    RecordedCheckpoint,
     StepEvent,
     StepLease,
     StepStatus,
@@ -129,6 +130,7 @@ def item_from_job(job: Job) -> dict[str, Any]:
         "resultKeys": job.result_keys,
         "resultSummary": bounded(job.result_summary, MAX_SUMMARY_CHARS) if job.result_summary else None,
         "error": job.error.to_dict() if job.error else None,
+        "checkpoint": checkpoint_attribute(job.checkpoint) if job.checkpoint else None,
     }
     item.update({name: value for name, value in optional.items() if value})
     return item
@@ -163,7 +165,22 @@ def job_from_item(item: dict[str, Any]) -> Job:
             StepLease(step_id, lease["owner"], int(lease["expiresAt"]))
             for step_id, lease in sorted(item.get("leases", {}).items())
         ),
+        checkpoint=_checkpoint(item.get("checkpoint")),
     )
+
+
+def checkpoint_attribute(checkpoint: RecordedCheckpoint) -> dict[str, Any]:
+    """The item's ``checkpoint`` (plain values): the step it is of, and its compressed bytes."""
+    return {"step": checkpoint.step, "zlib": checkpoint.zlib}
+
+
+def _checkpoint(value: Any) -> RecordedCheckpoint | None:
+    """The item's ``checkpoint``, or None; one that is not what a record writes counts as none (a
+    step that needs it then reads the bucket, or recomputes it)."""
+    if not isinstance(value, dict) or not isinstance(value.get("step"), str):
+        return None
+    body = getattr(value.get("zlib"), "value", value.get("zlib"))  # a boto3 Binary, or bytes
+    return RecordedCheckpoint(value["step"], bytes(body)) if isinstance(body, bytes | bytearray) else None
 
 
 def _retry(job_id: str, entry: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from storage import entities
 from storage.aws_errors import translated
 from storage.dynamo_items import ARTIFACT_KEY_PREFIX, ENTITY_JOB, entity_type, from_item, job_from_item
 from storage.errors import InvalidExport
-from storage.model import ARTIFACTS_ROOT, job_of_artifact, utc_now
+from storage.model import (
+    ARTIFACTS_ROOT,
+    CHECKPOINT_CONTENT_TYPE,
+    RecordedCheckpoint,
+    checkpoint_key,
+    job_of_artifact,
+    utc_now,
+)
 
 STORE_TABLE, STORE_S3 = "table", "s3"
 PAGE_SIZE = 100  # items per Scan page: small pages keep memory low and progress lively
@@ -70,13 +77,30 @@ def _all_entities(
     for raw in _scan(source.dynamodb, source.table, segments, page_size):
         item = from_item(raw)
         if entity_type(item) == ENTITY_JOB:
-            yield from entities.job_entities(job_from_item(item))
+            job = job_from_item(item)
+            yield from entities.job_entities(job)
+            if job.checkpoint is not None:
+                yield _kept_checkpoint(job.job_id, job.checkpoint, artifact_dir)
         else:
             key = item.get("artifactKey") or item["jobId"].removeprefix(ARTIFACT_KEY_PREFIX)
             body = bytes(item["body"].value)
             yield _artifact(key, item["contentType"], body, STORE_TABLE, artifact_dir)
     if source.bucket:
         yield from _bucket(source.s3, source.bucket, artifact_dir)
+
+
+def _kept_checkpoint(job_id: str, checkpoint: RecordedCheckpoint, artifact_dir: Path | None) -> dict[str, Any]:
+    """The checkpoint a job's item keeps (its latest recorded step's), as the artifact it stands
+    for: the object a bigger one would be, at its key. An import stores it there, where a retry
+    of the restored job finds it."""
+    body = checkpoint.inflated()
+    if body is None:
+        raise InvalidExport(
+            f"job {job_id}'s checkpoint of {checkpoint.step} does not inflate",
+            details={"jobId": job_id, "step": checkpoint.step},
+        )
+    key = checkpoint_key(job_id, checkpoint.step)
+    return _artifact(key, CHECKPOINT_CONTENT_TYPE, body, STORE_TABLE, artifact_dir)
 
 
 def _artifact(key: str, content_type: str, body: bytes, store: str, artifact_dir: Path | None) -> dict[str, Any]:

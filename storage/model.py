@@ -7,6 +7,7 @@ import json
 import re
 import unicodedata
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ SCHEMA_VERSION = 2
 # Bounds that keep a job item far below DynamoDB's 400 KB item limit (docs/schema.md, "Sizes").
 MAX_ATTEMPTS = 10  # 1 + at most 9 operator retries; mark_retry's condition refuses the 11th
 MAX_STEPS_PER_ATTEMPT = 8  # pipeline steps (a unit test holds pipeline.STEPS to it): records per attempt
-MAX_JOB_ITEM_BYTES = 250_000  # the largest job item these bounds allow (measured: ~218 KB), under 400 KB
+MAX_JOB_ITEM_BYTES = 250_000  # the largest job item these bounds allow (measured: ~222 KB), under 400 KB
 MAX_SUMMARY_CHARS = 500  # a step's or a job's summary
 MAX_MESSAGE_CHARS = 1000  # an error's message
 MAX_DETAILS_BYTES = 4096  # an error's details, as JSON
@@ -336,6 +337,37 @@ class HandedLease:
 
 
 @dataclass(frozen=True)
+class RecordedCheckpoint:
+    """A step's checkpoint as its record keeps it in the job's item: the step's name and its
+    checkpoint's bytes, zlib-compressed (tasks/checkpoints.py). The item holds one, the latest
+    recorded step's that was small enough; a bigger one is an object in the bucket instead."""
+
+    step: str
+    zlib: bytes
+
+    def inflated(self) -> bytes | None:
+        """The checkpoint's bytes, or None if they do not inflate (zlib's checksum) within
+        INFLATED_MAX_BYTES."""
+        return inflate(self.zlib)
+
+
+# What a compressed checkpoint (in a record or a message) may inflate to: far above any level's
+# checkpoint (a 1,000-room one is under 1 MB), so a forged one cannot make a worker inflate
+# gigabytes.
+INFLATED_MAX_BYTES = 16 * 1024 * 1024
+
+
+def inflate(compressed: bytes) -> bytes | None:
+    """zlib-compressed bytes inflated, or None if they do not inflate within INFLATED_MAX_BYTES."""
+    try:
+        inflater = zlib.decompressobj()
+        body = inflater.decompress(compressed, INFLATED_MAX_BYTES)
+    except zlib.error:
+        return None
+    return None if inflater.unconsumed_tail or not inflater.eof else body
+
+
+@dataclass(frozen=True)
 class StepLease:
     """A run's claim to compute one step, until ``expires_at_ms``."""
 
@@ -367,6 +399,7 @@ class Job:
     attempts: tuple[dict[str, Any], ...] = ()  # operator retries, each a retry_record
     cancellation: dict[str, Any] | None = None  # a cancel_record, once cancelled by an operator
     leases: tuple[StepLease, ...] = ()  # steps being computed right now
+    checkpoint: RecordedCheckpoint | None = None  # the latest recorded step's, if its record kept it
 
     def completed_steps(self) -> list[str]:
         """Names of the steps recorded ok, in any attempt."""
@@ -434,6 +467,15 @@ ARTIFACTS_ROOT = "jobs/"  # every checkpoint and artifact is stored under it
 def artifact_prefix(job_id: str) -> str:
     """Where every checkpoint and artifact of a job is stored: ``jobs/{jobId}/``."""
     return f"{ARTIFACTS_ROOT}{job_id}/"
+
+
+CHECKPOINT_CONTENT_TYPE = "application/json"
+
+
+def checkpoint_key(job_id: str, step: str) -> str:
+    """The S3 key of one step's checkpoint (where a big one is stored, and where an export puts
+    the one a job's item keeps)."""
+    return f"{artifact_prefix(job_id)}steps/{step}.json"
 
 
 def job_of_artifact(key: str) -> str:

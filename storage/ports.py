@@ -14,6 +14,7 @@ from storage.model import (
     JobError,
     JobPage,
     JobState,
+    RecordedCheckpoint,
     RecordOutcome,
     StepEvent,
 )
@@ -66,20 +67,26 @@ class JobStore(Protocol):
         error: JobError | None = None,
         attempt: int | None = None,
         next_lease: HandedLease | None = None,
+        checkpoint: RecordedCheckpoint | None = None,
+        drop_checkpoint: bool = False,
     ) -> RecordOutcome:
         """Append a step once per stepId; terminal jobs are untouched.
 
-        In the same write the job becomes running, or done with ``done``, or failed with ``error``.
-        With ``attempt``, only in that attempt (STALE, and nothing written, in another). With
-        ``next_lease`` (and neither ``done`` nor ``error``), the same write takes the next step's
-        lease for the message that will carry it, as a claim by that message would.
+        In the same write the job becomes running, or done with ``done`` (which drops the item's
+        checkpoint), or failed with ``error``. With ``attempt``, only in that attempt (STALE, and
+        nothing written, in another). With ``next_lease`` (and neither ``done`` nor ``error``), the
+        same write takes the next step's lease for the message that will carry it, as a claim by
+        that message would; with ``checkpoint``, it keeps the step's checkpoint in the item, in
+        place of the one there, and with ``drop_checkpoint`` (the step's went to S3) it removes
+        the one there, as ``done`` does. A step event's record leaves it as it is.
         """
 
     def mark_running(self, job_id: str) -> bool:
         """queued -> running; False when the job was already running. JobTerminal after the end."""
 
     def mark_done(self, job_id: str, *, result_keys: dict[str, Any], summary: str) -> bool:
-        """running -> done; False when it already was done. JobTerminal otherwise."""
+        """running -> done, dropping the item's checkpoint; False when it already was done.
+        JobTerminal otherwise."""
 
     def mark_retry(self, job_id: str, *, attempt: dict[str, Any]) -> int:
         """failed -> queued as ``attempt`` (a retry_record), appended to the history.

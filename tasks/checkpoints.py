@@ -1,11 +1,14 @@
-"""A step's checkpoint: where it lives in the artifact store, its bytes, and its form in a message.
+"""A step's checkpoint: where it is kept, its bytes, and its forms in a record and in a message.
 
-A checkpoint is kept in S3 for what a retry needs (an operator's retry starts from the first
-incomplete step and reads its predecessor's checkpoint there). A small one also travels in the
-next step's message — the handover — so that step need not fetch it: one S3 round trip fewer on
-the job's critical path, and one GetObject fewer on its bill. The handover is optional: a message
-without one (an operator's retry, a redelivered step that hands on again, a checkpoint too big for
-a message) makes the next step read S3, and a checkpoint missing there is recomputed.
+A checkpoint is kept for what a retry needs (an operator's retry starts from the first incomplete
+step and reads its predecessor's checkpoint). A small one (RECORD_CHECKPOINT_MAX_BYTES compressed:
+a default level's all are) is kept in the job's item by the step's own record, in place of the
+step before's — the latest recorded step's is the one a retry reads — so keeping it adds no
+request to the step; a bigger one is an object in S3, uploaded beside the record. A checkpoint
+also travels in the next step's message — the handover — so that step need not fetch it: one
+round trip fewer on the job's critical path. The handover is optional: a message without one (an
+operator's retry, a redelivered step that hands on again, a checkpoint too big for a message)
+makes the next step read the item's, or S3's, and a checkpoint missing from both is recomputed.
 
 The final artifacts themselves (names, content types, producers) are listed in tasks/artifacts.py.
 """
@@ -19,7 +22,12 @@ import zlib
 from collections.abc import Mapping
 
 import pipeline
-from storage.model import artifact_prefix
+from storage.model import INFLATED_MAX_BYTES as INFLATED_MAX_BYTES
+from storage.model import RecordedCheckpoint, artifact_prefix, inflate
+from storage.model import checkpoint_key as checkpoint_key
+
+# A checkpoint's key and inflation bound live in storage, whose export reads the checkpoint a job's
+# item keeps: re-exported here, beside a checkpoint's other forms.
 
 RESULT = "result.json"
 
@@ -32,15 +40,14 @@ RESULT = "result.json"
 # JSON: a default level's are 3-8 KB; a 150-room level's fit, a 350-room one's last ones go by S3
 # (docs/performance.md, "How big a handover may be").
 HANDOVER_MAX_BYTES = 32 * 1024
+# The largest checkpoint (compressed) a step's record keeps in the job's item; a bigger one is an
+# object in S3. A write is billed on the larger of the item before and after it, so a checkpoint
+# in the item adds its size in 1 KB write units to two records (its own, and the next one's,
+# which replaces it): at 4 KB that is 8 units, $5.00 per million at on-demand prices, as much as
+# the PutObject it saves. A default level's are 0.9-2.0 KB (docs/performance.md, "The latest
+# checkpoint in the record"); the item stays far below DynamoDB's 400 KB.
+RECORD_CHECKPOINT_MAX_BYTES = 4 * 1024
 ZLIB_LEVEL = 6  # ~1 ms for a 100 KB checkpoint; level 9 saves 2 % more for three times the time
-# What a handover may inflate to: far above any level's checkpoint (a 1,000-room one is under
-# 1 MB), so a forged message cannot make a worker inflate gigabytes.
-INFLATED_MAX_BYTES = 16 * 1024 * 1024
-
-
-def checkpoint_key(job_id: str, step: str) -> str:
-    """The S3 key of one step's output."""
-    return f"{artifact_prefix(job_id)}steps/{step}.json"
 
 
 def artifact_key(job_id: str, name: str) -> str:
@@ -59,14 +66,33 @@ def decode_checkpoint(body: bytes) -> pipeline.StepOutput:
     return pipeline.StepOutput(data=checkpoint["data"], summary=checkpoint["summary"])
 
 
-def handover(step: str, body: bytes, reserved: int = 0) -> dict | None:
+def compress(body: bytes) -> bytes:
+    """A checkpoint's bytes as a record keeps them and (base64'd) a handover carries them."""
+    return zlib.compress(body, ZLIB_LEVEL)
+
+
+def handover(step: str, body: bytes, reserved: int = 0, *, compressed: bytes | None = None) -> dict | None:
     """The message form of ``step``'s checkpoint ``body``, or None when it is too big for a message:
     longer than what HANDOVER_MAX_BYTES leaves beside the ``reserved`` bytes the message also
-    carries (the job, with a handed lease: tasks/runner.py)."""
-    packed = base64.b64encode(zlib.compress(body, ZLIB_LEVEL)).decode("ascii")
+    carries (the job, with a handed lease: tasks/runner.py). ``compressed``: ``compress(body)``,
+    if made already."""
+    packed = base64.b64encode(compressed if compressed is not None else compress(body)).decode("ascii")
     if len(packed) > HANDOVER_MAX_BYTES - reserved:
         return None
     return {"step": step, "zlib": packed}
+
+
+def for_record(step: str, compressed: bytes) -> RecordedCheckpoint | None:
+    """The record form of ``step``'s compressed checkpoint, or None when it goes to S3 instead."""
+    return RecordedCheckpoint(step, compressed) if len(compressed) <= RECORD_CHECKPOINT_MAX_BYTES else None
+
+
+def from_record(checkpoint: RecordedCheckpoint | None, step: str) -> pipeline.StepOutput | None:
+    """The output of ``step`` that a job's item keeps, or None if it keeps none (or another step's,
+    or one that does not decode: the step then reads S3, as it would without one)."""
+    if checkpoint is None or checkpoint.step != step:
+        return None
+    return _inflated(checkpoint.zlib)
 
 
 def from_handover(value: object, step: str) -> pipeline.StepOutput | None:
@@ -80,10 +106,17 @@ def from_handover(value: object, step: str) -> pipeline.StepOutput | None:
     if len(value["zlib"]) > HANDOVER_MAX_BYTES:
         return None
     try:
-        inflate = zlib.decompressobj()
-        body = inflate.decompress(base64.b64decode(value["zlib"], validate=True), INFLATED_MAX_BYTES)
-        if inflate.unconsumed_tail or not inflate.eof:
-            return None
+        compressed = base64.b64decode(value["zlib"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _inflated(compressed)
+
+
+def _inflated(compressed: bytes) -> pipeline.StepOutput | None:
+    body = inflate(compressed)
+    if body is None:
+        return None
+    try:
         return decode_checkpoint(body)
-    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None

@@ -16,8 +16,9 @@ job too big for a message — claims the step first (which returns the item as i
 stood, and moves a queued job to running): a second write. A step that computes for longer than a
 third of its lease also renews the lease that often (_LeaseKeeper). Its input is the previous step's
 checkpoint (see _checkpointed for the two steps that have none), handed over in
-its message when small (tasks/checkpoints.py), else read from the store beside
-the claim; its own is uploaded beside its record and sent on in the next message. A step looks
+its message when small (tasks/checkpoints.py), else read from the job's item (as the claim
+returned it) or from S3; its own is kept by its record in the job's item when small, else
+uploaded to S3 beside its record, and sent on in the next message. A step looks
 for its own checkpoint only in a run that takes over a lapsed lease, which may
 find its predecessor's work already written. A step recorded
 without a checkpoint (a step event from outside the pipeline, see
@@ -43,6 +44,7 @@ import pipeline
 from storage.bootstrap import Services
 from storage.errors import ArtifactNotFound, DependencyError, InvalidTransition, JobNotFound
 from storage.model import (
+    CHECKPOINT_CONTENT_TYPE,
     ClaimOutcome,
     Completion,
     HandedLease,
@@ -59,14 +61,17 @@ from storage.model import (
 )
 from storage.settings import Settings
 from tasks import metrics
-from tasks.artifacts import CONTENT_TYPES, Written, write_artifacts
+from tasks.artifacts import Written, write_artifacts
 from tasks.checkpoints import (
     RESULT,
     artifact_key,
     checkpoint_key,
+    compress,
     decode_checkpoint,
     encode_checkpoint,
+    for_record,
     from_handover,
+    from_record,
     handover,
 )
 from tasks.logs import get_logger
@@ -149,15 +154,14 @@ def run_step(
     before handed it: then its first try makes no claim, unless SQS handed the message out before
     (``redelivered``: its first delivery's run may still be computing); ``hand_on`` sends the next step, given
     this step's handover and the lease handed on (or None), once this step is recorded — called
-    for every outcome that continues the chain. Requests that need not wait for each other go side
-    by side: without a handover, the previous checkpoint's GetObject beside the claim (or the
-    computation's start); this step's checkpoint PutObject beside the record. So a step's
-    critical path is receive, record (and upload), send; the delete overlaps the next step's
-    receive.
+    for every outcome that continues the chain. The record keeps this step's checkpoint in the
+    job's item; one too big for that goes to S3 beside the record, and one too big for a message
+    is read beside the computation's start. So a step's critical path is receive, record, send;
+    the delete overlaps the next step's receive.
     """
     sid = step_id(job_id, step, attempt)
     previous = _handed_over(handover, step)
-    prefetch = _prefetch(services, job_id, step) if previous is None else None
+    prefetch = None
     if leased is not None and redelivered:
         log.info("step.redelivered", step=step)  # its first delivery's run may still compute: claim
     handed = leased is not None and delivery is not None and run == 0 and not redelivered
@@ -167,6 +171,10 @@ def run_step(
         # record checks the job's state and attempt; a twin delivery of this message would
         # compute too, and its record find the step recorded.
         lease, resumed = _LeaseKeeper(services, job_id, sid, owner=handed_owner(delivery or ""), step=step), False
+        if previous is None:
+            # No handover: the previous checkpoint was too big for a message, so it is in S3
+            # (or this message was sent again by a redelivery, and it is in the item).
+            prefetch = _prefetch(services, job_id, step)
     else:
         # A message whose lease was handed to it, but whose job does not read, claims it as its own.
         owner = (
@@ -174,8 +182,6 @@ def run_step(
         )
         lease = _LeaseKeeper(services, job_id, sid, owner=owner, step=step)
         claim = services.jobs.claim_step(job_id, sid, attempt=attempt, owner=owner, lease_seconds=lease.seconds)
-        if claim.outcome not in (ClaimOutcome.CLAIMED, ClaimOutcome.DUPLICATE) and prefetch is not None:
-            prefetch.cancel()  # its answer is not needed (one that already left is ignored)
         if claim.outcome is ClaimOutcome.MISSING or claim.job is None:
             # A message for a job that does not exist can never succeed: drop it.
             log.error("step.job_missing", step=step)
@@ -188,9 +194,7 @@ def run_step(
             log.info("step.stale_attempt", step=step, attempt=attempt, current=claim.job.attempt)
             return StepRun(Next.STOP, "stale")
         if claim.outcome is ClaimOutcome.DUPLICATE:
-            return _already_recorded(
-                services, claim.job, step, hand_on, previous=previous, prefetch=prefetch, delivery=delivery, run=run
-            )
+            return _already_recorded(services, claim.job, step, hand_on, previous=previous, delivery=delivery, run=run)
         if claim.outcome is ClaimOutcome.HELD:
             # SQS handed this message out again while a run still computes the step
             # (visibility timeout ran out). Don't run it beside that run; look again
@@ -248,8 +252,8 @@ def _run_claimed(
         _Upload(services, job.job_id, step, output, stored=stored, reserved=reserved) if _checkpointed(step) else None
     )
     if upload is not None:
-        # Beside the record, and stored before the next step is sent: a step sent is a step whose
-        # checkpoint a retry finds (a job done has every checkpoint), handed over or not.
+        # Kept by the record, or uploaded beside it and stored before the next step is sent: a
+        # step sent is a step whose checkpoint a retry finds, handed over or not.
         upload.start()
     failing = False
     try:
@@ -260,6 +264,8 @@ def _run_claimed(
             done=completion,
             attempt=job.attempt,
             next_lease=handing.lease if handing else None,
+            checkpoint=upload.recorded if upload else None,
+            drop_checkpoint=upload is not None and upload.recorded is None,
         )
         log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
         if outcome is RecordOutcome.RECORDED:
@@ -457,7 +463,6 @@ def _already_recorded(
     hand_on: HandOn | None,
     *,
     previous: pipeline.StepOutput | None = None,
-    prefetch: Future | None = None,
     delivery: str | None = None,
     run: int = 0,
 ) -> StepRun:
@@ -470,12 +475,13 @@ def _already_recorded(
         return StepRun(Next.STOP, "duplicate")
     # Hand on, even when later steps are recorded too: they may have been recorded by step
     # events, and then this message is the only one carrying the chain. A redelivery whose
-    # first run did hand on makes a tail of duplicates, each a refused claim and a look at S3.
-    if _checkpointed(step) and not services.artifacts.exists(checkpoint_key(job.job_id, step)):
-        # Its first run was recorded but its checkpoint never reached the store (the upload
-        # beside the record failed, or the run died before it ended): a retry would need it.
+    # first run did hand on makes a tail of duplicates, each a refused claim.
+    if _may_lack_checkpoint(job, step) and not services.artifacts.exists(checkpoint_key(job.job_id, step)):
+        # Its first run was recorded but its checkpoint is neither in the item nor in the
+        # store (an upload beside the record failed, or the run died before it ended; or the
+        # step was recorded by a step event): a retry would need it.
         log.info("step.checkpoint_restored", step=step)
-        output = pipeline.run_step(step, _load_input(services, job, step, previous=previous, prefetch=prefetch))
+        output = pipeline.run_step(step, _load_input(services, job, step, previous=previous))
         _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
     # Nothing is handed over: the next step reads the checkpoint from S3. The lease its first
     # run's record handed on is handed on again, if that message may never have been sent.
@@ -508,6 +514,16 @@ def fail_job(services: Services, job_id: str, step: str, error: JobError, attemp
     metrics.step_failed(step, error.code, job_id)
     if moved:
         metrics.job_failed(error.code, job_id)
+
+
+def _may_lack_checkpoint(job: Job, step: str) -> bool:
+    """Whether a recorded ``step``'s checkpoint may be missing where a retry would look: not when
+    the item keeps it (its record did), nor when the next step is recorded too (a retry starts
+    after it, and needs a later checkpoint)."""
+    if not _checkpointed(step) or (job.checkpoint is not None and job.checkpoint.step == step):
+        return False
+    following = pipeline.STEPS[pipeline.STEPS.index(step) + 1]
+    return step_id(job.job_id, following, job.attempt) not in job.step_ids
 
 
 def _checkpointed(step: str) -> bool:
@@ -550,7 +566,8 @@ def _load_input(
     prefetch: Future | None = None,
 ) -> dict:
     """What ``step`` takes: the request, or the previous step's output — handed over in the
-    message, fetched beside the claim (``prefetch``), or read from the store now."""
+    message, kept in the job's item (as a claim returned it), fetched beside the start of a
+    computation that claimed nothing (``prefetch``), or read from S3 now."""
     index = pipeline.STEPS.index(step)
     if index == 0:
         return dict(job.request)
@@ -559,16 +576,21 @@ def _load_input(
         return _round_trip(_recompute(services, job, before).data)
     if previous is not None:
         return previous.data
+    kept = from_record(job.checkpoint, before)
+    if kept is not None:
+        return kept.data
     try:
         body = prefetch.result() if prefetch is not None else services.artifacts.get(checkpoint_key(job.job_id, before))
         return decode_checkpoint(body).data
     except ArtifactNotFound:
-        # The previous step was recorded by a step event, not run by the pipeline (or its
-        # upload failed and the job failed before a redelivery could store it).
-        log.info("step.checkpoint_recomputed", step=before)
-        output = _recompute(services, job, before)
-        _save_checkpoint(services, job.job_id, before, encode_checkpoint(before, output))
-        return _round_trip(output.data)
+        pass
+    # The previous step was recorded by a step event, not run by the pipeline (or its upload
+    # failed and the job failed before a redelivery could store it). Stored, as any repair,
+    # in S3: the step's record is made already.
+    log.info("step.checkpoint_recomputed", step=before)
+    output = _recompute(services, job, before)
+    _save_checkpoint(services, job.job_id, before, encode_checkpoint(before, output))
+    return _round_trip(output.data)
 
 
 def _handed_over(handover: object, step: str) -> pipeline.StepOutput | None:
@@ -583,30 +605,51 @@ def _handed_over(handover: object, step: str) -> pipeline.StepOutput | None:
 
 
 def _prefetch(services: Services, job_id: str, step: str) -> Future | None:
-    """The previous step's checkpoint GetObject, issued beside the claim (None where none is read)."""
+    """The previous step's checkpoint, read beside the start of a computation that claimed
+    nothing (None where none is read)."""
     index = pipeline.STEPS.index(step)
     if index == 0 or not _checkpointed(pipeline.STEPS[index - 1]):
         return None
-    return _submit(services.artifacts.get, checkpoint_key(job_id, pipeline.STEPS[index - 1]))
+    return _submit(_stored_checkpoint, services, job_id, pipeline.STEPS[index - 1])
+
+
+def _stored_checkpoint(services: Services, job_id: str, step: str) -> bytes:
+    """A checkpoint's bytes, from S3 or else from the job's item (for a run that has not read the
+    item: a redelivery that hands on again sends the next step no handover, whichever store
+    keeps it). ArtifactNotFound when neither has it."""
+    try:
+        return services.artifacts.get(checkpoint_key(job_id, step))
+    except ArtifactNotFound:
+        kept = services.jobs.get(job_id).checkpoint
+        body = kept.inflated() if kept is not None and kept.step == step else None
+        if body is None:
+            raise
+        return body
 
 
 class _Upload:
-    """A step's checkpoint PutObject, beside its record, ended before its hand-on."""
+    """A step's checkpoint: kept by its record when small (``recorded``), else a PutObject beside
+    the record, ended before its hand-on."""
 
     def __init__(
         self, services: Services, job_id: str, step: str, output: pipeline.StepOutput, *, stored: bool, reserved: int
     ):
-        self._services, self._job_id, self._step, self._stored = services, job_id, step, stored
+        self._services, self._job_id, self._step = services, job_id, step
         self._body = encode_checkpoint(step, output)
-        if not stored:
+        compressed = compress(self._body)
+        self.recorded = None if stored else for_record(step, compressed)  # what the record keeps
+        self._stored = stored or self.recorded is not None  # nothing to upload
+        if not self._stored:
             # Before the record it runs beside: a checkpoint no store could take fails its own
             # step (demo mode's inline limit), not the step after it.
             services.artifacts.admit(checkpoint_key(job_id, step), len(self._body))
-        self.handover = handover(step, self._body, reserved)  # None when too big for a message
+        # None when too big for a message
+        self.handover = handover(step, self._body, reserved, compressed=compressed)
         self._future: Future | None = None
 
     def start(self) -> None:
-        """Issue the upload, once (nothing to do for a checkpoint found in the store)."""
+        """Issue the upload, once (nothing to do for a checkpoint the record keeps, or found in
+        the store)."""
         if not self._stored and self._future is None:
             self._future = _submit(_save_checkpoint, self._services, self._job_id, self._step, self._body)
 
@@ -649,7 +692,7 @@ def _recompute(services: Services, job: Job, step: str) -> pipeline.StepOutput:
 
 
 def _save_checkpoint(services: Services, job_id: str, step: str, body: bytes) -> None:
-    services.artifacts.put(checkpoint_key(job_id, step), body, CONTENT_TYPES[RESULT])
+    services.artifacts.put(checkpoint_key(job_id, step), body, CHECKPOINT_CONTENT_TYPE)
 
 
 def _apply_drill(job: Job, step: str, *, slow_seconds: float) -> None:

@@ -28,6 +28,7 @@ from storage.model import (
     JobError,
     JobPage,
     JobState,
+    RecordedCheckpoint,
     RecordOutcome,
     StepEvent,
     StepLease,
@@ -135,6 +136,8 @@ class FakeJobStore:
         error: JobError | None = None,
         attempt: int | None = None,
         next_lease: HandedLease | None = None,
+        checkpoint: RecordedCheckpoint | None = None,
+        drop_checkpoint: bool = False,
     ) -> RecordOutcome:
         self._check_up("record_step")
         with self._lock:
@@ -151,12 +154,15 @@ class FakeJobStore:
                 self.leases[(job_id, next_lease.step_id)] = (next_lease.owner, expires)
             share = 1 / total_steps if event.status is StepStatus.OK else 0
             changes: dict = {"state": JobState.RUNNING, "progress": min(1.0, job.progress + share)}
+            if checkpoint is not None or drop_checkpoint:
+                changes["checkpoint"] = None if drop_checkpoint else checkpoint
             if done is not None:
                 changes = {
                     "state": JobState.DONE,
                     "progress": 1.0,
                     "result_keys": done.result_keys,
                     "result_summary": done.summary,
+                    "checkpoint": None,
                 }
             elif error is not None:
                 changes = {"state": JobState.FAILED, "error": error}
@@ -186,7 +192,9 @@ class FakeJobStore:
         return self._transition(job_id, JobState.RUNNING)
 
     def mark_done(self, job_id: str, *, result_keys: dict, summary: str) -> bool:
-        return self._transition(job_id, JobState.DONE, result_keys=result_keys, result_summary=summary, progress=1.0)
+        return self._transition(
+            job_id, JobState.DONE, result_keys=result_keys, result_summary=summary, progress=1.0, checkpoint=None
+        )
 
     def mark_retry(self, job_id: str, *, attempt: dict) -> int:
         self._check_up()

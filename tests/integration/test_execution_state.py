@@ -7,10 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
+import zlib
 from decimal import Decimal
 
 import pytest
 
+import pipeline
 from storage.bootstrap import Services, aws_client
 from storage.errors import AttemptsExhausted, InvalidExport
 from storage.export import ExportSource, export_entities
@@ -21,6 +24,7 @@ from storage.model import (
     Job,
     JobError,
     JobState,
+    RecordedCheckpoint,
     StepEvent,
     StepStatus,
     new_job_id,
@@ -29,6 +33,8 @@ from storage.model import (
     utc_now,
 )
 from tasks import dispatch
+from tasks.checkpoints import RECORD_CHECKPOINT_MAX_BYTES, checkpoint_key
+from tasks.runner import run_step
 from tests.integration.execution_state import (
     FIXTURE,
     FIXTURES,
@@ -42,6 +48,7 @@ from tests.integration.execution_state import (
 pytestmark = pytest.mark.integration
 
 ITEM_LIMIT = 400 * 1024  # DynamoDB's item size limit
+REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +253,11 @@ def test_a_job_at_every_bound_stays_far_below_the_item_limit(state_factory):
     )
     store.create(job)
     names = [f"step_{i}".ljust(20, "x") for i in range(MAX_STEPS_PER_ATTEMPT)]
+    # The first record of all is ok and keeps the largest checkpoint a record may (incompressible
+    # bytes); the failures after it leave it in the item, for a retry.
+    largest = RecordedCheckpoint(names[0], random.Random(5).randbytes(RECORD_CHECKPOINT_MAX_BYTES))
+    first = StepEvent(step_id(job_id, names[0]), names[0], utc_now(), utc_now(), 1, wide * 499, StepStatus.OK)
+    store.record_step(job_id, first, total_steps=MAX_STEPS_PER_ATTEMPT, checkpoint=largest)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1:
             store.mark_retry(
@@ -254,7 +266,7 @@ def test_a_job_at_every_bound_stays_far_below_the_item_limit(state_factory):
                     job_id, attempt=attempt, at=utc_now(), reason=wide * 999, by=wide * 999, from_step=names[0]
                 ),
             )
-        for name in names:
+        for name in names if attempt > 1 else names[1:]:
             event = StepEvent(
                 step_id(job_id, name, attempt),
                 name,
@@ -276,6 +288,36 @@ def test_a_job_at_every_bound_stays_far_below_the_item_limit(state_factory):
     (item,) = raw_items(services)
     final = store.get(job_id)
     assert final.attempt == MAX_ATTEMPTS and len(final.steps) == MAX_ATTEMPTS * MAX_STEPS_PER_ATTEMPT
+    assert final.checkpoint == largest
     size = item_bytes(item)
     print(f"largest job item: {size} bytes")
     assert size <= MAX_JOB_ITEM_BYTES < ITEM_LIMIT, size
+
+
+def test_a_checkpoint_kept_in_a_running_jobs_item_moves_with_an_export_as_the_object_it_stands_for(
+    state_factory, tmp_path, monkeypatch
+):
+    """A job stopped after its third step (its item keeps that step's checkpoint) is exported, then
+    imported elsewhere: the checkpoint is an artifact at its key in the file and in the new store,
+    and the restored job goes on from it, computing nothing before its fourth step."""
+    source, target = state_factory(), state_factory()
+    noop = lambda *args, **kwargs: None  # noqa: E731 - nothing is sent here
+    job, _ = dispatch.submit_job(source.jobs, REQUEST, ttl_days=1, enqueue=noop)
+    for step in pipeline.STEPS[:3]:
+        run_step(source, job.job_id, step)
+    kept = source.jobs.get(job.job_id).checkpoint
+    assert kept is not None and kept.step == pipeline.STEPS[2]
+    body, key = zlib.decompress(kept.zlib), checkpoint_key(job.job_id, pipeline.STEPS[2])
+    exported = export_to(source, tmp_path / "export.jsonl", tmp_path / "artifacts")
+    [artifact] = [entity for entity in exported if entity["type"] == "artifact" and entity["jobId"] == job.job_id]
+    assert artifact["key"] == key and artifact["store"] == "table"
+    assert artifact["sha256"] == hashlib.sha256(body).hexdigest() and artifact["size"] == len(body)
+    import_file(target, tmp_path / "export.jsonl", tmp_path / "artifacts")
+    assert target.artifacts.get(key) == body
+    computed: list[str] = []
+    real = pipeline.run_step
+    monkeypatch.setattr(pipeline, "run_step", lambda name, previous: computed.append(name) or real(name, previous))
+    for step in pipeline.STEPS[3:]:
+        run_step(target, job.job_id, step)
+    assert computed == list(pipeline.STEPS[3:])
+    assert target.jobs.get(job.job_id).state is JobState.DONE

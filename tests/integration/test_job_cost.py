@@ -1,20 +1,18 @@
 """What a job costs in AWS requests, counted by the emulator's recorder (scripts/aws_requests.py).
 
-Every step but the first and the last costs 5 requests: one record (UpdateItem), which also
-takes the next step's lease for the message that will carry it (tasks/runner.py); its own
-checkpoint written (S3); and its message received, deleted and the next one sent (SQS). No step
-claims: the job's item, as the API writes it, hands the first step its lease the same way
-(tasks/dispatch.py). The first step writes no checkpoint (its output is recomputed from the
-request); no step reads one, since a default
-level's checkpoints travel in the next step's message (tasks/checkpoints.py). The last step
-writes the artifacts and result.json instead of a checkpoint and sends nothing. And no task event
-is published while nobody watches (Flower turns them on).
+Every step but the last costs 4 requests: one record (UpdateItem), which also takes the next
+step's lease for the message that will carry it (tasks/runner.py) and keeps the step's checkpoint
+in the job's item (a default level's are all small enough: tasks/checkpoints.py); and its message
+received, deleted and the next one sent (SQS). No step claims: the job's item, as the API writes
+it, hands the first step its lease the same way (tasks/dispatch.py). No step writes a checkpoint
+to S3, and none reads one, since a default level's checkpoints travel in the next step's message.
+The last step writes the artifacts and result.json and sends nothing. And no task event is
+published while nobody watches (Flower turns them on).
 
 On the critical path from one step's receive to the next's, 3 of them follow one another by
-design (scripts/hot_path.py): receive, record (its checkpoint upload beside it), send; 4 where
-the emulator serves the upload after the record (never for the first step, which has none). The
-step's delete comes after the send, in a thread beside the worker's consumer loop
-(tasks/sqs_acks.py), so it holds back neither the next step's delivery nor its record.
+design (scripts/hot_path.py): receive, record, send. The step's delete comes after the send, in
+a thread beside the worker's consumer loop (tasks/sqs_acks.py), so it holds back neither the next
+step's delivery nor its record.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import pipeline
 from aws_requests import StackNames, categorise, category, recorded_so_far, recording
 from storage.bootstrap import aws_client
 from tasks.artifacts import ARTIFACTS
-from tasks.checkpoints import HANDOVER_MAX_BYTES
+from tasks.checkpoints import HANDOVER_MAX_BYTES, RECORD_CHECKPOINT_MAX_BYTES
 from tasks.doom_nodes import node_builder
 
 pytestmark = pytest.mark.integration
@@ -49,7 +47,7 @@ def costed(make_stack):
     return make_stack({"CONTROL_PREFIX": "cost-ctl-", "SQS_WAIT_TIME_SECONDS": "20"})
 
 
-def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the_last_writes_the_artifacts(costed):
+def test_a_step_costs_four_aws_requests_record_and_send_in_a_row_and_the_last_writes_the_artifacts(costed):
     settings = costed.stack.settings
     names = StackNames(
         table=settings.jobs_table_name,
@@ -103,10 +101,15 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
     assert cost["itemBytes"] > 2048 and all(size <= 1024 for size in cost["indexes"].values()), cost
     assert set(cost["indexes"]) == {"GSI1", "GSI2"}
     assert cost["units"]["dynamodb write request unit, indexes"] == (1 + STEPS) * 2 + 2
+    # The records of the four checkpointed steps keep their checkpoints (each under 4 KiB
+    # compressed); the last record removes it: the finished item holds none.
+    assert 0 < cost["checkpointBytes"] <= RECORD_CHECKPOINT_MAX_BYTES + 64, cost
+    assert "checkpoint" not in costed.raw_item(jobs[-1])
     assert job[("s3", "GetObject")] == 0  # no probe, no read-back, every checkpoint handed over
-    # The artifact table's (but map.wad, which is skipped where zdbsp is missing), and result.json.
+    # The artifact table's (but map.wad, which is skipped where zdbsp is missing), and result.json;
+    # no checkpoint: each is in its step's record.
     artifacts = len(ARTIFACTS) - (node_builder() is None) + 1
-    assert job[("s3", "PutObject")] == (STEPS - 2 + artifacts) * JOBS
+    assert job[("s3", "PutObject")] == artifacts * JOBS
     assert job[("sqs", "SendMessage")] == STEPS * JOBS  # the API's first, then one per hop
     assert job[("sqs", "DeleteMessage")] == STEPS * JOBS
     # At most one receive a message (one may bring two: the worker has two slots); a long poll
@@ -128,31 +131,20 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
     # Nobody watches: no task event is published (worker heartbeats still are).
     assert [request.task_events for request in served if request.task_events] == []
 
-    # The critical path: at most 4 round trips one after another, from each step's delivery to
-    # the next's, read from the emulator's clock (scripts/hot_path.py): the receive, the record
-    # and the send in a row (3 for the first step, which uploads nothing), and the step's checkpoint
-    # upload, issued beside the record and ended before the send — on these two shared CPUs its
-    # preparation often waits behind the record's (the GIL), so the emulator may serve it after
-    # the record: then it shows in the row. No delete is on the path: the step before's is made
-    # beside the worker's consumer loop (tasks/sqs_acks.py). And between two deliveries the step
-    # makes exactly its record, its upload (not the first step, which has no checkpoint) and its
-    # send: a request more (a claim) fails.
+    # The critical path: 3 round trips one after another, from each step's delivery to the
+    # next's, read from the emulator's clock (scripts/hot_path.py): the receive, the record (which
+    # keeps the step's checkpoint) and the send in a row. No delete is on the path: the step
+    # before's is made beside the worker's consumer loop (tasks/sqs_acks.py). And between two
+    # deliveries the step makes exactly its record and its send: a request more (a claim, an
+    # upload) fails.
     paths = critical_paths(served, names, pipeline.STEPS)
     assert len(paths) == JOBS
     for job_paths in paths:
         for path in job_paths:
             print(f"step {path.index}: {path.round_trips}  {describe(path, served)}")
             ops = [request.operation for request in path.chain]  # one request for each in a row
-            uploads = 1 if 0 < path.index < STEPS - 1 else 0  # the checkpointed steps'
-            # The record (with the upload after it, before it, or beside it and standing for
-            # both), then the send.
-            rows = [["UpdateItem"]] + [
-                ["UpdateItem", "PutObject"],
-                ["PutObject", "UpdateItem"],
-                ["PutObject"],
-            ] * uploads
-            assert ops[-1] == "SendMessage" and ops[:-1] in rows, describe(path, served)
-            assert path.round_trips <= 3 + uploads, describe(path, served)
+            assert ops == ["UpdateItem", "SendMessage"], describe(path, served)
+            assert path.round_trips == 3, describe(path, served)
             made = Counter(
                 r.operation
                 for r in served
@@ -160,8 +152,7 @@ def test_a_step_costs_at_most_five_aws_requests_record_and_send_in_a_row_and_the
                 and path.delivered_at <= r.started_at < path.next_at
                 and r.operation not in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")  # counted above
             )
-            expected = {"UpdateItem": 1, "SendMessage": 1} | ({"PutObject": 1} if uploads else {})
-            assert made == Counter(expected), (path.index, made)
+            assert made == Counter({"UpdateItem": 1, "SendMessage": 1}), (path.index, made)
     # The messages stay within SQS's first 64 KB billing chunk.
     sends = [r for r in served if r.operation == "SendMessage" and r.resource == names.queue_url]
     assert sends and max(r.request_bytes for r in sends) <= 64 * 1024

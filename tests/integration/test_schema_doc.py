@@ -96,6 +96,10 @@ def written(emulator) -> Services:
     jobs.claim_step(leased.job_id, step_id(leased.job_id, pipeline.STEPS[1]), attempt=1, owner="o", lease_seconds=60)
     dispatch.cancel_job(jobs, leased.job_id, by="test", reason="not needed")
 
+    running, _ = dispatch.submit_job(jobs, request, ttl_days=1, enqueue=noop)
+    for step in pipeline.STEPS[:2]:  # the second step's record keeps its checkpoint in the item
+        run_step(services, running.job_id, step)
+
     dispatch.submit_job(jobs, request, ttl_days=1, enqueue=noop)
     sweep_stalled(services, stall_after_seconds=60, now=datetime.now(UTC) + timedelta(hours=1))
     failed, _ = dispatch.submit_job(jobs, request, ttl_days=1, enqueue=noop)

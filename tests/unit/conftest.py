@@ -2,7 +2,7 @@ import pytest
 
 from storage.bootstrap import Services
 from storage.settings import Settings
-from tasks import doom_nodes
+from tasks import checkpoints, doom_nodes
 from tests.fakes import FakeArtifactStore, FakeJobStore
 
 
@@ -13,6 +13,12 @@ def _no_node_builder(monkeypatch):
     The real node builder belongs to the integration tier (tests/integration/test_doom_play.py).
     """
     monkeypatch.setattr(doom_nodes, "node_builder", lambda: None)
+
+
+@pytest.fixture
+def in_s3(monkeypatch) -> None:
+    """Every checkpoint too big for its step's record, as a big level's are: each goes to S3."""
+    monkeypatch.setattr(checkpoints, "RECORD_CHECKPOINT_MAX_BYTES", 0)
 
 
 @pytest.fixture

@@ -285,7 +285,9 @@ def test_a_handover_leaves_room_for_the_job_in_the_message(services, job_id, mon
     sizes = []
     real = runner.handover
     monkeypatch.setattr(
-        runner, "handover", lambda step, body, reserved=0: sizes.append(reserved) or real(step, body, reserved)
+        runner,
+        "handover",
+        lambda step, body, reserved=0, **kw: sizes.append(reserved) or real(step, body, reserved, **kw),
     )
     worker.deliver(job_id, SECOND)
     assert sizes == [len(json.dumps(context))]

@@ -1,11 +1,13 @@
-"""A step's checkpoint handed over in the next step's message (tasks/checkpoints.py, tasks/runner.py).
+"""A step's checkpoint handed over in the next step's message, and kept for a retry by the step's
+record or in S3 (tasks/checkpoints.py, tasks/runner.py).
 
-The handover saves the next step its GetObject; S3 keeps the checkpoint for what a retry needs.
-What must hold: the next step computes from the handed-over bytes and reads nothing; every
-checkpoint is stored (beside the record) before the next step is sent; one too big for a message
-goes by S3 only; a message without a handover (or
-with a broken one) reads S3, beside the claim; a redelivery, a lost message and an operator's
-retry all still end with the pipeline's bytes.
+The handover saves the next step its read; the job's item (a small checkpoint, kept by its step's
+record) or S3 (a bigger one) keeps it for what a retry needs. What must hold: the next step
+computes from the handed-over bytes and reads nothing; every checkpoint is kept (by the record, or
+uploaded beside it) before the next step is sent; the item keeps the latest step's only, and none
+once the job is done; one too big for a message goes by S3 only; a message without a handover (or
+with a broken one) reads the item's, or S3's beside the claim; a redelivery, a lost message and an
+operator's retry all still end with the pipeline's bytes, wherever the checkpoints were kept.
 """
 
 from __future__ import annotations
@@ -108,24 +110,68 @@ def final_scene(request=REQUEST) -> bytes:
     return pipeline.encode_json(data["sceneGraph"])
 
 
-def test_a_default_job_reads_no_checkpoint_and_keeps_every_one_in_the_store(services, job_id):
+def test_a_default_job_reads_no_checkpoint_and_its_item_keeps_the_latest_one(services, job_id):
+    chain = Chain(services)
+    reference = _reference_checkpoints()
+    for step in pipeline.STEPS[:-1]:
+        chain.run(job_id, step, chain.handovers.get(pipeline.STEPS[pipeline.STEPS.index(step) - 1]))
+        kept = services.jobs.get(job_id).checkpoint
+        if step == FIRST:
+            assert kept is None  # recomputed from the request by the second step
+            continue
+        # The step's record keeps its checkpoint, in place of the one before: the same bytes the
+        # message carries, and the pipeline's.
+        assert kept is not None and kept.step == step
+        assert zlib.decompress(kept.zlib) == reference[step]
+        assert chain.handovers[step] == {"step": step, "zlib": base64.b64encode(kept.zlib).decode()}
+    chain.run(job_id, LAST, chain.handovers[pipeline.STEPS[-2]])
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and job.checkpoint is None  # no retry after the end
+    assert [e for e in chain.events if e.startswith(("get", "put steps"))] == []
+    assert not [key for key in services.artifacts.blobs if "/steps/" in key]  # none in S3
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
+
+
+def test_a_big_levels_checkpoints_go_to_s3_every_one_the_bytes_the_message_carried(services, job_id, in_s3):
     chain = Chain(services)
     chain.run_all(job_id)
-    assert services.jobs.get(job_id).state is JobState.DONE
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and job.checkpoint is None
     assert [e for e in chain.events if e.startswith("get")] == []
-    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
-    # Every checkpoint a retry may need is in the store, the same bytes the message carried.
     for step in pipeline.STEPS[1:-1]:
         stored = services.artifacts.blobs[checkpoint_key(job_id, step)]
         carried = chain.handovers[step]
         assert carried["step"] == step
         assert zlib.decompress(base64.b64decode(carried["zlib"])) == stored
-    assert chain.handovers[FIRST] is None  # recomputed from the request by the second step
+    assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
 
 
-def test_a_checkpoint_is_stored_before_the_next_step_is_sent(services, job_id):
+def test_a_checkpoint_is_kept_by_the_record_before_the_next_step_is_sent(services, job_id):
+    chain = Chain(services)
+    record = services.jobs.record_step
+    kept = []
+
+    def record_logged(*args, **kwargs):
+        chain.events.append(f"record {args[1].name}")
+        kept.append(kwargs.get("checkpoint"))
+        return record(*args, **kwargs)
+
+    services.jobs.record_step = record_logged
+    chain.run_all(job_id, pipeline.STEPS[:3])
+    assert chain.events == [
+        f"record {FIRST}",
+        f"send after {FIRST}",
+        f"record {SECOND}",
+        f"send after {SECOND}",
+        f"record {THIRD}",
+        f"send after {THIRD}",
+    ]
+    assert [c.step if c else None for c in kept] == [None, SECOND, THIRD]
+
+
+def test_a_checkpoint_is_stored_before_the_next_step_is_sent(services, job_id, in_s3):
     """Uploaded beside the record, ended before the hand-on: a step sent on has its checkpoint in
-    the store, so a job done has all of them (and a retry finds them)."""
+    the store, so a retry finds it."""
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:3])
     assert chain.events == [
@@ -150,7 +196,7 @@ def test_the_next_step_computes_from_the_handover_not_from_the_store(services, j
 
 
 def test_a_checkpoint_too_big_for_a_message_is_uploaded_before_the_hand_on_and_read_beside_the_claim(
-    services, job_id, monkeypatch
+    services, job_id, monkeypatch, in_s3
 ):
     monkeypatch.setattr(checkpoints, "HANDOVER_MAX_BYTES", 10)
     chain = Chain(services)
@@ -162,27 +208,44 @@ def test_a_checkpoint_too_big_for_a_message_is_uploaded_before_the_hand_on_and_r
     assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
 
 
-def test_the_previous_checkpoint_is_read_while_the_claim_is_in_flight(services, job_id):
-    """Without a handover, the GetObject goes beside the claim: the claim waits here until the
-    read has begun, which only a read issued before the claim's answer can satisfy."""
-    Chain(services).run_all(job_id, pipeline.STEPS[:2])
+def test_a_claim_reads_the_previous_checkpoint_in_the_item_it_returns(services, job_id, pipeline_calls):
+    """A message without a handover or a lease (an operator's retry, a redelivery) claims; the
+    claim returns the item, which keeps the previous step's checkpoint: no other read."""
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
     services.jobs.leases.clear()  # a message without a lease (the one handed on lapsed), which claims
-    read_began = threading.Event()
-    get, claim = services.artifacts.get, services.jobs.claim_step
-
-    def get_beside(key):
-        read_began.set()
-        return get(key)
-
-    def claim_waiting(*args, **kwargs):
-        assert read_began.wait(5), "the checkpoint read was not issued beside the claim"
-        return claim(*args, **kwargs)
-
-    services.artifacts.get, services.jobs.claim_step = get_beside, claim_waiting
+    services.jobs.calls.clear()
+    pipeline_calls.clear()
     assert run_step(services, job_id, THIRD).next is Next.CONTINUE
+    assert services.jobs.calls == {"claim_step": 1, "record_step": 1}
+    assert [e for e in chain.events if e.startswith("get")] == []
+    assert pipeline_calls == [THIRD]
 
 
-def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id):
+def test_a_claim_reads_a_previous_checkpoint_in_s3_once_it_has_the_item(services, job_id, pipeline_calls, in_s3):
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    services.jobs.leases.clear()
+    pipeline_calls.clear()
+    assert run_step(services, job_id, THIRD).next is Next.CONTINUE
+    assert [e for e in chain.events if e.startswith("get")] == [f"get {SECOND}.json"]
+    assert pipeline_calls == [THIRD]
+
+
+def test_a_leased_message_without_a_handover_reads_the_checkpoint_the_item_keeps(services, job_id, pipeline_calls):
+    """A redelivery that hands on again sends the next step its lease and no handover: the step,
+    which claims nothing, finds the checkpoint in neither the message nor S3, and reads the item."""
+    chain = Chain(services)
+    chain.run_all(job_id, pipeline.STEPS[:2])
+    services.jobs.calls.clear()
+    pipeline_calls.clear()
+    assert chain.run(job_id, THIRD, None).outcome == "recorded"  # the lease SECOND handed on
+    assert services.jobs.calls == {"get": 1, "record_step": 1}
+    assert pipeline_calls == [THIRD]  # nothing recomputed
+    assert services.jobs.get(job_id).checkpoint.step == THIRD
+
+
+def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id, in_s3):
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:1])
     upload_began = threading.Event()
@@ -200,7 +263,7 @@ def test_a_checkpoint_is_uploaded_while_the_record_is_in_flight(services, job_id
     assert chain.run(job_id, SECOND).next is Next.CONTINUE
 
 
-def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id):
+def test_a_run_that_fails_does_not_wait_for_its_upload(services, job_id, in_s3):
     """The record fails (or the soft time limit strikes) while S3 still retries the upload: the run
     raises at once; waiting out the upload could take it past its hard time limit."""
     chain = Chain(services)
@@ -243,15 +306,21 @@ def test_a_redelivered_message_with_its_handover_records_once_and_ends_done(serv
     assert services.artifacts.blobs[f"jobs/{job_id}/sceneGraph.json"] == final_scene()
 
 
-def test_a_lost_message_then_an_operators_retry_starts_at_the_first_incomplete_step(services, job_id, pipeline_calls):
+@pytest.mark.parametrize("kept_in", ["record", "s3"])
+def test_a_lost_message_then_an_operators_retry_starts_at_the_first_incomplete_step(
+    services, job_id, pipeline_calls, kept_in, monkeypatch
+):
     """The third step's message (with its handover) is lost; the job fails (stalled); the retry
-    starts at that step, from the checkpoint the second step left in the store."""
+    starts at that step, from the checkpoint the second step left in the item, or in S3."""
+    if kept_in == "s3":
+        monkeypatch.setattr(checkpoints, "RECORD_CHECKPOINT_MAX_BYTES", 0)
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:2])
     fail_job(services, job_id, THIRD, JobError("stalled", "STALLED"))  # what the sweeper would do
     sent = []
     retry_job(services.jobs, job_id, reason="lost", by="op", enqueue=lambda *a, **k: sent.append(k))
     assert sent[0]["steps"][0] == THIRD
+    assert (services.jobs.get(job_id).checkpoint is not None) is (kept_in == "record")  # a failed job keeps it
     pipeline_calls.clear()
     chain.run_all(job_id, sent[0]["steps"], attempt=2)
     assert pipeline_calls[0] == THIRD  # nothing before it computed again
@@ -302,7 +371,7 @@ def test_a_checkpoint_over_the_bound_is_not_handed_over():
 
 
 def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_checkpoint(
-    services, job_id, pipeline_calls
+    services, job_id, pipeline_calls, in_s3
 ):
     """S3 fails beside a record that succeeds: the run raises before sending anything (the task
     retries it); the redelivery finds the step recorded, recomputes its output from its handover,
@@ -355,7 +424,7 @@ def _reference_checkpoints() -> dict[str, bytes]:
     return out
 
 
-def test_a_failed_upload_of_a_checkpoint_not_handed_over_is_the_steps_failure(services, job_id, monkeypatch):
+def test_a_failed_upload_of_a_checkpoint_not_handed_over_is_the_steps_failure(services, job_id, monkeypatch, in_s3):
     monkeypatch.setattr(checkpoints, "HANDOVER_MAX_BYTES", 10)
     chain = Chain(services)
     chain.run_all(job_id, pipeline.STEPS[:1])

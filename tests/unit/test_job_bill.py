@@ -10,6 +10,7 @@ entry: two writes there. Read from recorded requests, as the emulator's recorder
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hot_path import job_cost
@@ -112,3 +113,49 @@ def test_a_write_that_leaves_the_state_as_it_was_does_not_move_the_entry():
     ]
     cost = job_cost(served, NAMES, 1, ITEM, [index("GSI2", "state", ALL)])
     assert cost["units"]["dynamodb write request unit, indexes"] == 3 * 3
+
+
+def test_a_record_says_what_it_does_to_the_checkpoint_the_item_keeps():
+    kept = {"M": {"step": {"S": "populate"}, "zlib": {"B": "eJw="}}}
+    keeps = recorded(
+        "UpdateItem",
+        {
+            "TableName": "jobs",
+            "Key": {"jobId": {"S": "j1"}},
+            "UpdateExpression": (
+                "SET #state = :running, #checkpoint = :checkpoint ADD stepIds :sid REMOVE leases.#lease"
+            ),
+            "ExpressionAttributeNames": {"#state": "state", "#checkpoint": "checkpoint", "#lease": "j1:populate"},
+            "ExpressionAttributeValues": {":running": {"S": "running"}, ":checkpoint": kept, ":sid": {"SS": ["x"]}},
+        },
+    )
+    assert json.loads(parse(keeps).sets_checkpoint) == kept
+    drops = recorded(
+        "UpdateItem",
+        {
+            "TableName": "jobs",
+            "Key": {"jobId": {"S": "j1"}},
+            "UpdateExpression": "SET #state = :done ADD stepIds :sid REMOVE leases.#lease, #checkpoint",
+            "ExpressionAttributeNames": {"#state": "state", "#checkpoint": "checkpoint", "#lease": "j1:x"},
+            "ExpressionAttributeValues": {":done": {"S": "done"}, ":sid": {"SS": ["x"]}},
+        },
+    )
+    assert parse(drops).sets_checkpoint == "-"
+    claim = parse(update("SET leases.#lease = :lease, #state = :running", {":lease": {"M": {}}}))
+    assert claim.sets_checkpoint == ""
+
+
+def test_a_write_is_billed_on_the_item_with_the_larger_of_the_checkpoints_before_and_after_it():
+    """The finished item (no checkpoint: the last record removes it) plus what each write keeps:
+    a 1.5 KB checkpoint set by the second record is billed there and on the write that replaces
+    it; a write that leaves it (a claim) is billed with it."""
+    checkpoint = json.dumps({"M": {"step": {"S": "s"}, "zlib": {"B": "A" * 2000}}})  # 1,500 bytes
+    size = len("checkpoint") + 3 + (1 + 4 + 1) + (1 + 4 + 1500)
+    writes = [write("PutItem", "j1", "queued", 0), write("UpdateItem", "j1", "running", 1)]
+    sets = [checkpoint, "", checkpoint.replace("AAAA", "BBBB", 1), "-"]
+    writes += [replace(write("UpdateItem", "j1", "", 2 + n), sets_checkpoint=value) for n, value in enumerate(sets)]
+    cost = job_cost(writes, NAMES, 1, ITEM, [])
+    assert cost["checkpointBytes"] == size
+    # SIZE alone is 3 units; with the checkpoint, 5: on the write that sets it, the claim that
+    # leaves it, the one that replaces it, and the one that removes it.
+    assert cost["units"]["dynamodb write request unit"] == 3 + 3 + 4 * 5

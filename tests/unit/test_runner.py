@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
+from dataclasses import replace
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -11,8 +13,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 import pipeline
 from pipeline.picture import render_png
 from storage.errors import ArtifactTooLarge, DependencyUnavailable, JobNotFound
-from storage.model import JobError, JobState, StepEvent, StepStatus, step_id
-from tasks import artifacts, runner
+from storage.model import JobError, JobState, RecordedCheckpoint, StepEvent, StepStatus, step_id
+from tasks import artifacts, checkpoints, runner
 from tasks.checkpoints import RESULT, artifact_key, checkpoint_key
 from tasks.dispatch import submit_job
 from tasks.runner import FaultDrill, Next, StepRun, fail_job, run_step
@@ -93,8 +95,9 @@ def test_first_step_moves_job_to_running(services, new_job):
     assert job.progress == pytest.approx(1 / len(pipeline.STEPS))
 
 
-def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job):
-    """A checkpoint per step between the first (recomputed from the request) and the last (the artifacts)."""
+def test_checkpoints_and_artifacts_are_written_at_their_keys(services, new_job, in_s3):
+    """A checkpoint per step between the first (recomputed from the request) and the last (the
+    artifacts), in S3 when too big for the step's record."""
     job_id = new_job()
     run_all(services, job_id)
     blobs = services.artifacts.blobs
@@ -143,7 +146,7 @@ def test_a_skipped_artifact_is_left_out_and_said_in_the_summary(services, new_jo
     assert job.result_summary == job.steps[-1].summary
 
 
-def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch):
+def test_each_step_reads_the_previous_checkpoint(services, new_job, monkeypatch, in_s3):
     """A step's input is the previous step's checkpointed data, not recomputed or taken from elsewhere."""
     job_id = new_job()
     run_all(services, job_id, pipeline.STEPS[:2])
@@ -165,8 +168,56 @@ def test_the_second_step_recomputes_the_first_from_the_request(services, new_job
     assert pipeline_calls == [pipeline.STEPS[0], pipeline.STEPS[0], pipeline.STEPS[1]]
     first = json.loads(pipeline.encode_json(pipeline.STEP_FUNCTIONS[pipeline.STEPS[0]](REQUEST).data))
     expected = pipeline.encode_json(pipeline.STEP_FUNCTIONS[pipeline.STEPS[1]](first).data)
-    stored = json.loads(services.artifacts.blobs[checkpoint_key(job_id, pipeline.STEPS[1])])["data"]
+    stored = json.loads(zlib.decompress(services.jobs.get(job_id).checkpoint.zlib))["data"]
     assert pipeline.encode_json(stored) == expected
+
+
+def test_each_step_reads_the_previous_checkpoint_its_item_keeps(services, new_job, monkeypatch):
+    """Kept by the previous step's record, the checkpoint comes back with the claim: read from there."""
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:2])
+    job = services.jobs.jobs[job_id]
+    assert job.checkpoint is not None and job.checkpoint.step == pipeline.STEPS[1]
+    checkpoint = json.loads(zlib.decompress(job.checkpoint.zlib))
+    checkpoint["data"]["marker"] = "from-the-item"
+    marked = RecordedCheckpoint(pipeline.STEPS[1], zlib.compress(json.dumps(checkpoint).encode()))
+    services.jobs.jobs[job_id] = replace(job, checkpoint=marked)
+    seen = []
+    monkeypatch.setattr(pipeline, "run_step", lambda name, previous: seen.append(dict(previous)) or _stop())
+    with pytest.raises(_Stop):
+        run_step(services, job_id, pipeline.STEPS[2])
+    assert seen[0]["marker"] == "from-the-item"
+    assert not [key for key in services.artifacts.blobs if "/steps/" in key]
+
+
+def test_the_item_keeps_only_the_checkpoints_small_enough(services, new_job, monkeypatch):
+    """Over RECORD_CHECKPOINT_MAX_BYTES a checkpoint goes to S3, and the record drops the earlier one
+    the item kept; a step after it reads S3, not that earlier one."""
+    second, third = pipeline.STEPS[1], pipeline.STEPS[2]
+    sizes = {step: len(zlib.compress(body)) for step, body in _reference_bodies().items()}
+    assert sizes[second] < sizes[third]
+    monkeypatch.setattr(checkpoints, "RECORD_CHECKPOINT_MAX_BYTES", sizes[second])
+    job_id = new_job()
+    run_all(services, job_id, pipeline.STEPS[:2])
+    assert services.jobs.get(job_id).checkpoint.step == second
+    assert checkpoint_key(job_id, second) not in services.artifacts.blobs
+    run_all(services, job_id, pipeline.STEPS[2:3])
+    assert services.jobs.get(job_id).checkpoint is None
+    assert checkpoint_key(job_id, third) in services.artifacts.blobs
+    run_all(services, job_id, pipeline.STEPS[3:])
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.DONE and job.checkpoint is None
+    final = expected_output()
+    assert services.artifacts.blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
+
+
+def _reference_bodies() -> dict[str, bytes]:
+    data, out = dict(REQUEST), {}
+    for step in pipeline.STEPS[:-1]:
+        output = pipeline.run_step(step, data)
+        out[step] = checkpoints.encode_checkpoint(step, output)
+        data = json.loads(pipeline.encode_json(output.data))
+    return out
 
 
 class _Stop(Exception):
@@ -273,7 +324,18 @@ def test_a_step_recorded_by_a_step_event_has_its_checkpoint_recomputed(services,
 
 
 def test_a_first_run_reads_the_job_and_its_own_checkpoint_never(services, new_job):
-    """The cost of a step: two job writes (claim, record), no job read, and no probe for its own checkpoint."""
+    """The cost of a step that claims: two job writes (claim, record), no job read, and no probe
+    for its own checkpoint. The claim returns the item, which keeps the previous checkpoint."""
+    job_id = new_job()
+    services.jobs.calls.clear()
+    run_all(services, job_id)
+    steps = len(pipeline.STEPS)
+    assert services.jobs.calls == {"claim_step": steps, "record_step": steps}
+    assert services.artifacts.gets == []
+    assert not [key for key in services.artifacts.puts if "/steps/" in key]
+
+
+def test_a_first_run_with_its_checkpoints_in_s3_reads_each_once_and_probes_none(services, new_job, in_s3):
     job_id = new_job()
     services.jobs.calls.clear()
     run_all(services, job_id)
