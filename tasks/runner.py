@@ -248,13 +248,11 @@ def _run_claimed(
     )
     handing = _handing(services, job, step, delivery, run) if hand_on is not None and not last else None
     reserved = handing.size if handing else 0
-    upload = (
-        _Upload(services, job.job_id, step, output, stored=stored, reserved=reserved) if _checkpointed(step) else None
-    )
-    if upload is not None:
+    kept = _Kept(services, job.job_id, step, output, stored=stored, reserved=reserved) if _checkpointed(step) else None
+    if kept is not None:
         # Kept by the record, or uploaded beside it and stored before the next step is sent: a
         # step sent is a step whose checkpoint a retry finds, handed over or not.
-        upload.start()
+        kept.start()
     failing = False
     try:
         outcome = services.jobs.record_step(
@@ -264,8 +262,8 @@ def _run_claimed(
             done=completion,
             attempt=job.attempt,
             next_lease=handing.lease if handing else None,
-            checkpoint=upload.recorded if upload else None,
-            drop_checkpoint=upload is not None and upload.recorded is None,
+            checkpoint=kept.recorded if kept else None,
+            drop_checkpoint=kept is not None and kept.recorded is None,
         )
         log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
         if outcome is RecordOutcome.RECORDED:
@@ -284,21 +282,21 @@ def _run_claimed(
             # handed the lease on if any did: this message goes without one, and claims.
             leased = handing.leased if handing and outcome is RecordOutcome.RECORDED else None
             try:
-                hand_on(upload.carried() if upload else None, leased)
+                hand_on(kept.carried() if kept else None, leased)
             except BaseException:
                 if handing is not None and leased is not None:
                     _release(services, job_id, handing.lease)
                 raise
         return StepRun(Next.CONTINUE, str(outcome))
     except BaseException:
-        # Failing already (a store down, the step's soft time limit): the upload's outcome
+        # Failing already (a store down, the step's soft time limit): an upload's outcome
         # changes nothing, and waiting out its retries against a store that is down could take
         # the run past its hard time limit, which kills it and fails the job.
         failing = True
         raise
     finally:
-        if upload is not None and not failing:
-            upload.finish()
+        if kept is not None and not failing:
+            kept.finish()
 
 
 HandOn = Callable[[dict | None, Leased | None], None]
@@ -483,8 +481,8 @@ def _already_recorded(
         log.info("step.checkpoint_restored", step=step)
         output = pipeline.run_step(step, _load_input(services, job, step, previous=previous))
         _save_checkpoint(services, job.job_id, step, encode_checkpoint(step, output))
-    # Nothing is handed over: the next step reads the checkpoint from S3. The lease its first
-    # run's record handed on is handed on again, if that message may never have been sent.
+    # Nothing is handed over: the next step reads the checkpoint from the item or S3. The lease
+    # its first run's record handed on is handed on again, if that message may never have been sent.
     if hand_on is not None:
         hand_on(None, _lease_handed_on(job, step, delivery, run))
     return StepRun(Next.CONTINUE, "duplicate")
@@ -627,7 +625,7 @@ def _stored_checkpoint(services: Services, job_id: str, step: str) -> bytes:
         return body
 
 
-class _Upload:
+class _Kept:
     """A step's checkpoint: kept by its record when small (``recorded``), else a PutObject beside
     the record, ended before its hand-on."""
 
