@@ -1,5 +1,8 @@
+import json
+
 import pytest
 
+import pipeline
 from storage.bootstrap import Services
 from storage.settings import Settings
 from tasks import checkpoints, doom_nodes
@@ -19,6 +22,18 @@ def _no_node_builder(monkeypatch):
 def in_s3(monkeypatch) -> None:
     """Every checkpoint too big for its step's record, as a big level's are: each goes to S3."""
     monkeypatch.setattr(checkpoints, "RECORD_CHECKPOINT_MAX_BYTES", 0)
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoints() -> dict[str, bytes]:
+    """Each step's checkpoint bytes for the tests' default request, from the pure pipeline."""
+    data: dict = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
+    out = {}
+    for step in pipeline.STEPS[:-1]:
+        output = pipeline.run_step(step, data)
+        out[step] = checkpoints.encode_checkpoint(step, output)
+        data = json.loads(pipeline.encode_json(output.data))
+    return out
 
 
 @pytest.fixture

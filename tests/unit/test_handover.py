@@ -110,9 +110,9 @@ def final_scene(request=REQUEST) -> bytes:
     return pipeline.encode_json(data["sceneGraph"])
 
 
-def test_a_default_job_reads_no_checkpoint_and_its_item_keeps_the_latest_one(services, job_id):
+def test_a_default_job_reads_no_checkpoint_and_its_item_keeps_the_latest_one(services, job_id, reference_checkpoints):
     chain = Chain(services)
-    reference = _reference_checkpoints()
+    reference = reference_checkpoints
     for step in pipeline.STEPS[:-1]:
         chain.run(job_id, step, chain.handovers.get(pipeline.STEPS[pipeline.STEPS.index(step) - 1]))
         kept = services.jobs.get(job_id).checkpoint
@@ -371,7 +371,7 @@ def test_a_checkpoint_over_the_bound_is_not_handed_over():
 
 
 def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_checkpoint(
-    services, job_id, pipeline_calls, in_s3
+    services, job_id, pipeline_calls, in_s3, reference_checkpoints
 ):
     """S3 fails beside a record that succeeds: the run raises before sending anything (the task
     retries it); the redelivery finds the step recorded, recomputes its output from its handover,
@@ -398,7 +398,7 @@ def test_a_failed_upload_fails_the_run_unsent_and_the_redelivery_stores_the_chec
     assert chain.handovers[THIRD] is None  # the next step reads it from the store
     chain.run_all(job_id, pipeline.STEPS[3:])
     assert services.jobs.get(job_id).state is JobState.DONE
-    reference = _reference_checkpoints()
+    reference = reference_checkpoints
     for step in pipeline.STEPS[1:-1]:
         assert services.artifacts.blobs[checkpoint_key(job_id, step)] == reference[step]
 
@@ -413,15 +413,6 @@ def test_a_duplicate_whose_checkpoint_is_stored_computes_nothing(services, job_i
     assert chain.run(job_id, THIRD, chain.handovers[SECOND], run=1).outcome == "duplicate"
     assert chain.run(job_id, THIRD, chain.handovers[SECOND], leased=None).outcome == "duplicate"
     assert pipeline_calls == []
-
-
-def _reference_checkpoints() -> dict[str, bytes]:
-    data, out = dict(REQUEST), {}
-    for step in pipeline.STEPS[:-1]:
-        output = pipeline.run_step(step, data)
-        out[step] = checkpoints.encode_checkpoint(step, output)
-        data = json.loads(pipeline.encode_json(output.data))
-    return out
 
 
 def test_a_failed_upload_of_a_checkpoint_not_handed_over_is_the_steps_failure(services, job_id, monkeypatch, in_s3):

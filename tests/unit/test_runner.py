@@ -190,11 +190,11 @@ def test_each_step_reads_the_previous_checkpoint_its_item_keeps(services, new_jo
     assert not [key for key in services.artifacts.blobs if "/steps/" in key]
 
 
-def test_the_item_keeps_only_the_checkpoints_small_enough(services, new_job, monkeypatch):
+def test_the_item_keeps_only_the_checkpoints_small_enough(services, new_job, monkeypatch, reference_checkpoints):
     """Over RECORD_CHECKPOINT_MAX_BYTES a checkpoint goes to S3, and the record drops the earlier one
     the item kept; a step after it reads S3, not that earlier one."""
     second, third = pipeline.STEPS[1], pipeline.STEPS[2]
-    sizes = {step: len(zlib.compress(body)) for step, body in _reference_bodies().items()}
+    sizes = {step: len(zlib.compress(body)) for step, body in reference_checkpoints.items()}
     assert sizes[second] < sizes[third]
     monkeypatch.setattr(checkpoints, "RECORD_CHECKPOINT_MAX_BYTES", sizes[second])
     job_id = new_job()
@@ -209,15 +209,6 @@ def test_the_item_keeps_only_the_checkpoints_small_enough(services, new_job, mon
     assert job.state is JobState.DONE and job.checkpoint is None
     final = expected_output()
     assert services.artifacts.blobs[artifact_key(job_id, SCENE_GRAPH)] == pipeline.encode_json(final["sceneGraph"])
-
-
-def _reference_bodies() -> dict[str, bytes]:
-    data, out = dict(REQUEST), {}
-    for step in pipeline.STEPS[:-1]:
-        output = pipeline.run_step(step, data)
-        out[step] = checkpoints.encode_checkpoint(step, output)
-        data = json.loads(pipeline.encode_json(output.data))
-    return out
 
 
 class _Stop(Exception):
