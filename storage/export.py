@@ -79,8 +79,9 @@ def _all_entities(
         if entity_type(item) == ENTITY_JOB:
             job = job_from_item(item)
             yield from entities.job_entities(job)
-            if job.checkpoint is not None:
-                yield _kept_checkpoint(job.job_id, job.checkpoint, artifact_dir)
+            kept = _kept_checkpoint(job.job_id, job.checkpoint, artifact_dir) if job.checkpoint else None
+            if kept is not None:
+                yield kept
         else:
             key = item.get("artifactKey") or item["jobId"].removeprefix(ARTIFACT_KEY_PREFIX)
             body = bytes(item["body"].value)
@@ -89,16 +90,14 @@ def _all_entities(
         yield from _bucket(source.s3, source.bucket, artifact_dir)
 
 
-def _kept_checkpoint(job_id: str, checkpoint: RecordedCheckpoint, artifact_dir: Path | None) -> dict[str, Any]:
+def _kept_checkpoint(job_id: str, checkpoint: RecordedCheckpoint, artifact_dir: Path | None) -> dict[str, Any] | None:
     """The checkpoint a job's item keeps (its latest recorded step's), as the artifact it stands
     for: the object a bigger one would be, at its key. An import stores it there, where a retry
-    of the restored job finds it."""
+    of the restored job finds it. None for one that does not inflate, which the worker would not
+    read either: a retry recomputes it (the pipeline is deterministic)."""
     body = checkpoint.inflated()
     if body is None:
-        raise InvalidExport(
-            f"job {job_id}'s checkpoint of {checkpoint.step} does not inflate",
-            details={"jobId": job_id, "step": checkpoint.step},
-        )
+        return None
     key = checkpoint_key(job_id, checkpoint.step)
     return _artifact(key, CHECKPOINT_CONTENT_TYPE, body, STORE_TABLE, artifact_dir)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import pipeline
 from storage import entities
 from storage.dynamo_items import entity_type, item_from_job, job_from_item
 from storage.errors import InvalidExport
+from storage.export import ExportSource, export_entities
 from storage.importer import import_entities
 from storage.model import (
     MAX_DETAILS_BYTES,
@@ -25,6 +28,7 @@ from storage.model import (
     Job,
     JobError,
     JobState,
+    RecordedCheckpoint,
     StepEvent,
     StepLease,
     StepStatus,
@@ -250,3 +254,41 @@ def test_import_refuses_bytes_that_do_not_match_and_keys_outside_the_directory(t
         )
     with pytest.raises(InvalidExport, match="line 2: not JSON"):
         import_entities([header, "{oops\n", end], FakeJobStore(), FakeArtifactStore())
+
+
+def test_the_checkpoint_a_record_kept_survives_the_item_layout_and_a_malformed_one_reads_as_none():
+    job = replace(rich_job(), checkpoint=RecordedCheckpoint("layout_rooms", zlib.compress(b'{"x": 1}')))
+    item = item_from_job(job)
+    assert item["checkpoint"] == {"step": "layout_rooms", "zlib": zlib.compress(b'{"x": 1}')}
+    assert job_from_item(through_dynamodb(item)) == job
+    for broken in ({"step": 3, "zlib": b"x"}, {"step": "layout_rooms"}, {"step": "s", "zlib": "text"}, "text"):
+        assert job_from_item(through_dynamodb(item | {"checkpoint": broken})).checkpoint is None
+    assert "checkpoint" not in item_from_job(rich_job())
+
+
+class OneItemTable:
+    """A DynamoDB client whose table holds ``items`` (low-level form), all in Scan segment 0."""
+
+    def __init__(self, items: list[dict]) -> None:
+        self.items = items
+
+    def scan(self, **request):
+        return {"Items": self.items if request["Segment"] == 0 else []}
+
+
+def test_an_export_writes_the_checkpoint_an_item_keeps_as_its_artifact_and_leaves_out_one_that_does_not_inflate(
+    tmp_path,
+):
+    body = b'{"step": "populate", "summary": "s", "data": {}}'
+    kept = replace(rich_job(), checkpoint=RecordedCheckpoint("populate", zlib.compress(body)))
+    other = replace(rich_job(), job_id=JOB_ID.replace("3f0c", "4f0c"), checkpoint=RecordedCheckpoint("x", b"not zlib"))
+    serializer = TypeSerializer()
+    table = OneItemTable(
+        [{key: serializer.serialize(value) for key, value in item_from_job(job).items()} for job in (kept, other)]
+    )
+    exported = list(export_entities(ExportSource(table, "jobs"), artifact_dir=tmp_path, segments=2))
+    artifacts = [entity for entity in exported if entity["type"] == "artifact"]
+    key = f"jobs/{JOB_ID}/steps/populate.json"
+    assert artifacts == [entities.artifact_entity(key, JOB_ID, "application/json", body, "table")]
+    assert (tmp_path / key).read_bytes() == body
+    assert exported[-1]["counts"]["artifact"] == 1
