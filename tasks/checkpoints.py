@@ -22,12 +22,11 @@ import zlib
 from collections.abc import Mapping
 
 import pipeline
-from storage.model import INFLATED_MAX_BYTES as INFLATED_MAX_BYTES
 from storage.model import RecordedCheckpoint, artifact_prefix, inflate
-from storage.model import checkpoint_key as checkpoint_key
 
-# A checkpoint's key and inflation bound live in storage, whose export reads the checkpoint a job's
-# item keeps: re-exported here, beside a checkpoint's other forms.
+# A checkpoint's key lives in storage, whose export writes the checkpoint a job's item keeps at
+# that key: re-exported here, beside a checkpoint's other forms.
+from storage.model import checkpoint_key as checkpoint_key
 
 RESULT = "result.json"
 

@@ -23,10 +23,11 @@ import pytest
 from structlog.testing import capture_logs
 
 import pipeline
+from storage import model
 from storage.errors import DependencyUnavailable
-from storage.model import JobError, JobState, handed_owner, step_id
+from storage.model import JobError, JobState, RecordedCheckpoint, handed_owner, step_id
 from tasks import checkpoints
-from tasks.checkpoints import HANDOVER_MAX_BYTES, checkpoint_key, from_handover, handover
+from tasks.checkpoints import HANDOVER_MAX_BYTES, checkpoint_key, from_handover, from_record, handover
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Leased, Next, fail_job, run_step
 
@@ -356,10 +357,13 @@ def test_a_broken_or_foreign_handover_counts_as_none_and_the_store_is_read(servi
     assert services.jobs.get(job_id).steps[-1].name == THIRD
 
 
-def test_a_handover_that_would_inflate_past_the_bound_is_refused(monkeypatch):
-    monkeypatch.setattr(checkpoints, "INFLATED_MAX_BYTES", 1000)
-    bomb = {"step": SECOND, "zlib": base64.b64encode(zlib.compress(b" " * 100_000)).decode()}
-    assert from_handover(bomb, SECOND) is None
+def test_a_handover_or_a_kept_checkpoint_that_would_inflate_past_the_bound_is_refused(monkeypatch):
+    # A valid checkpoint that inflates a thousandfold: read within the bound, refused past it.
+    packed = zlib.compress(pipeline.encode_json({"step": SECOND, "summary": "s", "data": {"pad": " " * 100_000}}))
+    handed, kept = {"step": SECOND, "zlib": base64.b64encode(packed).decode()}, RecordedCheckpoint(SECOND, packed)
+    assert from_handover(handed, SECOND) is not None and from_record(kept, SECOND) is not None
+    monkeypatch.setattr(model, "INFLATED_MAX_BYTES", 1000)
+    assert from_handover(handed, SECOND) is None and from_record(kept, SECOND) is None
 
 
 def test_a_checkpoint_over_the_bound_is_not_handed_over():
