@@ -142,10 +142,12 @@ data "aws_iam_policy_document" "worker" {
   source_policy_documents = [data.aws_iam_policy_document.control.json]
 
   # A step reads the job item through its claim (UpdateItem returning the old item),
-  # never with GetItem; Query is the stall sweeper's.
+  # or from its message. GetItem: the stall sweeper reads each stalled job it found on
+  # the state index (Query), which copies only what listings read, and a step sent on
+  # without its checkpoint reads the one the item keeps.
   statement {
     sid       = "JobsTable"
-    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     resources = local.jobs_table_resources
   }
 

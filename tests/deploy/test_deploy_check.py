@@ -230,6 +230,41 @@ def _process_env(applied: Applied, container: dict, access_key: str) -> dict[str
     }
 
 
+QUEUE_A_JOB = """
+from storage.bootstrap import build_services
+from storage.settings import Settings
+from tasks.dispatch import submit_job
+
+services = build_services(Settings.from_env())
+request = {"prompt": "never sent", "seed": 1, "style": "doom"}
+job, _ = submit_job(services.jobs, request, ttl_days=1, enqueue=lambda *a, **k: None)
+print("answer:", job.job_id)
+"""
+SWEEP_A_DAY_LATER = """
+from datetime import UTC, datetime, timedelta
+
+from storage.bootstrap import build_services
+from storage.settings import Settings
+from tasks.sweeper import sweep_stalled
+
+services = build_services(Settings.from_env())
+later = datetime.now(UTC) + timedelta(days=1)
+print("answer:", *sweep_stalled(services, stall_after_seconds=services.settings.stall_after_seconds, now=later))
+"""
+
+
+def _python(code: str, env: dict[str, str], cwd: Path) -> str:
+    """Run ``code`` as a service's process would (its environment, its credentials): what it
+    printed after ``answer:`` (its log lines go to the same output)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    answers = [line.removeprefix("answer:").strip() for line in done.stdout.splitlines() if line.startswith("answer:")]
+    assert len(answers) == 1, done.stdout + done.stderr
+    return answers[0]
+
+
 def _start(command: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command, env=env, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
@@ -290,6 +325,13 @@ def booted(applied, tmp_path_factory) -> Iterator[Booted]:
             )
             for name, container in (("worker", worker),)
         }
+        # The worker's rarer calls, which the smoke test's job does not make: its stall sweep (the
+        # state index's Query, a GetItem of each stalled job, its UpdateItem), run with the
+        # worker's environment over a job the API's code queued and never sent.
+        never_sent = _python(QUEUE_A_JOB, _process_env(applied, api, keys["api"]), logs)
+        swept = _python(SWEEP_A_DAY_LATER, _process_env(applied, worker, keys["worker"]), logs)
+        assert never_sent in swept.split(), (never_sent, swept)
+        report(f"the worker's stall sweep, a day later, failed the job the API queued and never sent: {never_sent}")
         _moto(applied, "stop-recording")
         requests = [json.loads(line) for line in applied.recording.read_text().splitlines()]
         yield Booted(api_url, job_id, {key: service for service, key in keys.items()}, requests, health)
