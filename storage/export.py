@@ -24,6 +24,7 @@ from storage.model import (
     CHECKPOINT_CONTENT_TYPE,
     RecordedCheckpoint,
     checkpoint_key,
+    inflate,
     job_of_artifact,
     utc_now,
 )
@@ -95,7 +96,7 @@ def _kept_checkpoint(job_id: str, checkpoint: RecordedCheckpoint, artifact_dir: 
     for: the object a bigger one would be, at its key. An import stores it there, where a retry
     of the restored job finds it. None for one that does not inflate, which the worker would not
     read either: a retry recomputes it (the pipeline is deterministic)."""
-    body = checkpoint.inflated()
+    body = inflate(checkpoint.zlib)
     if body is None:
         return None
     key = checkpoint_key(job_id, checkpoint.step)

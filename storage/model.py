@@ -345,11 +345,6 @@ class RecordedCheckpoint:
     step: str
     zlib: bytes
 
-    def inflated(self) -> bytes | None:
-        """The checkpoint's bytes, or None if they do not inflate (zlib's checksum) within
-        INFLATED_MAX_BYTES."""
-        return inflate(self.zlib)
-
 
 # What a compressed checkpoint (in a record or a message) may inflate to: far above any level's
 # checkpoint (a 1,000-room one is under 1 MB), so a forged one cannot make a worker inflate

@@ -548,7 +548,7 @@ def _compute(
         # A run that lost its lease (killed, or hung past its limit) may have written its
         # checkpoint before it died: the pipeline is deterministic, so reuse it.
         try:
-            return decode_checkpoint(services.artifacts.get(checkpoint_key(job.job_id, step))), True
+            return _from_s3(services, job.job_id, step), True
         except ArtifactNotFound:
             pass
     _apply_drill(job, step, slow_seconds=services.settings.fault_drill_slow_seconds)
@@ -578,8 +578,8 @@ def _load_input(
     if kept is not None:
         return kept.data
     try:
-        body = prefetch.result() if prefetch is not None else services.artifacts.get(checkpoint_key(job.job_id, before))
-        return decode_checkpoint(body).data
+        stored = prefetch.result() if prefetch is not None else _from_s3(services, job.job_id, before)
+        return stored.data
     except ArtifactNotFound:
         pass
     # The previous step was recorded by a step event, not run by the pipeline (or its upload
@@ -611,18 +611,21 @@ def _prefetch(services: Services, job_id: str, step: str) -> Future | None:
     return _submit(_stored_checkpoint, services, job_id, pipeline.STEPS[index - 1])
 
 
-def _stored_checkpoint(services: Services, job_id: str, step: str) -> bytes:
-    """A checkpoint's bytes, from S3 or else from the job's item (for a run that has not read the
-    item: a redelivery that hands on again sends the next step no handover, whichever store
+def _stored_checkpoint(services: Services, job_id: str, step: str) -> pipeline.StepOutput:
+    """A step's stored output, from S3 or else from the job's item (for a run that has not read
+    the item: a redelivery that hands on again sends the next step no handover, whichever store
     keeps it). ArtifactNotFound when neither has it."""
     try:
-        return services.artifacts.get(checkpoint_key(job_id, step))
+        return _from_s3(services, job_id, step)
     except ArtifactNotFound:
-        kept = services.jobs.get(job_id).checkpoint
-        body = kept.inflated() if kept is not None and kept.step == step else None
-        if body is None:
+        kept = from_record(services.jobs.get(job_id).checkpoint, step)
+        if kept is None:
             raise
-        return body
+        return kept
+
+
+def _from_s3(services: Services, job_id: str, step: str) -> pipeline.StepOutput:
+    return decode_checkpoint(services.artifacts.get(checkpoint_key(job_id, step)))
 
 
 class _Kept:
