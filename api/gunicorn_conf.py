@@ -6,7 +6,8 @@ to the root logger instead, so its lines are JSON like the API's own.
 
 import os
 
-from tasks.logs import configure_logging
+from tasks.heap import freeze_startup_heap
+from tasks.logs import configure_logging, get_logger
 
 logconfig_dict = {
     "version": 1,
@@ -29,3 +30,10 @@ graceful_timeout = 10
 def on_starting(server) -> None:
     """Configure JSON logging in the master; forked workers inherit it."""
     configure_logging("api", os.environ.get("LOG_LEVEL", "INFO").upper())
+
+
+def post_worker_init(worker) -> None:
+    """Freeze what a worker holds once it has built the app and its clients (tasks/heap.py), so
+    the collector's full passes stop walking them in the middle of requests."""
+    frozen = freeze_startup_heap()
+    get_logger(__name__).info("api.heap_frozen", pid=os.getpid(), frozenObjects=frozen.objects, freezeMs=frozen.ms)

@@ -18,6 +18,7 @@ from celery.app.log import Logging
 from celery.worker import control as celery_control
 from celery.worker import state as worker_state
 
+from tasks.heap import freeze_startup_heap
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger(__name__)
@@ -85,7 +86,9 @@ class WaitOutDeclarationsStep(bootsteps.Step):
 
 
 class WarmPoolStep(bootsteps.Step):
-    """Each pool process builds its AWS clients as it is forked, not in its first step.
+    """Each pool process builds its AWS clients as it is forked, not in its first step, then
+    freezes what it holds (tasks/heap.py). The main process freezes what it holds before it forks
+    them, so each one's own freeze walks only what it made.
 
     A process's stores (tasks/steps.py: services; boto3 loads and parses each service's model)
     take about a quarter of a second of CPU. Built on first use, they made a fresh worker's first
@@ -97,6 +100,7 @@ class WarmPoolStep(bootsteps.Step):
 
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
+        _log_frozen("before its pool forks")
         os.register_at_fork(after_in_child=_warm_process)
 
 
@@ -111,7 +115,30 @@ def _warm_process() -> None:
     except Exception as exc:  # noqa: BLE001 - not built now: the first step builds them, and fails as it did
         log.warning("worker.process_warm_failed", pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")
         return
-    log.info("worker.process_warmed", pid=os.getpid(), ms=round((time.monotonic() - started) * 1000))
+    built = round((time.monotonic() - started) * 1000)
+    frozen = freeze_startup_heap()
+    log.info("worker.process_warmed", pid=os.getpid(), ms=built, frozenObjects=frozen.objects, freezeMs=frozen.ms)
+
+
+class FreezeHeapStep(bootsteps.StartStopStep):
+    """The worker's main process freezes what it holds once its consumer is set up (tasks/heap.py).
+
+    After the task consumer's step, so kombu's SQS channel and its boto3 client are among what is
+    frozen: the consumer's loop receives every message, and a full collection there held back
+    whichever was due. A consumer restarted after a lost connection freezes again (what it made
+    anew; the rest is frozen already).
+    """
+
+    label = "freeze heap"
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, c):
+        _log_frozen("once its consumer is set up")
+
+
+def _log_frozen(stage: str) -> None:
+    frozen = freeze_startup_heap()
+    log.info("worker.heap_frozen", pid=os.getpid(), stage=stage, frozenObjects=frozen.objects, freezeMs=frozen.ms)
 
 
 class _RepeatingStep(bootsteps.StartStopStep):
@@ -207,6 +234,7 @@ def create_app() -> Celery:
     app.steps["worker"].add(WarmPoolStep)
     app.steps["consumer"].add(LivenessStep)
     app.steps["consumer"].add(TaskEventsStep)
+    app.steps["consumer"].add(FreezeHeapStep)
     return app
 
 

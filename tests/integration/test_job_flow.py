@@ -94,6 +94,23 @@ def test_each_pool_process_builds_its_stores_as_it_is_forked(live):
     assert not [line for line in lines if line.get("event") == "worker.process_warm_failed"]
 
 
+def test_every_worker_and_api_process_freezes_what_it_holds_once_started(live):
+    """tasks/heap.py: the worker's main process before its pool forks and once its consumer is set
+    up; each pool process once it has built its clients; each API worker once it has built the app.
+    A full collection then walks none of it."""
+    live.wait_terminal(live.submit()["jobId"])
+    events = live.log_events("worker1")
+    frozen = {e["stage"]: e["frozenObjects"] for e in events if e.get("event") == "worker.heap_frozen"}
+    assert frozen.keys() == {"before its pool forks", "once its consumer is set up"}, frozen
+    warmed = [e for e in events if e.get("event") == "worker.process_warmed"]
+    assert len(warmed) >= live.stack.config.worker_concurrency
+    # Its own freeze, beyond what it inherited: the boto3 clients it built (about 90,000 objects).
+    assert all(e["frozenObjects"] > frozen["before its pool forks"] + 50_000 for e in warmed), (frozen, warmed)
+    api = [e for e in live.log_events("api") if e.get("event") == "api.heap_frozen"]
+    assert len({e["pid"] for e in api}) == live.stack.config.api_workers, api
+    assert all(e["frozenObjects"] > 100_000 for e in api), api
+
+
 def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
     job_id = live.submit(headers={"X-Fault-Drill": "fail:connect_doors"})["jobId"]
     body = live.wait_terminal(job_id)

@@ -1,0 +1,69 @@
+"""A long-lived process freezes what it holds once started (tasks/heap.py), after collecting its garbage.
+
+The processes that call it are the worker's (tests/unit/test_warm_pool.py) and the API's
+(test_the_apis_workers_freeze_their_heap_once_the_app_is_built, below); tests/integration/test_job_flow.py
+reads their logs. Every test here unfreezes what it froze: this process is pytest's.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+from structlog.testing import capture_logs
+
+from api import gunicorn_conf
+from tasks import heap
+
+
+class Node:
+    """An object the collector tracks, that can hold a reference to another (a cycle)."""
+
+    other: Node | None = None
+
+
+def test_live_objects_leave_the_collectors_generations_and_garbage_is_collected_first():
+    gc.disable()  # no automatic collection before the freeze's own (the fixture enables it again)
+    kept = Node()
+    cycle = Node()
+    cycle.other = Node()
+    cycle.other.other = cycle  # garbage only a collection finds: reference counting never frees it
+    gone = weakref.ref(cycle)
+    del cycle
+    assert gone() is not None
+
+    frozen = heap.freeze_startup_heap()
+
+    assert gone() is None  # collected, not frozen for ever
+    assert frozen.objects == gc.get_freeze_count() > 0 and frozen.ms >= 0
+    # No collection walks it any more: it is in none of the collector's generations.
+    assert not any(obj is kept for obj in gc.get_objects())
+    made_after = Node()
+    assert any(obj is made_after for obj in gc.get_objects())
+
+
+def test_a_second_freeze_adds_what_the_process_made_since():
+    first = heap.freeze_startup_heap()
+    made_after = [Node() for _ in range(100)]
+    second = heap.freeze_startup_heap()
+    assert second.objects >= first.objects + len(made_after)
+
+
+def test_the_apis_workers_freeze_their_heap_once_the_app_is_built(monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: calls.append(1) or heap.Frozen(1234, 5))
+    with capture_logs() as logs:
+        gunicorn_conf.post_worker_init(worker=None)
+    assert calls == [1]
+    [frozen] = [entry for entry in logs if entry["event"] == "api.heap_frozen"]
+    assert (frozen["frozenObjects"], frozen["freezeMs"]) == (1234, 5) and frozen["pid"] > 0
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen():
+    enabled = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if enabled:
+        gc.enable()
