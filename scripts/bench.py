@@ -239,7 +239,7 @@ def requests_per_job(bench: Bench, jobs: int = 5) -> dict:
         "watched": watched,
         "criticalPath": {"perStep": steps, "timeline": timeline},
         "cost": cost,
-        "computeMs": _compute_ms(bench, set(done)),
+        "computeMs": _compute_ms(bench, set(done), last=pipeline.STEPS[-1]),
     }
 
 
@@ -259,15 +259,23 @@ def _item_and_indexes(bench: Bench, table: str, job_id: str) -> tuple[dict, list
     return item, client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
 
 
-def _compute_ms(bench: Bench, jobs: set[str]) -> dict[str, float]:
-    """Median duration of each step (its start, after its claim if it makes one, to its record
-    issued) of ``jobs``, from the worker's log."""
+def _compute_ms(bench: Bench, jobs: set[str], last: str) -> dict[str, float]:
+    """Median compute of each step of ``jobs``, from the worker's log: its computation (after its
+    claim if it makes one), and for the last step the making of its artifacts too, up to the
+    moment result.json can go; not their uploads, which (f) counts as a round trip of its own."""
     durations: dict[str, list[int]] = {}
+    made: dict[str, int] = {}
     for line in (bench.log_dir / "worker.log").read_text(errors="replace").splitlines():
-        if '"step.recorded"' in line and line.startswith("{"):
-            event = json.loads(line)
-            if event.get("jobId") in jobs:
-                durations.setdefault(event["step"], []).append(event["durationMs"])
+        if not line.startswith("{") or not ('"step.recorded"' in line or '"artifacts.written"' in line):
+            continue
+        event = json.loads(line)
+        if event.get("jobId") not in jobs:
+            continue
+        if event["event"] == "artifacts.written":
+            made[event["jobId"]] = event["madeMs"]
+        else:
+            computed = event["computeMs"] + (made.pop(event["jobId"], 0) if event["step"] == last else 0)
+            durations.setdefault(event["step"], []).append(computed)
     return {step: statistics.median(values) for step, values in durations.items()}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping, *, index: 
         # Each thread runs in a copy of this context, so its log lines keep the job's ids.
         return _pool().submit(contextvars.copy_context().run, fn, *args)
 
+    started = time.monotonic()
     made = {submit(make, artifact): artifact for artifact in ARTIFACTS}
     uploads: list[Future] = []
     keys: dict[Artifact, str] = {}
@@ -146,6 +148,7 @@ def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping, *, index: 
             continue
         keys[artifact] = key
         uploads.append(submit(store.put, key, body, artifact.content_type))
+    made_ms = _ms_since(started)
     written = Written(
         {a.field: keys[a] for a in ARTIFACTS if a in keys}, tuple(skipped[a] for a in ARTIFACTS if a in skipped)
     )
@@ -158,7 +161,13 @@ def write_artifacts(store: ArtifactStore, job_id: str, data: Mapping, *, index: 
         raise failure
     for upload in uploads:
         upload.result()  # an upload's error is the step's
+    # How long the artifacts took to make (with the uploads they waited beside), and to store.
+    log.info("artifacts.written", count=len(keys) + 1, madeMs=made_ms, ms=_ms_since(started))
     return written
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
 
 
 @functools.cache

@@ -235,6 +235,7 @@ def _run_claimed(
     job_id = job.job_id
     started_at, started = utc_now(), time.monotonic()
     output, stored = _compute(services, job, step, resumed=resumed, previous=previous, prefetch=prefetch)
+    computed_ms = int((time.monotonic() - started) * 1000)  # the last step's also makes and stores its artifacts
     last = step == pipeline.STEPS[-1]
     completion = _publish(services, job, output) if last else None
     event = StepEvent(
@@ -265,7 +266,7 @@ def _run_claimed(
             checkpoint=kept.recorded if kept else None,
             drop_checkpoint=kept is not None and kept.recorded is None,
         )
-        log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms)
+        log.info("step.recorded", step=step, outcome=str(outcome), durationMs=event.duration_ms, computeMs=computed_ms)
         if outcome is RecordOutcome.RECORDED:
             metrics.step_succeeded(step, event.duration_ms, job_id)
             if completion is not None:

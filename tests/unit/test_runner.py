@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import zlib
 from dataclasses import replace
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from structlog.testing import capture_logs
 
 import pipeline
 from pipeline.picture import render_png
@@ -84,6 +86,29 @@ def test_all_steps_in_order_end_done(services, new_job):
         "result": artifact_key(job_id, RESULT),
     }
     assert job.result_summary == job.steps[-1].summary
+
+
+def test_the_log_times_a_steps_computation_apart_from_storing_its_artifacts(services, new_job, monkeypatch):
+    """step.recorded's durationMs is the step's time as its record shows it; computeMs leaves the
+    last step's artifacts out, and artifacts.written times their making apart from their uploads
+    (make bench (f) counts the uploads as a round trip, and the making as compute)."""
+    put = services.artifacts.put
+
+    def slow_put(key, body, content_type):
+        time.sleep(0.5)
+        put(key, body, content_type)
+
+    monkeypatch.setattr(services.artifacts, "put", slow_put)
+    job_id = new_job()
+    with capture_logs() as logs:
+        run_all(services, job_id)
+    recorded = {entry["step"]: entry for entry in logs if entry["event"] == "step.recorded"}
+    assert recorded.keys() == set(pipeline.STEPS)
+    assert all(0 <= entry["computeMs"] <= entry["durationMs"] for entry in recorded.values())
+    assert recorded[LAST]["durationMs"] - recorded[LAST]["computeMs"] >= 500  # result.json's upload at least
+    [written] = [entry for entry in logs if entry["event"] == "artifacts.written"]
+    assert written["ms"] - written["madeMs"] >= 500  # result.json goes once the others are made
+    assert written["count"] == len(services.jobs.get(job_id).result_keys)
 
 
 def test_first_step_moves_job_to_running(services, new_job):
