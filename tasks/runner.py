@@ -235,7 +235,7 @@ def _run_claimed(
     job_id = job.job_id
     started_at, started = utc_now(), time.monotonic()
     output, stored = _compute(services, job, step, resumed=resumed, previous=previous, prefetch=prefetch)
-    computed_ms = int((time.monotonic() - started) * 1000)  # the last step's also makes and stores its artifacts
+    computed_ms = int((time.monotonic() - started) * 1000)  # the duration, below, also holds the last step's artifacts
     last = step == pipeline.STEPS[-1]
     completion = _publish(services, job, output) if last else None
     event = StepEvent(
