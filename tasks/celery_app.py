@@ -125,20 +125,32 @@ class FreezeHeapStep(bootsteps.StartStopStep):
 
     After the task consumer's step, so kombu's SQS channel and its boto3 client are among what is
     frozen: the consumer's loop receives every message, and a full collection there held back
-    whichever was due. A consumer restarted after a lost connection freezes again (what it made
-    anew; the rest is frozen already).
+    whichever was due. A consumer restarted after a lost connection has made a new one: it thaws
+    before it freezes again, so the old connection's objects are collected, not kept for ever.
     """
 
     label = "freeze heap"
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.started = False
+
     def start(self, c):
-        _log_frozen("once its consumer is set up")
+        _log_frozen("once its consumer is set up", thaw=self.started)
+        self.started = True
 
 
-def _log_frozen(stage: str) -> None:
-    frozen = freeze_startup_heap()
-    log.info("worker.heap_frozen", pid=os.getpid(), stage=stage, frozenObjects=frozen.objects, freezeMs=frozen.ms)
+def _log_frozen(stage: str, *, thaw: bool = False) -> None:
+    frozen = freeze_startup_heap(thaw=thaw)
+    log.info(
+        "worker.heap_frozen",
+        pid=os.getpid(),
+        stage=stage,
+        thawed=thaw,
+        frozenObjects=frozen.objects,
+        freezeMs=frozen.ms,
+    )
 
 
 class _RepeatingStep(bootsteps.StartStopStep):

@@ -9,7 +9,8 @@ each of those passes finds nothing in them. ``freeze_startup_heap`` collects onc
 object still alive to the permanent generation (``gc.freeze``), which no later collection walks: a
 full pass then looks only at what the process made since, a few milliseconds. Reference counting
 frees frozen objects as before; only a cycle among them that becomes garbage is never collected,
-which is why the collection comes first, and why only processes' start-up objects are frozen.
+which is why the collection comes first, why only processes' start-up objects are frozen, and why
+a process that replaces some of them thaws before it freezes again.
 
 This module imports nothing but the standard library: the API's gunicorn settings call it.
 """
@@ -29,9 +30,17 @@ class Frozen:
     ms: int
 
 
-def freeze_startup_heap() -> Frozen:
-    """Collect garbage, then freeze every object left (see the module's docstring)."""
+def freeze_startup_heap(*, thaw: bool = False) -> Frozen:
+    """Collect garbage, then freeze every object left (see the module's docstring).
+
+    ``thaw`` first returns what earlier freezes froze to the collector, so that whatever of it has
+    become garbage since (a consumer's old connection, replaced after it was lost) is collected
+    instead of kept for ever. A process whose frozen objects it shares with its parent, as a pool
+    process does, does not thaw: the collection would write to every one of them.
+    """
     started = time.monotonic()
+    if thaw:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()
     return Frozen(objects=gc.get_freeze_count(), ms=round((time.monotonic() - started) * 1000))

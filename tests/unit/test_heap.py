@@ -50,6 +50,20 @@ def test_a_second_freeze_adds_what_the_process_made_since():
     assert second.objects >= first.objects + len(made_after)
 
 
+def test_a_thaw_lets_a_frozen_object_that_became_garbage_be_collected():
+    gc.disable()
+    cycle = Node()
+    cycle.other = Node()
+    cycle.other.other = cycle
+    gone = weakref.ref(cycle)
+    heap.freeze_startup_heap()  # alive, so frozen: a consumer's connection
+    del cycle  # the connection replaced
+    heap.freeze_startup_heap()
+    assert gone() is not None  # frozen garbage: no collection looks at it
+    heap.freeze_startup_heap(thaw=True)
+    assert gone() is None
+
+
 def test_the_apis_workers_freeze_their_heap_once_the_app_is_built(monkeypatch):
     calls: list = []
     monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: calls.append(1) or heap.Frozen(1234, 5))

@@ -43,11 +43,19 @@ def test_the_main_process_freezes_what_it_holds_once_its_consumer_is_set_up(done
     assert step in celery_app.create_app().steps["consumer"]
     # After the task consumer's step, which makes kombu's SQS channel and client.
     assert step.requires == ("celery.worker.consumer.tasks:Tasks",)
+    consumer = SimpleNamespace()
+    freezing = step(consumer)
     with capture_logs() as logs:
-        step(SimpleNamespace()).start(SimpleNamespace())
+        freezing.start(consumer)
     assert done == ["freeze"]
     [frozen] = [entry for entry in logs if entry["event"] == "worker.heap_frozen"]
     assert (frozen["stage"], frozen["frozenObjects"]) == ("once its consumer is set up", 1234) and frozen["pid"] > 0
+    # Restarted after a lost connection: what the first start froze (the old connection) is
+    # returned to the collector first, so it is freed, not kept for ever.
+    with capture_logs() as logs:
+        freezing.start(consumer)
+    assert done == ["freeze", "thaw, freeze"]
+    assert [entry["thawed"] for entry in logs if entry["event"] == "worker.heap_frozen"] == [True]
 
 
 def test_stores_that_cannot_be_built_yet_are_a_warning_and_left_to_the_first_step(monkeypatch, done):
@@ -67,8 +75,8 @@ def done(monkeypatch) -> list:
     """What the step did, in order; its freezes are recorded, not made (this process is pytest's)."""
     calls: list = []
 
-    def freeze():
-        calls.append("freeze")
+    def freeze(*, thaw: bool = False):
+        calls.append("thaw, freeze" if thaw else "freeze")
         return heap.Frozen(objects=1234, ms=5)
 
     monkeypatch.setattr(celery_app, "freeze_startup_heap", freeze)
