@@ -1,3 +1,4 @@
+import gc
 import sys
 from pathlib import Path
 
@@ -7,7 +8,25 @@ import pytest
 # `make run` and for the tests alike.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+from tasks.heap import freeze_startup_heap
 from tests import report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collection(session):
+    """Collect with the cyclic collector off, then freeze what collecting left alive: every test
+    module, its imports, the collected items (tasks/heap.py).
+
+    Collecting imports hypothesis, schemathesis, boto3's models and the whole project, and makes
+    1,500 items: the collector's full passes walked all of it again and again, during collection
+    and after, in every test process.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        freeze_startup_heap()
 
 
 def pytest_sessionfinish(session):

@@ -2,7 +2,8 @@
 
 The processes that call it are the worker's (tests/unit/test_warm_pool.py) and the API's
 (test_the_apis_workers_freeze_their_heap_once_the_app_is_built, below); tests/integration/test_job_flow.py
-reads their logs. Every test here unfreezes what it froze: this process is pytest's.
+reads their logs. This process is pytest's, which froze its heap after collecting (tests/conftest.py);
+a test here freezes it again (the few objects it made with it), or thaws and freezes it again.
 """
 
 from __future__ import annotations
@@ -75,9 +76,8 @@ def test_the_apis_workers_freeze_their_heap_once_the_app_is_built(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _unfrozen():
+def _collector_enabled():
     enabled = gc.isenabled()
     yield
-    gc.unfreeze()
     if enabled:
         gc.enable()

@@ -95,8 +95,11 @@ def hub():
     yield fake
     set_event_loop(saved)
     for channel in fake.channels:
-        # A slot kombu left held would be "restored" over the network at exit.
+        # A slot kombu left held would be "restored" over the network as the channel closes.
         channel.qos._delivered.clear()
+        # Closed, its QoS leaves multiprocessing's exit registry, which otherwise keeps the
+        # channel, its connection and their boto3 clients alive for the rest of the session.
+        channel.close()
 
 
 def make_channel(kind: str, hub: FakeHub):
