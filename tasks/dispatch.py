@@ -186,10 +186,19 @@ def retry_job(
     first = first_incomplete_step(job)
     steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
     attempt = job.attempt + 1
-    jobs.mark_retry(
-        job_id, attempt=retry_record(job_id, attempt=attempt, at=utc_now(), reason=reason, by=by, from_step=first)
-    )
-    _enqueue_or_fail(jobs, job_id, lambda: enqueue(job_id, request_id, steps=steps, attempt=attempt))
+    entry = retry_record(job_id, attempt=attempt, at=utc_now(), reason=reason, by=by, from_step=first)
+
+    def send() -> None:
+        enqueue(job_id, request_id, steps=steps, attempt=attempt)
+
+    try:
+        jobs.mark_retry(job_id, attempt=entry)
+    except DependencyError:
+        # Applied, maybe, but answered with an error: as for a submission's put (_create), look in
+        # the background, so a retry applied after all is sent even if nobody asks again.
+        _settle_in_background(jobs, job_id, lambda stored: _queued_by(stored, entry), send)
+        raise
+    _enqueue_or_fail(jobs, job_id, send)
     log.info("job.retried", jobId=job_id, attempt=attempt, fromStep=first, by=by)
     return jobs.get(job_id)
 
@@ -221,42 +230,63 @@ def _create(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
 
     botocore's retry of a put that was applied but answered with an error is recognised by the
     store (JobStore.create). An error that outlasts those retries goes to the client at once (a
-    503 within seconds), and a thread keeps looking (_settle_unanswered_put), so that an item
+    503 within seconds), and a thread keeps looking (_settle), so that an item
     written after all is sent, never left queued with no message.
     """
     try:
         jobs.create(job)
     except DependencyError:
-        threading.Thread(
-            target=_settle_unanswered_put, args=(jobs, job, send), name=f"settle-{job.job_id}", daemon=True
-        ).start()
+
+        def written(stored: Job) -> bool:
+            # Not another submission's item (same key), nor on its way already.
+            return (
+                stored.created_at == job.created_at
+                and stored.state is JobState.QUEUED
+                and not stored.steps
+                and not _claimed(stored)
+            )
+
+        _settle_in_background(jobs, job.job_id, written, send)
         raise
 
 
-def _settle_unanswered_put(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
-    """Send ``job`` if its put, answered with an error, was applied after all; give up after SETTLE_PAUSES."""
+def _queued_by(stored: Job, entry: Mapping) -> bool:
+    """True when ``stored`` is queued by the retry ``entry`` (retry_record) and not on its way yet."""
+    return (
+        stored.state is JobState.QUEUED
+        and stored.attempt == entry["attempt"]
+        and bool(stored.attempts)
+        and stored.attempts[-1].get("at") == entry["at"]
+        and not _claimed(stored)
+        and not any(s.attempt == stored.attempt for s in stored.steps)
+    )
+
+
+def _settle_in_background(jobs: JobStore, job_id: str, ours: Callable[[Job], bool], send: Callable[[], None]) -> None:
+    """Find out in a thread whether a write answered with an error was applied; if so, send (_settle)."""
+    threading.Thread(target=_settle, args=(jobs, job_id, ours, send), name=f"settle-{job_id}", daemon=True).start()
+
+
+def _settle(jobs: JobStore, job_id: str, ours: Callable[[Job], bool], send: Callable[[], None]) -> None:
+    """Send the job if the write that queued it, answered with an error, was applied after all
+    (``ours`` of the stored item); give up after SETTLE_PAUSES."""
     for pause in SETTLE_PAUSES:
         time.sleep(pause)
         try:
-            stored = jobs.get(job.job_id)
+            stored = jobs.get(job_id)
         except JobNotFound:
             return  # not written: the 503 was the whole truth
         except GhostEngineError:
             continue  # the store is still down: look again
-        if (
-            stored.created_at != job.created_at
-            or stored.state is not JobState.QUEUED
-            or stored.steps
-            or _claimed(stored)
-        ):
-            return  # another submission's item (same key), or on its way already
+        if not ours(stored):
+            return  # not applied, someone else's, or on its way already
         try:
-            _enqueue_or_fail(jobs, job.job_id, send)
-            log.info("job.queued_after_error", jobId=job.job_id)
+            _enqueue_or_fail(jobs, job_id, send)
+            log.info("job.queued_after_error", jobId=job_id, attempt=stored.attempt)
         except GhostEngineError:
             pass  # not sent: _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
         return
-    log.error("job.put_unsettled", jobId=job.job_id)
+    log.error("job.write_unsettled", jobId=job_id)
 
 
 def _claimed(job: Job) -> bool:
@@ -269,7 +299,7 @@ def _maybe_unsent(job: Job, *, now: float) -> bool:
     """True for a job still queued, its attempt not started, RESEND_AFTER_SECONDS after it was queued.
 
     The write that queued it (the submission's put, an operator's retry) may have been answered
-    with an error, so nothing was sent (and _settle_unanswered_put gave up). Sooner than that, its
+    with an error, so nothing was sent (and _settle gave up). Sooner than that, its
     message is most likely on its way.
     """
     if job.state is not JobState.QUEUED or _claimed(job) or any(s.attempt == job.attempt for s in job.steps):

@@ -295,6 +295,40 @@ def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked
     assert sent == [{"steps": pipeline.STEPS, "attempt": 2}]
 
 
+def test_a_retry_applied_but_answered_with_an_error_is_sent_without_being_asked_again(services, monkeypatch):
+    # Seen in the 20 % faults run: a client's retry under its key (a submission whose send had
+    # failed) was applied, answered with a timeout (503); the client asked again within
+    # RESEND_AFTER_SECONDS, got the job replayed (202), and nothing ever sent the new attempt.
+    settle(monkeypatch)
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
+    job_id = new_job(services)
+    services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
+    AppliedThenFails(services.jobs, "mark_retry")
+    with pytest.raises(DependencyUnavailable):
+        retry_job(services.jobs, job_id, reason="r", by="client", enqueue=enqueue)
+    settled()
+    job = services.jobs.get(job_id)
+    assert job.state is JobState.QUEUED and job.attempt == 2
+    assert sent == [{"steps": pipeline.STEPS, "attempt": 2}]  # the applied retry, sent once
+
+
+def test_a_retry_that_was_not_applied_sends_nothing_later(services, monkeypatch):
+    settle(monkeypatch, (0.0, 0.0))
+    sent: list = []
+    job_id = new_job(services)
+    services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
+
+    def refused(job_id, *, attempt):
+        raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+
+    monkeypatch.setattr(services.jobs, "mark_retry", refused)
+    with pytest.raises(DependencyUnavailable):
+        retry_job(services.jobs, job_id, reason="r", by="op", enqueue=lambda *a, **kw: sent.append(kw))
+    settled()
+    assert sent == [] and services.jobs.get(job_id).state is JobState.FAILED
+
+
 def test_a_503_tells_the_client_when_to_try_again(client, services, monkeypatch):
     settle(monkeypatch, ())
     services.jobs.down = True
