@@ -239,12 +239,7 @@ def _create(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
 
         def written(stored: Job) -> bool:
             # Not another submission's item (same key), nor on its way already.
-            return (
-                stored.created_at == job.created_at
-                and stored.state is JobState.QUEUED
-                and not stored.steps
-                and not _claimed(stored)
-            )
+            return stored.created_at == job.created_at and stored.state is JobState.QUEUED and not _started(stored)
 
         _settle_in_background(jobs, job.job_id, written, send)
         raise
@@ -257,8 +252,7 @@ def _queued_by(stored: Job, entry: Mapping) -> bool:
         and stored.attempt == entry["attempt"]
         and bool(stored.attempts)
         and stored.attempts[-1].get("at") == entry["at"]
-        and not _claimed(stored)
-        and not any(s.attempt == stored.attempt for s in stored.steps)
+        and not _started(stored)
     )
 
 
@@ -289,6 +283,11 @@ def _settle(jobs: JobStore, job_id: str, ours: Callable[[Job], bool], send: Call
     log.error("job.write_unsettled", jobId=job_id)
 
 
+def _started(job: Job) -> bool:
+    """True once ``job``'s current attempt is on its way: a step of it claimed or recorded."""
+    return _claimed(job) or any(step.attempt == job.attempt for step in job.steps)
+
+
 def _claimed(job: Job) -> bool:
     """True when a run has claimed a step of ``job``: its message was sent and received. The lease
     the job's item hands its first message (submit_job) says nothing of whether it was sent."""
@@ -302,7 +301,7 @@ def _maybe_unsent(job: Job, *, now: float) -> bool:
     with an error, so nothing was sent (and _settle gave up). Sooner than that, its
     message is most likely on its way.
     """
-    if job.state is not JobState.QUEUED or _claimed(job) or any(s.attempt == job.attempt for s in job.steps):
+    if job.state is not JobState.QUEUED or _started(job):
         return False
     queued_at = job.attempts[-1]["at"] if job.attempt > 1 and job.attempts else job.created_at
     return now - datetime.fromisoformat(queued_at.replace("Z", "+00:00")).timestamp() > RESEND_AFTER_SECONDS

@@ -279,14 +279,22 @@ def test_a_replay_whose_resend_fails_leaves_the_job_queued_for_its_first_message
     assert services.jobs.get(job.job_id).state is JobState.QUEUED and sent == [job.job_id]
 
 
-def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked_again(services, monkeypatch):
-    sent: list = []
-    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
+def retry_answered_with_an_error(services, enqueue, *, by: str = "op") -> str:
+    """A failed job, and its retry: applied, then answered with an error. The job's id."""
     job_id = new_job(services)
     services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
     AppliedThenFails(services.jobs, "mark_retry")
     with pytest.raises(DependencyUnavailable):
-        retry_job(services.jobs, job_id, reason="r", by="op", enqueue=enqueue)
+        retry_job(services.jobs, job_id, reason="r", by=by, enqueue=enqueue)
+    return job_id
+
+
+def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked_again(services, monkeypatch):
+    settle(monkeypatch, ())  # the background look gave up
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
+    job_id = retry_answered_with_an_error(services, enqueue)
+    settled()
     assert services.jobs.get(job_id).state is JobState.QUEUED and sent == []
     later = time.time() + dispatch.RESEND_AFTER_SECONDS + 1
     monkeypatch.setattr(dispatch.time, "time", lambda: later)
@@ -302,11 +310,7 @@ def test_a_retry_applied_but_answered_with_an_error_is_sent_without_being_asked_
     settle(monkeypatch)
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
-    job_id = new_job(services)
-    services.jobs.mark_failed(job_id, dispatch.JobError("boom", "X"))
-    AppliedThenFails(services.jobs, "mark_retry")
-    with pytest.raises(DependencyUnavailable):
-        retry_job(services.jobs, job_id, reason="r", by="client", enqueue=enqueue)
+    job_id = retry_answered_with_an_error(services, enqueue, by="client")
     settled()
     job = services.jobs.get(job_id)
     assert job.state is JobState.QUEUED and job.attempt == 2
