@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import re
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,9 @@ import click
 from celery.bin.base import CeleryCommand
 
 if TYPE_CHECKING:
+    from storage.model import Job
     from storage.ports import JobStore
+    from tasks.dispatch import Look
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -82,6 +85,7 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
     targets = list(job_ids) or failed_since(jobs, parse_since(since) if since else None)
     by = _operator()
     failures = 0
+    looks: list[dispatch.Look] = []
     for job_id in targets:
         if not is_job_id(job_id):
             click.echo(f"{job_id}: not a job id", err=True)
@@ -93,15 +97,57 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
                 first = dispatch.first_incomplete_step(job)
                 click.echo(f"{job_id}: would retry from {first} as attempt {job.attempt + 1} ({job.state})")
                 continue
-            job = dispatch.retry_job(jobs, job_id, reason=reason, by=by)
+            asked = len(looks)
+            job = dispatch.retry_job(jobs, job_id, reason=reason, by=by, looks=looks)
         except GhostEngineError as exc:
-            click.echo(f"{job_id}: not retried: {exc.message}", err=True)
-            failures += 1
+            if len(looks) > asked:
+                click.echo(f"{job_id}: {exc.message}: finding out whether the retry was written...", err=True)
+            else:
+                click.echo(f"{job_id}: not retried: {exc.message}", err=True)
+                failures += 1
             continue
-        click.echo(f"{job_id}: queued as attempt {job.attempt} from {job.attempts[-1]['fromStep']}")
+        click.echo(f"{job_id}: {_queued(job)}")
+    failures += _settled(jobs, looks)
     if not targets:
         click.echo("no failed jobs to retry")
     ctx.exit(1 if failures else 0)
+
+
+def _queued(job: Job) -> str:
+    return f"queued as attempt {job.attempt} from {job.attempts[-1]['fromStep']}"
+
+
+def _settled(jobs: JobStore, looks: list[Look]) -> int:
+    """Wait for the looks at retries answered with an error (tasks/dispatch.py: _settle), which die
+    with this process, and say what each found; how many jobs were not retried."""
+    from storage.errors import GhostEngineError
+    from tasks import dispatch
+
+    # Each look's reads may each take a botocore retry cycle on top of its pauses.
+    deadline = time.monotonic() + sum(dispatch.SETTLE_PAUSES) + 30
+    failures = 0
+    for look in looks:
+        outcome = look.wait(max(0.0, deadline - time.monotonic())) or dispatch.Settled.UNKNOWN
+        if outcome in (dispatch.Settled.SENT, dispatch.Settled.UNDER_WAY):
+            try:
+                job = jobs.get(look.job_id)
+            except GhostEngineError:
+                click.echo(f"{look.job_id}: retried: the retry was written after all")
+                continue
+            if outcome is dispatch.Settled.SENT:
+                click.echo(f"{look.job_id}: {_queued(job)} (the retry was written after all)")
+            else:
+                click.echo(f"{look.job_id}: {_queued(job)} (written after all, sent already), now {job.state.value}")
+            continue
+        failures += 1
+        if outcome is dispatch.Settled.UNKNOWN:
+            # Asked again, retry-job sends a retry already written (not repeating it) or makes it.
+            click.echo(
+                f"{look.job_id}: not known whether retried: run retry-job again once the store answers", err=True
+            )
+        else:
+            click.echo(f"{look.job_id}: not retried: {outcome.value}", err=True)
+    return failures
 
 
 @click.command(cls=CeleryCommand, name="cancel-job")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import secrets
 import threading
@@ -49,6 +50,32 @@ Enqueue = Callable[..., None]
 
 # How long a submission answered 503 keeps finding out whether its put was applied (~1 min).
 SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+class Settled(enum.Enum):
+    """What a look at a write answered with an error found (_settle)."""
+
+    SENT = "written after all, and sent now"
+    UNDER_WAY = "written after all, and sent already, or ended"
+    NOT_APPLIED = "the write was not applied"
+    SEND_FAILED = "written after all, but its messages could not be sent: the job is failed again"
+    UNKNOWN = "the store did not answer for a minute"
+
+
+@dataclasses.dataclass
+class Look:
+    """A look in the background at a write answered with an error (_settle_in_background)."""
+
+    job_id: str
+    outcome: Settled | None = None
+    ended: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def wait(self, timeout: float) -> Settled | None:
+        """What the look found, once it ended within ``timeout`` seconds; None if it had not."""
+        self.ended.wait(timeout)
+        return self.outcome
+
+
 # A replay under an Idempotency-Key sends a job again when it is still queued with nothing
 # started this long after it was written: its first send may never have happened.
 RESEND_AFTER_SECONDS = 10
@@ -173,11 +200,16 @@ def retry_job(
     by: str,
     request_id: str | None = None,
     enqueue: Enqueue = send_chain,
+    looks: list[Look] | None = None,
 ) -> Job:
     """Re-run a failed job from its first incomplete step, as a new attempt; the one exit from failed.
 
     Steps that completed keep their records and their checkpoints, so they are
     not run again; the steps of the new attempt get stepIds of their own.
+
+    A retry answered with an error may have been written all the same: a thread looks, and sends
+    it if it was (_settle). ``looks`` gets that look, for a caller that would otherwise exit
+    before it ends (the celery CLI's retry-job).
     """
     job = jobs.get(job_id)
     if _maybe_unsent(job, now=time.time()):
@@ -196,7 +228,9 @@ def retry_job(
     except DependencyError:
         # Applied, maybe, but answered with an error: as for a submission's put (_create), look in
         # the background, so a retry applied after all is sent even if nobody asks again.
-        _settle_in_background(jobs, job_id, lambda stored: _queued_by(stored, entry), send)
+        look = _settle_in_background(jobs, job_id, lambda stored: _retried_by(stored, entry), send)
+        if looks is not None:
+            looks.append(look)
         raise
     _enqueue_or_fail(jobs, job_id, send)
     log.info("job.retried", jobId=job_id, attempt=attempt, fromStep=first, by=by)
@@ -238,49 +272,56 @@ def _create(jobs: JobStore, job: Job, send: Callable[[], None]) -> None:
     except DependencyError:
 
         def written(stored: Job) -> bool:
-            # Not another submission's item (same key), nor on its way already.
-            return stored.created_at == job.created_at and stored.state is JobState.QUEUED and not _started(stored)
+            return stored.created_at == job.created_at  # not another submission's item (same key)
 
         _settle_in_background(jobs, job.job_id, written, send)
         raise
 
 
-def _queued_by(stored: Job, entry: Mapping) -> bool:
-    """True when ``stored`` is queued by the retry ``entry`` (retry_record) and not on its way yet."""
-    return (
-        stored.state is JobState.QUEUED
-        and stored.attempt == entry["attempt"]
-        and bool(stored.attempts)
-        and stored.attempts[-1].get("at") == entry["at"]
-        and not _started(stored)
-    )
+def _retried_by(stored: Job, entry: Mapping) -> bool:
+    """True when ``stored`` holds the retry ``entry`` (retry_record) as its current attempt."""
+    return stored.attempt == entry["attempt"] and bool(stored.attempts) and stored.attempts[-1].get("at") == entry["at"]
 
 
-def _settle_in_background(jobs: JobStore, job_id: str, ours: Callable[[Job], bool], send: Callable[[], None]) -> None:
+def _settle_in_background(
+    jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None]
+) -> Look:
     """Find out in a thread whether a write answered with an error was applied; if so, send (_settle)."""
-    threading.Thread(target=_settle, args=(jobs, job_id, ours, send), name=f"settle-{job_id}", daemon=True).start()
+    look = Look(job_id)
+
+    def run() -> None:
+        try:
+            look.outcome = _settle(jobs, job_id, applied, send)
+        finally:
+            look.ended.set()
+
+    threading.Thread(target=run, name=f"settle-{job_id}", daemon=True).start()
+    return look
 
 
-def _settle(jobs: JobStore, job_id: str, ours: Callable[[Job], bool], send: Callable[[], None]) -> None:
+def _settle(jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None]) -> Settled:
     """Send the job if the write that queued it, answered with an error, was applied after all
-    (``ours`` of the stored item); give up after SETTLE_PAUSES."""
+    (``applied`` to the stored item) and nothing sent it since; give up after SETTLE_PAUSES."""
     for pause in SETTLE_PAUSES:
         time.sleep(pause)
         try:
             stored = jobs.get(job_id)
         except JobNotFound:
-            return  # not written: the 503 was the whole truth
+            return Settled.NOT_APPLIED  # not written: the 503 was the whole truth
         except GhostEngineError:
             continue  # the store is still down: look again
-        if not ours(stored):
-            return  # not applied, someone else's, or on its way already
+        if not applied(stored):
+            return Settled.NOT_APPLIED  # or someone else's write (the same key)
+        if stored.state is not JobState.QUEUED or _started(stored):
+            return Settled.UNDER_WAY  # sent by another's hand (a client's resend), or ended
         try:
             _enqueue_or_fail(jobs, job_id, send)
-            log.info("job.queued_after_error", jobId=job_id, attempt=stored.attempt)
         except GhostEngineError:
-            pass  # not sent: _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
-        return
+            return Settled.SEND_FAILED  # _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
+        log.info("job.queued_after_error", jobId=job_id, attempt=stored.attempt)
+        return Settled.SENT
     log.error("job.write_unsettled", jobId=job_id)
+    return Settled.UNKNOWN
 
 
 def _started(job: Job) -> bool:

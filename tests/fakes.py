@@ -42,6 +42,22 @@ from storage.model import (
 )
 
 
+class AppliedThenFails:
+    """Wrap one method of a store: the next ``times`` calls are applied, then raise DependencyUnavailable."""
+
+    def __init__(self, store, method: str, times: int = 1) -> None:
+        self.store, self.method, self.times = store, method, times
+        self.real = getattr(store, method)
+        setattr(store, method, self)
+
+    def __call__(self, *args, **kwargs):
+        result = self.real(*args, **kwargs)
+        if self.times > 0:
+            self.times -= 1
+            raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+        return result
+
+
 class FakeJobStore:
     """JobStore with the same conditional semantics as DynamoJobStore."""
 

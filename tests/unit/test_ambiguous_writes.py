@@ -21,6 +21,7 @@ from storage.model import ClaimOutcome, JobState, handed_owner, is_handed, lease
 from tasks import dispatch, metrics
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Next, run_step
+from tests.fakes import AppliedThenFails
 
 REQUEST = {"prompt": "a spooky hallway", "seed": 123, "style": "doom"}
 FIRST, LAST = pipeline.STEPS[0], pipeline.STEPS[-1]
@@ -30,22 +31,6 @@ FIRST, LAST = pipeline.STEPS[0], pipeline.STEPS[-1]
 def _metrics_on_stdout():
     """As the worker sets them up: the library's first emit fixes its sink for the whole process."""
     metrics.configure("GhostEngineTest")
-
-
-class AppliedThenFails:
-    """Wrap one method of a store: the next ``times`` calls are applied, then raise DependencyUnavailable."""
-
-    def __init__(self, store, method: str, times: int = 1) -> None:
-        self.store, self.method, self.times = store, method, times
-        self.real = getattr(store, method)
-        setattr(store, method, self)
-
-    def __call__(self, *args, **kwargs):
-        result = self.real(*args, **kwargs)
-        if self.times > 0:
-            self.times -= 1
-            raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
-        return result
 
 
 def new_job(services) -> str:

@@ -1,7 +1,8 @@
-"""`celery -A tasks cancel-job`: what the operator's terminal shows, with fakes of our stores."""
+"""`celery -A tasks cancel-job` and `retry-job`: what the operator's terminal shows, with fakes of our stores."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -9,10 +10,14 @@ import textwrap
 
 import pytest
 
+import pipeline
 from storage import bootstrap
+from storage.errors import DependencyUnavailable
+from storage.model import JobError, JobState
 from tasks import cli as operator_cli
-from tasks import metrics
+from tasks import dispatch, metrics
 from tasks.dispatch import submit_job
+from tests.fakes import AppliedThenFails
 
 
 @pytest.fixture
@@ -64,3 +69,78 @@ def test_the_services_still_emit_metrics_on_stdout(capfd):
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert json.loads(out.splitlines()[-1])["JobCancelled"] == 1
+
+
+# --- retry-job, when the store answers the retry's write with an error -----------------------
+
+
+@pytest.fixture
+def retry_one(services, monkeypatch, capfd):
+    """Run retry-job on a failed job of the fake store; (job id, run, what was sent)."""
+    monkeypatch.setattr(bootstrap, "build_services", lambda *a, **k: services)
+    sent: list = []
+    enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
+    monkeypatch.setattr(dispatch, "retry_job", functools.partial(dispatch.retry_job, enqueue=enqueue))
+    # The look lasts longer than the command would without waiting for it.
+    monkeypatch.setattr(dispatch, "SETTLE_PAUSES", (0.3, 0.3))
+    job, _ = submit_job(
+        services.jobs, {"prompt": "a hall", "seed": 1, "style": "doom"}, ttl_days=1, enqueue=lambda *a, **k: None
+    )
+    services.jobs.mark_failed(job.job_id, JobError("boom", "X"))
+    capfd.readouterr()
+
+    def run() -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exited:
+            operator_cli.retry_job.main([job.job_id], standalone_mode=True)
+        captured = capfd.readouterr()
+        return exited.value.code, captured.out + captured.err
+
+    yield job.job_id, run, sent
+    metrics.configure("GhostEngine")
+
+
+def test_a_retry_written_but_answered_with_an_error_is_sent_before_the_command_exits(retry_one, services):
+    # Without waiting, the command's exit ended the look that sends it: the job stayed queued with
+    # no message until an operator asked again.
+    job_id, run, sent = retry_one
+    AppliedThenFails(services.jobs, "mark_retry")
+    code, terminal = run()
+    assert sent == [{"steps": pipeline.STEPS, "attempt": 2}], terminal
+    assert code == 0
+    lines = terminal.strip().splitlines()
+    assert f"{job_id}: dynamodb is unavailable (InternalError): finding out whether the retry was written..." in lines
+    assert f"{job_id}: queued as attempt 2 from {pipeline.STEPS[0]} (the retry was written after all)" in lines
+    assert services.jobs.get(job_id).state is JobState.QUEUED
+
+
+def test_a_retry_answered_with_an_error_and_not_written_fails_the_command(retry_one, services, monkeypatch):
+    job_id, run, sent = retry_one
+
+    def refused(job_id, *, attempt):
+        raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+
+    monkeypatch.setattr(services.jobs, "mark_retry", refused)
+    code, terminal = run()
+    assert code == 1 and sent == []
+    assert terminal.strip().splitlines()[-1] == f"{job_id}: not retried: the write was not applied"
+    assert services.jobs.get(job_id).state is JobState.FAILED
+
+
+def test_a_retry_whose_store_stays_down_says_so_and_fails_the_command(retry_one, services, monkeypatch):
+    job_id, run, sent = retry_one
+    AppliedThenFails(services.jobs, "mark_retry")
+    real = services.jobs.mark_retry
+
+    def then_down(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        finally:
+            services.jobs.down = True  # for the whole look
+
+    monkeypatch.setattr(services.jobs, "mark_retry", then_down)
+    code, terminal = run()
+    services.jobs.down = False
+    assert code == 1 and sent == []
+    assert terminal.strip().splitlines()[-1] == (
+        f"{job_id}: not known whether retried: run retry-job again once the store answers"
+    )
