@@ -33,7 +33,15 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Freeze what a worker holds once it has built the app and its clients (tasks/heap.py), so
-    the collector's full passes stop walking them in the middle of requests."""
+    """Once a worker has built the app: build what it sends jobs with (tasks/dispatch.py:
+    warm_sender), so its first submission does not wait for it; then freeze what it holds
+    (tasks/heap.py), so the collector's full passes stop walking it in the middle of requests."""
+    from tasks.dispatch import warm_sender  # in the worker, as the app's own imports are
+
+    log = get_logger(__name__)
+    try:
+        log.info("api.sender_warmed", pid=os.getpid(), ms=round(warm_sender(), 1))
+    except Exception as exc:  # noqa: BLE001 - not built now: the first submission builds it, and answers for it
+        log.warning("api.sender_warm_failed", pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")
     frozen = freeze_startup_heap()
-    get_logger(__name__).info("api.heap_frozen", pid=os.getpid(), frozenObjects=frozen.objects, freezeMs=frozen.ms)
+    log.info("api.heap_frozen", pid=os.getpid(), frozenObjects=frozen.objects, freezeMs=frozen.ms)

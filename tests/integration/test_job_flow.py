@@ -96,8 +96,8 @@ def test_each_pool_process_builds_its_stores_as_it_is_forked(live):
 
 def test_every_worker_and_api_process_freezes_what_it_holds_once_started(live):
     """tasks/heap.py: the worker's main process before its pool forks and once its consumer is set
-    up; each pool process once it has built its clients; each API worker once it has built the app.
-    A full collection then walks none of it."""
+    up; each pool process once it has built its clients; each API worker once it has built the app
+    and what it sends jobs with. A full collection then walks none of it."""
     live.wait_terminal(live.submit()["jobId"])
     events = live.log_events("worker1")
     frozen = {e["stage"]: e["frozenObjects"] for e in events if e.get("event") == "worker.heap_frozen"}
@@ -109,6 +109,10 @@ def test_every_worker_and_api_process_freezes_what_it_holds_once_started(live):
     api = [e for e in live.log_events("api") if e.get("event") == "api.heap_frozen"]
     assert len({e["pid"] for e in api}) == live.stack.config.api_workers, api
     assert all(e["frozenObjects"] > 100_000 for e in api), api
+    # ...having built the producer and SQS client its first submission sends with.
+    warmed = [e for e in live.log_events("api") if e.get("event", "").startswith("api.sender_warm")]
+    assert {e["event"] for e in warmed} == {"api.sender_warmed"}, warmed
+    assert {e["pid"] for e in warmed} == {e["pid"] for e in api}
 
 
 def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):

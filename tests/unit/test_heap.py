@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from api import gunicorn_conf
-from tasks import heap
+from tasks import dispatch, heap
 
 
 class Node:
@@ -65,14 +65,30 @@ def test_a_thaw_lets_a_frozen_object_that_became_garbage_be_collected():
     assert gone() is None
 
 
-def test_the_apis_workers_freeze_their_heap_once_the_app_is_built(monkeypatch):
+def test_the_apis_workers_build_their_sender_then_freeze_their_heap_once_the_app_is_built(monkeypatch):
     calls: list = []
-    monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: calls.append(1) or heap.Frozen(1234, 5))
+    monkeypatch.setattr(dispatch, "warm_sender", lambda: calls.append("warm") or 12.3)
+    monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: calls.append("freeze") or heap.Frozen(1234, 5))
     with capture_logs() as logs:
         gunicorn_conf.post_worker_init(worker=None)
-    assert calls == [1]
+    assert calls == ["warm", "freeze"]  # the producer and its client are frozen with the rest
+    [warmed] = [entry for entry in logs if entry["event"] == "api.sender_warmed"]
+    assert warmed["ms"] == 12.3 and warmed["pid"] > 0
     [frozen] = [entry for entry in logs if entry["event"] == "api.heap_frozen"]
     assert (frozen["frozenObjects"], frozen["freezeMs"]) == (1234, 5) and frozen["pid"] > 0
+
+
+def test_an_api_worker_whose_sender_cannot_be_built_yet_still_starts(monkeypatch):
+    def broken() -> float:
+        raise RuntimeError("no broker")
+
+    monkeypatch.setattr(dispatch, "warm_sender", broken)
+    monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: heap.Frozen(1, 1))
+    with capture_logs() as logs:
+        gunicorn_conf.post_worker_init(worker=None)  # the first submission builds it, and answers for it
+    [failed] = [entry for entry in logs if entry["event"] == "api.sender_warm_failed"]
+    assert failed["error"] == "RuntimeError: no broker" and failed["log_level"] == "warning"
+    assert [entry for entry in logs if entry["event"] == "api.heap_frozen"]
 
 
 @pytest.fixture(autouse=True)
