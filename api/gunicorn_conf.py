@@ -33,14 +33,14 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Once a worker has built the app: build what it sends jobs with (tasks/dispatch.py:
+    """Once a worker has built the app: build what it sends jobs with (tasks/celery_app.py:
     warm_sender), so its first submission does not wait for it; then freeze what it holds
     (tasks/heap.py), so the collector's full passes stop walking it in the middle of requests."""
-    from tasks.dispatch import warm_sender  # in the worker, as the app's own imports are
+    from tasks.celery_app import app, warm_sender  # in the worker, as the app's own imports are
 
     log = get_logger(__name__)
     try:
-        log.info("api.sender_warmed", pid=os.getpid(), ms=round(warm_sender(), 1))
+        log.info("api.sender_warmed", pid=os.getpid(), ms=round(warm_sender(app), 1))
     except Exception as exc:  # noqa: BLE001 - not built now: the first submission builds it, and answers for it
         log.warning("api.sender_warm_failed", pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")
     frozen = freeze_startup_heap()

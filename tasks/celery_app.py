@@ -1,8 +1,9 @@
 """The Celery app of ghost-engine, with everything that happens only in its own worker.
 
-Nothing here is connected to Celery's global signals: logging is set up by the
-app's own Logging class, and the stall sweeper and the pool's warm-up are
-bootsteps of this app's worker, so another Celery app in the same environment
+Nothing here is connected to Celery's global signals at import: logging is set
+up by the app's own Logging class, and the stall sweeper and the pool's warm-up
+are bootsteps of this app's worker (the warm-up connects its pool processes'
+signal as that worker is built), so another Celery app in the same environment
 (whose ``celery`` command loads our CLI entry points) never runs any of it.
 """
 
@@ -13,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from celery.app.log import Logging
 from celery.worker import control as celery_control
 from celery.worker import state as worker_state
@@ -86,14 +87,16 @@ class WaitOutDeclarationsStep(bootsteps.Step):
 
 
 class WarmPoolStep(bootsteps.Step):
-    """Each pool process builds its AWS clients as it is forked, not in its first step, then
-    freezes what it holds (tasks/heap.py). The main process freezes what it holds before it forks
-    them, so each one's own freeze walks only what it made.
+    """Each pool process builds its AWS clients and what it sends the next step with as it starts,
+    not in its first step, then freezes what it holds (tasks/heap.py). The main process freezes
+    what it holds before it forks them, so each one's own freeze walks only what it made.
 
     A process's stores (tasks/steps.py: services; boto3 loads and parses each service's model)
-    take about a quarter of a second of CPU. Built on first use, they made a fresh worker's first
-    job wait that long in each of its processes: about 0.8 s more than the next job on the local
-    stack. Registered by this app's worker only, so another app's pool never builds them.
+    take about a quarter of a second of CPU, and its sender (kombu's producer, connection, channel
+    and the channel's SQS client: warm_sender) 50-150 ms more. Built on first
+    use, they made a fresh worker's first job wait that long in each of its processes. Connected
+    by this app's worker only (Celery's worker_process_init, which a pool process sends once
+    Celery has reset what it inherited), so another app's pool never builds them.
     """
 
     label = "warm pool"
@@ -101,10 +104,10 @@ class WarmPoolStep(bootsteps.Step):
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
         _log_frozen("before its pool forks")
-        os.register_at_fork(after_in_child=_warm_process)
+        signals.worker_process_init.connect(_warm_process, weak=False)
 
 
-def _warm_process() -> None:
+def _warm_process(**_signal) -> None:
     # The step tasks' module, which the worker imported before it forked its pool.
     steps = sys.modules.get("tasks.steps")
     if steps is None:
@@ -112,12 +115,31 @@ def _warm_process() -> None:
     started = time.monotonic()
     try:
         steps.services()
+        sender_ms = warm_sender(app)
     except Exception as exc:  # noqa: BLE001 - not built now: the first step builds them, and fails as it did
         log.warning("worker.process_warm_failed", pid=os.getpid(), error=f"{type(exc).__name__}: {exc}")
         return
     built = round((time.monotonic() - started) * 1000)
     frozen = freeze_startup_heap()
-    log.info("worker.process_warmed", pid=os.getpid(), ms=built, frozenObjects=frozen.objects, freezeMs=frozen.ms)
+    log.info(
+        "worker.process_warmed",
+        pid=os.getpid(),
+        ms=built,
+        senderMs=round(sender_ms),
+        frozenObjects=frozen.objects,
+        freezeMs=frozen.ms,
+    )
+
+
+def warm_sender(celery: Celery) -> float:
+    """Build what ``celery`` sends messages with (a producer, its connection and channel, the
+    channel's SQS client), so a process's first send does not wait for it (50-150 ms of kombu
+    and boto3 set-up); the milliseconds it took. Makes no request: the job queue's URL is
+    configured (celeryconfig.py: job_queues)."""
+    started = time.perf_counter()
+    with celery.producer_or_acquire() as producer:
+        producer.channel.sqs(queue=celery.conf.task_default_queue)
+    return (time.perf_counter() - started) * 1000
 
 
 class FreezeHeapStep(bootsteps.StartStopStep):

@@ -112,16 +112,6 @@ def send_chain(
         ) from exc
 
 
-def warm_sender() -> float:
-    """Build what send_chain sends with (a producer, its connection, its SQS client), so a
-    process's first submission does not wait for it (about 50-150 ms of boto3 and kombu set-up).
-    Makes no request. The milliseconds it took."""
-    started = time.perf_counter()
-    with app.producer_or_acquire() as producer:
-        producer.channel.sqs(queue=app.conf.task_default_queue)
-    return (time.perf_counter() - started) * 1000
-
-
 def submit_job(
     jobs: JobStore,
     request: Mapping,

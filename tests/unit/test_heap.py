@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from api import gunicorn_conf
-from tasks import dispatch, heap
+from tasks import celery_app, heap
 
 
 class Node:
@@ -67,11 +67,11 @@ def test_a_thaw_lets_a_frozen_object_that_became_garbage_be_collected():
 
 def test_the_apis_workers_build_their_sender_then_freeze_their_heap_once_the_app_is_built(monkeypatch):
     calls: list = []
-    monkeypatch.setattr(dispatch, "warm_sender", lambda: calls.append("warm") or 12.3)
+    monkeypatch.setattr(celery_app, "warm_sender", lambda app: calls.append(("warm", app)) or 12.3)
     monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: calls.append("freeze") or heap.Frozen(1234, 5))
     with capture_logs() as logs:
         gunicorn_conf.post_worker_init(worker=None)
-    assert calls == ["warm", "freeze"]  # the producer and its client are frozen with the rest
+    assert calls == [("warm", celery_app.app), "freeze"]  # the producer and its client are frozen with the rest
     [warmed] = [entry for entry in logs if entry["event"] == "api.sender_warmed"]
     assert warmed["ms"] == 12.3 and warmed["pid"] > 0
     [frozen] = [entry for entry in logs if entry["event"] == "api.heap_frozen"]
@@ -79,10 +79,10 @@ def test_the_apis_workers_build_their_sender_then_freeze_their_heap_once_the_app
 
 
 def test_an_api_worker_whose_sender_cannot_be_built_yet_still_starts(monkeypatch):
-    def broken() -> float:
+    def broken(app) -> float:
         raise RuntimeError("no broker")
 
-    monkeypatch.setattr(dispatch, "warm_sender", broken)
+    monkeypatch.setattr(celery_app, "warm_sender", broken)
     monkeypatch.setattr(gunicorn_conf, "freeze_startup_heap", lambda: heap.Frozen(1, 1))
     with capture_logs() as logs:
         gunicorn_conf.post_worker_init(worker=None)  # the first submission builds it, and answers for it

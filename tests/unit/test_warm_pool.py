@@ -1,9 +1,10 @@
-"""A pool process builds its stores as it is forked, not in its first step (tasks/celery_app.py: WarmPoolStep),
-and the worker's processes freeze what they hold once started (tasks/heap.py).
+"""A pool process builds its stores and its sender as it starts, not in its first step
+(tasks/celery_app.py: WarmPoolStep), and the worker's processes freeze what they hold once started
+(tasks/heap.py).
 
 Built on first use, a fresh worker's first job waited for boto3 to load its models in each pool
-process (about 0.8 s more than the next job on the local stack). The real fork is run by the
-integration tests' workers (tests/integration/test_job_flow.py); here, the step and the hook.
+process (about 0.8 s more than the next job on the local stack). The real pool is run by the
+integration tests' workers (tests/integration/test_job_flow.py); here, the step and its handler.
 """
 
 from __future__ import annotations
@@ -16,25 +17,30 @@ from structlog.testing import capture_logs
 from tasks import celery_app, heap, steps
 
 
-def test_the_apps_worker_registers_the_warm_up_for_the_children_it_forks(monkeypatch, done):
+def test_the_apps_worker_connects_the_warm_up_for_the_processes_of_its_pool(monkeypatch, done):
     assert celery_app.WarmPoolStep in celery_app.create_app().steps["worker"]
-    monkeypatch.setattr(celery_app.os, "register_at_fork", lambda **kwargs: done.append(("hook", kwargs)))
+    connected: list = []
+    monkeypatch.setattr(
+        celery_app.signals.worker_process_init, "connect", lambda receiver, **kw: connected.append((receiver, kw))
+    )
     with capture_logs() as logs:
         celery_app.WarmPoolStep(SimpleNamespace())
-    # In the child only: the worker's main process builds nothing for its pool, and freezes
-    # what it holds before it forks them (tasks/heap.py).
-    assert done == ["freeze", ("hook", {"after_in_child": celery_app._warm_process})]
+    # In the pool's processes only: the worker's main process builds nothing for its pool, and
+    # freezes what it holds before it forks them (tasks/heap.py).
+    assert done == ["freeze"]
+    assert connected == [(celery_app._warm_process, {"weak": False})]
     [frozen] = [entry for entry in logs if entry["event"] == "worker.heap_frozen"]
     assert (frozen["stage"], frozen["frozenObjects"]) == ("before its pool forks", 1234)
 
 
-def test_a_forked_process_builds_its_stores_then_freezes_them_and_says_so(monkeypatch, done):
+def test_a_pool_process_builds_its_stores_and_sender_then_freezes_them_and_says_so(monkeypatch, done):
     monkeypatch.setattr(steps, "services", lambda: done.append("services"))
+    monkeypatch.setattr(celery_app, "warm_sender", lambda app: done.append(("sender", app)) or 42.4)
     with capture_logs() as logs:
-        celery_app._warm_process()
-    assert done == ["services", "freeze"]  # the clients it built are among what it freezes
+        celery_app._warm_process(sender=None, signal=object())  # as worker_process_init calls it
+    assert done == ["services", ("sender", celery_app.app), "freeze"]  # what it built is among what it freezes
     [warmed] = [entry for entry in logs if entry["event"] == "worker.process_warmed"]
-    assert warmed["pid"] > 0 and warmed["ms"] >= 0
+    assert warmed["pid"] > 0 and warmed["ms"] >= 0 and warmed["senderMs"] == 42
     assert (warmed["frozenObjects"], warmed["freezeMs"]) == (1234, 5)
 
 
@@ -70,6 +76,19 @@ def test_stores_that_cannot_be_built_yet_are_a_warning_and_left_to_the_first_ste
     assert "AWS_REGION is not a region" in logs[0]["error"]
 
 
+def test_a_sender_that_cannot_be_built_yet_is_a_warning_and_left_to_the_first_hand_on(monkeypatch, done):
+    def broken(app) -> float:
+        raise RuntimeError("no broker transport")
+
+    monkeypatch.setattr(steps, "services", lambda: done.append("services"))
+    monkeypatch.setattr(celery_app, "warm_sender", broken)
+    with capture_logs() as logs:
+        celery_app._warm_process()
+    assert done == ["services"]
+    [(event, level, error)] = [(e["event"], e["log_level"], e["error"]) for e in logs]
+    assert (event, level, error) == ("worker.process_warm_failed", "warning", "RuntimeError: no broker transport")
+
+
 @pytest.fixture
 def done(monkeypatch) -> list:
     """What the step did, in order; its freezes are recorded, not made (this process is pytest's)."""
@@ -84,6 +103,6 @@ def done(monkeypatch) -> list:
 
 
 @pytest.fixture(autouse=True)
-def _no_fork_hook_left(monkeypatch):
-    """No test here may register a real fork hook: it would outlive the test in this process."""
-    monkeypatch.setattr(celery_app.os, "register_at_fork", lambda **kwargs: None)
+def _no_handler_left(monkeypatch):
+    """No test here may connect the real signal: it would outlive the test in this process."""
+    monkeypatch.setattr(celery_app.signals.worker_process_init, "connect", lambda receiver, **kw: None)
