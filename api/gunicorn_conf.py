@@ -25,6 +25,10 @@ worker_class = "gthread"
 threads = int(os.environ.get("API_THREADS", "8"))
 # Let a request in flight finish on SIGTERM, but not for long (ECS waits 30 s).
 graceful_timeout = 10
+# No control socket (gunicorn 25.1+, for its gunicornc tool, which nothing here uses): its default
+# path is one per user ($XDG_RUNTIME_DIR or ~/.gunicorn), so two stacks on one machine (make run
+# beside the tests) took each other's, and either one's stop deleted it. ECS stops the API by signal.
+control_socket_disable = True
 
 
 def on_starting(server) -> None:

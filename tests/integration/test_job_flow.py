@@ -115,6 +115,14 @@ def test_every_worker_and_api_process_freezes_what_it_holds_once_started(live):
     assert {e["pid"] for e in warmed} == {e["pid"] for e in api}
 
 
+def test_the_api_opens_no_control_socket_another_stack_could_take(live):
+    """gunicorn's control socket has one path per user: two stacks on a machine shared it
+    (api/gunicorn_conf.py turns it off)."""
+    gunicorn = [e["event"] for e in live.log_events("api") if e.get("logger") == "gunicorn.error"]
+    assert any(event.startswith("Booting worker") for event in gunicorn), gunicorn  # its lines are read
+    assert not [event for event in gunicorn if "ontrol socket" in event], gunicorn
+
+
 def test_forced_step_failure_ends_failed_with_earlier_steps_intact(live):
     job_id = live.submit(headers={"X-Fault-Drill": "fail:connect_doors"})["jobId"]
     body = live.wait_terminal(job_id)
