@@ -77,8 +77,10 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
     from storage.model import is_job_id
     from tasks import dispatch
 
-    if bool(job_ids) == all_failed:
+    if job_ids and all_failed:
         raise click.UsageError("give JOB_ID... or --all-failed, not both")
+    if not job_ids and not all_failed:
+        raise click.UsageError("give the JOB_ID... of the jobs to retry, or --all-failed")
     if since and not all_failed:
         raise click.UsageError("--since goes with --all-failed")
     jobs = _jobs()

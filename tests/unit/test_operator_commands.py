@@ -144,3 +144,19 @@ def test_a_retry_whose_store_stays_down_says_so_and_fails_the_command(retry_one,
     assert terminal.strip().splitlines()[-1] == (
         f"{job_id}: not known whether retried: run retry-job again once the store answers"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "give the JOB_ID... of the jobs to retry, or --all-failed"),
+        (["--all-failed", "c69ec1dc-eac6-4aea-8a49-310854dc2908"], "give JOB_ID... or --all-failed, not both"),
+        (["c69ec1dc-eac6-4aea-8a49-310854dc2908", "--since", "2h"], "--since goes with --all-failed"),
+    ],
+    ids=["neither", "both", "since-alone"],
+)
+def test_retry_job_says_which_usage_it_was_given_wrong(args, says, capfd):
+    with pytest.raises(SystemExit) as exited:
+        operator_cli.retry_job.main(args, standalone_mode=True)
+    assert exited.value.code == 2  # a usage error, before any store is built
+    assert f"Error: {says}" in capfd.readouterr().err
