@@ -88,10 +88,11 @@ plays no part in any of it.
     takes the delete out of the event loop (kombu makes it there, synchronously, holding back
     the next message): the slot is released at once, the delete runs in a small thread pool
     (tasks/sqs_acks.py), and ``close`` waits for the pending ones when the worker stops.
-  * ``queue_declare`` / ``queue_bind`` / ``exchange_declare`` (as Celery's consumer starts, and
-    restarts): the boto3 calls behind them (GetQueueUrl, CreateQueue, GetQueueAttributes, SNS's
-    CreateTopic and Subscribe) let a ClientError out, which Celery does not count as a
-    connection error: a throttle or a 500 to one GetQueueAttributes at start-up logged
+  * ``queue_declare`` / ``queue_bind`` / ``exchange_declare`` and ``basic_consume``'s subscription
+    of a control queue to its topic (as Celery's consumer starts, and restarts): the boto3 calls
+    behind them (GetQueueUrl, CreateQueue, GetQueueAttributes, SNS's CreateTopic and Subscribe,
+    the queue policy's SetQueueAttributes) let a ClientError out, which Celery does not count as
+    a connection error: a throttle or a 500 to one GetQueueAttributes at start-up logged
     "Unrecoverable error" and the worker exited. ``sqs_faults.declared`` tries a transient
     failure again in place, then raises a ConnectionError, on which Celery restarts the consumer.
   * ``basic_reject`` with requeue (a step that could not hand on, tasks/steps.py) makes the
@@ -274,6 +275,13 @@ class Channel(SQS.Channel):
         return sqs_faults.declared(
             "queue_bind", str(queue), lambda: bind(queue, exchange, routing_key, arguments, **kwargs)
         )
+
+    def _subscribe_queue_to_fanout_exchange_if_required(self, queue_name):
+        # basic_consume's subscription of a control queue to its SNS topic (Subscribe, then the
+        # queue's policy: GetQueueAttributes, SetQueueAttributes). Not basic_consume itself, whose
+        # receive loop must start once; the subscription is idempotent, and cached only once made.
+        subscribe = super()._subscribe_queue_to_fanout_exchange_if_required  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+        return sqs_faults.declared("subscribe", str(queue_name), lambda: subscribe(queue_name))
 
     def _lookup(self, exchange, routing_key, default=None):
         if exchange != REPLY_EXCHANGE:

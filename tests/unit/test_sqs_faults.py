@@ -484,6 +484,33 @@ def test_a_transient_failure_to_declare_a_queue_is_tried_again_not_raised(kind, 
     ]
 
 
+@pytest.mark.parametrize("kind", [OURS, STOCK])
+def test_a_transient_failure_to_subscribe_a_control_queue_to_its_topic_is_tried_again_not_raised(
+    kind, hub, quick_backoff, monkeypatch
+):
+    """The pidbox's basic_consume subscribes its queue to the control topic: SNS's Subscribe, then
+    the queue's policy (SetQueueAttributes). Three 500s in a row there at start-up (botocore's
+    tries) ended the worker with "Unrecoverable error" (found by the 20 % faults run)."""
+    channel = make_channel(kind, hub)
+    made: list[tuple[str, str]] = []
+
+    def subscribe_queue(queue_name: str, exchange_name: str) -> str:
+        made.append((queue_name, exchange_name))
+        if len(made) < 3:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "fault injected"}}, "SetQueueAttributes")
+        return "arn:aws:sns:us-east-1:123456789012:pidbox:1"
+
+    monkeypatch.setattr(channel, "_get_exchange_for_queue", lambda queue: "celery.pidbox")
+    monkeypatch.setattr(channel, "_exchange_is_fanout", lambda exchange: True)
+    monkeypatch.setattr(channel.fanout.subscriptions, "subscribe_queue", subscribe_queue)
+    with capture_logs() as logs:
+        channel._subscribe_queue_to_fanout_exchange_if_required("w1.celery.pidbox")  # as basic_consume calls it
+    assert made == [("w1.celery.pidbox", "celery.pidbox")] * 3
+    assert [(entry["event"], entry["operation"], entry["log_level"]) for entry in logs] == [
+        ("sqs.call_failed", "subscribe", "warning")
+    ]
+
+
 def test_a_declaration_refused_for_good_is_raised_at_once(hub, quick_backoff):
     """A denied permission or a bad name is not waited out: the worker says so and stops."""
     channel = make_channel(OURS, hub)
