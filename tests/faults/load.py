@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -72,15 +73,30 @@ class Answers:
 class Client:
     """What a careful client does: retry a 503 after Retry-After, and a lost answer, under the same key."""
 
-    def __init__(self, api_url: str, answers: Answers, *, seed: int = 0, poll: float = 0.25) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        answers: Answers,
+        *,
+        seed: int = 0,
+        poll: float = 0.25,
+        exited: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.api = api_url
         self.poll = poll
         self.answers = answers
         self.random = random.Random(seed)
+        self.exited = exited
+
+    def _stack_running(self) -> None:
+        """Fail at once when a process of the stack died: no job would finish (or the timeout says why)."""
+        if self.exited is not None and (dead := self.exited()):
+            raise AssertionError(f"the stack's {', '.join(dead)} exited (see its log)")
 
     def submit(self, sub: Submission, *, deadline: float) -> None:
         sub.submitted = sub.submitted or time.monotonic()
         while time.monotonic() < deadline:
+            self._stack_running()
             sub.posts += 1
             try:
                 response = requests.post(
@@ -103,6 +119,7 @@ class Client:
 
     def wait(self, sub: Submission, *, deadline: float) -> None:
         while time.monotonic() < deadline:
+            self._stack_running()
             try:
                 response = requests.get(f"{self.api}/status/{sub.job_id}", timeout=10)
             except requests.RequestException:
@@ -131,14 +148,25 @@ def new_submissions(count: int, *, tag: str = "") -> list[Submission]:
     ]
 
 
-def run_load(api_url: str, subs: list[Submission], *, threads: int, deadline: float, spread: float = 0.0) -> Answers:
-    """Run every submission's client (start times spread over ``spread`` seconds); wait for all."""
+def run_load(
+    api_url: str,
+    subs: list[Submission],
+    *,
+    threads: int,
+    deadline: float,
+    spread: float = 0.0,
+    exited: Callable[[], list[str]] | None = None,
+) -> Answers:
+    """Run every submission's client (start times spread over ``spread`` seconds); wait for all.
+
+    With ``exited`` (the stack's: names of its processes that died), a client fails as soon as
+    one did, instead of waiting for jobs nothing will finish until the deadline or the timeout."""
     answers = Answers()
     begin = time.monotonic()
 
     def one(index: int, sub: Submission) -> Submission:
         time.sleep(max(0.0, begin + spread * index / max(1, len(subs)) - time.monotonic()))
-        return Client(api_url, answers, seed=index).run(sub, deadline=deadline)
+        return Client(api_url, answers, seed=index, exited=exited).run(sub, deadline=deadline)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(len(subs)), subs))

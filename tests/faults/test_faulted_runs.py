@@ -65,7 +65,7 @@ def test_ten_percent_of_requests_faulted_every_job_done_once_within_60_s(make_fa
     subs = new_submissions(16, tag="ten-")
     proxy.set_faults(0.10, services=SERVICES)
     started = time.monotonic()
-    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150 * SLOWDOWN, spread=6)
+    answers = run_load(stack.api_url, subs, threads=6, deadline=started + 150 * SLOWDOWN, spread=6, exited=stack.exited)
     proxy.clear()
     figures = report("10 % mixed faults", subs, answers, proxy, started)
     assert_all_well(stack, emulator, subs, answers)
@@ -95,7 +95,12 @@ def test_twenty_percent_and_an_outage_of_each_service_lose_and_duplicate_nothing
     outages_thread.start()
     faults_end = started + len(SERVICES) * outage
     answers = run_load(
-        stack.api_url, subs, threads=5, deadline=faults_end + 90 * SLOWDOWN, spread=faults_end - started - 5
+        stack.api_url,
+        subs,
+        threads=5,
+        deadline=faults_end + 90 * SLOWDOWN,
+        spread=faults_end - started - 5,
+        exited=stack.exited,
     )
     stop.set()
     outages_thread.join()
