@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import subprocess
@@ -111,6 +112,38 @@ def test_a_retry_written_but_answered_with_an_error_is_sent_before_the_command_e
     assert f"{job_id}: dynamodb is unavailable (InternalError): finding out whether the retry was written..." in lines
     assert f"{job_id}: queued as attempt 2 from {pipeline.STEPS[0]} (the retry was written after all)" in lines
     assert services.jobs.get(job_id).state is JobState.QUEUED
+
+
+def test_a_retry_written_after_all_and_already_under_way_is_not_sent_again(retry_one, services, monkeypatch):
+    job_id, run, sent = retry_one
+    real = AppliedThenFails(services.jobs, "mark_retry").real
+
+    def applied_and_picked_up(*args, **kwargs):
+        real(*args, **kwargs)  # written; then another's resend started it, before the look
+        services.jobs.jobs[job_id] = dataclasses.replace(services.jobs.jobs[job_id], state=JobState.RUNNING)
+        raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+
+    monkeypatch.setattr(services.jobs, "mark_retry", applied_and_picked_up)
+    code, terminal = run()
+    assert code == 0 and sent == []  # its chain is on its way already: a second one would be waste
+    first = pipeline.STEPS[0]
+    assert f"{job_id}: queued as attempt 2 from {first} (written after all, sent already), now running" in terminal
+
+
+def test_a_retry_written_after_all_whose_send_fails_fails_the_command(retry_one, services, monkeypatch):
+    job_id, run, sent = retry_one
+    AppliedThenFails(services.jobs, "mark_retry")
+
+    def refused(job_id, request_id, **kw):
+        raise RuntimeError("SQS is down")
+
+    monkeypatch.setattr(dispatch, "retry_job", functools.partial(dispatch.retry_job.func, enqueue=refused))
+    code, terminal = run()
+    assert code == 1
+    assert terminal.strip().splitlines()[-1] == (
+        f"{job_id}: not retried: written after all, but its messages could not be sent: the job is failed again"
+    )
+    assert services.jobs.get(job_id).state is JobState.FAILED
 
 
 def test_a_retry_answered_with_an_error_and_not_written_fails_the_command(retry_one, services, monkeypatch):
