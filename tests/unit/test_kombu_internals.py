@@ -34,6 +34,8 @@ RELIED_ON = {
     # Declarations the worker's consumer waits out while SQS fails them (tasks/sqs_faults.py: declared).
     (SQS.Channel, "queue_declare"): ("self", "queue", "passive", "kwargs"),
     (SQS.Channel, "queue_bind"): ("self", "queue", "exchange", "routing_key", "arguments", "kwargs"),
+    # ... and basic_consume's subscription of a control queue to its topic.
+    (SQS.Channel, "_subscribe_queue_to_fanout_exchange_if_required"): ("self", "queue_name"),
     (SQS.Channel, "after_reply_message_received"): ("self", "queue"),
     (SQS.Channel, "_delete_message"): ("self", "queue_name", "message"),
     (SQS.Channel, "_receive_message"): ("self", "queue", "max_number_of_messages", "wait_time_seconds"),
