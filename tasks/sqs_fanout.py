@@ -135,6 +135,10 @@ HEARTBEAT_TAG = "ghost-engine:heartbeat"  # epoch seconds of the owner's last si
 # Control queues made by this process: URL -> (pid, channel). The pid keeps a forked pool
 # child, which inherits this dict, from deleting its parent's queues at its own exit.
 _made: dict[str, tuple[int, Channel]] = {}
+# boto3 clients made by kombu's channels in this process, one per service and settings, keyed by
+# pid too: a pool child, which inherits this dict, makes its own (never its parent's sockets).
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
 
 
 class HeldQoS(SQS.QoS):
@@ -348,7 +352,7 @@ class Channel(SQS.Channel):
             limit = self.transport_options.get("hold_limit_seconds")
             self.__dict__["_visibility_extender"] = (
                 VisibilityExtender(
-                    lambda: self._new_boto_client(  # type: ignore[attr-defined]  # kombu's, which its stubs omit (pinned <5.8 for this)
+                    lambda: self._new_boto_client(
                         service="sqs",
                         region=self.region,
                         access_key_id=self.conninfo.userid,
@@ -361,6 +365,30 @@ class Channel(SQS.Channel):
                 else None
             )
         return self.__dict__["_visibility_extender"]
+
+    def _new_boto_client(self, service, region, access_key_id, secret_access_key, session_token=None, config=None):
+        # kombu makes each channel a boto3 Session and client of its own (50-150 ms of CPU): an API
+        # worker's concurrent submissions each took a connection from the producer pool and built
+        # one, and a fresh API's first burst of 16 answered in about 850 ms (later ones in about
+        # 100). boto3 clients are thread-safe: one per process, service and settings (the long
+        # poll's client, with its longer read timeout, stays apart).
+        key = (
+            os.getpid(),
+            service,
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            self.endpoint_url,
+            self.is_secure,
+            repr(config),
+        )
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                make = super()._new_boto_client  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+                client = _clients[key] = make(service, region, access_key_id, secret_access_key, session_token, config)
+        return client
 
     def close(self):
         # A worker stopping sends its last acks' deletes before it goes (up to FLUSH_SECONDS),

@@ -109,3 +109,31 @@ def test_a_message_sqs_handed_out_before_is_marked_redelivered(count, redelivere
             message["Attributes"] = {"ApproximateReceiveCount": count}
         payload = channel._envelope_payload({}, "{}", message, "http://127.0.0.1/q")
         assert payload["properties"]["delivery_info"]["redelivered"] is redelivered
+
+
+def test_the_channels_of_a_process_share_one_boto3_client_a_forked_one_makes_its_own(monkeypatch):
+    """kombu made each channel its own boto3 Session and client (50-150 ms of CPU): a fresh API's
+    first burst of concurrent submissions built one per connection it took from the pool."""
+    from botocore.config import Config
+    from kombu import Connection
+
+    def channel():
+        connection = Connection(
+            "sqs://test:test@127.0.0.1:9", transport=sqs_fanout.Transport, transport_options={"region": "us-east-1"}
+        )
+        return connection, connection.default_channel
+
+    (first_connection, first), (second_connection, second) = channel(), channel()
+    try:
+        assert first is not second and first.sqs() is second.sqs()
+        assert first.fanout.get_client() is second.fanout.get_client()  # SNS's too
+        assert first.fanout.get_client() is not first.sqs()
+        # Other settings (the long poll's read timeout), another client.
+        longer = Config(read_timeout=30)
+        assert first._new_boto_client("sqs", "us-east-1", "test", "test", config=longer) is not first.sqs()
+        # A pool process forked from this one never uses its parent's client, nor its sockets.
+        monkeypatch.setattr(sqs_fanout.os, "getpid", lambda: -1)
+        assert first._new_boto_client("sqs", "us-east-1", "test", "test") is not second.sqs()
+    finally:
+        first_connection.release()
+        second_connection.release()
