@@ -370,8 +370,13 @@ class Channel(SQS.Channel):
         # kombu makes each channel a boto3 Session and client of its own (50-150 ms of CPU): an API
         # worker's concurrent submissions each took a connection from the producer pool and built
         # one, and a fresh API's first burst of 16 answered in about 850 ms (later ones in about
-        # 100). boto3 clients are thread-safe: one per process, service and settings (the long
-        # poll's client, with its longer read timeout, stays apart).
+        # 100). boto3 clients are thread-safe: one per process, service and settings.
+        make = super()._new_boto_client  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
+        if config is not None:
+            # Settings of its own (the long poll's read timeout): made as kombu makes it, and kept
+            # by its caller (sqs_faults.long_poll_client, once a channel).
+            return make(service, region, access_key_id, secret_access_key, session_token, config)
+        options = self.transport_options.get("client-config") or {}
         key = (
             os.getpid(),
             service,
@@ -381,13 +386,12 @@ class Channel(SQS.Channel):
             session_token,
             self.endpoint_url,
             self.is_secure,
-            repr(config),
+            repr(sorted(options.items())),
         )
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
-                make = super()._new_boto_client  # type: ignore[misc]  # kombu's private API, which its stubs omit (pinned <5.8 for this)
-                client = _clients[key] = make(service, region, access_key_id, secret_access_key, session_token, config)
+                client = _clients[key] = make(service, region, access_key_id, secret_access_key, session_token)
         return client
 
     def close(self):

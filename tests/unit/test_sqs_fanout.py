@@ -117,23 +117,35 @@ def test_the_channels_of_a_process_share_one_boto3_client_a_forked_one_makes_its
     from botocore.config import Config
     from kombu import Connection
 
-    def channel():
-        connection = Connection(
-            "sqs://test:test@127.0.0.1:9", transport=sqs_fanout.Transport, transport_options={"region": "us-east-1"}
-        )
-        return connection, connection.default_channel
+    connections = []
 
-    (first_connection, first), (second_connection, second) = channel(), channel()
+    def channel(**options):
+        connection = Connection(
+            "sqs://test:test@127.0.0.1:9",
+            transport=sqs_fanout.Transport,
+            transport_options={"region": "us-east-1", **options},
+        )
+        connections.append(connection)
+        return connection.default_channel
+
+    first, second = channel(), channel()
     try:
         assert first is not second and first.sqs() is second.sqs()
         assert first.fanout.get_client() is second.fanout.get_client()  # SNS's too
         assert first.fanout.get_client() is not first.sqs()
-        # Other settings (the long poll's read timeout), another client.
-        longer = Config(read_timeout=30)
-        assert first._new_boto_client("sqs", "us-east-1", "test", "test", config=longer) is not first.sqs()
+        # Other client settings, another client with them.
+        other = channel(**{"client-config": {"read_timeout": 7}}).sqs()
+        assert other is not first.sqs() and other.meta.config.read_timeout == 7
+        # Settings given for one client (the long poll's read timeout) are that client's alone,
+        # made anew each time (its caller keeps it), never handed to another caller.
+        longer = [
+            first._new_boto_client("sqs", "us-east-1", "test", "test", config=Config(read_timeout=30)) for _ in "ab"
+        ]
+        assert longer[0] is not longer[1] and first.sqs() not in longer
+        assert longer[0].meta.config.read_timeout == 30 and first.sqs().meta.config.read_timeout != 30
         # A pool process forked from this one never uses its parent's client, nor its sockets.
         monkeypatch.setattr(sqs_fanout.os, "getpid", lambda: -1)
         assert first._new_boto_client("sqs", "us-east-1", "test", "test") is not second.sqs()
     finally:
-        first_connection.release()
-        second_connection.release()
+        for connection in connections:
+            connection.release()
