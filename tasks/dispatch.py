@@ -50,6 +50,9 @@ Enqueue = Callable[..., None]
 
 # How long a submission answered 503 keeps finding out whether its put was applied (~1 min).
 SETTLE_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
+# A replay under an Idempotency-Key sends a job again when it is still queued with nothing
+# started this long after it was written: its first send may never have happened.
+RESEND_AFTER_SECONDS = 10
 
 
 class Settled(enum.Enum):
@@ -74,11 +77,6 @@ class Look:
         """What the look found, once it ended within ``timeout`` seconds; None if it had not."""
         self.ended.wait(timeout)
         return self.outcome
-
-
-# A replay under an Idempotency-Key sends a job again when it is still queued with nothing
-# started this long after it was written: its first send may never have happened.
-RESEND_AFTER_SECONDS = 10
 
 
 def send_chain(
