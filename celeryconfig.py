@@ -45,6 +45,8 @@ broker_transport_options = {
         "connect_timeout": _settings.aws_timeout_seconds,
         "read_timeout": _settings.aws_timeout_seconds,
         "retries": {"total_max_attempts": _settings.aws_max_attempts, "mode": "standard"},
+        # One client serves every thread of a process (tasks/sqs_fanout.py: _new_boto_client).
+        "max_pool_connections": _settings.aws_pool_connections,
     },
     # Only control queues are ever made by a process; an event or reply older than a minute
     # is worthless, and a queue left by a killed process then holds a minute of messages at most.

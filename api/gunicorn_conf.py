@@ -6,6 +6,7 @@ to the root logger instead, so its lines are JSON like the API's own.
 
 import os
 
+from storage.settings import Settings
 from tasks.heap import freeze_startup_heap
 from tasks.logs import configure_logging, get_logger
 
@@ -20,9 +21,11 @@ logconfig_dict = {
 # The API logs one JSON line per request itself, with its requestId.
 accesslog = None
 # The API mostly waits on DynamoDB and SQS: threads keep a slow dependency from
-# queueing every other request behind the few worker processes.
+# queueing every other request behind the few worker processes. Read with the other settings, so
+# a bad API_THREADS stops gunicorn with a message naming it; the AWS clients keep as many
+# connections (Settings.aws_pool_connections).
 worker_class = "gthread"
-threads = int(os.environ.get("API_THREADS", "8"))
+threads = Settings.from_env().api_threads
 # Let a request in flight finish on SIGTERM, but not for long (ECS waits 30 s).
 graceful_timeout = 10
 # No control socket (gunicorn 25.1+, for its gunicornc tool, which nothing here uses): its default

@@ -31,6 +31,7 @@ def aws_client(settings: Settings, service: str) -> Any:
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds,
         retries={"total_max_attempts": settings.aws_max_attempts, "mode": "standard"},
+        max_pool_connections=settings.aws_pool_connections,
         # Virtual-host addressing would put the bucket in the emulator's hostname.
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
         # SigV4 presigned URLs (X-Amz-Expires), as every current region requires.

@@ -66,6 +66,7 @@ class Settings:
     fault_drill_slow_seconds: float  # how long a slow:<step> drill sleeps in that step
     aws_timeout_seconds: float
     aws_max_attempts: int
+    api_threads: int  # request threads of each API process (gunicorn's gthread workers)
     log_level: str
     metrics_namespace: str
     worker_heartbeat_file: str  # refreshed while the worker's consumer still takes messages
@@ -84,6 +85,13 @@ class Settings:
     def hold_limit_seconds(self) -> int:
         """How long a worker keeps a message it holds invisible, at most (tasks/sqs_visibility.py)."""
         return hold_limit(self.step_time_limit_seconds)
+
+    @property
+    def aws_pool_connections(self) -> int:
+        """Connections each AWS client keeps open: one for each of a process's threads that may call
+        at once (an API process's request threads share its clients), and botocore's 10 at least.
+        Fewer, and urllib3 opens one more for each call past them, then drops it with a warning."""
+        return max(10, self.api_threads)
 
     @property
     def demo_mode(self) -> bool:
@@ -175,6 +183,7 @@ class Settings:
             fault_drill_slow_seconds=read("FAULT_DRILL_SLOW_SECONDS", float, 5.0, low=0, high=3600),
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 3, low=1, high=10),
+            api_threads=read("API_THREADS", int, 8, low=1, high=256),
             log_level=read("LOG_LEVEL", str, "INFO").upper(),
             metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
             # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.

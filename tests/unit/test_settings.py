@@ -181,6 +181,7 @@ def test_fault_drills_allowed_outside_prod():
         ("AWS_MAX_ATTEMPTS", "two"),
         ("AWS_TIMEOUT_SECONDS", "fast"),
         ("FAULT_DRILLS", "maybe"),
+        ("API_THREADS", "abc"),
     ],
 )
 def test_bad_value_is_config_error_naming_the_variable(var, value):
@@ -191,7 +192,14 @@ def test_bad_value_is_config_error_naming_the_variable(var, value):
 
 @pytest.mark.parametrize(
     ("var", "value"),
-    [("JOB_TTL_DAYS", "0"), ("JOB_TTL_DAYS", "366"), ("AWS_MAX_ATTEMPTS", "11"), ("INLINE_ARTIFACT_MAX_BYTES", "10")],
+    [
+        ("JOB_TTL_DAYS", "0"),
+        ("JOB_TTL_DAYS", "366"),
+        ("AWS_MAX_ATTEMPTS", "11"),
+        ("INLINE_ARTIFACT_MAX_BYTES", "10"),
+        ("API_THREADS", "0"),
+        ("API_THREADS", "257"),
+    ],
 )
 def test_other_ranges_are_checked(var, value):
     """Other numeric settings are range checked too."""
@@ -232,3 +240,12 @@ def test_credentials_never_appear_in_the_settings_repr():
     settings = Settings.from_env({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI"})
     assert settings.aws_credentials == ("AKIDEXAMPLE", "wJalrXUtnFEMI")
     assert "AKIDEXAMPLE" not in repr(settings) and "wJalrXUtnFEMI" not in repr(settings)
+
+
+@pytest.mark.parametrize(("threads", "pool"), [(None, 10), ("1", 10), ("10", 10), ("24", 24), ("256", 256)])
+def test_aws_clients_keep_a_connection_for_each_api_thread(threads, pool):
+    """An API process's request threads share its AWS clients: each keeps as many connections
+    (botocore's 10 at least), so a burst answered by every thread opens none to throw away."""
+    settings = Settings.from_env({} if threads is None else {"API_THREADS": threads})
+    assert settings.api_threads == (8 if threads is None else int(threads))
+    assert settings.aws_pool_connections == pool

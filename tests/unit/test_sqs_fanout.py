@@ -64,7 +64,7 @@ def test_celery_runs_events_and_remote_control_on_the_fanout_transport(monkeypat
         importlib.reload(celeryconfig)
 
 
-def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypatch):
+def test_kombus_own_boto3_clients_retry_time_out_and_pool_as_the_projects_do(monkeypatch):
     """Without ``client-config`` kombu's SQS and SNS clients run botocore's legacy retry mode (5 attempts)."""
     from kombu import Connection
 
@@ -72,6 +72,7 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("AWS_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("API_THREADS", "24")
     import celeryconfig
 
     config = importlib.reload(celeryconfig)
@@ -88,6 +89,8 @@ def test_kombus_own_boto3_clients_retry_and_time_out_as_the_projects_do(monkeypa
             # AWS_MAX_ATTEMPTS counts every try, the first included, as in the AWS SDKs: 4 tries.
             assert kombus.retries == ours.retries == {"total_max_attempts": 4, "mode": "standard"}
             assert kombus.connect_timeout == kombus.read_timeout == ours.read_timeout == 2.5
+            # One client serves all of an API process's 24 request threads (_new_boto_client).
+            assert kombus.max_pool_connections == ours.max_pool_connections == 24
         # But a blocking long poll (Flower's events, `celery inspect`) must outlast SQS's 20 s.
         long_poll = sqs_faults.long_poll_client(channel).meta.config
         assert long_poll.read_timeout == 22.5 and long_poll.retries == ours.retries
