@@ -33,8 +33,9 @@ if str(ROOT) not in sys.path:  # run as a script, the project root is not on the
 
 from storage.bootstrap import aws_client  # noqa: E402 - after sys.path gains the project root
 from storage.dynamo_items import LIST_INDEX  # noqa: E402 - after sys.path gains the project root
+from storage.errors import ConfigError  # noqa: E402 - after sys.path gains the project root
 from storage.provision import provision  # noqa: E402 - after sys.path gains the project root
-from storage.settings import Settings  # noqa: E402 - after sys.path gains the project root
+from storage.settings import EnvReader, Settings  # noqa: E402 - after sys.path gains the project root
 from tasks import liveness  # noqa: E402 - after sys.path gains the project root
 
 HOST = "127.0.0.1"
@@ -77,16 +78,27 @@ class StackConfig:
     state_dir: Path = ROOT / ".local-stack"  # the emulator's log and saved state, heartbeats
 
     @classmethod
-    def from_env(cls) -> StackConfig:
-        env = os.environ
-        return cls(
-            emulator_port=int(env.get("EMULATOR_PORT", cls.emulator_port)),
-            api_port=int(env.get("API_PORT", cls.api_port)),
-            flower_port=int(env.get("FLOWER_PORT", cls.flower_port)),
-            api_workers=int(env.get("API_WORKERS", cls.api_workers)),
-            worker_concurrency=int(env.get("WORKER_CONCURRENCY", cls.worker_concurrency)),
-            state_dir=ROOT / env.get("LOCAL_STACK_DIR", ".local-stack"),
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        """Read and check every one; raise ConfigError naming a bad one."""
+        read = EnvReader(os.environ if environ is None else environ)
+        config = cls(
+            emulator_port=read("EMULATOR_PORT", int, cls.emulator_port, low=1, high=65535),
+            api_port=read("API_PORT", int, cls.api_port, low=1, high=65535),
+            flower_port=read("FLOWER_PORT", int, cls.flower_port, low=1, high=65535),
+            api_workers=read("API_WORKERS", int, cls.api_workers, low=1, high=64),
+            worker_concurrency=read("WORKER_CONCURRENCY", int, cls.worker_concurrency, low=1, high=64),
+            state_dir=ROOT / read("LOCAL_STACK_DIR", str, ".local-stack"),
         )
+        taken: dict[int, str] = {}
+        for var, port in (
+            ("EMULATOR_PORT", config.emulator_port),
+            ("API_PORT", config.api_port),
+            ("FLOWER_PORT", config.flower_port),
+        ):
+            if port in taken:
+                raise ConfigError(f"{var} must differ from {taken[port]}, both {port}", details={"setting": var})
+            taken[port] = var
+        return config
 
     @property
     def state_file(self) -> Path:
@@ -482,7 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         "--clean", action="store_true", help="Forget the state saved by earlier runs and start empty (make run-clean)."
     )
     args = parser.parse_args(argv)
-    stack = Stack(StackConfig.from_env(), keep_state=True)
+    try:
+        stack = Stack(StackConfig.from_env(), keep_state=True)
+        stack.settings  # noqa: B018 - the services' settings, checked before anything starts
+    except ConfigError as exc:
+        print(f"local stack not started: {exc.message}", file=sys.stderr)
+        return 2
     if args.clean:
         stack.config.state_file.unlink(missing_ok=True)
     stopping = False

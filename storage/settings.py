@@ -101,7 +101,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every setting; raise ConfigError naming the bad one."""
         environ = os.environ if environ is None else environ
-        read = _Reader(environ)
+        read = EnvReader(environ)
         env = read("ENV", str, "local")
         local = env == "local"
 
@@ -227,7 +227,7 @@ def _flag(raw: str) -> bool:
     raise ValueError(f"expected a boolean, got {raw!r}")
 
 
-class _Reader:
+class EnvReader:
     """Reads one variable, coerces it and checks its range."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
