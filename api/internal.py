@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import unicodedata
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -75,6 +76,20 @@ def _event_error(body: dict) -> JobError:
     return JobError(message, "STEP_FAILED", {"step": body["name"]})
 
 
+def _reason(header: str, default: str) -> str:
+    """An operator's reason, from its header. Clients send UTF-8 (curl, requests, the CLI), which
+    WSGI hands over as latin-1 text, so it is read back as UTF-8, and as latin-1 only when it is not
+    UTF-8 (a browser sends "é" as one byte). No control characters: 400 naming the header."""
+    raw = request.headers.get(header, "").strip()
+    try:
+        reason = raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        reason = raw
+    if any(unicodedata.category(char) == "Cc" for char in reason):
+        raise ApiError(400, "INVALID_HEADER", f"{header} may not hold control characters", {"header": header})
+    return reason or default
+
+
 def _operator() -> str:
     """Who made an operator request, as recorded in the job's operator actions."""
     return f"api:{request.remote_addr or 'unknown'}"
@@ -84,7 +99,7 @@ def _operator() -> str:
 def cancel_job(job_id: str):
     """Cancel a job that has not ended: steps not started never run; one in flight changes nothing."""
     current = services()
-    reason = request.headers.get("X-Cancel-Reason", "cancelled through the API")
+    reason = _reason("X-Cancel-Reason", "cancelled through the API")
     # 409 (JobTerminal) once done or failed
     dispatch.cancel_job(current.jobs, job_id_from(job_id), by=_operator(), reason=reason)
     return jsonify(presenters.job_status(current.jobs.get(job_id), current))
@@ -97,7 +112,7 @@ def retry_job(job_id: str):
     job = dispatch.retry_job(
         current.jobs,
         job_id_from(job_id),
-        reason=request.headers.get("X-Retry-Reason", "retried through the API"),
+        reason=_reason("X-Retry-Reason", "retried through the API"),
         by=_operator(),
         request_id=request.environ.get("ghost_engine.request_id"),
         enqueue=current_app.extensions["ghost_engine"]["enqueue"],

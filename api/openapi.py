@@ -59,6 +59,17 @@ JOB_ID = {
     "schema": {"type": "string", "format": "uuid", "pattern": JOB_ID_PATTERN.pattern},
 }
 
+
+def _reason(header: str) -> dict:
+    return {
+        "name": header,
+        "in": "header",
+        "required": False,
+        "description": "Why, recorded with the action (UTF-8, at most 200 characters kept; 400 for control characters)",
+        "schema": {"type": "string"},
+    }
+
+
 PATHS: dict[str, dict] = {
     "/generate-scene": {
         "post": {
@@ -78,7 +89,7 @@ PATHS: dict[str, dict] = {
                     "required": False,
                     "description": "Repeating a request with the same key returns the original job; "
                     "the same key with a different request is refused (422).",
-                    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+                    "schema": {"type": "string", "pattern": "^[\\x21-\\x2b\\x2d-\\x7e]{1,255}$"},
                 },
             ],
             "requestBody": {"required": True, "content": {"application/json": {"schema": "GenerateSceneRequest"}}},
@@ -164,7 +175,7 @@ PATHS: dict[str, dict] = {
             "security": [{"internalToken": []}],
             "parameters": [
                 JOB_ID,
-                {"name": "X-Cancel-Reason", "in": "header", "required": False, "schema": {"type": "string"}},
+                _reason("X-Cancel-Reason"),
             ],
             "responses": {"200": _json("JobStatus", "The job, now cancelled"), **_errors(400, 401, 404, 409, 503)},
         }
@@ -176,7 +187,7 @@ PATHS: dict[str, dict] = {
             "security": [{"internalToken": []}],
             "parameters": [
                 JOB_ID,
-                {"name": "X-Retry-Reason", "in": "header", "required": False, "schema": {"type": "string"}},
+                _reason("X-Retry-Reason"),
             ],
             "responses": {"202": _json("JobStatus", "The job, queued again"), **_errors(400, 401, 404, 409, 503)},
         }
@@ -189,6 +200,7 @@ PATHS: dict[str, dict] = {
         }
     },
 }
+
 
 COMPONENTS = (
     schemas.GenerateSceneRequest,

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import pipeline
 from api import presenters
@@ -33,7 +34,9 @@ bp = Blueprint("jobs", __name__)
 
 FAULT_DRILL_HEADER = "X-Fault-Drill"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Printable ASCII but the comma: a server joins a header sent twice with one ("k1,k2"), which
+# would make a key neither request named.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
 JOB_ID_RULE = (
     "a job id is a version-4 UUID in lower case, xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx with N one of 8, 9, a, b "
     "(as the API issues them; the nil UUID is not one)"
@@ -64,6 +67,7 @@ def json_body() -> Any:
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as JSON with Content-Type: application/json")
     raw = request.get_data(cache=True)  # MAX_CONTENT_LENGTH turns an oversized body into a 413 here
+    _refuse_a_body_cut_short(raw)
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -80,6 +84,18 @@ def json_body() -> Any:
         }
         raise ApiError(422, "VALIDATION_ERROR", f"invalid {', '.join(sorted(bad))}", {"fields": bad})
     return data
+
+
+def _refuse_a_body_cut_short(raw: bytes) -> None:
+    """A body of unknown length (chunked) over MAX_CONTENT_LENGTH is 413, as one that says its length.
+
+    For such a body werkzeug reads up to the limit and stops there without a word (its LimitedStream
+    raises only on a read past the limit, which its readall does not make): what came through is
+    the body's first 64 KiB. One byte more from the server's stream tells the two apart.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and len(raw) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _json_type(value: Any) -> str:
@@ -129,7 +145,11 @@ def _fault_drill() -> str | None:
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise ApiError(400, "INVALID_IDEMPOTENCY_KEY", f"{IDEMPOTENCY_HEADER} is 1-255 printable ASCII characters")
+        raise ApiError(
+            400,
+            "INVALID_IDEMPOTENCY_KEY",
+            f"{IDEMPOTENCY_HEADER} is one header of 1-255 printable ASCII characters, no comma",
+        )
     return key
 
 

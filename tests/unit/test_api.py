@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -369,6 +370,27 @@ def test_body_of_exactly_64_kib_is_read_and_one_byte_more_is_413(client, service
     assert post_raw(client, head + " " * (65536 - len(head))).status_code == 202
     error = assert_error(post_raw(client, head + " " * (65537 - len(head))), 413, "REQUEST_ENTITY_TOO_LARGE")
     assert "65536" in error["message"]
+    assert len(services.jobs.jobs) == 1
+
+
+def post_chunked(client, body: bytes):
+    """A body sent as gunicorn hands a chunked one over: no Content-Length, the stream terminated."""
+    return client.post(
+        "/generate-scene",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(client, services):
+    """werkzeug reads a body of unknown length up to the limit and stops there, without saying so:
+    valid JSON padded past 64 KiB was accepted, a long prompt refused as malformed JSON."""
+    head = b'{"prompt": "a"}'
+    assert post_chunked(client, head + b" " * (65536 - len(head))).status_code == 202
+    assert_error(post_chunked(client, head + b" " * 70_000), 413, "REQUEST_ENTITY_TOO_LARGE")
+    assert_error(post_chunked(client, b'{"prompt": "' + b"x" * 70_000 + b'"}'), 413, "REQUEST_ENTITY_TOO_LARGE")
     assert len(services.jobs.jobs) == 1
 
 

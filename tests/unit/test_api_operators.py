@@ -10,6 +10,7 @@ import pipeline
 from api import create_app
 from storage.bootstrap import Services
 from storage.errors import AccessDenied, CredentialsMissing, DependencyThrottled, DependencyUnavailable
+from storage.model import JobError
 
 TOKEN = "s3cret-token"
 
@@ -205,13 +206,21 @@ def test_different_keys_make_different_jobs(client, sent):
     assert len(sent) == 2
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ünï"])
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "ünï", "k1,k2"])
 def test_malformed_idempotency_keys_are_refused(client, key, sent):
     response = client.post(
         "/generate-scene", json={"prompt": "a"}, headers={"Idempotency-Key": key.encode().decode("latin-1")}
     )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
+    assert sent == []
+
+
+def test_an_idempotency_key_sent_twice_is_refused_not_joined_into_a_new_key(client, sent):
+    """gunicorn joins a header sent twice with a comma: "k1,k2" would have made a third job."""
+    headers = [("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+    response = client.post("/generate-scene", json={"prompt": "a"}, headers=headers)
+    assert response.status_code == 400 and response.json["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
     assert sent == []
 
 
@@ -273,6 +282,45 @@ def test_cancel_needs_the_token_and_moves_a_live_job_to_cancelled(client, servic
     assert again.json["cancellation"] == cancellation  # the first cancel stands
     late = post_step(client, job_id, step_body(job_id))
     assert late.status_code == 409 and services.jobs.get(job_id).steps == ()
+
+
+def as_wsgi_hands_it_over(header: bytes) -> str:
+    """A header's bytes as a WSGI server passes them to the app: decoded as latin-1."""
+    return header.decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded"),
+    [
+        ("café ✓ Привет".encode(), "café ✓ Привет"),  # UTF-8: curl, requests, the CLI
+        ("café".encode("latin-1"), "café"),  # latin-1: a browser's fetch
+        (b"  typo  ", "typo"),
+        (b"   ", "cancelled through the API"),
+    ],
+)
+def test_an_operators_reason_is_read_as_utf8_and_recorded_as_sent(client, services, given, recorded):
+    """A UTF-8 reason was recorded as its bytes read as latin-1 ("cafÃ© â\x9c\x93"), shown so everywhere."""
+    job_id = submit(client).json["jobId"]
+    headers = {"X-INTERNAL-TOKEN": TOKEN, "X-Cancel-Reason": as_wsgi_hands_it_over(given)}
+    response = client.post(f"/jobs/{job_id}/cancel", headers=headers)
+    assert response.status_code == 200 and response.json["cancellation"]["reason"] == recorded
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+@pytest.mark.parametrize("given", [b"evil \x1b]0;title\x07", b"a\tb", "x \u0085 y".encode()])
+def test_a_reason_with_control_characters_is_refused_and_changes_nothing(client, services, action, given):
+    """C0 and C1 controls (a terminal's escape sequences) are refused with a 400 naming the header."""
+    job_id = submit(client).json["jobId"]
+    if action == "retry":
+        services.jobs.mark_failed(job_id, JobError("broken", "STEP_FAILED"))
+    before = services.jobs.get(job_id)
+    header = f"X-{action.title()}-Reason"
+    response = client.post(
+        f"/jobs/{job_id}/{action}", headers={"X-INTERNAL-TOKEN": TOKEN, header: as_wsgi_hands_it_over(given)}
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "INVALID_HEADER" and header in response.json["error"]["message"]
+    assert services.jobs.get(job_id) == before
 
 
 def test_cancel_of_a_finished_job_is_409(client, services):
