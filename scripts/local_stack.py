@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -80,7 +81,8 @@ class StackConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
         """Read and check every one; raise ConfigError naming a bad one."""
-        read = EnvReader(os.environ if environ is None else environ)
+        environ = os.environ if environ is None else environ
+        read = EnvReader(environ)
         config = cls(
             emulator_port=read("EMULATOR_PORT", int, cls.emulator_port, low=1, high=65535),
             api_port=read("API_PORT", int, cls.api_port, low=1, high=65535),
@@ -89,6 +91,12 @@ class StackConfig:
             worker_concurrency=read("WORKER_CONCURRENCY", int, cls.worker_concurrency, low=1, high=64),
             state_dir=ROOT / read("LOCAL_STACK_DIR", str, ".local-stack"),
         )
+        auth = environ.get("FLOWER_BASIC_AUTH")
+        if auth and not all(re.fullmatch(r"[^:]+:.+", pair) for pair in auth.split(",")):
+            raise ConfigError(
+                "FLOWER_BASIC_AUTH is user:password (or several, comma-separated)",
+                details={"setting": "FLOWER_BASIC_AUTH"},
+            )
         taken: dict[int, str] = {}
         for var, port in (
             ("EMULATOR_PORT", config.emulator_port),

@@ -229,6 +229,13 @@ def static_file(hashed_name: str):
     return response
 
 
+@bp.get("/console/<path:anything>")
+def unknown_page(anything: str):
+    """Any other console address is the console's own 404 page, not the API's JSON error (the
+    job pages and static files, more specific, are matched before it)."""
+    abort(404)
+
+
 @bp.errorhandler(404)
 @bp.errorhandler(JobNotFound)
 def _not_found(exc):

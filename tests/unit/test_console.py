@@ -135,6 +135,20 @@ def test_job_values_are_escaped_everywhere(client, services):
     assert not [attrs for tag, attrs in markup.tags if tag == "img" and attrs.get("src") == "x"]
 
 
+def test_an_unknown_console_address_is_the_consoles_404_page(client):
+    """Not the API's JSON error: a person followed a link or typed the address."""
+    for url in (
+        "/console/nope",
+        "/console/jobs/",
+        "/console/jobs/00000000-0000-4000-8000-000000000000/",
+        "/console/a/b",
+    ):
+        response = client.get(url)
+        assert response.status_code == 404 and response.mimetype == "text/html", url
+        assert "There is no such page." in response.get_data(as_text=True), url
+    assert client.get("/nope").mimetype == "application/json"  # the API's own addresses keep JSON
+
+
 def test_an_unknown_or_malformed_job_id_is_a_404_page(client):
     for job_id in ("00000000-0000-4000-8000-000000000000", "not-a-job", "%3Cscript%3E"):
         response = client.get(f"/console/jobs/{job_id}")

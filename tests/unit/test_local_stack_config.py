@@ -10,7 +10,7 @@ from storage.errors import ConfigError
 
 
 def test_the_defaults_and_overrides():
-    assert StackConfig.from_env({}) == StackConfig()
+    assert StackConfig.from_env({}) == StackConfig() == StackConfig.from_env({"FLOWER_BASIC_AUTH": "a:b,c:d:e"})
     config = StackConfig.from_env({"API_PORT": "8100", "WORKER_CONCURRENCY": "4", "LOCAL_STACK_DIR": "other"})
     assert (config.api_port, config.worker_concurrency, config.state_dir) == (8100, 4, local_stack.ROOT / "other")
 
@@ -25,6 +25,9 @@ def test_the_defaults_and_overrides():
         ("WORKER_CONCURRENCY", "-1", "WORKER_CONCURRENCY must be between 1 and 64"),
         ("FLOWER_PORT", "4566", "FLOWER_PORT must differ from EMULATOR_PORT, both 4566"),
         ("API_PORT", "5555", "FLOWER_PORT must differ from API_PORT, both 5555"),
+        ("FLOWER_BASIC_AUTH", "nocolon", "FLOWER_BASIC_AUTH is user:password"),
+        ("FLOWER_BASIC_AUTH", "ops:", "FLOWER_BASIC_AUTH is user:password"),
+        ("FLOWER_BASIC_AUTH", "a:b,:c", "FLOWER_BASIC_AUTH is user:password"),
     ],
 )
 def test_a_bad_setting_is_named(var, value, says):
