@@ -7,7 +7,10 @@
 
 It talks to DynamoDB and S3 directly, with the services' settings (JOBS_TABLE_NAME,
 ARTIFACTS_BUCKET, AWS_*; docs/schema.md describes the file). Exit codes: 0 done,
-1 the operation failed (with a one-line message), 2 usage error.
+1 the operation failed (with a one-line message), 2 usage error (a bad setting too).
+
+The operators' celery commands (tasks/cli.py) read their settings and word their failures
+with the functions here, so both tools say the same thing about the same problem.
 """
 
 from __future__ import annotations
@@ -17,32 +20,96 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from storage import entities
-from storage.aws_errors import error_code, translated
+from storage.aws_errors import translated
 from storage.bootstrap import aws_client, build_services
-from storage.errors import GhostEngineError
+from storage.errors import ConfigError, DependencyUnavailable, GhostEngineError
 from storage.export import ExportSource, export_entities
 from storage.importer import import_entities
-from storage.settings import Settings, is_loopback
+from storage.settings import LOCAL_ENDPOINT, TABLE_NAME, TABLE_NAME_RULE, Settings, is_loopback
 
 err = Console(stderr=True, soft_wrap=True)
 
+_NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
 
-def _settings(table: str | None, bucket: str | None) -> Settings:
+
+def operator_settings(table: str | None = None, bucket: str | None = None) -> Settings:
+    """The services' settings, ``table`` and ``bucket`` over them; ConfigError naming a bad one."""
     settings = Settings.from_env()
-    if table:
+    if table is not None:
         settings = dataclasses.replace(settings, jobs_table_name=table)
     if bucket is not None:
         settings = dataclasses.replace(settings, artifacts_bucket=bucket or None)
     return settings
+
+
+def missing_target(exc: GhostEngineError, settings: Settings) -> str | None:
+    """``table NAME`` or ``bucket NAME`` when ``exc`` says the call found no such table or bucket."""
+    service, code = exc.details.get("service"), exc.details.get("awsCode")
+    if service == "dynamodb" and code == "ResourceNotFoundException":
+        return f"table {settings.jobs_table_name}"
+    if service == "s3" and code in _NO_BUCKET:
+        return f"bucket {settings.artifacts_bucket}"
+    return None
+
+
+def _unreachable(exc: GhostEngineError) -> bool:
+    # No answer at all (translated() from a BotoCoreError), not an error response.
+    return isinstance(exc, DependencyUnavailable) and "reason" in exc.details and "awsCode" not in exc.details
+
+
+def explained(exc: GhostEngineError, settings: Settings) -> str:
+    """The one line an operator reads for ``exc``: a missing table or bucket, or the endpoint not answering, named."""
+    if (missing := missing_target(exc, settings)) is not None:
+        return f"{missing} does not exist"
+    if _unreachable(exc):
+        where = settings.aws_endpoint_url or f"AWS ({settings.region})"
+        return f"{exc.message} at {where}"
+    return exc.message
+
+
+def local_stack_hint(exc: GhostEngineError, settings: Settings) -> str | None:
+    """For nothing answering at the default endpoint: where the endpoint of a running local stack is found."""
+    if not (_unreachable(exc) and settings.aws_endpoint_url == LOCAL_ENDPOINT):
+        return None
+    return (
+        f"hint: {LOCAL_ENDPOINT} is the default endpoint: start the local stack (make run), or paste the export "
+        "lines it printed under 'Operators'"
+    )
+
+
+@contextmanager
+def _explaining(settings: Settings) -> Iterator[None]:
+    """A failure of the project's own, as one line (two with the local stack's hint) naming what failed."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except GhostEngineError as exc:
+        hint = local_stack_hint(exc, settings)
+        raise click.ClickException(explained(exc, settings) + (f"\n{hint}" if hint else "")) from None
+
+
+def _table_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not TABLE_NAME.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a table name: a table name is {TABLE_NAME_RULE}")
+    return value
+
+
+def _writable_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    # Checked before the table is read: a scan of a large table ends in a file it cannot write.
+    if not value.parent.is_dir():
+        raise click.BadParameter(f"{value}: there is no directory {value.parent}")
+    return value
 
 
 def _progress(verb: str) -> tuple[Progress, TaskID]:
@@ -57,29 +124,25 @@ def _tally(counts: Counter[Any]) -> str:
 
 def _require_targets(settings: Settings) -> None:
     """Refuse, before anything is written, a table or bucket that is not there (one line, exit 1)."""
-    with translated("dynamodb", "DescribeTable"):
-        try:
+    try:
+        with translated("dynamodb", "DescribeTable"):
             aws_client(settings, "dynamodb").describe_table(TableName=settings.jobs_table_name)
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise
-            raise click.ClickException(
-                f"table {settings.jobs_table_name} does not exist: create it first (Terraform; on the local "
-                f"emulator: ghost-engine-admin create-table {settings.jobs_table_name}); nothing was written"
-            ) from None
-    if settings.artifacts_bucket:
-        with translated("s3", "HeadBucket"):
-            try:
+        if settings.artifacts_bucket:
+            with translated("s3", "HeadBucket"):
                 aws_client(settings, "s3").head_bucket(Bucket=settings.artifacts_bucket)
-            except ClientError as exc:
-                if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
-                    raise
-                raise click.ClickException(
-                    f"bucket {settings.artifacts_bucket} does not exist: create it first; nothing was written"
-                ) from None
+    except GhostEngineError as exc:
+        missing = missing_target(exc, settings)
+        if missing is None:
+            raise
+        how = (
+            f" (Terraform; on the local emulator: ghost-engine-admin create-table {settings.jobs_table_name})"
+            if exc.details.get("service") == "dynamodb"
+            else ""
+        )
+        raise click.ClickException(f"{missing} does not exist: create it first{how}; nothing was written") from None
 
 
-_TABLE = click.option("--table", default=None, help="Jobs table (default: JOBS_TABLE_NAME).")
+_TABLE = click.option("--table", default=None, callback=_table_name, help="Jobs table (default: JOBS_TABLE_NAME).")
 _BUCKET = click.option("--bucket", default=None, help="Artifacts bucket; '' for demo mode (default: ARTIFACTS_BUCKET).")
 
 
@@ -89,7 +152,14 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The export file.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_writable_file,
+    help="The export file.",
+)
 @click.option(
     "--with-artifacts",
     "artifact_dir",
@@ -104,7 +174,7 @@ def cli() -> None:
 @_BUCKET
 def export(out: Path, artifact_dir: Path | None, segments: int, table: str | None, bucket: str | None) -> None:
     """Write every durable entity as versioned JSON Lines."""
-    settings = _settings(table, bucket)
+    settings = operator_settings(table, bucket)
     source = ExportSource(
         dynamodb=aws_client(settings, "dynamodb"),
         table=settings.jobs_table_name,
@@ -120,13 +190,16 @@ def export(out: Path, artifact_dir: Path | None, segments: int, table: str | Non
         progress.update(task, description=f"exporting: {_tally(counts)}")
 
     try:
-        with progress, partial.open("w", encoding="utf-8") as file:
+        with _explaining(settings), progress, partial.open("w", encoding="utf-8") as file:
             for entity in export_entities(source, artifact_dir=artifact_dir, segments=segments, progress=seen):
                 file.write(json.dumps(entity, ensure_ascii=False, separators=(",", ":")) + "\n")
+        os.replace(partial, out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, out)
     err.print(f"exported {_tally(counts)} from {settings.jobs_table_name} to {out}", markup=False, highlight=False)
 
 
@@ -149,8 +222,7 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     with file.open(encoding="utf-8") as lines:
         for _ in entities.read_export(lines):
             pass
-    settings = _settings(table, bucket)
-    _require_targets(settings)
+    settings = operator_settings(table, bucket)
     services = build_services(settings)
     progress, task = _progress("importing")
     counts: Counter[str] = Counter()
@@ -159,8 +231,10 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
         counts[entity["type"]] += 1
         progress.update(task, description=f"importing: {_tally(counts)}")
 
-    with progress, file.open(encoding="utf-8") as lines:
-        report = import_entities(lines, services.jobs, services.artifacts, artifact_dir=artifact_dir, progress=seen)
+    with _explaining(settings):
+        _require_targets(settings)
+        with progress, file.open(encoding="utf-8") as lines:
+            report = import_entities(lines, services.jobs, services.artifacts, artifact_dir=artifact_dir, progress=seen)
     target = services.settings.jobs_table_name
     err.print(
         f"imported into {target}: wrote {_tally(report.written)}; already there: {_tally(report.present)}",
@@ -177,7 +251,7 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
 
 
 @cli.command(name="create-table")
-@click.argument("name")
+@click.argument("name", callback=_table_name)
 def create_table(name: str) -> None:
     """Make an empty jobs table NAME as Terraform makes one (keys, indexes, TTL): the local emulator only.
 
@@ -195,14 +269,14 @@ def create_table(name: str) -> None:
             f"create-table is for the local emulator only (ENV=local); ENV is {env}: "
             "there, Terraform makes the tables (docs/operations.md)"
         )
-    settings = Settings.from_env()
+    settings = operator_settings(table=name)
     if not is_loopback(settings.aws_endpoint_url):
         endpoint = settings.aws_endpoint_url or "empty (AWS itself)"
         raise click.ClickException(
             "create-table is for the local emulator only (AWS_ENDPOINT_URL on loopback); "
             f"AWS_ENDPOINT_URL is {endpoint}: there, Terraform makes the tables (docs/operations.md)"
         )
-    with translated("dynamodb", "CreateTable"):
+    with _explaining(settings), translated("dynamodb", "CreateTable"):
         created = create_jobs_table(aws_client(settings, "dynamodb"), name)
     if not created:
         raise click.ClickException(f"table {name} already exists; nothing changed")
@@ -230,11 +304,15 @@ def to_postgres(file: Path, dsn: str) -> None:
 
 
 def main() -> None:
-    """Entry point: usage errors exit 2, failures exit 1 with a one-line message."""
+    """Entry point: usage errors and bad settings exit 2, failures exit 1, each with a one-line message."""
     try:
         cli.main(standalone_mode=False)
     except click.UsageError as exc:
         err.print(f"usage error: {exc.format_message()}", markup=False, highlight=False)
+        sys.exit(2)
+    except ConfigError as exc:
+        # Nothing was tried: as a usage error, the command line (its environment) must change.
+        err.print(f"error: {exc.message}", markup=False, highlight=False)
         sys.exit(2)
     except click.ClickException as exc:
         err.print(f"error: {exc.format_message()}", markup=False, highlight=False)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
 from storage.errors import ConfigError
 
 T = TypeVar("T")
@@ -24,6 +26,9 @@ LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 EMULATOR_CREDENTIALS = ("test", "test")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CONTROL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,24}")
+# DynamoDB's rule for a table name.
+TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+TABLE_NAME_RULE = "3 to 255 letters, digits, '_', '-' or '.'"
 SQS_MAX_IN_FLIGHT_SECONDS = 43200  # SQS keeps a received message invisible 12 hours at most
 
 
@@ -109,8 +114,22 @@ class Settings:
             return read(var, str, local_default if local else None)
 
         endpoint = read("AWS_ENDPOINT_URL", str, LOCAL_ENDPOINT if local else "") or None
+        if endpoint and not _is_endpoint(endpoint):
+            # botocore would refuse it later, with a traceback from wherever the first client is made.
+            raise ConfigError(
+                f"AWS_ENDPOINT_URL is not valid: {endpoint} (e.g. {LOCAL_ENDPOINT})",
+                details={"setting": "AWS_ENDPOINT_URL"},
+            )
         credentials = _emulator_credentials(environ) if local and is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
+        jobs_table = name("JOBS_TABLE_NAME", f"ghost-engine-jobs-{env}")
+        if not TABLE_NAME.fullmatch(jobs_table):
+            # The emulator takes other names, which AWS then refuses; DynamoDB answers a call
+            # naming one with a validation error that reads as if it were down.
+            raise ConfigError(
+                f"JOBS_TABLE_NAME is not valid: {jobs_table!r}: a table name is {TABLE_NAME_RULE}",
+                details={"setting": "JOBS_TABLE_NAME"},
+            )
         # The worker keeps the messages it holds invisible (tasks/sqs_visibility.py), so a step
         # may run longer than this: it is what a dead worker's message, or a lost receive, waits.
         visibility = read("VISIBILITY_TIMEOUT_SECONDS", int, 15, low=5, high=43200)
@@ -160,7 +179,7 @@ class Settings:
             env=env,
             region=read("AWS_REGION", str, environ.get("AWS_DEFAULT_REGION") or "us-east-1"),
             aws_endpoint_url=endpoint,
-            jobs_table_name=name("JOBS_TABLE_NAME", f"ghost-engine-jobs-{env}"),
+            jobs_table_name=jobs_table,
             artifacts_bucket=bucket,
             queue_name=name("QUEUE_NAME", f"ghost-engine-jobs-{env}"),
             dead_letter_queue_name=name("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
@@ -197,6 +216,11 @@ class Settings:
 def is_loopback(endpoint: str | None) -> bool:
     """True for an endpoint on this machine (an emulator); False for none (AWS itself) or another host."""
     return bool(endpoint) and urlsplit(endpoint).hostname in _LOOPBACK_HOSTS
+
+
+def _is_endpoint(url: str) -> bool:
+    """An http(s) URL with a host, as botocore takes for an endpoint."""
+    return urlsplit(url).scheme in {"http", "https"} and (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url))
 
 
 def _emulator_credentials(environ: Mapping[str, str]) -> tuple[str, str]:

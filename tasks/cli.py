@@ -7,6 +7,11 @@ through the same stores and conditional writes as the API.
 Every ``celery`` command in an environment where ghost-engine is installed
 imports this module, whatever app it runs, so importing it must do nothing:
 the project's modules are imported inside the commands, when one of ours runs.
+
+Exit codes (README, "Operators"): 0 done, 1 a job was refused or the store failed (a line
+saying why), 2 a usage error: a bad option, a malformed job id or a bad setting, with
+nothing done. The Celery app is built only when a retry sends its chain, so a bad setting
+reaches the command (ghost-engine-admin words it, and every failure, the same way).
 """
 
 from __future__ import annotations
@@ -16,26 +21,45 @@ import re
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from celery.bin.base import CeleryCommand
 
 if TYPE_CHECKING:
+    from storage.bootstrap import Services
+    from storage.errors import GhostEngineError
     from storage.model import Job
     from storage.ports import JobStore
+    from storage.settings import Settings
     from tasks.dispatch import Look
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# JOB_TTL_DAYS is at most 365 (storage/settings.py): no failed job is older.
+SINCE_MAX = timedelta(days=365)
+
+
+class BadSettings(click.ClickException):
+    """A setting the command cannot run with: one line naming it, and nothing done."""
+
+    exit_code = 2
 
 
 def parse_since(value: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``7d`` as a timedelta."""
-    match = _DURATION.match(value.strip())
+    """``90s``, ``30m``, ``2h``, ``7d`` as a timedelta, more than nothing and at most SINCE_MAX."""
+    match = _DURATION.fullmatch(value.strip())
     if not match:
-        raise click.BadParameter("use a number and a unit, e.g. 30m, 2h or 7d", param_hint="--since")
-    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        raise click.BadParameter(f"{value!r}: use a number and a unit, e.g. 30m, 2h or 7d", param_hint="--since")
+    # A length check first: int() refuses numbers of thousands of digits, timedelta far fewer.
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if len(match[1]) <= 12 else None
+    if seconds is None or seconds > SINCE_MAX.total_seconds():
+        raise click.BadParameter(
+            f"{value}: at most {SINCE_MAX.days}d, as no job is kept longer (JOB_TTL_DAYS)", param_hint="--since"
+        )
+    if seconds == 0:
+        raise click.BadParameter(f"{value}: a window of nothing matches no job", param_hint="--since")
+    return timedelta(seconds=seconds)
 
 
 def failed_since(jobs: JobStore, since: timedelta | None, *, now: datetime | None = None) -> list[str]:
@@ -54,14 +78,49 @@ def _operator() -> str:
     return f"celery-cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _jobs() -> JobStore:
+def _check_job_ids(job_ids: tuple[str, ...]) -> None:
+    """A usage error, before anything is done, for any argument that is not a job id at all."""
+    from storage.model import is_job_id
+
+    malformed = [job_id for job_id in job_ids if not is_job_id(job_id)]
+    if malformed:
+        raise click.BadParameter(f"not a job id: {', '.join(malformed)}; nothing was done", param_hint="JOB_ID")
+
+
+def _services() -> Services:
+    from storage.admin import operator_settings
     from storage.bootstrap import build_services
+    from storage.errors import ConfigError
     from tasks import metrics
 
-    services = build_services()
+    try:
+        services = build_services(operator_settings())
+    except ConfigError as exc:
+        raise BadSettings(exc.message) from None
     # Metrics belong in the services' logs, not on the operator's screen (tasks/metrics.py).
     metrics.configure(services.settings.metrics_namespace, operator=True)
-    return services.jobs
+    return services
+
+
+class _Explainer:
+    """Words the store's failures as ghost-engine-admin does, naming the table or the endpoint; and
+    when nothing answers at the local default, says once, after every job's line, where to look."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._hint: str | None = None
+
+    def __call__(self, exc: GhostEngineError) -> str:
+        from storage.admin import explained, local_stack_hint
+
+        self._hint = self._hint or local_stack_hint(exc, self.settings)
+        return explained(exc, self.settings)
+
+    def exit(self, ctx: click.Context, failures: int) -> NoReturn:
+        """Exit 1 if any job was not acted on, else 0."""
+        if self._hint:
+            click.echo(self._hint, err=True)
+        ctx.exit(1 if failures else 0)
 
 
 @click.command(cls=CeleryCommand, name="retry-job")
@@ -74,45 +133,49 @@ def _jobs() -> JobStore:
 def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, dry_run: bool, reason: str) -> None:
     """Re-run failed jobs from their first incomplete step, reusing the checkpoints of completed steps."""
     from storage.errors import GhostEngineError
-    from storage.model import is_job_id
     from tasks import dispatch
 
     if job_ids and all_failed:
         raise click.UsageError("give JOB_ID... or --all-failed, not both")
     if not job_ids and not all_failed:
         raise click.UsageError("give the JOB_ID... of the jobs to retry, or --all-failed")
-    if since and not all_failed:
+    # `is not None`: an empty --since (a script's unset variable) is refused, not taken as "ever".
+    if since is not None and not all_failed:
         raise click.UsageError("--since goes with --all-failed")
-    jobs = _jobs()
-    targets = list(job_ids) or failed_since(jobs, parse_since(since) if since else None)
+    window = parse_since(since) if since is not None else None
+    _check_job_ids(job_ids)
+    services = _services()
+    jobs = services.jobs
+    explain = _Explainer(services.settings)
+    try:
+        targets = list(job_ids) or failed_since(jobs, window)
+    except GhostEngineError as exc:
+        click.echo(f"failed jobs not listed: {explain(exc)}", err=True)
+        explain.exit(ctx, 1)
     by = _operator()
     failures = 0
     looks: list[dispatch.Look] = []
     for job_id in targets:
-        if not is_job_id(job_id):
-            click.echo(f"{job_id}: not a job id", err=True)
-            failures += 1
-            continue
+        asked = len(looks)
         try:
             if dry_run:
                 job = jobs.get(job_id)
                 first = dispatch.first_incomplete_step(job)
                 click.echo(f"{job_id}: would retry from {first} as attempt {job.attempt + 1} ({job.state})")
                 continue
-            asked = len(looks)
             job = dispatch.retry_job(jobs, job_id, reason=reason, by=by, looks=looks)
         except GhostEngineError as exc:
             if len(looks) > asked:
-                click.echo(f"{job_id}: {exc.message}: finding out whether the retry was written...", err=True)
+                click.echo(f"{job_id}: {explain(exc)}: finding out whether the retry was written...", err=True)
             else:
-                click.echo(f"{job_id}: not retried: {exc.message}", err=True)
+                click.echo(f"{job_id}: not retried: {explain(exc)}", err=True)
                 failures += 1
             continue
         click.echo(f"{job_id}: {_queued(job)}")
     failures += _settled(jobs, looks)
     if not targets:
         click.echo("no failed jobs to retry")
-    ctx.exit(1 if failures else 0)
+    explain.exit(ctx, failures)
 
 
 def _queued(job: Job) -> str:
@@ -161,22 +224,19 @@ def _settled(jobs: JobStore, looks: list[Look]) -> int:
 def cancel_job(ctx: click.Context, job_ids: tuple[str, ...], reason: str) -> None:
     """Cancel jobs that have not ended: steps not started never run; one in flight changes nothing."""
     from storage.errors import GhostEngineError
-    from storage.model import is_job_id
     from tasks import dispatch
 
-    jobs = _jobs()
+    _check_job_ids(job_ids)
+    services = _services()
+    explain = _Explainer(services.settings)
     by = _operator()
     failures = 0
     for job_id in job_ids:
-        if not is_job_id(job_id):
-            click.echo(f"{job_id}: not a job id", err=True)
-            failures += 1
-            continue
         try:
-            changed = dispatch.cancel_job(jobs, job_id, by=by, reason=reason)
+            changed = dispatch.cancel_job(services.jobs, job_id, by=by, reason=reason)
         except GhostEngineError as exc:
-            click.echo(f"{job_id}: not cancelled: {exc.message}", err=True)
+            click.echo(f"{job_id}: not cancelled: {explain(exc)}", err=True)
             failures += 1
             continue
         click.echo(f"{job_id}: {'cancelled' if changed else 'already cancelled'}")
-    ctx.exit(1 if failures else 0)
+    explain.exit(ctx, failures)

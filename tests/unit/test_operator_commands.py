@@ -10,9 +10,11 @@ import sys
 import textwrap
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 import pipeline
 from storage import bootstrap
+from storage.aws_errors import translated
 from storage.errors import DependencyUnavailable
 from storage.model import JobError, JobState
 from tasks import cli as operator_cli
@@ -193,3 +195,145 @@ def test_retry_job_says_which_usage_it_was_given_wrong(args, says, capfd):
         operator_cli.retry_job.main(args, standalone_mode=True)
     assert exited.value.code == 2  # a usage error, before any store is built
     assert f"Error: {says}" in capfd.readouterr().err
+
+
+# --- what an operator sees when the command cannot act at all ---------------------------------
+
+UNKNOWN_ID = "c69ec1dc-eac6-4aea-8a49-310854dc2908"
+
+
+def run_command(capfd, command, args: list[str]) -> tuple[int, list[str]]:
+    """Run a celery operator command as its shell would: its exit code and the terminal's lines."""
+    with pytest.raises(SystemExit) as exited:
+        command.main(args, standalone_mode=True)
+    captured = capfd.readouterr()
+    return exited.value.code, (captured.out + captured.err).strip().splitlines()
+
+
+def unreachable(*args, **kwargs):
+    """A store call that gets no answer, translated as the DynamoDB adapter translates it."""
+    with translated("dynamodb", "GetItem"):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566")
+
+
+def no_table(*args, **kwargs):
+    with translated("dynamodb", "UpdateItem"):
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "UpdateItem")
+
+
+@pytest.fixture
+def store(services, monkeypatch):
+    """The commands' services are the fake's; a failed job in it. (services, that job's id)"""
+    monkeypatch.setattr(bootstrap, "build_services", lambda *a, **k: services)
+    job, _ = submit_job(
+        services.jobs, {"prompt": "a hall", "seed": 1, "style": "doom"}, ttl_days=1, enqueue=lambda *a, **k: None
+    )
+    services.jobs.mark_failed(job.job_id, JobError("boom", "X"))
+    yield services, job.job_id
+    metrics.configure("GhostEngine")
+
+
+@pytest.mark.parametrize("command", [operator_cli.cancel_job, operator_cli.retry_job], ids=["cancel", "retry"])
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"ENV": "prod"}, "ARTIFACTS_BUCKET must be set outside ENV=local"),
+        ({"AWS_MAX_ATTEMPTS": "abc"}, "AWS_MAX_ATTEMPTS is not valid"),
+        ({"VISIBILITY_TIMEOUT_SECONDS": "1"}, "VISIBILITY_TIMEOUT_SECONDS must be between 5 and 43200, got 1"),
+        ({"AWS_ENDPOINT_URL": "notaurl"}, "AWS_ENDPOINT_URL is not valid: notaurl"),
+        ({"JOBS_TABLE_NAME": "a b"}, "JOBS_TABLE_NAME is not valid: 'a b'"),
+    ],
+    ids=["prod-without-bucket", "not-a-number", "out-of-range", "endpoint-not-a-url", "table-name"],
+)
+def test_a_bad_setting_is_one_line_naming_it_and_a_usage_error(command, environ, says, monkeypatch, capfd):
+    monkeypatch.delenv("ARTIFACTS_BUCKET", raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    code, lines = run_command(capfd, command, [UNKNOWN_ID])
+    assert code == 2  # nothing was tried: the command line (its environment) must change
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {says}"), lines
+
+
+def test_retry_all_failed_against_an_unreachable_store_says_so_in_one_line_naming_the_endpoint(
+    store, monkeypatch, capfd
+):
+    services, _ = store
+    elsewhere = dataclasses.replace(services.settings, aws_endpoint_url="http://127.0.0.1:1")
+    monkeypatch.setattr(bootstrap, "build_services", lambda *a, **k: dataclasses.replace(services, settings=elsewhere))
+    monkeypatch.setattr(services.jobs, "list_jobs", unreachable)
+    code, lines = run_command(capfd, operator_cli.retry_job, ["--all-failed", "--dry-run"])
+    assert code == 1
+    assert lines == ["failed jobs not listed: dynamodb is unreachable at http://127.0.0.1:1"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says", "hint"),
+    [
+        ("http://127.0.0.1:4566", "at http://127.0.0.1:4566", True),  # the local default: the stack may be down
+        ("http://127.0.0.1:4700", "at http://127.0.0.1:4700", False),  # make run's exports pasted
+        (None, "at AWS (us-east-1)", False),
+    ],
+    ids=["local-default", "pasted", "aws"],
+)
+def test_an_unreachable_store_is_named_with_its_endpoint(store, monkeypatch, capfd, endpoint, says, hint):
+    services, job_id = store
+    settings = dataclasses.replace(services.settings, aws_endpoint_url=endpoint, region="us-east-1")
+    monkeypatch.setattr(bootstrap, "build_services", lambda *a, **k: dataclasses.replace(services, settings=settings))
+    monkeypatch.setattr(services.jobs, "mark_cancelled", unreachable)
+    code, lines = run_command(capfd, operator_cli.cancel_job, [job_id, job_id])
+    assert code == 1
+    assert lines[:2] == [f"{job_id}: not cancelled: dynamodb is unreachable {says}"] * 2
+    if hint:  # once, after every job's line
+        assert len(lines) == 3 and lines[2].startswith("hint: http://127.0.0.1:4566 is the default endpoint")
+        assert "make run" in lines[2]
+    else:
+        assert len(lines) == 2
+
+
+def test_a_table_that_does_not_exist_is_named(store, monkeypatch, capfd):
+    services, job_id = store
+    monkeypatch.setattr(services.jobs, "mark_cancelled", no_table)
+    code, lines = run_command(capfd, operator_cli.cancel_job, [job_id])
+    assert code == 1
+    assert lines == [f"{job_id}: not cancelled: table {services.settings.jobs_table_name} does not exist"]
+
+
+@pytest.mark.parametrize(
+    ("since", "says"),
+    [
+        ("", "'': use a number and a unit"),  # an unset $WINDOW in a script: never "every failed job"
+        ("  ", "'  ': use a number and a unit"),
+        ("0h", "0h: a window of nothing"),
+        ("366d", "366d: at most 365d"),
+        ("99999999999d", "99999999999d: at most 365d"),
+        ("9" * 5000 + "s", "at most 365d"),
+    ],
+    ids=["empty", "blank", "zero", "past-ttl", "overflow", "thousands-of-digits"],
+)
+def test_a_since_that_is_empty_or_out_of_range_is_a_usage_error(store, since, says, capfd):
+    services, job_id = store
+    code, lines = run_command(capfd, operator_cli.retry_job, ["--all-failed", "--since", since])
+    assert code == 2
+    assert lines[-1].startswith("Error: Invalid value for --since: ") and says in lines[-1], lines
+    assert services.jobs.get(job_id).state is JobState.FAILED  # nothing retried
+
+
+def test_since_at_the_bound_is_taken(store, capfd):
+    _services, job_id = store
+    code, lines = run_command(capfd, operator_cli.retry_job, ["--all-failed", "--since", "365d", "--dry-run"])
+    assert code == 0 and lines == [f"{job_id}: would retry from {pipeline.STEPS[0]} as attempt 2 (failed)"]
+
+
+@pytest.mark.parametrize("command", [operator_cli.cancel_job, operator_cli.retry_job], ids=["cancel", "retry"])
+def test_a_malformed_job_id_is_a_usage_error_and_nothing_is_done(store, command, capfd):
+    services, job_id = store
+    code, lines = run_command(capfd, command, [job_id, "notanid"])
+    assert code == 2
+    assert lines[-1] == "Error: Invalid value for JOB_ID: not a job id: notanid; nothing was done"
+    assert services.jobs.get(job_id).state is JobState.FAILED and services.jobs.get(job_id).attempt == 1
+
+
+@pytest.mark.parametrize("command", [operator_cli.cancel_job, operator_cli.retry_job], ids=["cancel", "retry"])
+def test_a_well_formed_unknown_job_id_is_a_refusal(store, command, capfd):
+    code, lines = run_command(capfd, command, [UNKNOWN_ID])
+    assert code == 1 and len(lines) == 1 and lines[0].endswith(f": no job {UNKNOWN_ID}"), lines

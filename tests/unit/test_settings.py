@@ -227,7 +227,7 @@ def test_no_dummy_credentials_away_from_a_local_emulator(environ):
 
 def test_no_dummy_credentials_outside_env_local():
     names = {
-        "JOBS_TABLE_NAME": "t",
+        "JOBS_TABLE_NAME": "jobs",
         "ARTIFACTS_BUCKET": "b",
         "QUEUE_NAME": "q",
         "DEAD_LETTER_QUEUE_NAME": "d",
@@ -249,3 +249,23 @@ def test_aws_clients_keep_a_connection_for_each_api_thread(threads, pool):
     settings = Settings.from_env({} if threads is None else {"API_THREADS": threads})
     assert settings.api_threads == (8 if threads is None else int(threads))
     assert settings.aws_pool_connections == pool
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "127.0.0.1:4566", "ftp://127.0.0.1:4566", "http://", "http://a b"])
+def test_an_endpoint_botocore_would_refuse_is_a_config_error(endpoint):
+    """Refused here, in one line naming it, not by botocore with a traceback from its first client."""
+    error = config_error({"AWS_ENDPOINT_URL": endpoint})
+    assert error.details == {"setting": "AWS_ENDPOINT_URL"} and endpoint in error.message
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:4566", "https://dynamodb.eu-west-1.amazonaws.com", "http://[::1]:4566"]
+)
+def test_endpoints_botocore_takes_are_taken(endpoint):
+    assert Settings.from_env({"AWS_ENDPOINT_URL": endpoint}).aws_endpoint_url == endpoint
+
+
+@pytest.mark.parametrize("table", ["ab", "a b", "jobs!", "x" * 256])
+def test_a_table_name_dynamodb_would_refuse_is_a_config_error(table):
+    """The emulator takes such names; AWS answers them with a validation error that reads as an outage."""
+    assert config_error({"JOBS_TABLE_NAME": table}).details == {"setting": "JOBS_TABLE_NAME"}

@@ -18,7 +18,7 @@ def test_transport_declares_the_fanout_it_implements_over_sns():
 
 def test_control_prefix_defaults_per_env_and_fits_the_longest_env():
     assert Settings.from_env({}).control_prefix == "ghost-local-ctl-"
-    names = {name: "x" for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME")}
+    names = {name: "xyz" for name in ("JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME")}
     # 12 characters is the longest env Terraform accepts (variables.tf).
     assert len(Settings.from_env({"ENV": "abcdefghijkl", **names}).control_prefix) <= 24
 
