@@ -156,6 +156,10 @@ def _idempotency_key() -> str | None:
 @bp.post("/generate-scene")
 def generate_scene():
     """Accept a job; 202 with its id and status URL."""
+    if request.args:
+        # ?seed=5 was ignored, and the job given a random seed: the fields are the body's alone.
+        unread = {name: ["Not read from the query string: send it in the JSON body."] for name in request.args}
+        raise ApiError(422, "VALIDATION_ERROR", f"invalid {', '.join(sorted(unread))}", {"fields": unread})
     body = load(GenerateSceneRequest(), json_body())
     current = services()
     job, replayed = submit_job(

@@ -394,6 +394,14 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut_short(client, services):
     assert len(services.jobs.jobs) == 1
 
 
+def test_fields_in_the_query_string_are_refused_not_ignored(client, services):
+    """POST /generate-scene?seed=5 made a job with a random seed; GET /jobs refuses unknown parameters too."""
+    response = client.post("/generate-scene?seed=5&style=doom", json={"prompt": "a hall"})
+    error = assert_error(response, 422, "VALIDATION_ERROR")
+    assert set(error["details"]["fields"]) == {"seed", "style"} and "JSON body" in error["details"]["fields"]["seed"][0]
+    assert services.jobs.jobs == {}
+
+
 def test_large_body_is_413(client):
     """A body well over the limit is 413 with the JSON error shape."""
     assert_error(post_json(client, {"prompt": "x" * 100_000}), 413, "REQUEST_ENTITY_TOO_LARGE")
