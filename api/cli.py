@@ -2,56 +2,133 @@
 
     ghost-engine submit "a spooky hallway" --seed 123 --style doom --wait --out ./level
     ghost-engine status JOB_ID
-    ghost-engine jobs [--state failed]
+    ghost-engine jobs [--state failed] [--cursor CURSOR]
     ghost-engine retry JOB_ID / ghost-engine cancel JOB_ID     (operators: need INTERNAL_TOKEN)
 
 It talks to the API only (``--api``, or GHOST_API_URL, default the local stack).
 Exit codes (README, "The command line"), each failure with a one-line message:
 
-    0  done, or the command succeeded
-    1  the job ended failed or cancelled
-    2  usage error, or the API could not be reached or answered 5xx (try again later)
-    3  the API refused the request: a 4xx such as 404 JOB_NOT_FOUND, 409 INVALID_TRANSITION,
-       422 VALIDATION_ERROR, 401 without a valid token
+    0    done, or the command succeeded
+    1    the job ended failed or cancelled
+    2    usage error (nothing was sent); or the API could not be reached, answered 5xx or 429, or is not the
+         ghost-engine API (its answer is not JSON); or --wait gave up at --timeout (the job goes on)
+    3    the API refused the request: a 4xx such as 404 JOB_NOT_FOUND, 409 INVALID_TRANSITION,
+         422 VALIDATION_ERROR, 401 without a valid token
+    4    the job is done, but --out could not be written
+    130  interrupted (Ctrl-C); a job being waited for goes on
+    141  stdout closed before the end (``ghost-engine jobs | head -1``), as for a program stopped by SIGPIPE
+
+Everything the API sends (prompts, messages, reasons, ids) is printed through ``printable``: as text,
+never as rich markup, with control characters shown as escapes.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import shlex
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import click
 import requests
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
 import pipeline
+from api.routes import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, JOB_ID_RULE
+from storage.model import is_job_id
 
 DEFAULT_API = "http://127.0.0.1:8000"
 TERMINAL = {"done", "failed", "cancelled"}
-
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+POLL_SECONDS = 0.3
+BACKOFF_SECONDS = (0.5, 5.0)  # the first and the longest pause before a transient failure is tried again
+SUBMIT_PATIENCE_SECONDS = 30.0  # how long submit keeps trying a POST the API did not take
+# C0, DEL and C1: characters a terminal acts on rather than shows.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE_OR_CONNECTION = 2
 EXIT_REFUSED = 3
+EXIT_NOT_SAVED = 4
+EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141
 
 
-class Unreachable(click.ClickException):
-    """The API could not be reached, timed out, or answered 5xx: nothing was decided (exit 2)."""
+class OutputClosed(Exception):
+    """Whoever read our output went away (``| head``): exit 141 quietly (a plain exception, which click passes on)."""
+
+
+class Terminal(Console):
+    """rich's Console, except that a closed pipe raises OutputClosed where rich would exit 1 (a failed job's code)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise OutputClosed
+
+
+err = Terminal(stderr=True, soft_wrap=True)
+out = Terminal(soft_wrap=True)
+
+
+def printable(text: object, *, keep: str = "") -> str:
+    """``text`` with each control character but those in ``keep`` shown as an escape, ESC as ``\\x1b``.
+
+    Prompts, messages and reasons are anyone's text: printed raw, an escape sequence could retitle,
+    clear or rewrite an operator's terminal, and a line cut to width could end in half of one.
+    """
+    return CONTROL.sub(lambda found: found[0] if found[0] in keep else f"\\x{ord(found[0]):02x}", str(text))
+
+
+def line(*parts: str | tuple[str, str]) -> Text:
+    """A line to print: ``parts`` are text or (text, style), each made printable, none read as markup."""
+    return Text.assemble(
+        *((printable(part[0]), part[1]) if isinstance(part, tuple) else printable(part) for part in parts)
+    )
+
+
+class CliError(click.ClickException):
+    """A failure that ends the command with its exit code (the module docstring's), 2 unless a subclass says."""
 
     exit_code = EXIT_USAGE_OR_CONNECTION
 
 
-class Refused(click.ClickException):
+class Unreachable(CliError):
+    """The API could not be reached, timed out, or answered 5xx or 429: nothing was decided, worth another try."""
+
+
+class NotTheApi(CliError):
+    """The URL answered, but not as the ghost-engine API does (JSON): --api is likely wrong (exit 2)."""
+
+
+class GaveUp(CliError):
+    """--wait stopped at --timeout; the job goes on (exit 2)."""
+
+
+class Refused(CliError):
     """The API answered 4xx: it understood and said no (exit 3)."""
 
     exit_code = EXIT_REFUSED
+
+
+class NotSaved(CliError):
+    """The job is done, but --out could not be written (exit 4)."""
+
+    exit_code = EXIT_NOT_SAVED
+
+
+class Interrupted(CliError):
+    """Ctrl-C while waiting: the job goes on (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def error_message(body: Any) -> str | None:
@@ -85,26 +162,61 @@ class ApiClient:
         self.timeout = timeout
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, *, operator: bool = False, **kwargs) -> Any:
-        headers = kwargs.pop("headers", {})
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operator: bool = False,
+        headers: dict[str, str | bytes] | None = None,
+        retry_until: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The JSON answer; with ``retry_until`` (a time.monotonic() value) a transient failure
+        (Unreachable) is tried again after a growing pause until then, with one note on stderr."""
+        headers = dict(headers or {})
         if operator:
             if not self.token:
                 raise click.UsageError("this command needs --token or INTERNAL_TOKEN")
             headers["X-INTERNAL-TOKEN"] = self.token
-        try:
-            response = self.session.request(
-                method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot reach the API at {self.base_url}: {type(exc).__name__}") from None
-        if response.status_code >= 400:
+        pause, noted = BACKOFF_SECONDS[0], False
+        while True:
             try:
-                message = error_message(response.json()) or f"HTTP {response.status_code}"
-            except ValueError:
-                message = f"HTTP {response.status_code}"
-            failure = Refused if response.status_code < 500 else Unreachable
-            raise failure(f"{method} {path} failed: {message}")
-        return response.json() if response.content else None
+                return self._call_once(method, path, headers, **kwargs)
+            except Unreachable as exc:
+                left = (retry_until or 0.0) - time.monotonic()
+                if retry_until is None or left <= 0:
+                    raise
+                if not noted:
+                    err.print(line(f"{exc.message}; trying again"))
+                    noted = True
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, BACKOFF_SECONDS[1])
+
+    def _call_once(self, method: str, path: str, headers: dict[str, str | bytes], **kwargs: Any) -> Any:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise Unreachable(f"cannot reach the API at {self.base_url}: {type(exc).__name__}") from None
+        except requests.RequestException as exc:
+            raise CliError(f"cannot call the API at {self.base_url}: {type(exc).__name__}: {exc}") from None
+        try:
+            body, is_json = (response.json() if response.content else None), True
+        except ValueError:
+            body, is_json = None, False
+        code = response.status_code
+        if code >= 500 or code == 429:
+            raise Unreachable(f"{method} {path} failed: {error_message(body) or f'HTTP {code}'}")
+        if code >= 400 and (said := error_message(body)):
+            raise Refused(f"{method} {path} failed: {said}")
+        if code >= 400 or not is_json:
+            kind = response.headers.get("Content-Type") or "no Content-Type"
+            raise NotTheApi(
+                f"{response.url or url} answered HTTP {code} ({kind}), not the JSON of the ghost-engine API: "
+                "is --api (or GHOST_API_URL) right?"
+            )
+        return body
 
     def download(self, url: str) -> bytes:
         target = url if url.startswith("http") else f"{self.base_url}{url}"
@@ -116,36 +228,129 @@ class ApiClient:
         return response.content
 
 
+def _api_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--api, if it is an http(s) URL with a host (``127.0.0.1:8000``, without a scheme, would fail each call)."""
+    try:
+        parts = urlsplit(value)
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # .port of a port that is not a number
+        usable = False
+    if not usable:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL with a host, such as {DEFAULT_API}")
+    return value
+
+
 @click.group()
 @click.option(
-    "--api", envvar="GHOST_API_URL", default=DEFAULT_API, show_default=True, help="API base URL (GHOST_API_URL)."
+    "--api",
+    envvar="GHOST_API_URL",
+    default=DEFAULT_API,
+    show_default=True,
+    callback=_api_url,
+    help="API base URL (GHOST_API_URL).",
 )
 @click.option(
     "--token", envvar="INTERNAL_TOKEN", default=None, help="Operator token for retry/cancel (INTERNAL_TOKEN)."
 )
 @click.pass_context
 def cli(ctx: click.Context, api: str, token: str | None) -> None:
-    """ghost-engine: generate levels from prompts, as asynchronous jobs."""
+    """ghost-engine: generate levels from prompts, as asynchronous jobs.
+
+    Exit codes: 0 ok; 1 the job failed or was cancelled; 2 usage error, API unreachable or not the
+    API, or --wait gave up at --timeout; 3 the API refused (4xx); 4 the job is done but --out could
+    not be written; 130 interrupted (a job being waited for goes on); 141 stdout closed early.
+    """
     ctx.obj = ApiClient(api, token)
+
+
+class JobId(click.ParamType):
+    """A job id as the API issues them: anything else is a usage error, never a path to request."""
+
+    name = "JOB_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not (isinstance(value, str) and is_job_id(value)):
+            self.fail(f"{value!r} is not a job id: {JOB_ID_RULE}", param, ctx)
+        return value
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """--timeout: seconds above 0 and finite (0 would end the wait at once, nan or inf never)."""
+    if not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value} is not a number of seconds above 0")
+    return value
+
+
+def _reason(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--reason, trimmed: one line of any Unicode, as it travels in an HTTP header (no control characters)."""
+    if value is None:
+        return None
+    if CONTROL.search(value.strip()):
+        raise click.BadParameter("must be one line of text: no newlines, tabs or other control characters")
+    return value.strip() or None
+
+
+def _reason_header(name: str, reason: str | None) -> dict[str, str | bytes]:
+    # UTF-8 bytes: a str header value must be latin-1, and the API decodes these headers as UTF-8.
+    return {name: reason.encode("utf-8")} if reason else {}
+
+
+def _idempotency_key(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--idempotency-key, by the API's rule, before anything is sent."""
+    if value is not None and not IDEMPOTENCY_KEY.fullmatch(value):
+        raise click.BadParameter("must be 1-255 printable ASCII characters, no space or comma")
+    return value
 
 
 def wait_options(command):
     """--wait, --out and --timeout, shared by submit and retry."""
     for option in reversed(
         (
-            click.option("--wait/--no-wait", default=False, help="Show live progress until the job ends."),
+            click.option(
+                "--wait/--no-wait", default=None, help="Show live progress until the job ends (implied by --out)."
+            ),
             click.option(
                 "--out",
                 "out_dir",
                 type=click.Path(file_okay=False, path_type=Path),
                 default=None,
-                help="With --wait: save the artifacts into this directory.",
+                help="Save the artifacts into this directory, made if need be; implies --wait.",
             ),
-            click.option("--timeout", type=float, default=120, show_default=True, help="Seconds to wait for the job."),
+            click.option(
+                "--timeout",
+                type=float,
+                default=120,
+                show_default=True,
+                callback=_seconds,
+                help="Seconds to wait for the job; the API failing for a moment is tried again until then.",
+            ),
         )
     ):
         command = option(command)
     return command
+
+
+def _will_wait(wait: bool | None, out_dir: Path | None) -> bool:
+    """Whether to follow the job: --wait, or --out (artifacts come at the end). --out's directory is
+    made here, so that one that cannot be is a usage error before anything is sent."""
+    if out_dir is None:
+        return bool(wait)
+    if wait is False:
+        raise click.UsageError("--out saves the artifacts once the job is done: it cannot go with --no-wait")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot make {out_dir}: {exc.strerror or exc}", param_hint="'--out'") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in {out_dir}", param_hint="'--out'")
+    return True
+
+
+def command_line(*args: str) -> str:
+    """The ghost-engine command that runs ``args`` against this API: what to run next, for a hint."""
+    root = click.get_current_context().find_root()
+    api = ["--api", root.params["api"]] if root.get_parameter_source("api") is ParameterSource.COMMANDLINE else []
+    return shlex.join(["ghost-engine", *api, *args])
 
 
 @cli.command()
@@ -158,6 +363,12 @@ def wait_options(command):
     default=None,
     help="Rooms to build (corridors not counted); default: the prompt and style decide.",
 )
+@click.option(
+    "--idempotency-key",
+    default=None,
+    callback=_idempotency_key,
+    help="Submitting again with the same key gets the same job, not a second one (default: a new key).",
+)
 @wait_options
 @click.pass_obj
 def submit(
@@ -166,11 +377,14 @@ def submit(
     seed: int | None,
     style: str | None,
     rooms: int | None,
-    wait: bool,
+    idempotency_key: str | None,
+    wait: bool | None,
     out_dir: Path | None,
     timeout: float,
 ) -> None:
     """Submit PROMPT as a job; with --wait, follow it and print its minimap."""
+    wait = _will_wait(wait, out_dir)
+    deadline = time.monotonic() + timeout
     body: dict = {"prompt": prompt}
     if seed is not None:
         body["seed"] = seed
@@ -178,75 +392,94 @@ def submit(
         body["style"] = style
     if rooms is not None:
         body["rooms"] = rooms
-    accepted = client.call("POST", "/generate-scene", json=body)
-    err.print(f"job [bold]{accepted['jobId']}[/] queued (seed {accepted['seed']}, style {accepted['style']})")
+    # A key on every submit: a POST tried again after its answer was lost then gets the job the first
+    # one made, never a second job.
+    key = idempotency_key or str(uuid.uuid4())
+    patience = min(deadline, time.monotonic() + SUBMIT_PATIENCE_SECONDS)
+    try:
+        accepted = client.call(
+            "POST", "/generate-scene", json=body, headers={IDEMPOTENCY_HEADER: key}, retry_until=patience
+        )
+    except Unreachable as exc:
+        raise Unreachable(
+            f"{exc.message} (to try again without risking a second job: --idempotency-key {key})"
+        ) from None
+    job_id = accepted["jobId"]
+    said = f" {accepted.get('state', 'queued')} (seed {accepted['seed']}, style {accepted['style']})"
+    err.print(line("job ", (job_id, "bold"), said))
     if not wait:
-        out.print(accepted["jobId"])
+        out.print(line(job_id))
         return
-    status = _follow(client, accepted["statusUrl"], timeout)
-    _finish(client, status, out_dir)
+    _finish(client, _follow(client, job_id, deadline), out_dir)
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JobId())
 @click.pass_obj
 def status(client: ApiClient, job_id: str) -> None:
     """Show a job's state, steps and result."""
     body = client.call("GET", f"/status/{job_id}")
     _print_status(body)
     if body["state"] in {"failed", "cancelled"}:
-        sys.exit(1)
+        sys.exit(EXIT_JOB_FAILED)
 
 
 @cli.command()
 @click.option("--state", type=click.Choice(sorted(TERMINAL | {"queued", "running"})), default=None)
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--cursor", default=None, help="Go on after an earlier page: the cursor its 'more:' line printed.")
 @click.pass_obj
-def jobs(client: ApiClient, state: str | None, limit: int) -> None:
-    """List jobs, newest first."""
-    params = {"limit": limit, **({"state": state} if state else {})}
+def jobs(client: ApiClient, state: str | None, limit: int, cursor: str | None) -> None:
+    """List jobs, newest first, a page at a time."""
+    params = {"limit": limit, **({"state": state} if state else {}), **({"cursor": cursor} if cursor else {})}
     page = client.call("GET", "/jobs", params=params)
-    for line in job_lines(page["jobs"], width=out.width):
-        out.print(line, markup=False, highlight=False, crop=False)
+    for text in job_lines(page["jobs"], width=out.width):
+        out.print(text, markup=False, highlight=False, crop=False)
+    if next_cursor := page.get("nextCursor"):
+        more = ["jobs", *(["--state", state] if state else []), "--limit", str(limit), "--cursor", next_cursor]
+        err.print(line(f"more: {command_line(*more)}"))
 
 
 @cli.command()
-@click.argument("job_id")
+@click.argument("job_id", type=JobId())
 @wait_options
-@click.option("--reason", default=None, help="Why: recorded with the retry.")
+@click.option("--reason", default=None, callback=_reason, help="Why, in one line: recorded with the retry.")
 @click.pass_obj
-def retry(client: ApiClient, job_id: str, wait: bool, out_dir: Path | None, timeout: float, reason: str | None) -> None:
+def retry(
+    client: ApiClient, job_id: str, wait: bool | None, out_dir: Path | None, timeout: float, reason: str | None
+) -> None:
     """Re-run a failed job from its first incomplete step (operators)."""
-    headers = {"X-Retry-Reason": reason} if reason else {}
-    body = client.call("POST", f"/jobs/{job_id}/retry", operator=True, headers=headers)
-    err.print(f"job {job_id} queued again as attempt {body['attempt']}")
-    if not wait:
-        return
-    _finish(client, _follow(client, f"/status/{job_id}", timeout), out_dir)
+    wait = _will_wait(wait, out_dir)
+    deadline = time.monotonic() + timeout
+    body = client.call("POST", f"/jobs/{job_id}/retry", operator=True, headers=_reason_header("X-Retry-Reason", reason))
+    err.print(line(f"job {job_id} queued again as attempt {body['attempt']}"))
+    if wait:
+        _finish(client, _follow(client, job_id, deadline), out_dir)
 
 
 @cli.command()
-@click.argument("job_id")
-@click.option("--reason", default=None, help="Why: recorded with the cancellation.")
+@click.argument("job_id", type=JobId())
+@click.option("--reason", default=None, callback=_reason, help="Why, in one line: recorded with the cancellation.")
 @click.pass_obj
 def cancel(client: ApiClient, job_id: str, reason: str | None) -> None:
     """Cancel a job that has not ended (operators)."""
-    headers = {"X-Cancel-Reason": reason} if reason else {}
-    body = client.call("POST", f"/jobs/{job_id}/cancel", operator=True, headers=headers)
-    out.print(f"job {job_id} is {body['state']}")
+    body = client.call(
+        "POST", f"/jobs/{job_id}/cancel", operator=True, headers=_reason_header("X-Cancel-Reason", reason)
+    )
+    out.print(line(f"job {job_id} is {body['state']}"))
 
 
 def job_lines(jobs: list[dict], *, width: int, now: datetime | None = None) -> list[str]:
     """The jobs as a table ``width`` columns wide: a job id is never cut (one copies it into
-    status, retry or cancel); the prompt gives way, ending in an ellipsis."""
+    status, retry or cancel); the prompt gives way, ending in an ellipsis. Every cell is printable."""
     now = now or datetime.now(UTC)
     rows = [("jobId", "state", "progress", "age", "prompt")] + [
         (
-            job["jobId"],
-            job["state"],
+            printable(job["jobId"]),
+            printable(job["state"]),
             f"{job['progress']:.0%}",
             _age(job["createdAt"], now),
-            " ".join(str(job.get("promptPreview") or "").split()),
+            printable(" ".join(str(job.get("promptPreview") or "").split())),
         )
         for job in jobs
     ]
@@ -301,51 +534,77 @@ def progress_line(body: dict) -> str:
     return f"{state}: {current}" if current else state
 
 
-def _follow(client: ApiClient, status_url: str, timeout: float) -> dict:
-    """Poll until the job ends, with a progress bar naming the current step."""
-    deadline = time.monotonic() + timeout
+def _follow(client: ApiClient, job_id: str, deadline: float) -> dict:
+    """Poll until the job ends, with a progress bar naming the current step. The API failing for a
+    moment is tried again until ``deadline`` (time.monotonic()); then, or on Ctrl-C, the job goes on."""
+    path = f"/status/{quote(job_id, safe='')}"
+    follow = command_line("status", job_id)
+    state = "queued"
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps"),
         ElapsedColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
-        bar = progress.add_task("queued", total=len(pipeline.STEPS))
-        while True:
-            body = client.call("GET", status_url)
-            done = sum(1 for step in body["steps"] if step["status"] == "ok")
-            progress.update(bar, completed=min(done, len(pipeline.STEPS)), description=progress_line(body))
-            if body["state"] in TERMINAL:
-                progress.stop_task(bar)
-                return body
-            if time.monotonic() > deadline:
-                raise Unreachable(f"job {body['jobId']} still {body['state']} after {timeout:.0f}s")
-            time.sleep(0.3)
+    try:
+        with Progress(*columns, console=err, transient=False) as progress:
+            bar = progress.add_task("queued", total=len(pipeline.STEPS))
+            while True:
+                try:
+                    body = client.call("GET", path, retry_until=deadline)
+                except Unreachable as exc:
+                    raise GaveUp(
+                        f"{exc.message}; gave up at --timeout. Job {job_id} may still be {state}: {follow}"
+                    ) from None
+                state = body["state"]
+                done = sum(1 for step in body["steps"] if step["status"] == "ok")
+                progress.update(
+                    bar, completed=min(done, len(pipeline.STEPS)), description=printable(progress_line(body))
+                )
+                if state in TERMINAL:
+                    progress.stop_task(bar)
+                    return body
+                if time.monotonic() >= deadline:
+                    raise GaveUp(f"job {job_id} still {state} at --timeout; follow it with: {follow}")
+                time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: job {job_id} is still {state}; follow it with: {follow}") from None
 
 
 def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
+    """Print an ended job's minimap and summary and save its artifacts; or say how it failed (exit 1)."""
     if body["state"] != "done":
-        error = body.get("error") or {}
-        err.print(f"[red]job {body['jobId']} {body['state']}[/]: {error.get('code', '')} {error.get('message', '')}")
-        sys.exit(1)
+        err.print(line((f"job {body['jobId']} {body['state']}", "red"), how_it_ended(body)))
+        sys.exit(EXIT_JOB_FAILED)
     result = body["result"]
     fetched = {"asciiMinimap": _artifact(client, result, "asciiMinimap")}
-    out.print(fetched["asciiMinimap"].decode("utf-8"), end="", markup=False, highlight=False)
-    err.print(result.get("summary") or "")
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # Every artifact the result names (…Key), under its own file name; the minimap is fetched once.
-        names = []
-        for field in sorted(
-            name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"
-        ):
-            name = result[f"{field}Key"].rsplit("/", 1)[-1]
-            if field not in fetched:
-                fetched[field] = _artifact(client, result, field)
+    out.print(Text(printable(fetched["asciiMinimap"].decode("utf-8", "replace"), keep="\n")), end="")
+    err.print(line(result.get("summary") or ""))
+    if out_dir is None:
+        return
+    # Every artifact the result names (…Key), under its own file name; the minimap is fetched once.
+    names = []
+    for field in sorted(name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"):
+        name = result[f"{field}Key"].rsplit("/", 1)[-1]
+        if field not in fetched:
+            fetched[field] = _artifact(client, result, field)
+        try:
             (out_dir / name).write_bytes(fetched[field])
-            names.append(name)
-        err.print(f"saved {', '.join(names)} in {out_dir}")
+        except OSError as exc:
+            raise NotSaved(f"job {body['jobId']} is done, but {out_dir / name}: {exc.strerror or exc}") from None
+        names.append(name)
+    err.print(line(f"saved {', '.join(names)} in {out_dir}"))
+
+
+def how_it_ended(body: dict) -> str:
+    """What a status says of why its job did not finish: `` by WHO: REASON``, ``: CODE: message``, or nothing."""
+    if body["state"] == "cancelled":
+        cancellation = body.get("cancellation") or {}
+        who, reason = cancellation.get("by"), cancellation.get("reason")
+        return (f" by {who}" if who else "") + (f": {reason}" if reason else "")
+    error = body.get("error") or {}
+    said = ": ".join(str(error[key]) for key in ("code", "message") if error.get(key))
+    return f": {said}" if said else ""
 
 
 def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
@@ -359,38 +618,55 @@ def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
 
 
 def _print_status(body: dict) -> None:
-    out.print(f"[bold]{body['jobId']}[/]  {body['state']}  {body['progress']:.0%}  attempt {body.get('attempt', 1)}")
+    out.print(
+        line((body["jobId"], "bold"), f"  {body['state']}  {body['progress']:.0%}  attempt {body.get('attempt', 1)}")
+    )
     for step in body["steps"]:
-        out.print(
-            f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}",
-            markup=False,
-            highlight=False,
-        )
+        out.print(line(f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}"))
     if body.get("error"):
-        out.print(f"  error {body['error']['code']}: {body['error']['message']}", markup=False)
+        out.print(line(f"  error {body['error']['code']}: {body['error']['message']}"))
     if cancellation := body.get("cancellation"):
         out.print(
-            f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
-            f"{cancellation.get('reason') or 'no reason given'}",
-            markup=False,
-            highlight=False,
+            line(
+                f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
+                f"{cancellation.get('reason') or 'no reason given'}"
+            )
         )
     if body.get("result"):
-        out.print(f"  {body['result'].get('summary', '')}", markup=False)
+        out.print(line(f"  {body['result'].get('summary', '')}"))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it at exit, which would fail again, with a traceback."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (under a test): nothing to flush into a pipe
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main() -> None:
     """Entry point: the exit codes of the module docstring, each failure with a one-line message."""
     try:
         cli.main(standalone_mode=False)
+        sys.stdout.flush()  # here, where a reader gone (`| head`) is still OutputClosed's case
+    except Interrupted as exc:
+        err.print(line(exc.format_message()))
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:
-        err.print(f"usage error: {exc.format_message()}", markup=False, highlight=False)
+        err.print(line(f"usage error: {exc.format_message()}"))
         sys.exit(EXIT_USAGE_OR_CONNECTION)
     except click.ClickException as exc:
-        err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
-        sys.exit(exc.exit_code if isinstance(exc, Refused | Unreachable) else EXIT_USAGE_OR_CONNECTION)
-    except click.exceptions.Abort:
-        sys.exit(EXIT_USAGE_OR_CONNECTION)
+        err.print(line(f"error: {exc.format_message()}"))
+        sys.exit(exc.exit_code if isinstance(exc, CliError) else EXIT_USAGE_OR_CONNECTION)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except (OutputClosed, BrokenPipeError):
+        _quiet_stdout()
+        sys.exit(EXIT_OUTPUT_CLOSED)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ FAULT_DRILL_HEADER = "X-Fault-Drill"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Printable ASCII but the comma: a server joins a header sent twice with one ("k1,k2"), which
 # would make a key neither request named.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,255}")
 JOB_ID_RULE = (
     "a job id is a version-4 UUID in lower case, xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx with N one of 8, 9, a, b "
     "(as the API issues them; the nil UUID is not one)"
@@ -144,7 +144,7 @@ def _fault_drill() -> str | None:
 
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         raise ApiError(
             400,
             "INVALID_IDEMPOTENCY_KEY",

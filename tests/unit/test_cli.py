@@ -7,7 +7,10 @@ client, so every answer the CLI prints or exits on is the API's own.
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import re
+import shlex
 import uuid
 from datetime import UTC, datetime
 
@@ -15,7 +18,6 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 from rich.cells import cell_len
-from rich.console import Console
 
 import pipeline
 from api import cli
@@ -27,14 +29,18 @@ TOKEN = "unit-token"
 class FlaskAdapter(BaseAdapter):
     """requests -> Flask test client: the CLI's requests answered by the app in-process."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, wire: list) -> None:
         super().__init__()
         self.client = app.test_client()
+        self.wire = wire
 
     def send(self, request, **_kwargs):
+        self.wire.append(request)
         url = request.url.split("://", 1)[1]
         path = "/" + url.split("/", 1)[1] if "/" in url else "/"
-        answer = self.client.open(path, method=request.method, headers=dict(request.headers), data=request.body)
+        # Header bytes reach a WSGI app as latin-1 str (PEP 3333), as under gunicorn.
+        headers = {name: v.decode("latin-1") if isinstance(v, bytes) else v for name, v in request.headers.items()}
+        answer = self.client.open(path, method=request.method, headers=headers, data=request.body)
         response = requests.Response()
         response.status_code = answer.status_code
         response.headers.update(answer.headers)
@@ -57,10 +63,37 @@ def app(services, sent):
     return create_app(services, enqueue=lambda job_id, request_id, **_: sent.append((job_id, request_id)))
 
 
+class Clock:
+    """time.monotonic and time.sleep for the CLI: a sleep moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def run(app, monkeypatch):
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(cli.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(cli.time, "sleep", clock.sleep)
+    return clock
+
+
+@pytest.fixture
+def wire() -> list[requests.PreparedRequest]:
+    """Every request the CLI sent to the app, in order."""
+    return []
+
+
+@pytest.fixture
+def run(app, monkeypatch, clock, wire):
     """Run the CLI as its entry point does: (exit code, stdout, stderr), on an 80-column terminal."""
-    adapter = FlaskAdapter(app)
+    adapter = FlaskAdapter(app, wire)
     real_init = cli.ApiClient.__init__
 
     def init(self, *args, **kwargs):
@@ -68,12 +101,11 @@ def run(app, monkeypatch):
         self.session.mount("http://", adapter)
 
     monkeypatch.setattr(cli.ApiClient, "__init__", init)
-    monkeypatch.setattr(cli.time, "sleep", lambda _s: None)
 
-    def run_cli(*args: str, token: str | None = TOKEN) -> tuple[int, str, str]:
-        stdout, stderr = io.StringIO(), io.StringIO()
-        monkeypatch.setattr(cli, "out", Console(file=stdout, width=80, soft_wrap=True))
-        monkeypatch.setattr(cli, "err", Console(file=stderr, width=80, soft_wrap=True))
+    def run_cli(*args: str, token: str | None = TOKEN, stdout: io.StringIO | None = None) -> tuple[int, str, str]:
+        stdout, stderr = stdout or io.StringIO(), io.StringIO()
+        monkeypatch.setattr(cli, "out", cli.Terminal(file=stdout, width=80, soft_wrap=True))
+        monkeypatch.setattr(cli, "err", cli.Terminal(file=stderr, width=80, soft_wrap=True))
         argv = ["ghost-engine", "--api", "http://api.test", *(["--token", token] if token else []), *args]
         monkeypatch.setattr(cli.sys, "argv", argv)
         with pytest.raises(SystemExit) as exited:
@@ -130,8 +162,8 @@ def test_exit_codes_0_ok_1_job_failed_2_usage_3_refused(run, client, services):
     assert again[0] == 3 and "INVALID_TRANSITION" in again[2]
     assert run("retry", str(uuid.uuid4()))[0] == 3
     assert run("retry", job_id, token="wrong")[0] == 3  # 401
-    bad_id = run("status", "00000000-0000-0000-0000-000000000000")
-    assert bad_id[0] == 3 and "version-4 UUID" in bad_id[2]
+    bad_id = run("status", "00000000-0000-0000-0000-000000000000")  # refused before it is sent
+    assert bad_id[0] == 2 and "version-4 UUID" in bad_id[2]
     for _, _, stderr in (unknown, refused, again, bad_id):
         assert len(stderr.strip().splitlines()) == 1, stderr
 
@@ -266,3 +298,281 @@ def test_retry_wait_follows_the_job_like_submit_wait(run, client, services, monk
     assert "attempt 2" in stderr and stderr.count("Retried level") == 1
     assert stdout == "#..#\n"
     assert (tmp_path / "asciiMinimap.txt").read_bytes() == b"#..#\n"
+
+
+def after_post(monkeypatch, path_end: str, then) -> None:
+    """``then(jobId)`` once the API has answered the CLI's POST to a path ending in ``path_end``."""
+    real_call = cli.ApiClient.call
+
+    def call(self, method, path, **kwargs):
+        body = real_call(self, method, path, **kwargs)
+        if method == "POST" and path.endswith(path_end):
+            then(body["jobId"])
+        return body
+
+    monkeypatch.setattr(cli.ApiClient, "call", call)
+
+
+def reply(status: int, body: dict | bytes = b"", content_type: str = "application/json") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode() if isinstance(body, dict) else body
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def failing_status_polls(monkeypatch, failures) -> None:
+    """The CLI's GETs of a job's status meet ``failures`` (exceptions to raise, responses to return) first."""
+    real = requests.Session.request
+
+    def request(self, method, url, **kwargs):
+        failure = next(failures, None) if method == "GET" and "/status/" in url else None
+        if isinstance(failure, Exception):
+            raise failure
+        return failure if failure is not None else real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", request)
+
+
+THROTTLED = {"error": {"code": "DEPENDENCY_THROTTLED", "message": "dynamodb is throttling"}}
+
+
+# --- server text is shown, never acted on ------------------------------------------------------
+
+EVIL = "evil \x1b]0;PWNED\x07\x1b[2J \x9b31m \x7f end"
+
+
+def test_printable_shows_c0_del_and_c1_as_escapes():
+    assert cli.printable(EVIL) == "evil \\x1b]0;PWNED\\x07\\x1b[2J \\x9b31m \\x7f end"
+    assert cli.printable("two\nlines\tand a tab", keep="\n") == "two\nlines\\x09and a tab"
+    assert cli.printable("café ✓ 漢字 [b]") == "café ✓ 漢字 [b]"
+
+
+def test_prompts_and_messages_reach_the_terminal_without_control_characters(run, client, services):
+    job_id = submit(client, prompt=EVIL)
+    services.jobs.mark_failed(job_id, JobError(f"step said {EVIL}", "STEP_FAILED"))
+    listed, shown = run("jobs"), run("status", job_id)
+    for _, stdout, stderr in (listed, shown):
+        assert not cli.CONTROL.search((stdout + stderr).replace("\n", "")), repr(stdout + stderr)
+    assert "evil \\x1b]0;PWNED" in listed[1]
+    assert "step said evil \\x1b]0;PWNED\\x07" in shown[1]
+
+
+def test_server_text_is_never_read_as_markup(run, services, monkeypatch):
+    failed = JobError("disk [/] full [bold]", "STEP_FAILED")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: services.jobs.mark_failed(job_id, failed))
+    code, _, stderr = run("submit", "a hall", "--wait")
+    assert code == 1, stderr
+    assert re.search(r"job \S+ failed: STEP_FAILED: disk \[/\] full \[bold\]\n", stderr), stderr
+
+
+# --- --wait: transient failures, the deadline, Ctrl-C ----------------------------------------
+
+
+def test_wait_rides_out_transient_failures_of_the_api(run, services, monkeypatch):
+    monkeypatch.setattr(cli.ApiClient, "download", lambda self, url: b"#..#\n")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: finish_job(services, job_id))
+    gateway = reply(502, b"<html>Bad Gateway</html>", "text/html")
+    failures = [reply(503, THROTTLED), gateway, requests.ConnectionError("dropped"), requests.Timeout(), reply(429)]
+    failing_status_polls(monkeypatch, iter(failures))
+    code, stdout, stderr = run("submit", "a hall", "--wait")
+    assert code == 0, stderr
+    assert stdout == "#..#\n"
+    assert stderr.count("trying again") == 1 and "DEPENDENCY_THROTTLED" in stderr, stderr
+
+
+def test_wait_gives_up_at_the_timeout_and_says_how_to_follow_the_job(run, services, monkeypatch, clock):
+    failing_status_polls(monkeypatch, itertools.repeat(reply(503, THROTTLED)))
+    started = clock.now
+    code, _, stderr = run("submit", "a hall", "--wait", "--timeout", "20")
+    [job_id] = services.jobs.jobs
+    assert code == 2
+    assert clock.now == pytest.approx(started + 20)
+    assert f"may still be queued: ghost-engine --api http://api.test status {job_id}" in stderr, stderr
+
+
+def test_a_4xx_while_waiting_ends_the_wait_at_once(run, monkeypatch, clock):
+    gone = reply(404, {"error": {"code": "JOB_NOT_FOUND", "message": "no such job"}})
+    failing_status_polls(monkeypatch, iter([gone]))
+    started = clock.now
+    code, _, stderr = run("submit", "a hall", "--wait")
+    assert code == 3 and "JOB_NOT_FOUND" in stderr and clock.now == started
+
+
+def test_ctrl_c_while_waiting_exits_130_and_says_how_to_follow_the_job(run, services, monkeypatch):
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", interrupt)
+    code, _, stderr = run("submit", "a hall", "--wait")
+    [job_id] = services.jobs.jobs
+    assert code == 130
+    assert f"job {job_id} is still queued; follow it with: ghost-engine --api http://api.test status {job_id}" in stderr
+
+
+def test_ctrl_c_anywhere_else_exits_130_without_a_traceback(run, monkeypatch):
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(requests.Session, "request", interrupt)
+    assert run("jobs") == (130, "", "interrupted\n")
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "inf"])
+def test_a_timeout_that_is_not_seconds_above_0_is_a_usage_error_before_submitting(run, sent, wire, timeout):
+    code, _, stderr = run("submit", "a hall", "--wait", "--timeout", timeout)
+    assert code == 2 and "usage error" in stderr and "--timeout" in stderr, stderr
+    assert wire == [] and sent == []
+
+
+def test_wait_on_a_cancelled_job_says_who_cancelled_it_and_why(run, services, monkeypatch):
+    def cancel(job_id):
+        services.jobs.mark_cancelled(job_id, by="ops", reason="wrong style")
+
+    after_post(monkeypatch, "/generate-scene", cancel)
+    code, _, stderr = run("submit", "a hall", "--wait")
+    assert code == 1 and re.search(r"job \S+ cancelled by ops: wrong style\n", stderr), stderr
+    assert cli.how_it_ended({"state": "cancelled", "cancellation": None}) == ""
+    assert cli.how_it_ended({"state": "failed", "error": None}) == ""
+
+
+# --- --out ------------------------------------------------------------------------------------
+
+
+def test_an_out_dir_that_cannot_be_made_is_a_usage_error_before_submitting(run, sent, wire, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    code, _, stderr = run("submit", "a hall", "--wait", "--out", str(tmp_path / "file" / "level"))
+    assert code == 2 and "cannot make" in stderr and "--out" in stderr, stderr
+    assert wire == [] and sent == []
+
+
+def test_an_artifact_that_cannot_be_written_exits_4_not_1(run, services, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.ApiClient, "download", lambda self, url: b"#..#\n")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: finish_job(services, job_id))
+    (tmp_path / "sceneGraph.json").mkdir()  # where the file would go
+    code, stdout, stderr = run("submit", "a hall", "--wait", "--out", str(tmp_path))
+    assert code == 4 and stdout == "#..#\n"
+    assert re.search(r"is done, but \S+sceneGraph.json: Is a directory\n", stderr), stderr
+
+
+def test_out_implies_wait_and_cannot_go_with_no_wait(run, services, monkeypatch, tmp_path, wire):
+    monkeypatch.setattr(cli.ApiClient, "download", lambda self, url: b"#..#\n")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: finish_job(services, job_id))
+    code, stdout, stderr = run("submit", "a hall", "--out", str(tmp_path))
+    assert code == 0 and stdout == "#..#\n", stderr
+    assert (tmp_path / "asciiMinimap.txt").read_bytes() == b"#..#\n"
+    wire.clear()
+    code, _, stderr = run("submit", "a hall", "--no-wait", "--out", str(tmp_path))
+    assert code == 2 and "--no-wait" in stderr and wire == []
+
+
+# --- what is sent -----------------------------------------------------------------------------
+
+
+def test_a_non_json_answer_names_the_url_and_is_not_taken_for_the_api(run):
+    code, _, stderr = run("--api", "http://api.test/console", "jobs")
+    assert code == 2
+    assert "http://api.test/console/jobs?limit=20 answered HTTP 200 (text/html" in stderr, stderr
+    assert "not the JSON of the ghost-engine API" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("api", ["127.0.0.1:8110", "localhost:8000", "ftp://api.test", "http://", "http://api:port"])
+def test_an_api_that_is_not_an_http_url_with_a_host_is_a_usage_error(run, wire, api):
+    code, _, stderr = run("--api", api, "jobs")
+    assert code == 2 and "usage error" in stderr and repr(api) in stderr, stderr
+    assert wire == []
+
+
+@pytest.mark.parametrize("given", ["../jobs", "{id}?x=1", "{id}/../../jobs", "{upper}", ""])
+def test_a_job_id_is_checked_before_it_goes_in_a_path(run, client, wire, given):
+    job_id = submit(client)
+    for command in ("status", "retry", "cancel"):
+        code, _, stderr = run(command, given.format(id=job_id, upper=job_id.upper()))
+        assert code == 2 and "is not a job id" in stderr, stderr
+    assert wire == []
+
+
+def test_a_reason_goes_as_utf8_and_cannot_hold_a_control_character(run, client, wire):
+    job_id = submit(client)
+    code, _, stderr = run("cancel", job_id, "--reason", " café ✓ ")
+    assert code == 0, stderr
+    assert wire[-1].headers["X-Cancel-Reason"] == "café ✓".encode()
+    assert re.search(r"cancelled by \S+ at \S+: café ✓\n", run("status", job_id)[1])
+    wire.clear()
+    for reason in ("two\nlines", "a\ttab", "esc\x1b[2J"):
+        code, _, stderr = run("retry", job_id, "--reason", reason)
+        assert code == 2 and "control characters" in stderr, stderr
+    assert wire == []
+
+
+def test_a_repeat_with_the_same_idempotency_key_gets_the_same_job(run, services, wire):
+    first = run("submit", "a hall", "--idempotency-key", "nightly-42")
+    again = run("submit", "a hall", "--idempotency-key", "nightly-42")
+    assert first[0] == again[0] == 0 and first[1] == again[1], again
+    assert len(services.jobs.jobs) == 1 and wire[0].headers["Idempotency-Key"] == "nightly-42"
+    for bad in ("has space", "k1,k2", "x" * 256, "café"):
+        code, _, stderr = run("submit", "a hall", "--idempotency-key", bad)
+        assert code == 2 and "--idempotency-key" in stderr, stderr
+    assert len(wire) == 2
+
+
+@pytest.mark.parametrize("key", ["", "a b", "a,b", "é", "x" * 256])
+def test_a_key_the_api_would_refuse_is_a_usage_error_before_anything_is_sent(run, wire, key):
+    code, _, stderr = run("submit", "a hall", "--idempotency-key", key)
+    assert code == 2 and "--idempotency-key" in stderr and wire == []
+
+
+def test_submit_tries_a_lost_post_again_under_the_same_key_making_one_job(run, services, monkeypatch, wire):
+    real = requests.Session.request
+    answers = itertools.count()
+
+    def request(self, method, url, **kwargs):
+        response = real(self, method, url, **kwargs)
+        if method == "POST" and next(answers) == 0:
+            raise requests.ConnectionError("the answer was lost")
+        return response
+
+    monkeypatch.setattr(requests.Session, "request", request)
+    code, stdout, stderr = run("submit", "a hall")
+    assert code == 0, stderr
+    assert list(services.jobs.jobs) == [stdout.strip()]
+    first, second = (request.headers["Idempotency-Key"] for request in wire)
+    assert first == second and "trying again" in stderr
+
+
+def test_a_post_never_answered_names_the_key_to_try_again_with(run, monkeypatch, clock):
+    def refuse(*_args, **_kwargs):
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(requests.Session, "request", refuse)
+    started = clock.now
+    code, _, stderr = run("submit", "a hall")
+    assert code == 2 and clock.now == pytest.approx(started + cli.SUBMIT_PATIENCE_SECONDS)
+    assert re.search(r"--idempotency-key [0-9a-f-]{36}\)", stderr), stderr
+
+
+# --- jobs: pages, a closed pipe ---------------------------------------------------------------
+
+
+def test_jobs_says_how_to_see_the_next_page(run, client):
+    ids = {submit(client) for _ in range(3)}
+    code, first, stderr = run("jobs", "--limit", "2")
+    assert code == 0 and len(first.splitlines()) == 3
+    more = shlex.split(stderr.removeprefix("more: "))
+    assert more[:6] == ["ghost-engine", "--api", "http://api.test", "jobs", "--limit", "2"], stderr
+    code, rest, stderr = run(*more[3:])
+    assert code == 0 and stderr == ""
+    assert {row.split()[0] for row in first.splitlines()[1:] + rest.splitlines()[1:]} == ids
+
+
+class ClosedPipe(io.StringIO):
+    """stdout once its reader has gone (``| head -1``)."""
+
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_exits_141_quietly(run, client, monkeypatch):
+    submit(client)
+    monkeypatch.setattr(cli.sys, "stdout", io.StringIO())  # not a file: nothing to point at /dev/null
+    assert run("jobs", stdout=ClosedPipe()) == (141, "", "")
