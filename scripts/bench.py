@@ -5,8 +5,9 @@
 Prints:
   (a) the median submit -> done latency of sequential default jobs beside a bare chain of as many
       no-op tasks as a job has steps, with the same broker settings (scripts/bench_chain.py), and
-      their ratio;
-  (b) the throughput of N concurrent jobs beside N concurrent bare chains;
+      their ratio; and beside the same chain on kombu's own SQS transport (a "stock chain"), as
+      a Celery project on SQS runs without this project's transport;
+  (b) the throughput of N concurrent jobs beside N concurrent bare chains, and stock chains;
   (c) the AWS requests a job makes, by service and operation, from the emulator's recorder, with
       Celery's events and remote control counted apart — unwatched, then with task events on (as
       when Flower watches);
@@ -17,8 +18,8 @@ Prints:
   (g) the CPU a job and a bare chain cost each process (emulator, workers, API), and what the
       emulator's share means for (a): it serves requests on one interpreter, so a job cannot
       finish faster than the emulator's CPU for its requests.
-The generator's own timings are `make bench-generator`. Both chains' workers run at the same time
-on the same emulator, with the same concurrency; jobs and chains alternate, so noise hits both.
+The generator's own timings are `make bench-generator`. The chains' workers run at the same time
+on the same emulator, with the same concurrency; jobs and chains take turns, so noise hits all.
 Times come from the worker's log (job.done) and the chain's last task (a file), never from polling
 the emulator, which would slow what is measured.
 """
@@ -88,11 +89,25 @@ class Bench:
             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'scripts'}",
         }
         self.stack.start_worker("bare", app="bench_chain", env=self.bare_env)
+        # The same chain on kombu's own SQS transport (scripts/bench_chain.py), on a queue of its own.
+        stock = {"QUEUE_NAME": "bench-stock", "DEAD_LETTER_QUEUE_NAME": "bench-stock-dlq"}
+        self.stock_marks = self.log_dir / "marks-stock"
+        self.stock_marks.mkdir()
+        stock_env = {
+            **self.bare_env,
+            **stock,
+            "SQS_QUEUE_URL": _provisioned({**self.stack.env, **stock})["queue"],
+            "BENCH_MARK_DIR": str(self.stock_marks),
+            "BENCH_CHAIN_TRANSPORT": "stock",
+        }
+        self.stack.start_worker("stock", app="bench_chain", env=stock_env)
         # This process sends the bare chains: celeryconfig reads the bare queue from the environment.
         os.environ.update({**self.stack.env, **self.bare_env})
         import bench_chain
 
         self.send_chain = bench_chain.send
+        stock_app = bench_chain.make_app("stock", queue=stock["QUEUE_NAME"])
+        self.send_stock_chain = lambda chain_id: bench_chain.send(chain_id, stock_app)
 
     def stop(self) -> None:
         self.stack.stop()
@@ -110,6 +125,11 @@ class Bench:
         self.send_chain(chain_id)
         return chain_id, started
 
+    def submit_stock_chain(self) -> tuple[str, float]:
+        chain_id, started = uuid.uuid4().hex, time.time()
+        self.send_stock_chain(chain_id)
+        return chain_id, started
+
     def jobs_done(self) -> dict[str, float]:
         """jobId -> when the worker logged it done (epoch seconds)."""
         done = {}
@@ -119,8 +139,12 @@ class Bench:
                 done[event["jobId"]] = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
         return done
 
-    def chains_done(self) -> dict[str, float]:
-        return {path.name: float(path.read_text()) for path in self.marks.iterdir() if path.stat().st_size}
+    def chains_done(self, marks: Path | None = None) -> dict[str, float]:
+        marks = marks or self.marks
+        return {path.name: float(path.read_text()) for path in marks.iterdir() if path.stat().st_size}
+
+    def stock_chains_done(self) -> dict[str, float]:
+        return self.chains_done(self.stock_marks)
 
     def wait(self, ids: set[str], finished, timeout: float = 600) -> dict[str, float]:
         deadline = time.monotonic() + timeout
@@ -145,21 +169,28 @@ def _provisioned(env: dict[str, str]) -> dict[str, str]:
 
 
 def latency(bench: Bench, runs: int) -> dict:
-    """(a) Sequential: jobs and bare chains alternate; medians of submit -> done, in ms."""
-    jobs, chains = [], []
+    """(a) Sequential: jobs, bare chains and stock chains take turns; medians of submit -> done, in ms."""
+    kinds = {
+        "job": (bench.submit_job, bench.jobs_done),
+        "chain": (bench.submit_chain, bench.chains_done),
+        "stockChain": (bench.submit_stock_chain, bench.stock_chains_done),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
     for _ in range(runs + 1):  # the first of each warms caches and connections
-        job_id, started = bench.submit_job()
-        jobs.append(bench.wait({job_id}, bench.jobs_done)[job_id] - started)
-        chain_id, started = bench.submit_chain()
-        chains.append(bench.wait({chain_id}, bench.chains_done)[chain_id] - started)
-    job_ms, chain_ms = statistics.median(jobs[1:]) * 1000, statistics.median(chains[1:]) * 1000
+        for kind, (submit, finished) in kinds.items():
+            item_id, started = submit()
+            times[kind].append(bench.wait({item_id}, finished)[item_id] - started)
+    median = {kind: statistics.median(samples[1:]) * 1000 for kind, samples in times.items()}
     return {
         "runs": runs,
-        "jobMedianMs": round(job_ms),
-        "chainMedianMs": round(chain_ms),
-        "ratio": round(job_ms / chain_ms, 2),
-        "jobP95Ms": round(p95(jobs[1:]) * 1000),
-        "chainP95Ms": round(p95(chains[1:]) * 1000),
+        "jobMedianMs": round(median["job"]),
+        "chainMedianMs": round(median["chain"]),
+        "ratio": round(median["job"] / median["chain"], 2),
+        "jobP95Ms": round(p95(times["job"][1:]) * 1000),
+        "chainP95Ms": round(p95(times["chain"][1:]) * 1000),
+        "stockChainMedianMs": round(median["stockChain"]),
+        "stockChainP95Ms": round(p95(times["stockChain"][1:]) * 1000),
+        "stockRatio": round(median["job"] / median["stockChain"], 2),
     }
 
 
@@ -179,11 +210,14 @@ def throughput(bench: Bench, count: int) -> dict:
 
     jobs = run(bench.submit_job, bench.jobs_done)
     chains = run(bench.submit_chain, bench.chains_done)
+    stock = run(bench.submit_stock_chain, bench.stock_chains_done)
     return {
         "count": count,
         "jobsPerSecond": round(jobs, 2),
         "chainsPerSecond": round(chains, 2),
         "ratio": round(jobs / chains, 2),
+        "stockChainsPerSecond": round(stock, 2),
+        "stockRatio": round(jobs / stock, 2),
     }
 
 
@@ -378,8 +412,13 @@ def report(results: dict) -> None:
         f"    job {a['jobMedianMs']} ms (p95 {a['jobP95Ms']})   bare chain {a['chainMedianMs']} ms "
         f"(p95 {a['chainP95Ms']})   ratio {a['ratio']}x  (medians of {a['runs']} each)"
     )
+    print(
+        f"    stock chain (kombu's own SQS transport) {a['stockChainMedianMs']} ms (p95 {a['stockChainP95Ms']})"
+        f"   job : stock chain {a['stockRatio']}x"
+    )
     print(f"\n(b) throughput, {b['count']} at once")
     print(f"    jobs {b['jobsPerSecond']}/s   bare chains {b['chainsPerSecond']}/s   ratio {b['ratio']}x")
+    print(f"    stock chains {b['stockChainsPerSecond']}/s   job : stock chain {b['stockRatio']}x")
     print(f"\n(c) AWS requests per job ({c['jobs']} sequential jobs, the emulator's recorder)")
     for label in ("unwatched", "watched"):
         print(f"    {label}:")
