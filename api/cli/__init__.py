@@ -19,213 +19,74 @@ Exit codes (README, "The command line"), each failure with a one-line message:
     141  stdout closed before the end (``ghost-engine jobs | head -1``), as for a program stopped by SIGPIPE
 
 Everything the API sends (prompts, messages, reasons, ids) is printed through ``printable``: as text,
-never as rich markup, with control characters shown as escapes.
+never as rich markup, with control characters shown as escapes (api/cli/text.py). The HTTP client and
+the failures that set the exit codes are api/cli/client.py.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
-import requests
 from click.core import ParameterSource
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.text import Text
 
 import pipeline
+from api.cli.client import (
+    EXIT_INTERRUPTED,
+    EXIT_JOB_FAILED,
+    EXIT_OUTPUT_CLOSED,
+    EXIT_USAGE_OR_CONNECTION,
+    ApiClient,
+    CliError,
+    GaveUp,
+    Interrupted,
+    NotSaved,
+    Unreachable,
+)
+from api.cli.text import (
+    CONTROL,
+    TERMINAL,
+    ElapsedColumn,
+    OutputClosed,
+    Terminal,
+    format_elapsed,
+    how_it_ended,
+    job_lines,
+    line,
+    printable,
+    progress_line,
+)
 from api.routes import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, JOB_ID_RULE
 from storage.model import is_job_id
 
+__all__ = [  # what the tests and the entry point use besides the commands
+    "CONTROL",
+    "ApiClient",
+    "Terminal",
+    "format_elapsed",
+    "how_it_ended",
+    "job_lines",
+    "main",
+    "printable",
+    "progress_line",
+]
+
 DEFAULT_API = "http://127.0.0.1:8000"
-TERMINAL = {"done", "failed", "cancelled"}
 POLL_SECONDS = 0.3
-BACKOFF_SECONDS = (0.5, 5.0)  # the first and the longest pause before a transient failure is tried again
 SUBMIT_PATIENCE_SECONDS = 30.0  # how long submit keeps trying a POST the API did not take
-# C0, DEL and C1: characters a terminal acts on rather than shows.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-EXIT_JOB_FAILED = 1
-EXIT_USAGE_OR_CONNECTION = 2
-EXIT_REFUSED = 3
-EXIT_NOT_SAVED = 4
-EXIT_INTERRUPTED = 130
-EXIT_OUTPUT_CLOSED = 141
-
-
-class OutputClosed(Exception):
-    """Whoever read our output went away (``| head``): exit 141 quietly (a plain exception, which click passes on)."""
-
-
-class Terminal(Console):
-    """rich's Console, except that a closed pipe raises OutputClosed where rich would exit 1 (a failed job's code)."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise OutputClosed
-
 
 err = Terminal(stderr=True, soft_wrap=True)
 out = Terminal(soft_wrap=True)
-
-
-def printable(text: object, *, keep: str = "") -> str:
-    """``text`` with each control character but those in ``keep`` shown as an escape, ESC as ``\\x1b``.
-
-    Prompts, messages and reasons are anyone's text: printed raw, an escape sequence could retitle,
-    clear or rewrite an operator's terminal, and a line cut to width could end in half of one.
-    """
-    return CONTROL.sub(lambda found: found[0] if found[0] in keep else f"\\x{ord(found[0]):02x}", str(text))
-
-
-def line(*parts: str | tuple[str, str]) -> Text:
-    """A line to print: ``parts`` are text or (text, style), each made printable, none read as markup."""
-    return Text.assemble(
-        *((printable(part[0]), part[1]) if isinstance(part, tuple) else printable(part) for part in parts)
-    )
-
-
-class CliError(click.ClickException):
-    """A failure that ends the command with its exit code (the module docstring's), 2 unless a subclass says."""
-
-    exit_code = EXIT_USAGE_OR_CONNECTION
-
-
-class Unreachable(CliError):
-    """The API could not be reached, timed out, or answered 5xx or 429: nothing was decided, worth another try."""
-
-
-class NotTheApi(CliError):
-    """The URL answered, but not as the ghost-engine API does (JSON): --api is likely wrong (exit 2)."""
-
-
-class GaveUp(CliError):
-    """--wait stopped at --timeout; the job goes on (exit 2)."""
-
-
-class Refused(CliError):
-    """The API answered 4xx: it understood and said no (exit 3)."""
-
-    exit_code = EXIT_REFUSED
-
-
-class NotSaved(CliError):
-    """The job is done, but --out could not be written (exit 4)."""
-
-    exit_code = EXIT_NOT_SAVED
-
-
-class Interrupted(CliError):
-    """Ctrl-C while waiting: the job goes on (exit 130)."""
-
-    exit_code = EXIT_INTERRUPTED
-
-
-def error_message(body: Any) -> str | None:
-    """``CODE: message`` of an API error body, with what each refused field must be (the API's words)."""
-    try:
-        error = body["error"]
-        message = f"{error['code']}: {error['message']}"
-    except (KeyError, TypeError):
-        return None
-    fields = (error.get("details") or {}).get("fields") if isinstance(error.get("details"), dict) else None
-    if isinstance(fields, dict) and fields:
-        said = "; ".join(f"{name}: {_words(why)}" for name, why in sorted(fields.items(), key=lambda kv: str(kv[0])))
-        message = f"{message} ({said})"
-    return message
-
-
-def _words(why: Any) -> str:
-    if isinstance(why, list):
-        return " ".join(_words(item) for item in why)
-    if isinstance(why, dict):
-        return "; ".join(f"{name}: {_words(inner)}" for name, inner in why.items())
-    return str(why)
-
-
-class ApiClient:
-    """The few HTTP calls the CLI makes, with errors turned into one-line messages."""
-
-    def __init__(self, base_url: str, token: str | None, timeout: float = 15) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.timeout = timeout
-        self.session = requests.Session()
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        operator: bool = False,
-        headers: dict[str, str | bytes] | None = None,
-        retry_until: float | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The JSON answer; with ``retry_until`` (a time.monotonic() value) a transient failure
-        (Unreachable) is tried again after a growing pause until then, with one note on stderr."""
-        headers = dict(headers or {})
-        if operator:
-            if not self.token:
-                raise click.UsageError("this command needs --token or INTERNAL_TOKEN")
-            headers["X-INTERNAL-TOKEN"] = self.token
-        pause, noted = BACKOFF_SECONDS[0], False
-        while True:
-            try:
-                return self._call_once(method, path, headers, **kwargs)
-            except Unreachable as exc:
-                left = (retry_until or 0.0) - time.monotonic()
-                if retry_until is None or left <= 0:
-                    raise
-                if not noted:
-                    err.print(line(f"{exc.message}; trying again"))
-                    noted = True
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, BACKOFF_SECONDS[1])
-
-    def _call_once(self, method: str, path: str, headers: dict[str, str | bytes], **kwargs: Any) -> Any:
-        url = f"{self.base_url}{path}"
-        try:
-            response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise Unreachable(f"cannot reach the API at {self.base_url}: {type(exc).__name__}") from None
-        except requests.RequestException as exc:
-            raise CliError(f"cannot call the API at {self.base_url}: {type(exc).__name__}: {exc}") from None
-        try:
-            body, is_json = (response.json() if response.content else None), True
-        except ValueError:
-            body, is_json = None, False
-        code = response.status_code
-        if code >= 500 or code == 429:
-            raise Unreachable(f"{method} {path} failed: {error_message(body) or f'HTTP {code}'}")
-        if code >= 400 and (said := error_message(body)):
-            raise Refused(f"{method} {path} failed: {said}")
-        if code >= 400 or not is_json:
-            kind = response.headers.get("Content-Type") or "no Content-Type"
-            raise NotTheApi(
-                f"{response.url or url} answered HTTP {code} ({kind}), not the JSON of the ghost-engine API: "
-                "is --api (or GHOST_API_URL) right?"
-            )
-        return body
-
-    def download(self, url: str) -> bytes:
-        target = url if url.startswith("http") else f"{self.base_url}{url}"
-        try:
-            response = self.session.get(target, timeout=self.timeout)
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            raise Unreachable(f"cannot download an artifact: {type(exc).__name__}") from None
-        return response.content
 
 
 def _api_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -260,7 +121,11 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
     API, or --wait gave up at --timeout; 3 the API refused (4xx); 4 the job is done but --out could
     not be written; 130 interrupted (a job being waited for goes on); 141 stdout closed early.
     """
-    ctx.obj = ApiClient(api, token)
+    ctx.obj = ApiClient(api, token, note=_note)
+
+
+def _note(text: str) -> None:
+    err.print(line(text))
 
 
 class JobId(click.ParamType):
@@ -469,71 +334,6 @@ def cancel(client: ApiClient, job_id: str, reason: str | None) -> None:
     out.print(line(f"job {job_id} is {body['state']}"))
 
 
-def job_lines(jobs: list[dict], *, width: int, now: datetime | None = None) -> list[str]:
-    """The jobs as a table ``width`` columns wide: a job id is never cut (one copies it into
-    status, retry or cancel); the prompt gives way, ending in an ellipsis. Every cell is printable."""
-    now = now or datetime.now(UTC)
-    rows = [("jobId", "state", "progress", "age", "prompt")] + [
-        (
-            printable(job["jobId"]),
-            printable(job["state"]),
-            f"{job['progress']:.0%}",
-            _age(job["createdAt"], now),
-            printable(" ".join(str(job.get("promptPreview") or "").split())),
-        )
-        for job in jobs
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    room = max(width - sum(widths) - 2 * len(widths), 10)
-    lines = []
-    for row in rows:
-        prompt = Text(row[4])
-        prompt.truncate(room, overflow="ellipsis")
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]), row[3].rjust(widths[3])]
-        lines.append(("  ".join([*cells, prompt.plain])).rstrip())
-    return lines
-
-
-def _age(created_at: str, now: datetime) -> str:
-    """How long ago, in the largest whole unit: ``45s``, ``12m``, ``3h``, ``9d``."""
-    try:
-        seconds = max(0, int((now - datetime.fromisoformat(created_at.replace("Z", "+00:00"))).total_seconds()))
-    except ValueError:
-        return "?"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def format_elapsed(seconds: float) -> str:
-    """A duration for people: ``340 ms`` under a second, ``12.3 s`` under a minute, else ``m:ss``."""
-    if seconds < 1:
-        return f"{int(seconds * 1000)} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}:{rest:02d}"
-
-
-class ElapsedColumn(ProgressColumn):
-    """Time since the wait began; milliseconds while under a second (rich's own shows 0:00:00)."""
-
-    def render(self, task: Task) -> Text:
-        elapsed = task.finished_time if task.finished else task.elapsed
-        return Text(format_elapsed(elapsed or 0.0), style="progress.elapsed")
-
-
-def progress_line(body: dict) -> str:
-    """What the progress bar says of a status: the step being worked on now, not the last one done."""
-    state = body["state"]
-    if state in TERMINAL or state == "queued":
-        return state
-    done = {step["name"] for step in body["steps"] if step["status"] == "ok"}
-    current = next((step for step in pipeline.STEPS if step not in done), None)
-    return f"{state}: {current}" if current else state
-
-
 def _follow(client: ApiClient, job_id: str, deadline: float) -> dict:
     """Poll until the job ends, with a progress bar naming the current step. The API failing for a
     moment is tried again until ``deadline`` (time.monotonic()); then, or on Ctrl-C, the job goes on."""
@@ -596,17 +396,6 @@ def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
     err.print(line(f"saved {', '.join(names)} in {out_dir}"))
 
 
-def how_it_ended(body: dict) -> str:
-    """What a status says of why its job did not finish: `` by WHO: REASON``, ``: CODE: message``, or nothing."""
-    if body["state"] == "cancelled":
-        cancellation = body.get("cancellation") or {}
-        who, reason = cancellation.get("by"), cancellation.get("reason")
-        return (f" by {who}" if who else "") + (f": {reason}" if reason else "")
-    error = body.get("error") or {}
-    said = ": ".join(str(error[key]) for key in ("code", "message") if error.get(key))
-    return f": {said}" if said else ""
-
-
 def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
     """An artifact's bytes: from its URL, or inlined in the result (demo mode)."""
     if f"{field}Url" in result:
@@ -667,7 +456,3 @@ def main() -> None:
     except (OutputClosed, BrokenPipeError):
         _quiet_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)
-
-
-if __name__ == "__main__":
-    main()
