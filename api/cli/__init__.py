@@ -19,18 +19,21 @@ Exit codes (README, "The command line"), each failure with a one-line message:
     141  stdout closed before the end (``ghost-engine jobs | head -1``), as for a program stopped by SIGPIPE
 
 Everything the API sends (prompts, messages, reasons, ids) is printed through ``printable``: as text,
-never as rich markup, with control characters shown as escapes (api/cli/text.py). The HTTP client and
-the failures that set the exit codes are api/cli/client.py.
+never as rich markup, with control characters shown as escapes (api/cli/text.py). With ``--json`` (or
+GHOST_JSON=1) each answer is instead the API's body as one line of JSON, and a failure one on stderr
+(api/cli/output.py). The HTTP client and the failures that set the exit codes are api/cli/client.py.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shlex
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -53,6 +56,7 @@ from api.cli.client import (
     NotSaved,
     Unreachable,
 )
+from api.cli.output import Output, json_option, quiet_stdout
 from api.cli.text import (
     CONTROL,
     TERMINAL,
@@ -65,6 +69,7 @@ from api.cli.text import (
     line,
     printable,
     progress_line,
+    status_lines,
 )
 from api.routes import IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY, JOB_ID_RULE
 from storage.model import is_job_id
@@ -101,6 +106,14 @@ def _api_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Run:
+    """What each command is handed (click's ctx.obj): the API client, and where its answers go."""
+
+    client: ApiClient
+    output: Output
+
+
 @click.group()
 @click.option(
     "--api",
@@ -113,6 +126,7 @@ def _api_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.option(
     "--token", envvar="INTERNAL_TOKEN", default=None, help="Operator token for retry/cancel (INTERNAL_TOKEN)."
 )
+@json_option
 @click.pass_context
 def cli(ctx: click.Context, api: str, token: str | None) -> None:
     """ghost-engine: generate levels from prompts, as asynchronous jobs.
@@ -121,11 +135,8 @@ def cli(ctx: click.Context, api: str, token: str | None) -> None:
     API, or --wait gave up at --timeout; 3 the API refused (4xx); 4 the job is done but --out could
     not be written; 130 interrupted (a job being waited for goes on); 141 stdout closed early.
     """
-    ctx.obj = ApiClient(api, token, note=_note)
-
-
-def _note(text: str) -> None:
-    err.print(line(text))
+    output: Output = ctx.obj
+    ctx.obj = Run(ApiClient(api, token, note=output.note), output)
 
 
 class JobId(click.ParamType):
@@ -237,7 +248,7 @@ def command_line(*args: str) -> str:
 @wait_options
 @click.pass_obj
 def submit(
-    client: ApiClient,
+    run: Run,
     prompt: str,
     seed: int | None,
     style: str | None,
@@ -262,7 +273,7 @@ def submit(
     key = idempotency_key or str(uuid.uuid4())
     patience = min(deadline, time.monotonic() + SUBMIT_PATIENCE_SECONDS)
     try:
-        accepted = client.call(
+        accepted = run.client.call(
             "POST", "/generate-scene", json=body, headers={IDEMPOTENCY_HEADER: key}, retry_until=patience
         )
     except Unreachable as exc:
@@ -271,20 +282,20 @@ def submit(
         ) from None
     job_id = accepted["jobId"]
     said = f" {accepted.get('state', 'queued')} (seed {accepted['seed']}, style {accepted['style']})"
-    err.print(line("job ", (job_id, "bold"), said))
+    run.output.note("job ", (job_id, "bold"), said)
     if not wait:
-        out.print(line(job_id))
+        run.output.show(accepted, lambda: out.print(line(job_id)))
         return
-    _finish(client, _follow(client, job_id, deadline), out_dir)
+    _finish(run, _follow(run, job_id, deadline), out_dir)
 
 
 @cli.command()
 @click.argument("job_id", type=JobId())
 @click.pass_obj
-def status(client: ApiClient, job_id: str) -> None:
+def status(run: Run, job_id: str) -> None:
     """Show a job's state, steps and result."""
-    body = client.call("GET", f"/status/{job_id}")
-    _print_status(body)
+    body = run.client.call("GET", f"/status/{job_id}")
+    run.output.show(body, lambda: out.print(*status_lines(body), sep="\n"))
     if body["state"] in {"failed", "cancelled"}:
         sys.exit(EXIT_JOB_FAILED)
 
@@ -294,15 +305,14 @@ def status(client: ApiClient, job_id: str) -> None:
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @click.option("--cursor", default=None, help="Go on after an earlier page: the cursor its 'more:' line printed.")
 @click.pass_obj
-def jobs(client: ApiClient, state: str | None, limit: int, cursor: str | None) -> None:
+def jobs(run: Run, state: str | None, limit: int, cursor: str | None) -> None:
     """List jobs, newest first, a page at a time."""
     params = {"limit": limit, **({"state": state} if state else {}), **({"cursor": cursor} if cursor else {})}
-    page = client.call("GET", "/jobs", params=params)
-    for text in job_lines(page["jobs"], width=out.width):
-        out.print(text, markup=False, highlight=False, crop=False)
+    page = run.client.call("GET", "/jobs", params=params)
+    run.output.show(page, lambda: _print_jobs(page["jobs"]))
     if next_cursor := page.get("nextCursor"):
         more = ["jobs", *(["--state", state] if state else []), "--limit", str(limit), "--cursor", next_cursor]
-        err.print(line(f"more: {command_line(*more)}"))
+        run.output.note(f"more: {command_line(*more)}")
 
 
 @cli.command()
@@ -310,33 +320,35 @@ def jobs(client: ApiClient, state: str | None, limit: int, cursor: str | None) -
 @wait_options
 @click.option("--reason", default=None, callback=_reason, help="Why, in one line: recorded with the retry.")
 @click.pass_obj
-def retry(
-    client: ApiClient, job_id: str, wait: bool | None, out_dir: Path | None, timeout: float, reason: str | None
-) -> None:
+def retry(run: Run, job_id: str, wait: bool | None, out_dir: Path | None, timeout: float, reason: str | None) -> None:
     """Re-run a failed job from its first incomplete step (operators)."""
     wait = _will_wait(wait, out_dir)
     deadline = time.monotonic() + timeout
-    body = client.call("POST", f"/jobs/{job_id}/retry", operator=True, headers=_reason_header("X-Retry-Reason", reason))
-    err.print(line(f"job {job_id} queued again as attempt {body['attempt']}"))
-    if wait:
-        _finish(client, _follow(client, job_id, deadline), out_dir)
+    body = run.client.call(
+        "POST", f"/jobs/{job_id}/retry", operator=True, headers=_reason_header("X-Retry-Reason", reason)
+    )
+    run.output.note(f"job {job_id} queued again as attempt {body['attempt']}")
+    if not wait:
+        run.output.show(body)
+        return
+    _finish(run, _follow(run, job_id, deadline), out_dir)
 
 
 @cli.command()
 @click.argument("job_id", type=JobId())
 @click.option("--reason", default=None, callback=_reason, help="Why, in one line: recorded with the cancellation.")
 @click.pass_obj
-def cancel(client: ApiClient, job_id: str, reason: str | None) -> None:
+def cancel(run: Run, job_id: str, reason: str | None) -> None:
     """Cancel a job that has not ended (operators)."""
-    body = client.call(
+    body = run.client.call(
         "POST", f"/jobs/{job_id}/cancel", operator=True, headers=_reason_header("X-Cancel-Reason", reason)
     )
-    out.print(line(f"job {job_id} is {body['state']}"))
+    run.output.show(body, lambda: out.print(line(f"job {job_id} is {body['state']}")))
 
 
-def _follow(client: ApiClient, job_id: str, deadline: float) -> dict:
-    """Poll until the job ends, with a progress bar naming the current step. The API failing for a
-    moment is tried again until ``deadline`` (time.monotonic()); then, or on Ctrl-C, the job goes on."""
+def _follow(run: Run, job_id: str, deadline: float) -> dict:
+    """Poll until the job ends, with a progress bar naming the current step (none with --json). The API
+    failing for a moment is tried again until ``deadline`` (time.monotonic()); then, or on Ctrl-C, the job goes on."""
     path = f"/status/{quote(job_id, safe='')}"
     follow = command_line("status", job_id)
     state = "queued"
@@ -347,11 +359,11 @@ def _follow(client: ApiClient, job_id: str, deadline: float) -> dict:
         ElapsedColumn(),
     )
     try:
-        with Progress(*columns, console=err, transient=False) as progress:
+        with Progress(*columns, console=err, transient=False, disable=run.output.json) as progress:
             bar = progress.add_task("queued", total=len(pipeline.STEPS))
             while True:
                 try:
-                    body = client.call("GET", path, retry_until=deadline)
+                    body = run.client.call("GET", path, retry_until=deadline)
                 except Unreachable as exc:
                     raise GaveUp(
                         f"{exc.message}; gave up at --timeout. Job {job_id} may still be {state}: {follow}"
@@ -371,29 +383,27 @@ def _follow(client: ApiClient, job_id: str, deadline: float) -> dict:
         raise Interrupted(f"interrupted: job {job_id} is still {state}; follow it with: {follow}") from None
 
 
-def _finish(client: ApiClient, body: dict, out_dir: Path | None) -> None:
-    """Print an ended job's minimap and summary and save its artifacts; or say how it failed (exit 1)."""
+def _finish(run: Run, body: dict, out_dir: Path | None) -> None:
+    """Print an ended job's minimap and summary (--json: its status), save its artifacts; or exit 1 if it failed."""
     if body["state"] != "done":
-        err.print(line((f"job {body['jobId']} {body['state']}", "red"), how_it_ended(body)))
+        ended = line((f"job {body['jobId']} {body['state']}", "red"), how_it_ended(body))
+        run.output.show(body, lambda: err.print(ended))
         sys.exit(EXIT_JOB_FAILED)
     result = body["result"]
-    fetched = {"asciiMinimap": _artifact(client, result, "asciiMinimap")}
-    out.print(Text(printable(fetched["asciiMinimap"].decode("utf-8", "replace"), keep="\n")), end="")
-    err.print(line(result.get("summary") or ""))
+    artifact = functools.cache(functools.partial(_artifact, run.client, result))  # the minimap is fetched once
+    run.output.show(body, lambda: _print_level(artifact("asciiMinimap"), result.get("summary") or ""))
     if out_dir is None:
         return
-    # Every artifact the result names (…Key), under its own file name; the minimap is fetched once.
+    # Every artifact the result names (…Key), under its own file name.
     names = []
     for field in sorted(name.removesuffix("Key") for name in result if name.endswith("Key") and name != "resultKey"):
         name = result[f"{field}Key"].rsplit("/", 1)[-1]
-        if field not in fetched:
-            fetched[field] = _artifact(client, result, field)
         try:
-            (out_dir / name).write_bytes(fetched[field])
+            (out_dir / name).write_bytes(artifact(field))
         except OSError as exc:
             raise NotSaved(f"job {body['jobId']} is done, but {out_dir / name}: {exc.strerror or exc}") from None
         names.append(name)
-    err.print(line(f"saved {', '.join(names)} in {out_dir}"))
+    run.output.note(f"saved {', '.join(names)} in {out_dir}")
 
 
 def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
@@ -406,53 +416,30 @@ def _artifact(client: ApiClient, result: dict, field: str) -> bytes:
     return pipeline.encode_json(result[field])
 
 
-def _print_status(body: dict) -> None:
-    out.print(
-        line((body["jobId"], "bold"), f"  {body['state']}  {body['progress']:.0%}  attempt {body.get('attempt', 1)}")
-    )
-    for step in body["steps"]:
-        out.print(line(f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}"))
-    if body.get("error"):
-        out.print(line(f"  error {body['error']['code']}: {body['error']['message']}"))
-    if cancellation := body.get("cancellation"):
-        out.print(
-            line(
-                f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
-                f"{cancellation.get('reason') or 'no reason given'}"
-            )
-        )
-    if body.get("result"):
-        out.print(line(f"  {body['result'].get('summary', '')}"))
+def _print_jobs(jobs: list[dict]) -> None:
+    out.print(*job_lines(jobs, width=out.width), sep="\n", markup=False, highlight=False, crop=False)
 
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: Python flushes it at exit, which would fail again, with a traceback."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (under a test): nothing to flush into a pipe
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
+def _print_level(minimap: bytes, summary: str) -> None:
+    out.print(Text(printable(minimap.decode("utf-8", "replace"), keep="\n")), end="")
+    err.print(line(summary))
 
 
 def main() -> None:
     """Entry point: the exit codes of the module docstring, each failure with a one-line message."""
+    output = Output(out, err)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, obj=output)
         sys.stdout.flush()  # here, where a reader gone (`| head`) is still OutputClosed's case
     except Interrupted as exc:
-        err.print(line(exc.format_message()))
-        sys.exit(exc.exit_code)
+        output.fail(exc.exit_code, exc.code, exc.format_message())
     except click.UsageError as exc:
-        err.print(line(f"usage error: {exc.format_message()}"))
-        sys.exit(EXIT_USAGE_OR_CONNECTION)
+        output.fail(EXIT_USAGE_OR_CONNECTION, "USAGE", exc.format_message(), said="usage error: ")
     except click.ClickException as exc:
-        err.print(line(f"error: {exc.format_message()}"))
-        sys.exit(exc.exit_code if isinstance(exc, CliError) else EXIT_USAGE_OR_CONNECTION)
+        failure = exc if isinstance(exc, CliError) else CliError(exc.format_message())
+        output.fail(failure.exit_code, failure.code, failure.format_message(), said="error: ")
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        output.fail(EXIT_INTERRUPTED, Interrupted.code, "interrupted")
     except (OutputClosed, BrokenPipeError):
-        _quiet_stdout()
+        quiet_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)

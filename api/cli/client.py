@@ -20,39 +20,53 @@ EXIT_OUTPUT_CLOSED = 141
 
 
 class CliError(click.ClickException):
-    """A failure that ends the command with its exit code (the module docstring's), 2 unless a subclass says."""
+    """A failure that ends the command with its exit code (the module docstring's), 2 unless a subclass says;
+    ``code`` names it in --json's ``{"error": {"code": ..., "message": ...}}``."""
 
     exit_code = EXIT_USAGE_OR_CONNECTION
+    code = "FAILED"
 
 
 class Unreachable(CliError):
     """The API could not be reached, timed out, or answered 5xx or 429: nothing was decided, worth another try."""
 
+    code = "UNREACHABLE"
+
 
 class NotTheApi(CliError):
     """The URL answered, but not as the ghost-engine API does (JSON): --api is likely wrong (exit 2)."""
+
+    code = "NOT_THE_API"
 
 
 class GaveUp(CliError):
     """--wait stopped at --timeout; the job goes on (exit 2)."""
 
+    code = "GAVE_UP"
+
 
 class Refused(CliError):
-    """The API answered 4xx: it understood and said no (exit 3)."""
+    """The API answered 4xx: it understood and said no (exit 3); ``code`` is the API's, such as JOB_NOT_FOUND."""
 
     exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NotSaved(CliError):
     """The job is done, but --out could not be written (exit 4)."""
 
     exit_code = EXIT_NOT_SAVED
+    code = "NOT_SAVED"
 
 
 class Interrupted(CliError):
     """Ctrl-C while waiting: the job goes on (exit 130)."""
 
     exit_code = EXIT_INTERRUPTED
+    code = "INTERRUPTED"
 
 
 def error_message(body: Any) -> str | None:
@@ -135,8 +149,8 @@ class ApiClient:
         code = response.status_code
         if code >= 500 or code == 429:
             raise Unreachable(f"{method} {path} failed: {error_message(body) or f'HTTP {code}'}")
-        if code >= 400 and (said := error_message(body)):
-            raise Refused(f"{method} {path} failed: {said}")
+        if code >= 400 and isinstance(body, dict) and (said := error_message(body)):
+            raise Refused(f"{method} {path} failed: {said}", code=body["error"]["code"])
         if code >= 400 or not is_json:
             kind = response.headers.get("Content-Type") or "no Content-Type"
             raise NotTheApi(

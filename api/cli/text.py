@@ -73,6 +73,27 @@ def job_lines(jobs: list[dict], *, width: int, now: datetime | None = None) -> l
     return lines
 
 
+def status_lines(body: dict) -> list[Text]:
+    """A job's status as lines: the job, each step, then how it ended and its result, as far as it has them."""
+    lines = [
+        line((body["jobId"], "bold"), f"  {body['state']}  {body['progress']:.0%}  attempt {body.get('attempt', 1)}")
+    ]
+    for step in body["steps"]:
+        lines.append(line(f"  {step['status']:>5}  {step['name']:<15} {step['durationMs']:>6} ms  {step['summary']}"))
+    if body.get("error"):
+        lines.append(line(f"  error {body['error']['code']}: {body['error']['message']}"))
+    if cancellation := body.get("cancellation"):
+        lines.append(
+            line(
+                f"  cancelled by {cancellation.get('by', '?')} at {cancellation.get('at', '?')}: "
+                f"{cancellation.get('reason') or 'no reason given'}"
+            )
+        )
+    if body.get("result"):
+        lines.append(line(f"  {body['result'].get('summary', '')}"))
+    return lines
+
+
 def _age(created_at: str, now: datetime) -> str:
     """How long ago, in the largest whole unit: ``45s``, ``12m``, ``3h``, ``9d``."""
     try:

@@ -576,3 +576,158 @@ def test_a_closed_stdout_exits_141_quietly(run, client, monkeypatch):
     submit(client)
     monkeypatch.setattr(cli.sys, "stdout", io.StringIO())  # not a file: nothing to point at /dev/null
     assert run("jobs", stdout=ClosedPipe()) == (141, "", "")
+
+
+# --- --json -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def answers(monkeypatch) -> list:
+    """Every JSON body the API answered the CLI's calls with, in order."""
+    answered: list = []
+    real_call = cli.ApiClient.call
+
+    def call(self, method, path, **kwargs):
+        answered.append(real_call(self, method, path, **kwargs))
+        return answered[-1]
+
+    monkeypatch.setattr(cli.ApiClient, "call", call)
+    return answered
+
+
+def one_document(text: str):
+    """The one line of JSON ``text`` holds, with its trailing newline."""
+    assert text.endswith("\n") and text.count("\n") == 1, repr(text)
+    return json.loads(text)
+
+
+def test_status_json_is_the_apis_status_body_even_for_a_failed_job(run, client, services):
+    job_id = submit(client)
+    code, stdout, stderr = run("--json", "status", job_id)
+    assert (code, stderr) == (0, "")
+    body = client.get(f"/status/{job_id}").get_json()
+    assert stdout == json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n"  # compact, one line
+    services.jobs.mark_failed(job_id, JobError("boom", "STEP_FAILED"))
+    code, stdout, stderr = run("--json", "status", job_id)
+    assert (code, stderr) == (1, "")  # exit 1 as without --json, and nothing said on stderr
+    assert one_document(stdout) == client.get(f"/status/{job_id}").get_json()
+
+
+def test_jobs_json_is_the_apis_page_with_no_hint_on_stderr(run, client):
+    for _ in range(3):
+        submit(client)
+    code, stdout, stderr = run("--json", "jobs", "--limit", "2")
+    assert (code, stderr) == (0, "")
+    page = one_document(stdout)
+    assert page == client.get("/jobs?limit=2").get_json() and page["nextCursor"]
+
+
+def test_submit_json_is_the_apis_202_body(run, answers, services):
+    code, stdout, stderr = run("--json", "submit", "a hall", "--seed", "7")
+    assert (code, stderr) == (0, "")
+    [accepted] = answers
+    assert one_document(stdout) == accepted and accepted["jobId"] in services.jobs.jobs
+
+
+def test_submit_wait_json_prints_only_the_final_status_and_still_saves(run, client, services, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.ApiClient, "download", lambda self, url: b"#..#\n")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: finish_job(services, job_id))
+    code, stdout, stderr = run("--json", "submit", "a hall", "--wait", "--out", str(tmp_path))
+    assert (code, stderr) == (0, "")  # no progress bar, no notes, no "saved" line
+    final = one_document(stdout)
+    assert final["state"] == "done" and final == client.get(f"/status/{final['jobId']}").get_json()
+    assert (tmp_path / "asciiMinimap.txt").read_bytes() == b"#..#\n"
+
+
+def test_wait_json_on_a_failed_job_prints_its_status_and_exits_1(run, services, monkeypatch):
+    after_post(monkeypatch, "/generate-scene", lambda job_id: services.jobs.mark_failed(job_id, JobError("x", "BOOM")))
+    code, stdout, stderr = run("--json", "submit", "a hall", "--wait")
+    assert (code, stderr) == (1, "")
+    assert one_document(stdout)["error"]["code"] == "BOOM"
+
+
+def test_retry_and_cancel_json_are_the_apis_bodies(run, client, services, answers):
+    job_id = submit(client)
+    code, stdout, stderr = run("--json", "cancel", job_id, "--reason", "wrong style")
+    assert (code, stderr) == (0, "")
+    assert one_document(stdout) == answers[-1] and answers[-1]["state"] == "cancelled"
+    failed = submit(client)
+    services.jobs.mark_failed(failed, JobError("boom", "STEP_FAILED"))
+    code, stdout, stderr = run("--json", "retry", failed)
+    assert (code, stderr) == (0, "")
+    assert one_document(stdout) == answers[-1] and answers[-1]["attempt"] == 2
+
+
+def test_a_refusal_in_json_is_the_apis_code_on_stderr_with_exit_3(run, client):
+    code, stdout, stderr = run("--json", "status", str(uuid.uuid4()))
+    assert (code, stdout) == (3, "")
+    error = one_document(stderr)["error"]
+    assert error["code"] == "JOB_NOT_FOUND" and "JOB_NOT_FOUND" in error["message"]
+    job_id = submit(client)
+    code, _, stderr = run("--json", "retry", job_id)  # queued: not retryable
+    assert code == 3 and one_document(stderr)["error"]["code"] == "INVALID_TRANSITION"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--json", "submit", "x", "--seed", "-1"),
+        ("--json", "status", "not-a-job-id"),
+        ("--api", "ftp://api.test", "--json", "jobs"),  # --json is read first, whatever comes before it
+        ("--json", "cancel", "00000000-0000-4000-8000-000000000000"),  # no token
+    ],
+)
+def test_a_usage_error_in_json_is_code_usage_with_exit_2(run, wire, args):
+    code, stdout, stderr = run(*args, token=None)
+    assert (code, stdout, wire) == (2, "", [])
+    error = one_document(stderr)["error"]
+    assert error["code"] == "USAGE" and not error["message"].startswith("usage error"), error
+
+
+def test_each_failure_of_the_cli_has_its_code_in_json(run, services, monkeypatch):
+    services.jobs.down = True
+    code, _, stderr = run("--json", "jobs")
+    assert code == 2 and one_document(stderr)["error"]["code"] == "UNREACHABLE"
+    services.jobs.down = False
+    code, _, stderr = run("--json", "--api", "http://api.test/console", "jobs")
+    assert code == 2 and one_document(stderr)["error"]["code"] == "NOT_THE_API"
+    failing_status_polls(monkeypatch, itertools.repeat(reply(503, THROTTLED)))
+    code, _, stderr = run("--json", "submit", "a hall", "--wait", "--timeout", "5")
+    assert code == 2 and one_document(stderr)["error"]["code"] == "GAVE_UP"  # one line: no "trying again" note
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", interrupt)
+    code, _, stderr = run("--json", "submit", "a hall", "--wait")
+    assert code == 130 and one_document(stderr)["error"]["code"] == "INTERRUPTED"
+
+
+def test_an_artifact_not_saved_in_json_is_not_saved_with_exit_4(run, services, monkeypatch, tmp_path):
+    monkeypatch.setattr(cli.ApiClient, "download", lambda self, url: b"#..#\n")
+    after_post(monkeypatch, "/generate-scene", lambda job_id: finish_job(services, job_id))
+    (tmp_path / "sceneGraph.json").mkdir()
+    code, stdout, stderr = run("--json", "submit", "a hall", "--out", str(tmp_path))
+    assert code == 4 and one_document(stdout)["state"] == "done"
+    assert one_document(stderr)["error"]["code"] == "NOT_SAVED"
+
+
+def test_ghost_json_1_in_the_environment_is_json(run, client, monkeypatch):
+    job_id = submit(client)
+    monkeypatch.setenv("GHOST_JSON", "1")
+    code, stdout, _ = run("status", job_id)
+    assert code == 0 and one_document(stdout) == client.get(f"/status/{job_id}").get_json()
+
+
+def test_json_escapes_every_control_character_and_keeps_the_text(run, client):
+    submit(client, prompt=f"{EVIL} café")
+    code, stdout, _ = run("--json", "jobs")
+    assert code == 0 and not cli.CONTROL.search(stdout.rstrip("\n")), repr(stdout)
+    assert "\\u009b31m" in stdout and "\\u007f" in stdout and "café" in stdout  # DEL and C1 escaped too
+    assert one_document(stdout) == client.get("/jobs").get_json()
+
+
+def test_a_closed_stdout_in_json_exits_141_quietly(run, client, monkeypatch):
+    submit(client)
+    monkeypatch.setattr(cli.sys, "stdout", io.StringIO())
+    assert run("--json", "jobs", stdout=ClosedPipe()) == (141, "", "")
