@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -105,6 +106,42 @@ class WarmPoolStep(bootsteps.Step):
         super().__init__(worker, **kwargs)
         _log_frozen("before its pool forks")
         signals.worker_process_init.connect(_warm_process, weak=False)
+
+
+class RevokedStepsStep(bootsteps.Step):
+    """A step's task revoked by an operator (celery control revoke; Flower's Revoke and Terminate
+    buttons) is acked by the worker and never runs: its job fails REVOKED, which an operator can
+    retry, instead of showing running until the stall sweeper (tasks/steps.py: fail_revoked).
+
+    Celery sends task_revoked in the worker's main process, in its consumer's loop: the write goes
+    to a thread, on stores of the main process's own, which no pool process (forked from it later,
+    as one replaces a terminated process) ever uses.
+    """
+
+    label = "revoked steps"
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self._lock = threading.Lock()
+        self._services = None
+        signals.task_revoked.connect(self._on_revoked, weak=False)
+
+    def _on_revoked(self, sender=None, request=None, terminated=False, **_signal) -> None:
+        step = getattr(sender, "step", "")
+        if step and request is not None:  # one of our steps
+            args = (step, request.args, request.kwargs, bool(terminated))
+            threading.Thread(target=self._fail, args=args, name="revoked-step", daemon=True).start()
+
+    def _fail(self, step: str, args, kwargs, terminated: bool) -> None:
+        from storage.bootstrap import build_services
+
+        # The step tasks' module, which the worker imported to run them (as _warm_process finds it).
+        steps = sys.modules["tasks.steps"]
+        with self._lock:
+            if self._services is None:
+                self._services = build_services()
+            current = self._services
+        steps.fail_revoked(current, step, args, kwargs, terminated=terminated)
 
 
 def _warm_process(**_signal) -> None:
@@ -266,6 +303,7 @@ def create_app() -> Celery:
     app.steps["worker"].add(StallSweeperStep)
     app.steps["worker"].add(WaitOutDeclarationsStep)
     app.steps["worker"].add(WarmPoolStep)
+    app.steps["worker"].add(RevokedStepsStep)
     app.steps["consumer"].add(LivenessStep)
     app.steps["consumer"].add(TaskEventsStep)
     app.steps["consumer"].add(FreezeHeapStep)

@@ -23,7 +23,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 import pipeline
 from storage.bootstrap import Services, build_services
 from storage.errors import DependencyError, DependencyUnavailable, GhostEngineError
-from storage.model import JobError
+from storage.model import JobError, step_id
 from storage.settings import Settings
 from tasks import app, backoff, logs, metrics
 from tasks.runner import (
@@ -107,6 +107,30 @@ class StepTask(Task):
             # redelivers it, and after maxReceiveCount it goes to the DLQ.
             log.error("step.fail_unrecorded", step=self.step)
             raise
+
+
+def fail_revoked(current: Services, step: str, args: Any, kwargs: dict | None, *, terminated: bool) -> bool:
+    """Fail the job of a step whose task an operator revoked (celery control revoke; Flower's Revoke
+    and Terminate): the worker acks such a message and never runs it, so nothing would move the job
+    on, and it would show running until the stall sweeper (STALL_AFTER_SECONDS). Failed REVOKED, it
+    can be retried. Nothing changes for a copy of a step already recorded, of an attempt an
+    operator moved past, or of an ended job. True if the job was failed."""
+    kwargs = kwargs or {}
+    job_id = str(args[0] if args else kwargs.get("job_id"))
+    attempt = kwargs.get("attempt", 1)
+    try:
+        job = current.jobs.get(job_id)
+        if job.terminal or job.attempt != attempt or step_id(job_id, step, attempt) in job.step_ids:
+            log.info("step.revoked", jobId=job_id, step=step, terminated=terminated, jobFailed=False)
+            return False
+        how = "stopped (revoke --terminate)" if terminated else "revoked"
+        error = JobError(f"{step} was {how} by an operator", "REVOKED", {"step": step})
+        fail_job(current, job_id, step, error, attempt)
+    except GhostEngineError as exc:
+        log.error("step.revoke_unrecorded", jobId=job_id, step=step, error=exc.message)
+        return False
+    log.warning("step.revoked", jobId=job_id, step=step, terminated=terminated, jobFailed=True)
+    return True
 
 
 def hand_on(task: Task, handover: dict | None = None, leased: Leased | None = None) -> None:

@@ -127,3 +127,27 @@ def test_retry_through_the_api(ops):
     assert ops.wait_terminal(job_id)["state"] == "done"
     conflict = requests.post(url, headers={"X-INTERNAL-TOKEN": TOKEN}, timeout=10)
     assert conflict.status_code == 409
+
+
+@pytest.mark.serial  # the revoke must reach the worker within the 5-second slow step it stops
+def test_a_step_an_operator_revokes_fails_its_job_revoked_and_a_retry_finishes_it(ops):
+    """Flower's Terminate button, as `app.control.revoke(id, terminate=True)`: the worker kills the
+    step and acks its message. The job fails REVOKED at once (it showed running until the stall
+    sweeper, 30 minutes by default), and a retry finishes it."""
+    job_id = ops.submit(headers={"X-Fault-Drill": "slow:connect_doors"})["jobId"]
+    step = f"{job_id}:connect_doors"
+    deadline = time.monotonic() + 20
+    while step not in ops.raw_item(job_id).get("leases", {}).get("M", {}):
+        assert time.monotonic() < deadline, "connect_doors never started"
+        time.sleep(0.1)
+    # The lease's owner begins with the Celery task id of the message that carries the step.
+    task_id = ops.raw_item(job_id)["leases"]["M"][step]["M"]["owner"]["S"].split("/")[0]
+    revoke = f"from tasks import app; app.control.revoke({task_id!r}, terminate=True)"
+    subprocess.run([sys.executable, "-c", revoke], env=ops.stack.env, cwd=ops.stack_root, check=True, timeout=60)
+
+    body = ops.wait_terminal(job_id)
+    assert body["state"] == "failed" and body["error"]["code"] == "REVOKED", body
+    assert body["error"]["details"] == {"step": "connect_doors"}
+    retried = requests.post(f"{ops.url}/jobs/{job_id}/retry", headers={"X-INTERNAL-TOKEN": TOKEN}, timeout=10)
+    assert retried.status_code == 202, retried.text
+    assert ops.wait_terminal(job_id)["state"] == "done"
