@@ -13,6 +13,7 @@ same class starts the pieces for the integration tests (without saved state).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import secrets
@@ -48,6 +49,10 @@ COVERAGE_VARIABLES = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
 # loaded machine can take longer than WORKER_LIVENESS_SECONDS to beat once; a heartbeat it has
 # written goes stale after WORKER_LIVENESS_SECONDS, as on ECS.
 WORKER_START_PERIOD_SECONDS = 60
+# A worker that exits sooner than this after its start is taken to be unable to run (a bad setting,
+# a broken import): the stack stops, saying so, rather than restart it again and again. One that
+# exits later (killed, or shut down from Flower) is restarted, as ECS replaces a stopped task.
+WORKER_MIN_RUN_SECONDS = 30
 
 
 def untraced(env: Mapping[str, str]) -> dict[str, str]:
@@ -83,13 +88,20 @@ class StackConfig:
         """Read and check every one; raise ConfigError naming a bad one."""
         environ = os.environ if environ is None else environ
         read = EnvReader(environ)
+        state_dir = read("LOCAL_STACK_DIR", str, ".local-stack")
+        if (ROOT / state_dir).resolve() == ROOT:
+            # The emulator's log, its saved state and the heartbeats would land among the sources.
+            raise ConfigError(
+                f"LOCAL_STACK_DIR must name a directory of its own, not the checkout: got {state_dir!r}",
+                details={"setting": "LOCAL_STACK_DIR"},
+            )
         config = cls(
             emulator_port=read("EMULATOR_PORT", int, cls.emulator_port, low=1, high=65535),
             api_port=read("API_PORT", int, cls.api_port, low=1, high=65535),
             flower_port=read("FLOWER_PORT", int, cls.flower_port, low=1, high=65535),
             api_workers=read("API_WORKERS", int, cls.api_workers, low=1, high=64),
             worker_concurrency=read("WORKER_CONCURRENCY", int, cls.worker_concurrency, low=1, high=64),
-            state_dir=ROOT / read("LOCAL_STACK_DIR", str, ".local-stack"),
+            state_dir=ROOT / state_dir,
         )
         auth = environ.get("FLOWER_BASIC_AUTH")
         if auth and not all(re.fullmatch(r"[^:]+:.+", pair) for pair in auth.split(",")):
@@ -122,7 +134,13 @@ def port_free(port: int) -> bool:
 
 def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
     """Signal a process started in its own session and its children; SIGKILL them after ``timeout``."""
-    if proc is None or proc.poll() is not None:
+    if proc is None:
+        return
+    if proc.poll() is not None:
+        # The process is gone, not necessarily what it started (a Celery worker killed with
+        # SIGKILL can leave its steps' subprocesses running): they go with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         return
     try:
         os.killpg(proc.pid, sig)
@@ -132,6 +150,16 @@ def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
         proc.wait(5)
     except ProcessLookupError:
         pass
+
+
+def exit_status(returncode: int) -> str:
+    """How a process ended, for a person: "code 1", "signal 9, SIGKILL"."""
+    if returncode >= 0:
+        return f"code {returncode}"
+    try:
+        return f"signal {-returncode}, {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
@@ -158,6 +186,10 @@ class WorkerSpec:
     app: str
     env: dict[str, str]
     started_at: float  # time.monotonic() at its start
+
+    def running_for(self) -> float:
+        """Seconds since its start."""
+        return time.monotonic() - self.started_at
 
 
 @dataclass
@@ -314,7 +346,7 @@ class Stack:
         for name, spec in list(self.workers.items()):
             if name not in self.procs:
                 continue
-            running_for = time.monotonic() - spec.started_at
+            running_for = spec.running_for()
             age = liveness.age(str(self.heartbeat_file(name)))
             if age is None:
                 grace = max(limit, WORKER_START_PERIOD_SECONDS)
@@ -325,11 +357,39 @@ class Stack:
                 why = f"heartbeat {age:.0f} s old, limit {limit} s"
             else:
                 continue
-            print(f"{name} stopped taking messages ({why}): restarting it", file=sys.stderr, flush=True)
-            self.stop_process(name, timeout=5)
-            self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
+            self._restart_worker(name, f"stopped taking messages ({why})")
             replaced.append(name)
         return replaced
+
+    def replace_exited_workers(self) -> list[str]:
+        """Restart every worker that exited, as ECS replaces a stopped task; their names.
+
+        One that exited within WORKER_MIN_RUN_SECONDS of its start is left for exited() to
+        report (see why_exited): it cannot run, and restarting it would only loop.
+        """
+        replaced = []
+        for name, proc in list(self.procs.items()):
+            spec = self.workers.get(name)
+            if spec is None or proc.poll() is None or spec.running_for() < WORKER_MIN_RUN_SECONDS:
+                continue
+            self._restart_worker(name, f"exited ({exit_status(proc.returncode)})")
+            replaced.append(name)
+        return replaced
+
+    def why_exited(self, name: str) -> str:
+        """Why the exit of process ``name`` stops the stack, for the line that says so."""
+        status = exit_status(self.procs[name].returncode)
+        if name in self.workers:
+            ran = self.workers[name].running_for()
+            return f"{name} exited {ran:.0f} s after it started ({status}), too soon to restart it"
+        return f"{name} exited unexpectedly ({status})"
+
+    def _restart_worker(self, name: str, why: str) -> None:
+        """Stop worker ``name``, or what is left of it, and start it again the way it was started."""
+        print(f"{name} {why}: restarting it", file=sys.stderr, flush=True)
+        spec = self.workers[name]
+        self.stop_process(name, timeout=5)
+        self.start_worker(name, spec.concurrency, app=spec.app, env=spec.env)
 
     def start_api(self) -> None:
         """The API under gunicorn."""
@@ -384,6 +444,8 @@ class Stack:
         ``warm``: a worker gets its SIGTERM alone first, as ECS sends it: Celery's warm shutdown
         lets the steps in progress finish and hand on to the next, where a SIGTERM to its pool's
         processes too would cut them short (their job would wait for the step's lease to lapse).
+        A step still running after ``timeout`` (one may run for STEP_TIME_LIMIT_SECONDS) is killed
+        with its worker; its message was not acknowledged, so it runs again at the next start.
         """
         proc = self.procs.pop(name, None)
         if warm and not kill and name in self.workers and proc is not None and proc.poll() is None:
@@ -391,6 +453,13 @@ class Stack:
                 os.kill(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    print(
+                        f"{name} still busy after {timeout:g} s: killed; its step runs again at the next start",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    raise
                 finally:  # done, or stuck past the timeout: nothing of its group may outlive it
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
@@ -401,7 +470,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything: the API first, then Flower, then the workers together (each letting its
-        steps finish), then the emulator last.
+        steps finish, for 15 s at most), then the emulator last.
 
         Together, because a warm shutdown takes two or three seconds however idle the worker
         (billiard's pool processes linger a second on their way out): one after another, every
@@ -522,8 +591,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print(banner(stack), flush=True)
         while not stopping:
+            stack.replace_exited_workers()
             if dead := stack.exited():
-                print(f"stopping: {', '.join(dead)} exited unexpectedly", file=sys.stderr)
+                print(f"stopping: {'; '.join(stack.why_exited(name) for name in dead)}", file=sys.stderr)
                 return 1
             stack.replace_unresponsive_workers()
             time.sleep(0.5)

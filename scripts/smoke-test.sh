@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Smoke test of a running ghost-engine: health, OpenAPI, one job to done, its artifacts.
 #   scripts/smoke-test.sh http://127.0.0.1:8000
-# Environment: SMOKE_TIMEOUT (seconds to wait for the job, default 60).
-# Exits non-zero, with a line saying what failed, on any failure.
+# Environment: SMOKE_TIMEOUT (seconds to wait for the job, a positive whole number, default 60).
+# Exits non-zero, with a line saying what failed, on any failure; 2, before any request, on a bad setting.
 set -euo pipefail
 
 base="${1:?usage: smoke-test.sh BASE_URL}"
 base="${base%/}"
 timeout_s="${SMOKE_TIMEOUT:-60}"
+# Checked before a job is submitted: the wait's arithmetic would fail only after it.
+if ! [[ "$timeout_s" =~ ^[1-9][0-9]*$ ]]; then
+  echo "smoke: SMOKE_TIMEOUT must be a positive whole number of seconds, got '$timeout_s'" >&2
+  exit 2
+fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 

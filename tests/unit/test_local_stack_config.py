@@ -28,6 +28,8 @@ def test_the_defaults_and_overrides():
         ("FLOWER_BASIC_AUTH", "nocolon", "FLOWER_BASIC_AUTH is user:password"),
         ("FLOWER_BASIC_AUTH", "ops:", "FLOWER_BASIC_AUTH is user:password"),
         ("FLOWER_BASIC_AUTH", "a:b,:c", "FLOWER_BASIC_AUTH is user:password"),
+        ("LOCAL_STACK_DIR", "", "LOCAL_STACK_DIR must name a directory of its own, not the checkout: got ''"),
+        ("LOCAL_STACK_DIR", "./", "LOCAL_STACK_DIR must name a directory of its own, not the checkout"),
     ],
 )
 def test_a_bad_setting_is_named(var, value, says):
@@ -36,7 +38,10 @@ def test_a_bad_setting_is_named(var, value, says):
     assert says in info.value.message
 
 
-@pytest.mark.parametrize(("var", "value"), [("API_PORT", "abc"), ("AWS_MAX_ATTEMPTS", "abc"), ("API_THREADS", "999")])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("API_PORT", "abc"), ("AWS_MAX_ATTEMPTS", "abc"), ("API_THREADS", "999"), ("LOCAL_STACK_DIR", "")],
+)
 def test_make_run_stops_before_starting_anything_when_a_setting_is_bad(monkeypatch, capsys, var, value):
     """The stack's own settings and the services' alike: exit 2, one line naming the setting, and
     nothing started (the services' used to fail in the emulator's provisioning, with a traceback)."""

@@ -1,5 +1,5 @@
 """When `make run` replaces a worker: a stale heartbeat after WORKER_LIVENESS_SECONDS, a missing one
-only after ECS's start period.
+only after ECS's start period; a worker that exited, unless it exited soon after its start.
 
 The replacement itself (a real worker frozen and restarted) is tests/e2e/test_worker_liveness.py;
 here the rule, on a stack whose worker is a sleeping process and whose restart is recorded.
@@ -21,6 +21,7 @@ from local_stack import Stack, StackConfig, WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 8  # WORKER_LIVENESS_SECONDS
+SLEEP = "import time; time.sleep(60)"
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def restarts() -> list[str]:
 def stack(tmp_path, monkeypatch, restarts):
     stack = Stack(StackConfig(emulator_port=4700, api_port=8200, flower_port=5700), log_dir=tmp_path)
     stack.env.update(WORKER_LIVENESS_SECONDS=str(LIMIT), SQS_WAIT_TIME_SECONDS="1")
-    stack.procs["worker"] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stack.procs["worker"] = subprocess.Popen([sys.executable, "-c", SLEEP])
 
     def stop_process(name: str, timeout: float) -> None:
         proc = stack.procs.pop(name)
@@ -91,3 +92,52 @@ def test_the_start_period_is_the_one_ecs_gives_the_worker():
     ecs = (ROOT / "deploy/terraform/ecs.tf").read_text()
     worker = ecs[ecs.index("tasks.liveness") :]
     assert int(re.search(r"startPeriod\s*=\s*(\d+)", worker).group(1)) == local_stack.WORKER_START_PERIOD_SECONDS
+
+
+def test_a_worker_that_exits_is_restarted_as_it_was_started(stack, restarts, capsys):
+    """As ECS replaces a stopped task: `kill -9` of the worker, or Flower's Shut Down, stops only it."""
+    started(stack, seconds_ago=local_stack.WORKER_MIN_RUN_SECONDS + 5)
+    beat(stack, seconds_ago=0)
+    assert stack.replace_exited_workers() == []
+
+    stack.procs["worker"].kill()
+    stack.procs["worker"].wait()
+    assert stack.replace_exited_workers() == ["worker"] == restarts
+    assert "worker exited (signal 9, SIGKILL): restarting it" in capsys.readouterr().err
+
+
+def test_a_worker_that_exits_soon_after_its_start_is_left_to_stop_the_stack(stack, restarts):
+    """It cannot run (a bad setting, a broken import): restarting it would only loop."""
+    started(stack, seconds_ago=local_stack.WORKER_MIN_RUN_SECONDS - 27)
+    stack.procs["worker"].kill()
+    stack.procs["worker"].wait()
+    assert stack.replace_exited_workers() == [] == restarts
+    assert stack.exited() == ["worker"]
+    assert (
+        stack.why_exited("worker") == "worker exited 3 s after it started (signal 9, SIGKILL), too soon to restart it"
+    )
+
+
+def test_make_run_restarts_a_worker_that_exits_and_stops_when_the_new_one_exits_at_once(monkeypatch, tmp_path, capsys):
+    """The whole loop: the API and the emulator stay up through a worker's exit, not through a loop of them."""
+    started_at = {"worker": time.monotonic() - local_stack.WORKER_MIN_RUN_SECONDS - 5}  # the first one's
+
+    def start_worker(self, name="worker", concurrency=None, *, app="tasks", env=None):
+        self.workers[name] = WorkerSpec(2, app, {}, started_at.pop(name, time.monotonic()))
+        self.procs[name] = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], start_new_session=True)
+
+    def start(self):
+        self.procs["api"] = subprocess.Popen([sys.executable, "-c", SLEEP], start_new_session=True)
+        self.start_worker()
+
+    monkeypatch.setenv("LOCAL_STACK_DIR", str(tmp_path))
+    monkeypatch.setattr(local_stack.signal, "signal", lambda *args: None)  # pytest keeps its own Ctrl-C
+    monkeypatch.setattr(Stack, "start", start)
+    monkeypatch.setattr(Stack, "start_worker", start_worker)
+    monkeypatch.setattr(Stack, "replace_unresponsive_workers", lambda self: [])
+
+    assert local_stack.main([]) == 1
+    err = capsys.readouterr().err
+    assert "worker exited (code 3): restarting it" in err
+    assert re.search(r"stopping: worker exited \d s after it started \(code 3\), too soon to restart it", err)
+    assert "api exited" not in err
