@@ -26,6 +26,10 @@ LOCAL_ENDPOINT = "http://127.0.0.1:4566"
 EMULATOR_CREDENTIALS = ("test", "test")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CONTROL_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,24}")
+# SQS's rule for a (standard) queue name, S3's for a bucket's, and the log levels there are.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # DynamoDB's rule for a table name.
 TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 TABLE_NAME_RULE = "3 to 255 letters, digits, '_', '-' or '.'"
@@ -122,6 +126,30 @@ class Settings:
             )
         credentials = _emulator_credentials(environ) if local and is_loopback(endpoint) else None
         bucket = name("ARTIFACTS_BUCKET", f"ghost-engine-artifacts-{env}") or None
+        if bucket is not None and not BUCKET_NAME.fullmatch(bucket):
+            raise ConfigError(
+                f"ARTIFACTS_BUCKET is not valid: {bucket!r}: a bucket name is 3 to 63 lower-case letters, digits,"
+                " '.' or '-' (empty: demo mode, artifacts in the table)",
+                details={"setting": "ARTIFACTS_BUCKET"},
+            )
+        queues = {
+            var: name(var, default)
+            for var, default in (
+                ("QUEUE_NAME", f"ghost-engine-jobs-{env}"),
+                ("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
+            )
+        }
+        for var, queue in queues.items():
+            if not QUEUE_NAME.fullmatch(queue):
+                raise ConfigError(
+                    f"{var} is not valid: {queue!r}: a queue name is 1 to 80 letters, digits, '-' or '_'",
+                    details={"setting": var},
+                )
+        log_level = read("LOG_LEVEL", str, "INFO").strip().upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"LOG_LEVEL is one of {', '.join(LOG_LEVELS)}, got {log_level!r}", details={"setting": "LOG_LEVEL"}
+            )
         jobs_table = name("JOBS_TABLE_NAME", f"ghost-engine-jobs-{env}")
         if not TABLE_NAME.fullmatch(jobs_table):
             # The emulator takes other names, which AWS then refuses; DynamoDB answers a call
@@ -169,7 +197,7 @@ class Settings:
         if liveness <= 2 * (wait_time + 1):
             # An idle consumer finishes a receive every long poll (plus a short pause): give it two.
             raise ConfigError(
-                "WORKER_LIVENESS_SECONDS must be more than twice SQS_WAIT_TIME_SECONDS + 1",
+                "WORKER_LIVENESS_SECONDS must be more than 2 × (SQS_WAIT_TIME_SECONDS + 1)",
                 details={"liveness": liveness, "sqsWaitTime": wait_time},
             )
         fault_drills = read("FAULT_DRILLS", _flag, False)
@@ -177,12 +205,12 @@ class Settings:
             raise ConfigError("FAULT_DRILLS cannot be enabled when ENV=prod")
         return cls(
             env=env,
-            region=read("AWS_REGION", str, environ.get("AWS_DEFAULT_REGION") or "us-east-1"),
+            region=read("AWS_REGION", str, "") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             aws_endpoint_url=endpoint,
             jobs_table_name=jobs_table,
             artifacts_bucket=bucket,
-            queue_name=name("QUEUE_NAME", f"ghost-engine-jobs-{env}"),
-            dead_letter_queue_name=name("DEAD_LETTER_QUEUE_NAME", f"ghost-engine-jobs-dlq-{env}"),
+            queue_name=queues["QUEUE_NAME"],
+            dead_letter_queue_name=queues["DEAD_LETTER_QUEUE_NAME"],
             sqs_queue_url=read("SQS_QUEUE_URL", str, "") or None,
             broker_url=read("BROKER_URL", str, _default_broker_url(endpoint, credentials, environ)),
             control_prefix=control_prefix,
@@ -203,8 +231,8 @@ class Settings:
             aws_timeout_seconds=read("AWS_TIMEOUT_SECONDS", float, 1.0, low=0.1, high=60),
             aws_max_attempts=read("AWS_MAX_ATTEMPTS", int, 3, low=1, high=10),
             api_threads=read("API_THREADS", int, 8, low=1, high=256),
-            log_level=read("LOG_LEVEL", str, "INFO").upper(),
-            metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine"),
+            log_level=log_level,
+            metrics_namespace=read("METRICS_NAMESPACE", str, "GhostEngine") or "GhostEngine",
             # /tmp: the one writable path on ECS (a scratch volume), and only the worker writes there.
             worker_heartbeat_file=read("WORKER_HEARTBEAT_FILE", str, "/tmp/ghost-engine-worker.alive"),  # noqa: S108 - ECS scratch (above)
             worker_liveness_seconds=liveness,

@@ -278,8 +278,8 @@ variable "presign_ttl_seconds" {
   default     = 900
 
   validation {
-    condition     = var.presign_ttl_seconds >= 60 && var.presign_ttl_seconds <= 3600
-    error_message = "presign_ttl_seconds must be between 60 and 3600 (the range the app's settings accept)."
+    condition     = var.presign_ttl_seconds >= 60 && var.presign_ttl_seconds <= 3600 && floor(var.presign_ttl_seconds) == var.presign_ttl_seconds
+    error_message = "presign_ttl_seconds must be a whole number between 60 and 3600 (the range the app's settings accept)."
   }
 }
 

@@ -228,7 +228,7 @@ def test_no_dummy_credentials_away_from_a_local_emulator(environ):
 def test_no_dummy_credentials_outside_env_local():
     names = {
         "JOBS_TABLE_NAME": "jobs",
-        "ARTIFACTS_BUCKET": "b",
+        "ARTIFACTS_BUCKET": "bucket",
         "QUEUE_NAME": "q",
         "DEAD_LETTER_QUEUE_NAME": "d",
     }
@@ -269,3 +269,27 @@ def test_endpoints_botocore_takes_are_taken(endpoint):
 def test_a_table_name_dynamodb_would_refuse_is_a_config_error(table):
     """The emulator takes such names; AWS answers them with a validation error that reads as an outage."""
     assert config_error({"JOBS_TABLE_NAME": table}).details == {"setting": "JOBS_TABLE_NAME"}
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("QUEUE_NAME", "bad name!"),
+        ("QUEUE_NAME", "x" * 81),
+        ("DEAD_LETTER_QUEUE_NAME", "dlq.fifo"),
+        ("ARTIFACTS_BUCKET", "Upper"),
+        ("ARTIFACTS_BUCKET", "ab"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", ""),
+    ],
+)
+def test_names_and_levels_the_services_would_refuse_later_are_config_errors(var, value):
+    """SQS refused such a queue name with a traceback from provisioning, gunicorn such a level with
+    ValueError: Unknown level; both now stop at the settings, naming the variable."""
+    assert config_error({var: value}).details == {"setting": var}
+
+
+def test_empty_optional_names_take_their_defaults():
+    """An empty METRICS_NAMESPACE or AWS_REGION (an unset variable in a template) is the default, not ''."""
+    settings = Settings.from_env({"METRICS_NAMESPACE": "", "AWS_REGION": "", "LOG_LEVEL": " debug "})
+    assert (settings.metrics_namespace, settings.region, settings.log_level) == ("GhostEngine", "us-east-1", "DEBUG")

@@ -250,3 +250,14 @@ run "visibility_timeout_below_the_extension_floor_is_refused" {
 
   expect_failures = [var.visibility_timeout_seconds]
 }
+
+run "presign_ttl_that_is_not_a_whole_number_is_refused" {
+  command = plan
+
+  variables {
+    presign_ttl_seconds = 900.5
+  }
+
+  # The app reads PRESIGN_TTL_SECONDS as an integer and would refuse to start.
+  expect_failures = [var.presign_ttl_seconds]
+}
