@@ -558,9 +558,20 @@ def banner(stack: Stack) -> str:
         f"  AWS emulator  {stack.emulator_url}   (its log: {where}/emulator.log)\n"
         f"  State         {stack.jobs_at_start} jobs from earlier runs; kept in {where}/ when this stops"
         " (make run-clean starts empty)\n"
+        f"{_drills_line(stack.settings)}"
         'Operators, in another terminal: run these lines first (README, "Operators"):\n'
         f"{exports}"
         "Ctrl-C stops everything.\n"
+    )
+
+
+def _drills_line(settings: Settings) -> str:
+    """The banner's word that submissions may carry a fault drill (FAULT_DRILLS=1), if they may."""
+    if not settings.fault_drills:
+        return ""
+    return (
+        "  Fault drills  on: a submission's X-Fault-Drill: fail:<step> fails that step, slow:<step>"
+        f" makes it sleep {settings.fault_drill_slow_seconds:g} s\n"
     )
 
 

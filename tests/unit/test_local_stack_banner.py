@@ -76,3 +76,12 @@ def test_the_banner_prints_the_console_url_of_this_stack(stack, client):
     assert f"{url.scheme}://{url.netloc}" == stack.api_url == "http://127.0.0.1:8200"
     page = client.get(url.path)  # the path printed is the console's form, served by the API
     assert page.status_code == 200 and 'id="submit-form"' in page.get_data(as_text=True)
+
+
+def test_the_banner_says_when_fault_drills_are_on(monkeypatch):
+    monkeypatch.delenv("FAULT_DRILLS", raising=False)
+    assert "Fault drills" not in banner(Stack(StackConfig()))
+    monkeypatch.setenv("FAULT_DRILLS", "1")
+    monkeypatch.setenv("FAULT_DRILL_SLOW_SECONDS", "40")
+    line = next(line for line in banner(Stack(StackConfig())).splitlines() if "Fault drills" in line)
+    assert "X-Fault-Drill: fail:<step>" in line and "sleep 40 s" in line
