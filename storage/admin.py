@@ -9,8 +9,8 @@ It talks to DynamoDB and S3 directly, with the services' settings (JOBS_TABLE_NA
 ARTIFACTS_BUCKET, AWS_*; docs/schema.md describes the file). Exit codes: 0 done,
 1 the operation failed (with a one-line message), 2 usage error (a bad setting too).
 
-The operators' celery commands (tasks/cli.py) read their settings and word their failures
-with the functions here, so both tools say the same thing about the same problem.
+The operators' celery commands (tasks/cli.py) word their failures with the functions here, so
+both tools say the same thing about the same problem.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ err = Console(stderr=True, soft_wrap=True)
 _NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
-def operator_settings(table: str | None = None, bucket: str | None = None) -> Settings:
+def _settings(table: str | None = None, bucket: str | None = None) -> Settings:
     """The services' settings, ``table`` and ``bucket`` over them; ConfigError naming a bad one."""
     settings = Settings.from_env()
     if table is not None:
@@ -174,7 +174,7 @@ def cli() -> None:
 @_BUCKET
 def export(out: Path, artifact_dir: Path | None, segments: int, table: str | None, bucket: str | None) -> None:
     """Write every durable entity as versioned JSON Lines."""
-    settings = operator_settings(table, bucket)
+    settings = _settings(table, bucket)
     source = ExportSource(
         dynamodb=aws_client(settings, "dynamodb"),
         table=settings.jobs_table_name,
@@ -222,7 +222,7 @@ def import_(file: Path, artifact_dir: Path | None, table: str | None, bucket: st
     with file.open(encoding="utf-8") as lines:
         for _ in entities.read_export(lines):
             pass
-    settings = operator_settings(table, bucket)
+    settings = _settings(table, bucket)
     services = build_services(settings)
     progress, task = _progress("importing")
     counts: Counter[str] = Counter()
@@ -269,7 +269,7 @@ def create_table(name: str) -> None:
             f"create-table is for the local emulator only (ENV=local); ENV is {env}: "
             "there, Terraform makes the tables (docs/operations.md)"
         )
-    settings = operator_settings(table=name)
+    settings = _settings(table=name)
     if not is_loopback(settings.aws_endpoint_url):
         endpoint = settings.aws_endpoint_url or "empty (AWS itself)"
         raise click.ClickException(

@@ -88,13 +88,12 @@ def _check_job_ids(job_ids: tuple[str, ...]) -> None:
 
 
 def _services() -> Services:
-    from storage.admin import operator_settings
     from storage.bootstrap import build_services
     from storage.errors import ConfigError
     from tasks import metrics
 
     try:
-        services = build_services(operator_settings())
+        services = build_services()
     except ConfigError as exc:
         raise BadSettings(exc.message) from None
     # Metrics belong in the services' logs, not on the operator's screen (tasks/metrics.py).
