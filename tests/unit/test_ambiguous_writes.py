@@ -181,6 +181,39 @@ def test_a_put_applied_but_answered_with_an_error_is_sent_all_the_same(services,
     assert replayed and job.job_id == written.job_id and sent == [written.job_id]  # the retry sends nothing more
 
 
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_a_send_that_fails_after_an_unanswered_put_is_tried_again_not_failed(services, monkeypatch, lease_seconds):
+    # Its client, retrying under its key while the background look sends, is told the job is
+    # queued (a replay) and stops asking: a job failed at the look's first failed send stayed failed.
+    settle(monkeypatch, (0.0, 0.0, 0.0))
+    sent: list = []
+    refusals = [RuntimeError("SQS is down")] * 2
+
+    def enqueue(job_id, request_id, **kw):
+        if refusals:
+            raise refusals.pop()
+        sent.append(job_id)
+
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-5", lease_seconds=lease_seconds
+    )
+    AppliedThenFails(services.jobs, "create")
+    with pytest.raises(DependencyUnavailable):
+        submit(enqueue=enqueue)
+    settled()
+    (job,) = services.jobs.jobs.values()
+    assert job.state is JobState.QUEUED and job.error is None and sent == [job.job_id]  # the third look sent it
+
+    # When every look's send fails, the last one fails the job: never left queued with no message.
+    refusals[:] = [RuntimeError("SQS is down")] * 3
+    AppliedThenFails(services.jobs, "create")
+    with pytest.raises(DependencyUnavailable):
+        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-6", enqueue=enqueue)
+    settled()
+    (failed,) = (j for j in services.jobs.jobs.values() if j.job_id != job.job_id)
+    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code and refusals == []
+
+
 def test_a_put_that_was_not_applied_sends_nothing_later(services, monkeypatch):
     settle(monkeypatch, (0.0, 0.0))
     sent: list = []
