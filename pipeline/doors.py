@@ -2,7 +2,8 @@
 
 1. A spanning tree (randomised Kruskal): every preferred link first (the doors a construction
    needs), then the other links in random order wherever they join two separate parts. Only the
-   largest part survives (a cave's cut-off chambers, a room the maze never reached).
+   largest part survives: every construction offers links that join all the rooms it builds
+   (pipeline/layouts/), so this only guards against one that did not.
 2. Labyrinths (Style.shape prune) drop and shorten dead ends (prune.py).
 3. On that tree: start, exit, locks and key rooms (progression.py).
 4. Loops: unused links inside one zone, the longest way round first (tree hops, Brogue-style),

@@ -30,11 +30,12 @@ ATTEMPTS_PER_ROOM = 60
 _SIZE_STEP = {"small": -1, "medium": 0, "large": 2}
 
 
-def build_attach(plan: Plan, style: Style, stream: Stream) -> Layout:
-    """Attach plan.rooms rooms to each other, through doors and corridor stubs."""
+def build_attach(plan: Plan, style: Style, stream: Stream, space: int = 100) -> Layout:
+    """Attach plan.rooms rooms to each other, through doors and corridor stubs, on a grid of space
+    percent of the usual area."""
     shape, step = style.shape, _SIZE_STEP[plan.size]
     low, high = shape["room_min"], max(shape["room_min"], shape["room_max"] + step)
-    area = plan.rooms * shape["space"] * (high + 1) ** 2 // (shape["room_max"] + 1) ** 2
+    area = plan.rooms * shape["space"] * (high + 1) ** 2 // (shape["room_max"] + 1) ** 2 * space // 100
     width = max(24, math.isqrt(area * 8 // 5) + 2)
     height = max(16, area // (width - 2) + 2)
     draft = Draft(Grid(width, height))

@@ -5,12 +5,15 @@
    (itself included) are rock. The whole grid is one big integer with a 4-bit counter per cell, so
    a round is a handful of shifts and additions however large the grid.
 3. Only the largest 4-connected open region is kept.
-4. Chambers: seeds spread over the cave (one per bucket of a coarse lattice, plan.rooms of them),
-   grown together by breadth-first search. Where two chambers meet, the cells of the one with the
-   higher number become rock, so a one-cell wall divides them; each chamber keeps its largest
-   piece, and tiny ones are dropped.
-5. Every place where that wall is one cell thick between two chambers is offered as a door;
-   connect_doors keeps the largest set of chambers its doors can join.
+4. Chambers: seeds spread over the cave (one per bucket of a coarse lattice), grown together by
+   breadth-first search. Where two chambers meet, the cells of the one with the higher number
+   become rock, so a one-cell wall divides them; each chamber keeps its largest piece, and tiny
+   ones are dropped. A few more chambers are seeded than the plan asks for (SPARE_PERCENT), since
+   some are lost that way.
+5. Every place where that wall is one cell thick between two chambers is offered as a door.
+6. Of the chambers those doors join, plan.rooms are kept: a breadth-first walk over the doors from
+   the chamber nearest the middle, so the ones left over, which turn to rock, are at the rim.
+   Fewer only when fewer were joined: then layouts.build_layout tries a larger grid.
 
 Shape parameters (Style.shape): wall (initial rock, percent), cells (floor per chamber).
 """
@@ -28,25 +31,69 @@ from .draft import Draft, Layout
 
 ROUNDS = 4
 MIN_CHAMBER = 8
+# Chambers seeded beyond plan.rooms: SPARE_MIN and SPARE_PERCENT of them (a 50-chamber cave
+# lost 2-4 of them, a 1,000-chamber one 16-20: too small, split or cut off).
+SPARE_MIN = 3
+SPARE_PERCENT = 10
 # About this share of the grid ends up open cave after the rounds and the largest-region cut.
 OPEN_PERCENT = 40
 _SIZE_PERCENT = {"small": 75, "medium": 100, "large": 140}
 
 
-def build_cave(plan: Plan, style: Style, stream: Stream) -> Layout:
-    """Grow a cave with about plan.rooms chambers."""
-    floor = plan.rooms * style.shape["cells"] * _SIZE_PERCENT[plan.size] // 100
-    area = floor * 100 // OPEN_PERCENT
+def build_cave(plan: Plan, style: Style, stream: Stream, space: int = 100) -> Layout | None:
+    """Grow a cave of plan.rooms chambers joined by doors, on a grid of space percent of the usual
+    area; fewer when fewer could be joined, None when no chamber came out."""
+    seeded = plan.rooms + SPARE_MIN + plan.rooms * SPARE_PERCENT // 100
+    floor = seeded * style.shape["cells"] * _SIZE_PERCENT[plan.size] // 100
+    area = floor * space // OPEN_PERCENT
     width = max(24, math.isqrt(area * 8 // 5) + 2)
     height = max(16, area // (width - 2) + 2)
     rock = _automaton(width, height, style.shape["wall"], stream)
     cave = _largest_region(rock, width)
-    labels = _chambers(cave, rock, width, plan.rooms, stream)
+    labels = _chambers(cave, rock, width, seeded, stream)
+    chambers = _cut(cave, labels, width)
+    if not chambers:
+        return None
     draft = Draft(Grid(width, height))
-    for cells in _cut(cave, labels, width):
+    for cells in chambers:
         draft.add_cells("cave", [(index % width, index // width) for index in cells])
     draft.offer_joints(stream, set())
-    return draft.finish()
+    mid_x, mid_y = width // 2, height // 2
+    distance = [min(abs(i % width - mid_x) + abs(i // width - mid_y) for i in cells) for cells in chambers]
+    return draft.finish(_joined(draft, plan.rooms, distance))
+
+
+def _joined(draft: Draft, wanted: int, distance: list[int]) -> set[int]:
+    """Up to wanted regions the draft's links join, walked breadth-first from the region with the
+    smallest distance among the largest joined set (region k's distance is distance[k - 1])."""
+    neighbours: dict[int, list[int]] = {k: [] for k in range(1, len(draft.kinds) + 1)}
+    for a, b, *_ in draft.links:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for near in neighbours.values():
+        near.sort()
+    parts: list[list[int]] = []
+    seen: set[int] = set()
+    for start in neighbours:
+        if start not in seen:
+            part = _walk(neighbours, start, len(neighbours))
+            seen.update(part)
+            parts.append(part)
+    largest = max(parts, key=len)  # the first of the largest: regions are numbered in a fixed order
+    start = min(largest, key=lambda k: (distance[k - 1], k))
+    return set(_walk(neighbours, start, wanted))
+
+
+def _walk(neighbours: dict[int, list[int]], start: int, limit: int) -> list[int]:
+    """The first limit regions reached breadth-first from start (every one joined to start if fewer)."""
+    order, queue, reached = [start], deque([start]), {start}
+    while queue and len(order) < limit:
+        for other in neighbours[queue.popleft()]:
+            if other not in reached and len(order) < limit:
+                reached.add(other)
+                order.append(other)
+                queue.append(other)
+    return order
 
 
 def _automaton(width: int, height: int, wall: int, stream: Stream) -> bytearray:

@@ -31,8 +31,11 @@ _SIZE_STEP = {"small": -2, "medium": 0, "large": 3}
 OCCUPANCY_PERCENT = 75
 
 
-def build_lattice(plan: Plan, style: Style, stream: Stream) -> Layout:
-    """Lay out plan.rooms rooms on a lattice and offer a corridor between every two neighbours."""
+def build_lattice(plan: Plan, style: Style, stream: Stream, space: int = 100) -> Layout:
+    """Lay out plan.rooms rooms on a lattice and offer a corridor between every two neighbours.
+
+    A lattice always has a block for every room, so space (the grid area in percent) is not used.
+    """
     step = _SIZE_STEP[plan.size]
     low, high = style.shape["block_min"] + step, style.shape["block_max"] + step
     blocks = plan.rooms * 100 // OCCUPANCY_PERCENT + 1

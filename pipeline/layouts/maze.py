@@ -33,12 +33,13 @@ NEWEST_PERCENT = 85  # growing tree: how often it extends the newest cell rather
 _SIZE_STEP = {"small": -2, "medium": 0, "large": 2}
 
 
-def build_maze(plan: Plan, style: Style, stream: Stream) -> Layout:
-    """Place plan.rooms rooms and fill the space between them with a segmented maze."""
+def build_maze(plan: Plan, style: Style, stream: Stream, space: int = 100) -> Layout:
+    """Place plan.rooms rooms on a grid of space percent of the usual area, and fill the space
+    between them with a segmented maze."""
     shape = style.shape
     low, high = shape["room_min"] // 2, max(shape["room_min"], shape["room_max"] + _SIZE_STEP[plan.size]) // 2
     average = (low + high + 1) ** 2  # of a side 2k + 1, k from low to high
-    area = plan.rooms * average * 100 // ROOM_SHARE_PERCENT
+    area = plan.rooms * average * space // ROOM_SHARE_PERCENT
     width = max(25, math.isqrt(area * 8 // 5) | 1)
     height = max(17, (area // width) | 1)
     draft = Draft(Grid(width, height))

@@ -85,6 +85,7 @@ def test_every_generated_level_keeps_every_invariant(request):
     )
     if "rooms" in request:
         assert scene["params"]["rooms"] == request["rooms"]
+    assert sum(room["kind"] != "corridor" for room in scene["rooms"]) == scene["params"]["rooms"]
     png = render_png(scene)
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG"
