@@ -11,7 +11,7 @@ import pipeline
 from api import presenters
 from api.errors import ApiError
 from api.routes import job_id_from, json_body, load, services
-from api.schemas import StepEventRequest
+from api.schemas import OperatorAction, StepEventRequest
 from storage.model import JobError, RecordOutcome, StepEvent, StepStatus, step_id
 from tasks import dispatch
 
@@ -77,17 +77,48 @@ def _event_error(body: dict) -> JobError:
 
 
 def _reason(header: str, default: str) -> str:
-    """An operator's reason, from its header. Clients send UTF-8 (curl, requests, the CLI), which
-    WSGI hands over as latin-1 text, so it is read back as UTF-8, and as latin-1 only when it is not
-    UTF-8 (a browser sends "é" as one byte). No control characters: 400 naming the header."""
+    """An operator's reason: its header, or "reason" in a JSON body (OperatorAction), not both.
+
+    A body is optional (the usual action has none) and holds any Unicode, which is what a browser
+    can send: its fetch refuses a header with a character beyond latin-1. The header's clients send
+    UTF-8 (curl, requests, the CLI), which WSGI hands over as latin-1 text, so it is read back as
+    UTF-8, and as latin-1 only when it is not UTF-8 (a browser sends "é" as one byte). No control
+    characters in either: 400 naming the header, 422 naming the field.
+    """
     raw = request.headers.get(header, "").strip()
     try:
         reason = raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
         reason = raw
-    if any(unicodedata.category(char) == "Cc" for char in reason):
+    if _has_control(reason):
         raise ApiError(400, "INVALID_HEADER", f"{header} may not hold control characters", {"header": header})
-    return reason or default
+    body = _action_body()
+    if body.get("reason") is None:
+        return reason or default
+    if reason:
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            f"invalid reason: give it once, in {header} or in the body",
+            {"fields": {"reason": [f"Given in the body and in {header}: send one."]}},
+        )
+    if _has_control(body["reason"]):
+        raise ApiError(
+            422, "VALIDATION_ERROR", "invalid reason", {"fields": {"reason": ["May not hold control characters."]}}
+        )
+    return body["reason"] or default
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
+
+
+def _action_body() -> dict:
+    """An operator action's JSON body (OperatorAction), {} when the request has none."""
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not request.content_length and not chunked:
+        return {}
+    return load(OperatorAction(), json_body())  # 415 unless JSON, 400 malformed, 413 too large, 422 unknown fields
 
 
 def _operator() -> str:

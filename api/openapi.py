@@ -65,10 +65,15 @@ def _reason(header: str) -> dict:
         "name": header,
         "in": "header",
         "required": False,
-        "description": "Why, recorded with the action (UTF-8, at most 200 characters kept; 400 for control characters)",
+        "description": "Why, recorded with the action (UTF-8, at most 200 characters kept; 400 for control"
+        " characters). Or `reason` in a JSON body, which takes any Unicode (a browser's fetch cannot send"
+        " a header beyond latin-1); not both.",
         "schema": {"type": "string"},
     }
 
+
+# An operator action's optional body: the reason, when the header cannot carry it.
+OPERATOR_ACTION = {"required": False, "content": {"application/json": {"schema": "OperatorAction"}}}
 
 PATHS: dict[str, dict] = {
     "/generate-scene": {
@@ -177,7 +182,11 @@ PATHS: dict[str, dict] = {
                 JOB_ID,
                 _reason("X-Cancel-Reason"),
             ],
-            "responses": {"200": _json("JobStatus", "The job, now cancelled"), **_errors(400, 401, 404, 409, 503)},
+            "requestBody": OPERATOR_ACTION,
+            "responses": {
+                "200": _json("JobStatus", "The job, now cancelled"),
+                **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+            },
         }
     },
     "/jobs/{job_id}/retry": {
@@ -189,7 +198,11 @@ PATHS: dict[str, dict] = {
                 JOB_ID,
                 _reason("X-Retry-Reason"),
             ],
-            "responses": {"202": _json("JobStatus", "The job, queued again"), **_errors(400, 401, 404, 409, 503)},
+            "requestBody": OPERATOR_ACTION,
+            "responses": {
+                "202": _json("JobStatus", "The job, queued again"),
+                **_errors(400, 401, 404, 409, 413, 415, 422, 503),
+            },
         }
     },
     "/openapi.json": {
@@ -204,6 +217,7 @@ PATHS: dict[str, dict] = {
 
 COMPONENTS = (
     schemas.GenerateSceneRequest,
+    schemas.OperatorAction,
     schemas.JobAccepted,
     schemas.StepEventSchema,
     schemas.JobErrorSchema,

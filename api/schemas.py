@@ -65,6 +65,16 @@ class GenerateSceneRequest(StrictSchema):
     )
 
 
+class OperatorAction(StrictSchema):
+    reason = TrimmedString(
+        metadata={
+            "description": "Why, recorded with the action: any Unicode but control characters, at most 200"
+            " characters kept. Or in the action's header (X-Retry-Reason, X-Cancel-Reason), not both.",
+            "example": "DynamoDB throttling fixed",
+        },
+    )
+
+
 class JobAccepted(Schema):
     jobId = fields.String(required=True)
     statusUrl = fields.String(required=True)

@@ -371,16 +371,18 @@ def test_a_running_job_is_cancelled_from_the_page(page, worker, stack):
     page.fill("#token", TOKEN)
     page.press("#token", "Enter")
     expect(page.locator("#state")).to_contain_text("running", timeout=30_000)
-    page.fill("#reason", "wrong prompt")
+    # Any Unicode: the console sends the reason in a JSON body (no browser sends "間違い" in a header).
+    page.fill("#reason", "wrong prompt — 間違い")
     page.click("#cancel-button")
     expect(page.locator("#operator-result")).to_have_text("The job is cancelled.")
     expect(page.locator("#state")).to_contain_text("cancelled")
     cancellation = page.locator("#cancellation").inner_text()
-    assert "api:127.0.0.1" in cancellation and "wrong prompt" in cancellation
+    assert "api:127.0.0.1" in cancellation and "wrong prompt — 間違い" in cancellation
     expect(page.locator("#announce")).to_have_text("The job is now cancelled.")
     expect(page.locator("#cancel-button")).to_be_disabled()
     expect(page.locator("#cancel-why")).to_contain_text("This one is cancelled.")
-    assert requests.get(f"{stack.url}/status/{job_id}", timeout=10).json()["cancellation"]["reason"] == "wrong prompt"
+    status = requests.get(f"{stack.url}/status/{job_id}", timeout=10).json()
+    assert status["cancellation"]["reason"] == "wrong prompt — 間違い"
     assert_accessible(page)
 
 

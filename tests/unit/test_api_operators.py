@@ -323,6 +323,54 @@ def test_a_reason_with_control_characters_is_refused_and_changes_nothing(client,
     assert services.jobs.get(job_id) == before
 
 
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+def test_a_reason_in_a_json_body_is_recorded_in_any_unicode(client, services, action):
+    """What the console sends: a browser's fetch cannot put "再試行" in a header."""
+    job_id = submit(client).json["jobId"]
+    if action == "retry":
+        services.jobs.mark_failed(job_id, JobError("broken", "STEP_FAILED"))
+    response = client.post(
+        f"/jobs/{job_id}/{action}", headers={"X-INTERNAL-TOKEN": TOKEN}, json={"reason": "  再試行 ✓ café  "}
+    )
+    assert response.status_code == (202 if action == "retry" else 200), response.json
+    job = services.jobs.get(job_id)
+    recorded = job.attempts[-1]["reason"] if action == "retry" else job.cancellation["reason"]
+    assert recorded == "再試行 ✓ café"
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "code", "named"),
+    [
+        ({"json": {"reason": "a", "why": "b"}}, 422, "VALIDATION_ERROR", "why"),  # unknown field
+        ({"json": {"reason": 5}}, 422, "VALIDATION_ERROR", "reason"),
+        ({"json": {"reason": "evil \x1b]0;title\x07"}}, 422, "VALIDATION_ERROR", "reason"),
+        ({"json": ["reason"]}, 422, "VALIDATION_ERROR", "body"),
+        ({"json": {"reason": "body"}, "headers": {"X-Cancel-Reason": "header"}}, 422, "VALIDATION_ERROR", "reason"),
+        ({"data": "reason=why", "content_type": "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE", None),
+        ({"data": "{", "content_type": "application/json"}, 400, "MALFORMED_JSON", None),
+    ],
+    ids=["unknown-field", "not-a-string", "control", "not-an-object", "twice", "form", "malformed"],
+)
+def test_a_bad_action_body_is_refused_by_name_and_changes_nothing(client, services, send, status, code, named):
+    job_id = submit(client).json["jobId"]
+    before = services.jobs.get(job_id)
+    headers = {"X-INTERNAL-TOKEN": TOKEN, **send.pop("headers", {})}
+    response = client.post(f"/jobs/{job_id}/cancel", headers=headers, **send)
+    assert response.status_code == status and response.json["error"]["code"] == code, response.json
+    if named:
+        assert named in response.json["error"]["details"]["fields"]
+    assert services.jobs.get(job_id) == before
+
+
+def test_an_action_with_an_empty_body_or_none_takes_the_default_reason(client, services):
+    first, second = submit(client).json["jobId"], submit(client, key="another").json["jobId"]
+    headers = {"X-INTERNAL-TOKEN": TOKEN}
+    assert client.post(f"/jobs/{first}/cancel", headers=headers, json={}).status_code == 200
+    assert client.post(f"/jobs/{second}/cancel", headers=headers, data=b"").status_code == 200
+    for job_id in (first, second):
+        assert services.jobs.get(job_id).cancellation["reason"] == "cancelled through the API"
+
+
 def test_cancel_of_a_finished_job_is_409(client, services):
     job_id = submit(client).json["jobId"]
     services.jobs.mark_running(job_id)
