@@ -27,6 +27,7 @@ from storage.dynamo_items import from_item as _from_item
 from storage.dynamo_items import to_attr as _to_attr
 from storage.errors import (
     AttemptsExhausted,
+    EnqueueFailed,
     InvalidTransition,
     JobExists,
     JobNotFound,
@@ -355,6 +356,38 @@ class DynamoJobStore:
                 details=details,
             )
         return current + 1
+
+    def mark_resent(self, job_id: str, *, attempt: int, at: str) -> bool:
+        same_attempt = "(attempt = :attempt OR attribute_not_exists(attempt))" if attempt == 1 else "attempt = :attempt"
+        old = self._update_job(
+            job_id,
+            # The leases map stays (claims set its entries), empty: the lease the item handed a
+            # message that was lost would hold the resent message's claim off until it lapsed.
+            UpdateExpression="SET #state = :queued, updatedAt = :at, leases = :none REMOVE #error",
+            ConditionExpression=(
+                f"#state = :failed AND {same_attempt} AND #error.code = :unsent AND attribute_not_exists(stepIds)"
+            ),
+            ExpressionAttributeNames={"#state": "state", "#error": "error"},
+            ExpressionAttributeValues={
+                ":queued": {"S": JobState.QUEUED.value},
+                ":failed": {"S": JobState.FAILED.value},
+                ":attempt": {"N": str(attempt)},
+                ":unsent": {"S": EnqueueFailed.code},
+                ":at": {"S": at},
+                ":none": {"M": {}},
+            },
+        )
+        if old is None:
+            return True
+        if old["state"] == JobState.QUEUED.value and int(old.get("attempt", 1)) == attempt:
+            # This very write (applied, answered with an error, refused on botocore's retry) when the
+            # item's last write is at ``at``; another retry of the submission's otherwise.
+            return bool(old.get("updatedAt") == at)
+        raise InvalidTransition(
+            f"job {job_id} is {old['state']} (attempt {int(old.get('attempt', 1))}); only a job whose send failed"
+            " before any step ran is sent again as the same attempt",
+            details={"jobId": job_id, "state": old["state"], "attempt": int(old.get("attempt", 1))},
+        )
 
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
         record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)

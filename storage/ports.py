@@ -94,6 +94,15 @@ class JobStore(Protocol):
         InvalidTransition unless failed; AttemptsExhausted after MAX_ATTEMPTS.
         """
 
+    def mark_resent(self, job_id: str, *, attempt: int, at: str) -> bool:
+        """failed -> queued again as the same ``attempt``, for a job whose send failed before any
+        step of it ran (error ENQUEUE_FAILED, no step recorded): a send that never happened is
+        not an attempt. Drops the error and any lease (the lease a lost message was handed);
+        ``at`` becomes the item's updatedAt, and tells this write from another: True again for this
+        very write, retried after it was applied; False when another queued it already;
+        InvalidTransition otherwise.
+        """
+
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
         """queued|running -> cancelled, recording who and why.
 

@@ -345,31 +345,35 @@ def _claimed(job: Job) -> bool:
 def _maybe_unsent(job: Job, *, now: float) -> bool:
     """True for a job still queued, its attempt not started, RESEND_AFTER_SECONDS after it was queued.
 
-    The write that queued it (the submission's put, an operator's retry) may have been answered
-    with an error, so nothing was sent (and _settle gave up). Sooner than that, its
-    message is most likely on its way.
+    The write that queued it (the submission's put, an operator's retry, a resend of a job whose
+    send failed) may have been answered with an error, so nothing was sent (and _settle gave up).
+    Sooner than that, its message is most likely on its way. A queued job's item is written only
+    by what queues it until a step starts, so its updatedAt is when it was queued.
     """
     if job.state is not JobState.QUEUED or _started(job):
         return False
-    queued_at = job.attempts[-1]["at"] if job.attempt > 1 and job.attempts else job.created_at
-    return now - datetime.fromisoformat(queued_at.replace("Z", "+00:00")).timestamp() > RESEND_AFTER_SECONDS
+    return now - datetime.fromisoformat(job.updated_at.replace("Z", "+00:00")).timestamp() > RESEND_AFTER_SECONDS
 
 
 def _resend(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
     """Send the chain of a queued job's current attempt again. A second chain of one job is harmless
     (each step is claimed and recorded once); a job queued with no message is not."""
-    first = job.attempts[-1]["fromStep"] if job.attempt > 1 and job.attempts else pipeline.STEPS[0]
-    steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
-    if job.attempt > 1:
-        send = functools.partial(enqueue, job.job_id, request_id, steps=steps, attempt=job.attempt)
-    else:
-        send = functools.partial(enqueue, job.job_id, request_id)
+    send = _attempt_chain(job, request_id=request_id, enqueue=enqueue)
     # A failed resend leaves the job queued: its first message may well be waiting in the queue (a
     # busy fleet, an SQS outage), and failing the job would strand that message's run. The client
     # gets the 503 and asks again; the stall sweep ends a job that truly has no message.
     _enqueue_or_fail(jobs, job.job_id, send, fail_job=False)
     log.info("job.resent", jobId=job.job_id, attempt=job.attempt)
     return job
+
+
+def _attempt_chain(job: Job, *, request_id: str | None, enqueue: Enqueue) -> Callable[[], None]:
+    """What sends the chain of ``job``'s current attempt again, from its first step, with no lease."""
+    first = job.attempts[-1]["fromStep"] if job.attempt > 1 and job.attempts else pipeline.STEPS[0]
+    steps = pipeline.STEPS[pipeline.STEPS.index(first) :]
+    if job.attempt > 1:
+        return functools.partial(enqueue, job.job_id, request_id, steps=steps, attempt=job.attempt)
+    return functools.partial(enqueue, job.job_id, request_id)
 
 
 def _never_sent(job: Job) -> bool:
@@ -383,24 +387,29 @@ def _never_sent(job: Job) -> bool:
 
 
 def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: Enqueue) -> Job:
-    """The client's retry of a submission answered 503 (nothing sent): send the job, as a new attempt.
+    """The client's retry of a submission answered 503 (nothing sent): send the job again, as the
+    same attempt (mark_resent), since a send that never happened is not an attempt.
 
     The key names the job, so the retry cannot make a second one; it makes the first one run.
-    Two such retries at once make one attempt: the loser's mark_retry is refused.
+    Two such retries at once send once: the loser finds the job queued. (Each retry used to make a
+    new attempt: a client retrying through a 20 s SQS outage used all ten, and its job ended
+    failed, seen in the 20 % faults run.) A resend answered with an error is looked at in the
+    background, as a submission's put is (_settle).
     """
+    at = utc_now()
+    send = _attempt_chain(job, request_id=request_id, enqueue=enqueue)
     try:
-        job = retry_job(
-            jobs,
-            job.job_id,
-            reason="resubmitted under its Idempotency-Key after a failed send",
-            by="client",
-            request_id=request_id,
-            enqueue=enqueue,
-        )
+        resent = jobs.mark_resent(job.job_id, attempt=job.attempt, at=at)
     except InvalidTransition:
+        resent = False  # it moved on meanwhile (another retry sent it, and it ran)
+    except DependencyError:
+        _settle_in_background(jobs, job.job_id, lambda stored: stored.updated_at == at, send)
+        raise
+    if not resent:
         return jobs.get(job.job_id)  # another retry of the submission sent it
+    _enqueue_or_fail(jobs, job.job_id, send)
     log.info("job.resubmitted", jobId=job.job_id, attempt=job.attempt)
-    return job
+    return jobs.get(job.job_id)
 
 
 def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None], *, fail_job: bool = True) -> None:

@@ -11,6 +11,7 @@ from storage.errors import (
     ArtifactNotFound,
     AttemptsExhausted,
     DependencyUnavailable,
+    EnqueueFailed,
     InvalidTransition,
     JobExists,
     JobNotFound,
@@ -231,6 +232,20 @@ class FakeJobStore:
                 updated_at=utc_now(),
             )
             return attempt["attempt"]
+
+    def mark_resent(self, job_id: str, *, attempt: int, at: str) -> bool:
+        self._check_up("mark_resent")
+        with self._lock:
+            job = self._item(job_id)
+            if job.state is JobState.QUEUED and job.attempt == attempt:
+                return job.updated_at == at  # this very write, retried; else another's
+            unsent = job.error is not None and job.error.code == EnqueueFailed.code and not job.steps
+            if job.state is not JobState.FAILED or job.attempt != attempt or not unsent:
+                raise InvalidTransition(f"job is {job.state} (attempt {job.attempt})")
+            self.jobs[job_id] = replace(job, state=JobState.QUEUED, error=None, updated_at=at)
+            for key in [key for key in self.leases if key[0] == job_id]:
+                del self.leases[key]
+            return True
 
     def mark_cancelled(self, job_id: str, *, by: str, reason: str) -> bool:
         record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)

@@ -22,6 +22,7 @@ from storage.model import (
     JobState,
     RecordOutcome,
     StepEvent,
+    StepLease,
     StepStatus,
     handed_owner,
     lease_owner,
@@ -234,6 +235,37 @@ def test_the_first_claim_moves_the_job_to_running_and_returns_it(store):
     assert taken.job.job_id == job.job_id and taken.job.request == job.request
     assert taken.job.state is JobState.QUEUED  # as it stood before the claim
     assert store.get(job.job_id).state is JobState.RUNNING
+
+
+def test_a_job_whose_send_failed_is_queued_again_as_the_same_attempt_once(store):
+    job_id = new_job_id()
+    handed = StepLease(step_id(job_id, "a"), handed_owner("lost-message"), int(time.time() * 1000) + 60_000)
+    job = new_job(store, job_id=job_id, leases=(handed,))
+    assert store.get(job_id).leases == (handed,)  # the lease the item handed its first message
+    store.mark_failed(job.job_id, JobError("could not send the job", "ENQUEUE_FAILED"))
+    at = utc_now()
+    assert store.mark_resent(job.job_id, attempt=1, at=at) is True
+    resent = store.get(job.job_id)
+    assert (resent.state, resent.attempt, resent.error, resent.attempts) == (JobState.QUEUED, 1, None, ())
+    assert resent.updated_at == at and resent.leases == ()
+    # Its own retry (applied, answered with an error, refused on botocore's retry) is still its own;
+    # another's, at another time, is told the job is queued already.
+    assert store.mark_resent(job.job_id, attempt=1, at=at) is True
+    time.sleep(0.002)  # another write's time
+    assert store.mark_resent(job.job_id, attempt=1, at=utc_now()) is False
+    assert claim(store, job, "a").outcome is ClaimOutcome.CLAIMED  # no lease of the lost message in the way
+    # Refused, changing nothing, for a job that runs, failed another way, or failed after a step ran.
+    with pytest.raises(InvalidTransition):
+        store.mark_resent(job.job_id, attempt=1, at=utc_now())
+    store.mark_failed(job.job_id, JobError("broken", "STEP_FAILED"))
+    with pytest.raises(InvalidTransition):
+        store.mark_resent(job.job_id, attempt=1, at=utc_now())
+    ran = new_job(store)
+    store.record_step(ran.job_id, event(ran.job_id, "a"), total_steps=STEPS)
+    store.mark_failed(ran.job_id, JobError("could not send the job", "ENQUEUE_FAILED"))
+    with pytest.raises(InvalidTransition):
+        store.mark_resent(ran.job_id, attempt=1, at=utc_now())
+    assert store.get(ran.job_id).state is JobState.FAILED
 
 
 def test_a_claim_is_refused_while_its_lease_is_held_and_taken_over_once_it_lapses(store):

@@ -248,8 +248,86 @@ def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(serv
         services.jobs, REQUEST, ttl_days=1, idempotency_key="order-3", enqueue=enqueue, lease_seconds=lease_seconds
     )
     assert replayed and job.job_id == again.job_id == failed.job_id and len(services.jobs.jobs) == 1
-    assert job.state is JobState.QUEUED and job.attempt == 2
-    assert sent == [(job.job_id, {"steps": pipeline.STEPS, "attempt": 2})]  # one send, for two retries
+    # The same attempt, its error gone: a send that never happened is not an attempt.
+    assert job.state is JobState.QUEUED and job.attempt == 1 and job.error is None and job.attempts == ()
+    assert sent == [(job.job_id, {})]  # one send, for two retries; its first step claims
+    assert services.jobs.get(job.job_id).leases == ()  # no lease left for a message that was never sent
+
+
+def test_a_client_retrying_through_a_long_outage_of_the_queue_keeps_its_job_and_its_attempts(services):
+    # Each retry used to make a new attempt: a client retrying once a second through a 20 s SQS
+    # outage used all ten, and its job ended failed (ATTEMPTS_EXHAUSTED, answered 202 with it).
+    down = [True] * 30
+    sent: list = []
+
+    def enqueue(job_id, request_id, **kw):
+        if down.pop():
+            raise RuntimeError("sqs down")
+        sent.append(job_id)
+
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-7", enqueue=enqueue
+    )
+    for _ in range(30):
+        with pytest.raises(EnqueueFailed):
+            submit()
+    down.append(False)
+    job, replayed = submit()
+    assert replayed and job.state is JobState.QUEUED and job.attempt == 1 and sent == [job.job_id]
+    assert len(services.jobs.jobs) == 1 and services.jobs.get(job.job_id).attempts == ()
+
+
+def test_a_resend_whose_retry_by_botocore_was_refused_sends_the_job(services):
+    # Applied, answered with an error, and botocore's retry of it refused (the job is queued now):
+    # taken for another retry's resend, it sent nothing and answered 202 — seen in the 20 % faults
+    # run: the job stayed queued with no message.
+    failing = [True]
+    sent: list = []
+
+    def enqueue(job_id, request_id, **kw):
+        if failing.pop() if failing else False:
+            raise RuntimeError("sqs down")
+        sent.append(job_id)
+
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-9", enqueue=enqueue
+    )
+    with pytest.raises(EnqueueFailed):
+        submit()
+    real = services.jobs.mark_resent
+
+    def applied_then_retried(job_id, **kw):
+        real(job_id, **kw)  # applied; its answer lost
+        return real(job_id, **kw)  # botocore's retry of the same request: refused, the job queued
+
+    services.jobs.mark_resent = applied_then_retried
+    job, replayed = submit()
+    assert replayed and job.state is JobState.QUEUED and sent == [job.job_id]
+
+
+def test_a_resend_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
+    settle(monkeypatch)
+    sent: list = []
+    failing = [True]
+
+    def enqueue(job_id, request_id, **kw):
+        if failing.pop() if failing else False:
+            raise RuntimeError("sqs down")
+        sent.append(job_id)
+
+    submit = functools.partial(
+        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-8", enqueue=enqueue
+    )
+    with pytest.raises(EnqueueFailed):
+        submit()
+    AppliedThenFails(services.jobs, "mark_resent")
+    with pytest.raises(DependencyUnavailable):  # the resend was applied; its answer lost
+        submit()
+    settled()
+    (job,) = services.jobs.jobs.values()
+    assert job.state is JobState.QUEUED and sent == [job.job_id]  # not left queued with no message
+    replay, replayed = submit()
+    assert replayed and replay.state is JobState.QUEUED and sent == [job.job_id]  # sent once
 
 
 @WITH_AND_WITHOUT_THE_FIRST_LEASE
