@@ -186,32 +186,22 @@ def test_a_send_that_fails_after_an_unanswered_put_is_tried_again_not_failed(ser
     # Its client, retrying under its key while the background look sends, is told the job is
     # queued (a replay) and stops asking: a job failed at the look's first failed send stayed failed.
     settle(monkeypatch, (0.0, 0.0, 0.0))
-    sent: list = []
-    refusals = [RuntimeError("SQS is down")] * 2
-
-    def enqueue(job_id, request_id, **kw):
-        if refusals:
-            raise refusals.pop()
-        sent.append(job_id)
-
-    submit = functools.partial(
-        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-5", lease_seconds=lease_seconds
-    )
+    queue = QueueDownFor(2)
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):
-        submit(enqueue=enqueue)
+        queue.submit(services, "order-5", lease_seconds=lease_seconds)()
     settled()
     (job,) = services.jobs.jobs.values()
-    assert job.state is JobState.QUEUED and job.error is None and sent == [job.job_id]  # the third look sent it
+    assert job.state is JobState.QUEUED and job.error is None and queue.sent == [job.job_id]  # the third look
 
     # When every look's send fails, the last one fails the job: never left queued with no message.
-    refusals[:] = [RuntimeError("SQS is down")] * 3
+    queue.down = 3
     AppliedThenFails(services.jobs, "create")
     with pytest.raises(DependencyUnavailable):
-        submit_job(services.jobs, REQUEST, ttl_days=1, idempotency_key="order-6", enqueue=enqueue)
+        queue.submit(services, "order-6")()
     settled()
     (failed,) = (j for j in services.jobs.jobs.values() if j.job_id != job.job_id)
-    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code and refusals == []
+    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code and queue.down == 0
 
 
 def test_a_put_that_was_not_applied_sends_nothing_later(services, monkeypatch):
@@ -254,26 +244,35 @@ def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(serv
     assert services.jobs.get(job.job_id).leases == ()  # no lease left for a message that was never sent
 
 
+class QueueDownFor:
+    """A fake enqueue whose first ``sends`` sends fail, as in an SQS outage; ``sent`` the job ids sent after."""
+
+    def __init__(self, sends: int) -> None:
+        self.down, self.sent = sends, []
+
+    def __call__(self, job_id, request_id, **kw):
+        if self.down > 0:
+            self.down -= 1
+            raise RuntimeError("sqs down")
+        self.sent.append(job_id)
+
+    def submit(self, services, key: str, **options):
+        """submit_job under ``key`` (and ``options``), sending through this queue."""
+        return functools.partial(
+            submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key=key, enqueue=self, **options
+        )
+
+
 def test_a_client_retrying_through_a_long_outage_of_the_queue_keeps_its_job_and_its_attempts(services):
     # Each retry used to make a new attempt: a client retrying once a second through a 20 s SQS
     # outage used all ten, and its job ended failed (ATTEMPTS_EXHAUSTED, answered 202 with it).
-    down = [True] * 30
-    sent: list = []
-
-    def enqueue(job_id, request_id, **kw):
-        if down.pop():
-            raise RuntimeError("sqs down")
-        sent.append(job_id)
-
-    submit = functools.partial(
-        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-7", enqueue=enqueue
-    )
+    queue = QueueDownFor(30)
+    submit = queue.submit(services, "order-7")
     for _ in range(30):
         with pytest.raises(EnqueueFailed):
             submit()
-    down.append(False)
     job, replayed = submit()
-    assert replayed and job.state is JobState.QUEUED and job.attempt == 1 and sent == [job.job_id]
+    assert replayed and job.state is JobState.QUEUED and job.attempt == 1 and queue.sent == [job.job_id]
     assert len(services.jobs.jobs) == 1 and services.jobs.get(job.job_id).attempts == ()
 
 
@@ -281,17 +280,8 @@ def test_a_resend_whose_retry_by_botocore_was_refused_sends_the_job(services):
     # Applied, answered with an error, and botocore's retry of it refused (the job is queued now):
     # taken for another retry's resend, it sent nothing and answered 202 — seen in the 20 % faults
     # run: the job stayed queued with no message.
-    failing = [True]
-    sent: list = []
-
-    def enqueue(job_id, request_id, **kw):
-        if failing.pop() if failing else False:
-            raise RuntimeError("sqs down")
-        sent.append(job_id)
-
-    submit = functools.partial(
-        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-9", enqueue=enqueue
-    )
+    queue = QueueDownFor(1)
+    submit = queue.submit(services, "order-9")
     with pytest.raises(EnqueueFailed):
         submit()
     real = services.jobs.mark_resent
@@ -302,22 +292,13 @@ def test_a_resend_whose_retry_by_botocore_was_refused_sends_the_job(services):
 
     services.jobs.mark_resent = applied_then_retried
     job, replayed = submit()
-    assert replayed and job.state is JobState.QUEUED and sent == [job.job_id]
+    assert replayed and job.state is JobState.QUEUED and queue.sent == [job.job_id]
 
 
 def test_a_resend_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
     settle(monkeypatch)
-    sent: list = []
-    failing = [True]
-
-    def enqueue(job_id, request_id, **kw):
-        if failing.pop() if failing else False:
-            raise RuntimeError("sqs down")
-        sent.append(job_id)
-
-    submit = functools.partial(
-        submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-8", enqueue=enqueue
-    )
+    queue = QueueDownFor(1)
+    submit = queue.submit(services, "order-8")
     with pytest.raises(EnqueueFailed):
         submit()
     AppliedThenFails(services.jobs, "mark_resent")
@@ -325,9 +306,9 @@ def test_a_resend_answered_with_an_error_is_sent_all_the_same(services, monkeypa
         submit()
     settled()
     (job,) = services.jobs.jobs.values()
-    assert job.state is JobState.QUEUED and sent == [job.job_id]  # not left queued with no message
+    assert job.state is JobState.QUEUED and queue.sent == [job.job_id]  # not left queued with no message
     replay, replayed = submit()
-    assert replayed and replay.state is JobState.QUEUED and sent == [job.job_id]  # sent once
+    assert replayed and replay.state is JobState.QUEUED and queue.sent == [job.job_id]  # sent once
 
 
 @WITH_AND_WITHOUT_THE_FIRST_LEASE
@@ -400,9 +381,9 @@ def test_an_operator_retry_applied_but_answered_with_an_error_is_sent_when_asked
 
 
 def test_a_retry_applied_but_answered_with_an_error_is_sent_without_being_asked_again(services, monkeypatch):
-    # Seen in the 20 % faults run: a client's retry under its key (a submission whose send had
-    # failed) was applied, answered with a timeout (503); the client asked again within
-    # RESEND_AFTER_SECONDS, got the job replayed (202), and nothing ever sent the new attempt.
+    # Seen in the 20 % faults run, when a client's retry under its key (a submission whose send had
+    # failed) was a retry_job too: applied, answered with a timeout (503); the client asked again
+    # within RESEND_AFTER_SECONDS, got the job replayed (202), and nothing ever sent the new attempt.
     settle(monkeypatch)
     sent: list = []
     enqueue = lambda job_id, request_id, **kw: sent.append(kw)  # noqa: E731 - a one-line fake enqueue
