@@ -320,7 +320,7 @@ def _settle(jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: C
             return Settled.UNDER_WAY  # sent by another's hand (a client's resend), or ended
         last = look == len(SETTLE_PAUSES)
         try:
-            _enqueue_or_fail(jobs, job_id, send, fail_job=last)
+            _enqueue_or_fail(jobs, job_id, send, fail_job=last, look_later=False)
         except GhostEngineError:
             if last:
                 return Settled.SEND_FAILED  # _enqueue_or_fail failed the job (ENQUEUE_FAILED), or tried to
@@ -412,10 +412,16 @@ def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: En
     return jobs.get(job.job_id)
 
 
-def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None], *, fail_job: bool = True) -> None:
+def _enqueue_or_fail(
+    jobs: JobStore, job_id: str, send: Callable[[], None], *, fail_job: bool = True, look_later: bool = True
+) -> None:
     """Send; if that fails, fail the job with ENQUEUE_FAILED (never leave it queued) and raise.
 
-    ``fail_job=False`` (a second chain of a job already sent once) only raises.
+    ``fail_job=False`` (a second chain of a job already sent once) only raises. When the store
+    refuses the failure too, the job is queued with no message, and a replay under its key within
+    RESEND_AFTER_SECONDS would say it is on its way (seen in the 20 % faults run: a job left
+    queued): a look in the background keeps trying to send it, and fails it at the last
+    (_settle; ``look_later=False`` for that look's own sends).
     """
     try:
         try:
@@ -434,4 +440,6 @@ def _enqueue_or_fail(jobs: JobStore, job_id: str, send: Callable[[], None], *, f
                 metrics.job_failed(exc.code, job_id)
         except GhostEngineError:
             log.exception("job.enqueue_failed_unrecorded", jobId=job_id)
+            if look_later:
+                _settle_in_background(jobs, job_id, lambda stored: True, send)
         raise

@@ -295,6 +295,31 @@ def test_a_resend_whose_retry_by_botocore_was_refused_sends_the_job(services):
     assert replayed and job.state is JobState.QUEUED and queue.sent == [job.job_id]
 
 
+@pytest.mark.parametrize("resend", [False, True], ids=["submission", "resend"])
+def test_a_job_neither_sent_nor_failed_is_sent_by_a_look_in_the_background(services, monkeypatch, resend):
+    # Its send failed and so did the write that would fail it (DynamoDB down too): the job was
+    # queued with no message, and its client's next retry, within RESEND_AFTER_SECONDS, was told
+    # it was on its way (202) — seen in the 20 % faults run, a job left queued.
+    settle(monkeypatch)
+    queue = QueueDownFor(2 if resend else 1)
+    submit = queue.submit(services, "order-10")
+    if resend:
+        with pytest.raises(EnqueueFailed):
+            submit()  # failed ENQUEUE_FAILED: the next retry resends it
+    real = services.jobs.mark_failed
+
+    def refused(*args, **kwargs):
+        raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+
+    services.jobs.mark_failed = refused  # the store refuses the failure
+    with pytest.raises(EnqueueFailed):
+        submit()
+    services.jobs.mark_failed = real
+    settled()
+    (job,) = services.jobs.jobs.values()
+    assert job.state is JobState.QUEUED and queue.sent == [job.job_id]  # sent by the look
+
+
 def test_a_resend_answered_with_an_error_is_sent_all_the_same(services, monkeypatch):
     settle(monkeypatch)
     queue = QueueDownFor(1)
