@@ -315,7 +315,7 @@ class DynamoJobStore:
 
     def mark_retry(self, job_id: str, *, attempt: dict[str, Any]) -> int:
         current = int(attempt["attempt"]) - 1
-        # failed -> queued is the one way out of a terminal state, and only
+        # failed -> queued is the one way out of a terminal state (with mark_resent's), and only
         # from the attempt the operator saw fail: two retries racing make one.
         # The cap on attempts bounds the item's size (docs/schema.md, "Sizes").
         old = self._update_job(

@@ -200,7 +200,8 @@ def retry_job(
     enqueue: Enqueue = send_chain,
     looks: list[Look] | None = None,
 ) -> Job:
-    """Re-run a failed job from its first incomplete step, as a new attempt; the one exit from failed.
+    """Re-run a failed job from its first incomplete step, as a new attempt; the one exit from failed
+    but a resend of a job whose send failed (_send_again).
 
     Steps that completed keep their records and their checkpoints, so they are
     not run again; the steps of the new attempt get stepIds of their own.
