@@ -6,10 +6,13 @@ figures (jobs, faults by service and kind, latency p50/p99); docs/reliability.md
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -39,6 +42,17 @@ def start(make_faulted_stack, *, workers: int = 1, concurrency: int = 2):
         stack.start_worker(f"worker{n + 1}", concurrency=concurrency)
     stack.start_api()
     return stack
+
+
+def redeliveries(stack) -> Counter[str]:
+    """Per job, the messages SQS handed out again: its workers' step.redelivered lines."""
+    counts: Counter[str] = Counter()
+    for path in stack.log_dir.glob("worker*.log"):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if '"step.redelivered"' in line:
+                with contextlib.suppress(ValueError, KeyError):
+                    counts[json.loads(line)["jobId"]] += 1
+    return counts
 
 
 def report(title: str, subs, answers, proxy, started: float) -> dict:
@@ -142,5 +156,16 @@ def test_workers_killed_at_random_moments_under_faults_lose_and_duplicate_nothin
     report(f"10 % faults, {len(kills)} workers SIGKILLed", subs, answers, proxy, started)
     assert kills, "no worker was killed"
     assert_all_well(stack, emulator, subs, answers)
-    slow = [round(sub.latency, 1) for sub in subs if sub.latency > PROMPT_SECONDS]
-    assert not slow, f"jobs done more than {PROMPT_SECONDS} s after submission: {slow}"
+    # Each message SQS handed out again cost its job a visibility timeout (its lease lapses with
+    # it); nothing else may hold a job up. A flat bound failed now and then: 9 kills met one job
+    # four times (63.8 s, of which 60 s were four visibility timeouts, 3.8 s the job's own).
+    came_back = redeliveries(stack)
+    visibility = stack.settings.visibility_timeout_seconds
+    slow = [
+        (round(sub.latency, 1), came_back[sub.job_id])
+        for sub in subs
+        if sub.latency - visibility * came_back[sub.job_id] > PROMPT_SECONDS / 2
+    ]
+    assert not slow, (
+        f"jobs held up more than {PROMPT_SECONDS / 2} s beyond their redeliveries (latency, redeliveries): {slow}"
+    )
