@@ -410,7 +410,8 @@ def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: En
         return jobs.get(job.job_id)  # another retry of the submission sent it
     _enqueue_or_fail(jobs, job.job_id, send)
     log.info("job.resubmitted", jobId=job.job_id, attempt=job.attempt)
-    return jobs.get(job.job_id)
+    # As mark_resent left it: no read that could fail after the job was sent.
+    return dataclasses.replace(job, state=JobState.QUEUED, error=None, updated_at=at, leases=())
 
 
 def _enqueue_or_fail(

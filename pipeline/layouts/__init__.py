@@ -41,18 +41,18 @@ def build_layout(plan: Plan, style: Style, stream: Stream) -> Layout:
     best: Layout | None = None
     for space in SPACE_PERCENT:
         layout = BUILDERS[style.construction](plan, style, stream, space)
-        if layout is not None and (best is None or rooms_in(layout) > rooms_in(best)):
+        if layout is not None and (best is None or _rooms_in(layout) > _rooms_in(best)):
             best = layout
-        if best is not None and rooms_in(best) >= plan.rooms:
+        if best is not None and _rooms_in(best) >= plan.rooms:
             break
     if best is None:
         raise PipelineError(f"the {style.construction} construction built no room in {len(SPACE_PERCENT)} tries")
     return best
 
 
-def rooms_in(layout: Layout) -> int:
+def _rooms_in(layout: Layout) -> int:
     """The rooms a layout has, corridors not counted (what plan.rooms counts)."""
     return sum(room.kind != "corridor" for room in layout.rooms)
 
 
-__all__ = ["BUILDERS", "SPACE_PERCENT", "Layout", "build_layout", "rooms_in"]
+__all__ = ["BUILDERS", "SPACE_PERCENT", "Layout", "build_layout"]

@@ -354,8 +354,9 @@ def test_a_reason_in_a_json_body_is_recorded_in_any_unicode(client, services, ac
 def test_a_bad_action_body_is_refused_by_name_and_changes_nothing(client, services, send, status, code, named):
     job_id = submit(client).json["jobId"]
     before = services.jobs.get(job_id)
-    headers = {"X-INTERNAL-TOKEN": TOKEN, **send.pop("headers", {})}
-    response = client.post(f"/jobs/{job_id}/cancel", headers=headers, **send)
+    headers = {"X-INTERNAL-TOKEN": TOKEN, **send.get("headers", {})}
+    body = {key: value for key, value in send.items() if key != "headers"}
+    response = client.post(f"/jobs/{job_id}/cancel", headers=headers, **body)
     assert response.status_code == status and response.json["error"]["code"] == code, response.json
     if named:
         assert named in response.json["error"]["details"]["fields"]
