@@ -37,7 +37,9 @@ def test_live_objects_leave_the_collectors_generations_and_garbage_is_collected_
     frozen = heap.freeze_startup_heap()
 
     assert gone() is None  # collected, not frozen for ever
-    assert frozen.objects == gc.get_freeze_count() > 0 and frozen.ms >= 0
+    # It reports what it froze. Reference counting still frees frozen objects, and another thread of
+    # this process (pytest-xdist's channel) may free a few between the freeze and this read.
+    assert 0 < gc.get_freeze_count() <= frozen.objects <= gc.get_freeze_count() + 100 and frozen.ms >= 0
     # No collection walks it any more: it is in none of the collector's generations.
     assert not any(obj is kept for obj in gc.get_objects())
     made_after = Node()
@@ -46,9 +48,10 @@ def test_live_objects_leave_the_collectors_generations_and_garbage_is_collected_
 
 def test_a_second_freeze_adds_what_the_process_made_since():
     first = heap.freeze_startup_heap()
-    made_after = [Node() for _ in range(100)]
+    made_after = [Node() for _ in range(1000)]
     second = heap.freeze_startup_heap()
-    assert second.objects >= first.objects + len(made_after)
+    # At least those, give or take the few another thread's reference counting frees (see above).
+    assert second.objects >= first.objects + len(made_after) - 100
 
 
 def test_a_thaw_lets_a_frozen_object_that_became_garbage_be_collected():
