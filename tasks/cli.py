@@ -164,7 +164,9 @@ def retry_job(ctx: click.Context, job_ids, all_failed: bool, since: str | None, 
                 continue
             job = dispatch.retry_job(jobs, job_id, reason=reason, by=by, looks=looks)
         except GhostEngineError as exc:
-            if len(looks) > asked:
+            if len(looks) > asked and looks[-1].written:
+                click.echo(f"{job_id}: {explain(exc)}, nor could the job be failed: sending it again...", err=True)
+            elif len(looks) > asked:
                 click.echo(f"{job_id}: {explain(exc)}: finding out whether the retry was written...", err=True)
             else:
                 click.echo(f"{job_id}: not retried: {explain(exc)}", err=True)
@@ -182,8 +184,9 @@ def _queued(job: Job) -> str:
 
 
 def _settled(jobs: JobStore, looks: list[Look]) -> int:
-    """Wait for the looks at retries answered with an error (tasks/dispatch.py: _settle), which die
-    with this process, and say what each found; how many jobs were not retried."""
+    """Wait for the looks at retries answered with an error, or written but neither sent nor failed
+    (tasks/dispatch.py: _settle), which die with this process, and say what each found; how many
+    jobs were not retried."""
     from storage.errors import GhostEngineError
     from tasks import dispatch
 
@@ -198,8 +201,12 @@ def _settled(jobs: JobStore, looks: list[Look]) -> int:
             except GhostEngineError:
                 click.echo(f"{look.job_id}: retried: the retry was written after all")
                 continue
-            if outcome is dispatch.Settled.SENT:
+            if outcome is dispatch.Settled.SENT and look.written:
+                click.echo(f"{look.job_id}: {_queued(job)} (sent at a later try)")
+            elif outcome is dispatch.Settled.SENT:
                 click.echo(f"{look.job_id}: {_queued(job)} (the retry was written after all)")
+            elif look.written:
+                click.echo(f"{look.job_id}: {_queued(job)} (on its way after all), now {job.state.value}")
             else:
                 click.echo(f"{look.job_id}: {_queued(job)} (written after all, sent already), now {job.state.value}")
             continue
@@ -209,6 +216,8 @@ def _settled(jobs: JobStore, looks: list[Look]) -> int:
             click.echo(
                 f"{look.job_id}: not known whether retried: run retry-job again once the store answers", err=True
             )
+        elif outcome is dispatch.Settled.SEND_FAILED and look.written:
+            click.echo(f"{look.job_id}: not retried: its messages could not be sent: the job is failed again", err=True)
         else:
             click.echo(f"{look.job_id}: not retried: {outcome.value}", err=True)
     return failures

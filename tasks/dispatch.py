@@ -70,6 +70,9 @@ class Look:
     """A look in the background at a write answered with an error (_settle_in_background)."""
 
     job_id: str
+    # True for a look at a write that was applied, whose job could be neither sent nor failed
+    # (_enqueue_or_fail): it only sends, or fails the job at its last look.
+    written: bool = False
     outcome: Settled | None = None
     ended: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -207,8 +210,9 @@ def retry_job(
     not run again; the steps of the new attempt get stepIds of their own.
 
     A retry answered with an error may have been written all the same: a thread looks, and sends
-    it if it was (_settle). ``looks`` gets that look, for a caller that would otherwise exit
-    before it ends (the celery CLI's retry-job).
+    it if it was (_settle). So does a retry written whose job could be neither sent nor failed
+    (_enqueue_or_fail). ``looks`` gets that look, for a caller that would otherwise exit before it
+    ends (the celery CLI's retry-job).
     """
     job = jobs.get(job_id)
     if _maybe_unsent(job, now=time.time()):
@@ -231,7 +235,7 @@ def retry_job(
         if looks is not None:
             looks.append(look)
         raise
-    _enqueue_or_fail(jobs, job_id, send)
+    _enqueue_or_fail(jobs, job_id, send, looks=looks)
     log.info("job.retried", jobId=job_id, attempt=attempt, fromStep=first, by=by)
     return jobs.get(job_id)
 
@@ -283,10 +287,13 @@ def _retried_by(stored: Job, entry: Mapping) -> bool:
 
 
 def _settle_in_background(
-    jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None]
+    jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None], *, written: bool = False
 ) -> Look:
-    """Find out in a thread whether a write answered with an error was applied; if so, send (_settle)."""
-    look = Look(job_id)
+    """Find out in a thread whether a write answered with an error was applied; if so, send (_settle).
+
+    ``written``: the write is known to be applied (``applied`` is then always true).
+    """
+    look = Look(job_id, written=written)
 
     def run() -> None:
         try:
@@ -415,7 +422,13 @@ def _send_again(jobs: JobStore, job: Job, *, request_id: str | None, enqueue: En
 
 
 def _enqueue_or_fail(
-    jobs: JobStore, job_id: str, send: Callable[[], None], *, fail_job: bool = True, look_later: bool = True
+    jobs: JobStore,
+    job_id: str,
+    send: Callable[[], None],
+    *,
+    fail_job: bool = True,
+    look_later: bool = True,
+    looks: list[Look] | None = None,
 ) -> None:
     """Send; if that fails, fail the job with ENQUEUE_FAILED (never leave it queued) and raise.
 
@@ -423,7 +436,7 @@ def _enqueue_or_fail(
     refuses the failure too, the job is queued with no message, and a replay under its key within
     RESEND_AFTER_SECONDS would say it is on its way (seen in the 20 % faults run: a job left
     queued): a look in the background keeps trying to send it, and fails it at the last
-    (_settle; ``look_later=False`` for that look's own sends).
+    (_settle; ``look_later=False`` for that look's own sends). ``looks`` gets that look (retry_job).
     """
     try:
         try:
@@ -443,5 +456,7 @@ def _enqueue_or_fail(
         except GhostEngineError:
             log.exception("job.enqueue_failed_unrecorded", jobId=job_id)
             if look_later:
-                _settle_in_background(jobs, job_id, lambda stored: True, send)
+                look = _settle_in_background(jobs, job_id, lambda stored: True, send, written=True)
+                if looks is not None:
+                    looks.append(look)
         raise

@@ -148,6 +148,55 @@ def test_a_retry_written_after_all_whose_send_fails_fails_the_command(retry_one,
     assert services.jobs.get(job_id).state is JobState.FAILED
 
 
+def _send_fails_and_so_does_the_failure(services, monkeypatch, sends_that_fail: int) -> list:
+    """The retry is written; its first ``sends_that_fail`` sends fail, and the write that would
+    fail the job is refused once: the job is queued with no message (tasks/dispatch.py: _enqueue_or_fail)."""
+    sent: list = []
+
+    def flaky(job_id, request_id, **kw):
+        if len(sent) < sends_that_fail:
+            sent.append(None)
+            raise RuntimeError("SQS is down")
+        sent.append(kw)
+
+    monkeypatch.setattr(dispatch, "retry_job", functools.partial(dispatch.retry_job.func, enqueue=flaky))
+    refused = services.jobs.mark_failed
+
+    def refused_once(*args, **kwargs):
+        monkeypatch.setattr(services.jobs, "mark_failed", refused)
+        raise DependencyUnavailable("dynamodb is unavailable (InternalError)")
+
+    monkeypatch.setattr(services.jobs, "mark_failed", refused_once)
+    return sent
+
+
+def test_a_retry_neither_sent_nor_failed_is_sent_before_the_command_exits(retry_one, services, monkeypatch):
+    # Without waiting for that look too, the command said "not retried" and exited, and its exit
+    # ended the look: the job stayed queued with no message until the stall sweep failed it.
+    job_id, run, _ = retry_one
+    sent = _send_fails_and_so_does_the_failure(services, monkeypatch, sends_that_fail=1)
+    code, terminal = run()
+    assert sent == [None, {"steps": pipeline.STEPS, "attempt": 2}], terminal
+    assert code == 0
+    lines = terminal.strip().splitlines()
+    assert (
+        f"{job_id}: could not send the job (RuntimeError), nor could the job be failed: sending it again..."
+    ) in lines, terminal
+    assert f"{job_id}: queued as attempt 2 from {pipeline.STEPS[0]} (sent at a later try)" in lines
+    assert services.jobs.get(job_id).state is JobState.QUEUED
+
+
+def test_a_retry_neither_sent_nor_failed_whose_sends_keep_failing_fails_the_command(retry_one, services, monkeypatch):
+    job_id, run, _ = retry_one
+    sent = _send_fails_and_so_does_the_failure(services, monkeypatch, sends_that_fail=99)
+    code, terminal = run()
+    assert code == 1 and len(sent) == 1 + len(dispatch.SETTLE_PAUSES)  # the command's, then one a look
+    assert terminal.strip().splitlines()[-1] == (
+        f"{job_id}: not retried: its messages could not be sent: the job is failed again"
+    )
+    assert services.jobs.get(job_id).state is JobState.FAILED
+
+
 def test_a_retry_answered_with_an_error_and_not_written_fails_the_command(retry_one, services, monkeypatch):
     job_id, run, sent = retry_one
 
