@@ -393,15 +393,23 @@ class DynamoJobStore:
         record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)
         return self._transition(job_id, JobState.CANCELLED, {"cancellation": record})
 
-    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
+    def mark_failed(
+        self, job_id: str, error: JobError, *, if_updated_at: str | None = None, if_queued: bool = False
+    ) -> bool:
         try:
-            return self._transition(job_id, JobState.FAILED, {"error": error.to_dict()}, if_updated_at=if_updated_at)
+            return self._transition(
+                job_id,
+                JobState.FAILED,
+                {"error": error.to_dict()},
+                if_updated_at=if_updated_at,
+                only_from=(JobState.QUEUED,) if if_queued else None,
+            )
         except JobTerminal:
             return False
         except InvalidTransition:
-            if if_updated_at is None:
+            if if_updated_at is None and not if_queued:
                 raise
-            return False  # it moved since ``if_updated_at``: not stalled after all
+            return False  # it moved since ``if_updated_at``, or left queued: not stalled, or sent, after all
 
     # --- internals -------------------------------------------------------------
 
@@ -413,8 +421,10 @@ class DynamoJobStore:
         *,
         if_updated_at: str | None = None,
         removed: tuple[str, ...] = (),
+        only_from: tuple[JobState, ...] | None = None,
     ) -> bool:
-        sources = sorted(sources_of(target))
+        """``target`` from any state that may go there, or from ``only_from`` (a subset of those)."""
+        sources = sorted(only_from or sources_of(target))
         names = {"#state": "state"}
         now = utc_now()
         values = {":target": {"S": target.value}, ":now": {"S": now}}

@@ -109,8 +109,11 @@ class JobStore(Protocol):
         False when it already was; JobTerminal after done or failed.
         """
 
-    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
-        """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``."""
+    def mark_failed(
+        self, job_id: str, error: JobError, *, if_updated_at: str | None = None, if_queued: bool = False
+    ) -> bool:
+        """queued|running -> failed; False when already terminal, or changed since ``if_updated_at``,
+        or, with ``if_queued``, no longer queued (a run of its message claimed or recorded a step)."""
 
     def check(self) -> None:
         """Raise DependencyUnavailable when the store cannot be reached."""

@@ -192,13 +192,13 @@ class FakeJobStore:
             )
             return RecordOutcome.RECORDED
 
-    def _transition(self, job_id: str, target: JobState, **fields) -> bool:
+    def _transition(self, job_id: str, target: JobState, *, sources: tuple[JobState, ...] = (), **fields) -> bool:
         self._check_up(target.value)
         with self._lock:
             job = self._item(job_id)
             if job.state is target:
                 return False
-            if job.state not in sources_of(target):
+            if job.state not in (sources or sources_of(target)):
                 if job.state in TERMINAL_STATES:
                     raise JobTerminal(f"job is {job.state}")
                 raise InvalidTransition(f"{job.state} -> {target}")
@@ -251,12 +251,20 @@ class FakeJobStore:
         record = cancel_record(job_id, at=utc_now(), by=by, reason=reason)
         return self._transition(job_id, JobState.CANCELLED, cancellation=record)
 
-    def mark_failed(self, job_id: str, error: JobError, *, if_updated_at: str | None = None) -> bool:
+    def mark_failed(
+        self, job_id: str, error: JobError, *, if_updated_at: str | None = None, if_queued: bool = False
+    ) -> bool:
         if if_updated_at is not None and self.get(job_id).updated_at != if_updated_at:
             return False
         try:
-            return self._transition(job_id, JobState.FAILED, error=error)
+            return self._transition(
+                job_id, JobState.FAILED, sources=(JobState.QUEUED,) if if_queued else (), error=error
+            )
         except JobTerminal:
+            return False
+        except InvalidTransition:
+            if not if_queued:
+                raise
             return False
 
     def check(self) -> None:

@@ -219,6 +219,19 @@ def test_mark_failed_can_be_made_conditional_on_no_progress(store):
     assert store.get(job.job_id).error.code == "STALLED"
 
 
+def test_mark_failed_can_be_made_conditional_on_the_job_still_queued(store):
+    # What a send answered with an error writes (tasks/dispatch.py: _enqueue_or_fail): a job whose
+    # message was taken after all, and claimed or recorded, is not failed under its run.
+    running = new_job(store)
+    store.record_step(running.job_id, event(running.job_id, "a"), total_steps=STEPS)
+    assert store.mark_failed(running.job_id, JobError("not sent", "ENQUEUE_FAILED"), if_queued=True) is False
+    assert store.get(running.job_id).state is JobState.RUNNING and store.get(running.job_id).error is None
+    queued = new_job(store)
+    assert store.mark_failed(queued.job_id, JobError("not sent", "ENQUEUE_FAILED"), if_queued=True) is True
+    assert store.get(queued.job_id).error.code == "ENQUEUE_FAILED"
+    assert store.mark_failed(queued.job_id, JobError("not sent", "ENQUEUE_FAILED"), if_queued=True) is False
+
+
 # --- the step lease: one write that claims, moves to running and returns the job ----------
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import pipeline
 from storage.errors import DependencyUnavailable, EnqueueFailed
-from storage.model import ClaimOutcome, JobState, handed_owner, is_handed, lease_owner, owns_lease, step_id
+from storage.model import ClaimOutcome, JobError, JobState, handed_owner, is_handed, lease_owner, owns_lease, step_id
 from tasks import dispatch, metrics
 from tasks.dispatch import retry_job, submit_job
 from tasks.runner import Next, run_step
@@ -242,6 +242,68 @@ def test_a_job_whose_send_failed_is_sent_by_the_clients_retry_under_its_key(serv
     assert job.state is JobState.QUEUED and job.attempt == 1 and job.error is None and job.attempts == ()
     assert sent == [(job.job_id, {})]  # one send, for two retries; its first step claims
     assert services.jobs.get(job.job_id).leases == ()  # no lease left for a message that was never sent
+
+
+class TakenThenFails:
+    """A fake enqueue whose send SQS took, but answered with an error (a 500, a reset): the first
+    step's message is received and run (``runs``: at once, or never) before the sender hears."""
+
+    def __init__(self, services, *, runs: bool = True) -> None:
+        self.services, self.runs, self.messages = services, runs, []
+
+    def __call__(self, job_id, request_id, **kw):
+        leased = kw.get("leased")
+        self.messages.append((job_id, kw))
+        if self.runs:
+            steps = kw.get("steps", pipeline.STEPS)
+            run_step(
+                self.services,
+                job_id,
+                steps[0],
+                kw.get("attempt", 1),
+                delivery=leased.delivery if leased else "task-1",
+                leased=leased.job if leased else None,
+            )
+        raise RuntimeError("InternalError: the send's answer was lost")
+
+
+@WITH_AND_WITHOUT_THE_FIRST_LEASE
+def test_a_job_whose_send_was_taken_and_answered_with_an_error_is_left_to_run(services, lease_seconds, capsys):
+    # Seen in the 20 % faults run: the first step recorded, then the API, hearing the send's error,
+    # failed the job ENQUEUE_FAILED under its run and answered 503; the client's retry got it failed.
+    queue = TakenThenFails(services)
+    job, replayed = submit_job(
+        services.jobs, REQUEST, ttl_days=1, idempotency_key="order-20", enqueue=queue, lease_seconds=lease_seconds
+    )
+    stored = services.jobs.get(job.job_id)
+    assert not replayed and stored.state is JobState.RUNNING and stored.error is None
+    assert [step.name for step in stored.steps] == [FIRST] and len(queue.messages) == 1
+    assert "JobFailed" not in capsys.readouterr().out  # no failure counted
+
+
+def test_an_operator_retry_whose_send_was_taken_and_answered_with_an_error_is_left_to_run(services):
+    job_id = new_job(services)
+    services.jobs.mark_failed(job_id, JobError("boom", "X"))
+    retried = retry_job(services.jobs, job_id, reason="fixed", by="op", enqueue=TakenThenFails(services))
+    stored = services.jobs.get(job_id)
+    assert retried.attempt == stored.attempt == 2 and stored.state is JobState.RUNNING and stored.error is None
+    assert [(step.name, step.attempt) for step in stored.steps] == [(FIRST, 2)]
+
+
+def test_a_job_failed_before_its_taken_message_ran_stays_failed_until_its_client_retries(services):
+    # The send's error is heard before the message is received: the job is failed; the message's
+    # run then finds it failed and records nothing, so the client's retry under its key sends it.
+    queue = TakenThenFails(services, runs=False)
+    submit = functools.partial(submit_job, services.jobs, REQUEST, ttl_days=1, idempotency_key="order-21")
+    with pytest.raises(EnqueueFailed):
+        submit(enqueue=queue)
+    ((job_id, _),) = queue.messages
+    assert run_step(services, job_id, FIRST, delivery="task-1").outcome == "terminal"
+    failed = services.jobs.get(job_id)
+    assert failed.state is JobState.FAILED and failed.error.code == EnqueueFailed.code and failed.steps == ()
+    sent: list = []
+    job, replayed = submit(enqueue=lambda job_id, request_id, **kw: sent.append(job_id))
+    assert replayed and job.state is JobState.QUEUED and sent == [job_id]
 
 
 class QueueDownFor:
