@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -125,6 +126,47 @@ class StackConfig:
         """Where the emulator saves its state at stop and loads it from at start."""
         return self.state_dir / "emulator-state.pickle"
 
+    @property
+    def credentials_file(self) -> Path:
+        """Where `make run` keeps the credentials it generated (kept_credentials)."""
+        return self.state_dir / "credentials.json"
+
+
+# The settings `make run` generates when they are not set, and how.
+GENERATED = {
+    "INTERNAL_TOKEN": lambda: secrets.token_urlsafe(24),
+    "FLOWER_BASIC_AUTH": lambda: f"ops:{secrets.token_urlsafe(18)}",
+}
+
+
+def kept_credentials(config: StackConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The operators' token and Flower's user:password that `make run` generated before, for those
+    not set in ``environ``: a restart keeps them, as it keeps the jobs, so an operator's terminal
+    (its `export` lines) and a console tab that has the token go on working. Generated and written
+    (owner-only) the first time; `make run-clean` keeps them, `make clean` forgets them.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = [name for name in GENERATED if not environ.get(name)]
+    if not wanted:
+        return {}
+    try:
+        saved = json.loads(config.credentials_file.read_text())
+    except (OSError, ValueError):
+        saved = {}  # none yet, or unreadable: new ones
+    if not isinstance(saved, dict):
+        saved = {}
+    kept = {
+        name: value if isinstance(value := saved.get(name), str) and value else make()
+        for name, make in GENERATED.items()
+    }
+    if kept != saved:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(config.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(kept, out)
+        config.credentials_file.chmod(0o600)  # a file left by an earlier, looser umask
+    return {name: kept[name] for name in wanted}
+
 
 def port_free(port: int) -> bool:
     """True when nothing listens on 127.0.0.1:port."""
@@ -220,9 +262,8 @@ class Stack:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_ENDPOINT_URL": endpoint,
-            "INTERNAL_TOKEN": os.environ.get("INTERNAL_TOKEN") or secrets.token_urlsafe(24),
-            # Flower reads it from its environment (as on ECS), which keeps it out of `ps`.
-            "FLOWER_BASIC_AUTH": os.environ.get("FLOWER_BASIC_AUTH") or f"ops:{secrets.token_urlsafe(18)}",
+            # Flower reads its basic auth from its environment (as on ECS), which keeps it out of `ps`.
+            **{name: os.environ.get(name) or make() for name, make in GENERATED.items()},
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -583,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        stack = Stack(StackConfig.from_env(), keep_state=True)
+        config = StackConfig.from_env()
+        stack = Stack(config, keep_state=True, extra_env=kept_credentials(config))
         stack.settings  # noqa: B018 - the services' settings, checked before anything starts
     except ConfigError as exc:
         print(f"local stack not started: {exc.message}", file=sys.stderr)

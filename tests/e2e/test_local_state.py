@@ -4,13 +4,15 @@ scripts/local_stack.py is started as `make run` starts it (on free ports, its st
 directory of the test's own), a job is run to done and another is stopped in the middle of a
 step, the stack is stopped with SIGINT and started again: the done job answers the same status,
 its artifacts the same bytes through fresh presigned URLs, the interrupted job finishes, and new
-jobs run. `--clean` (`make run-clean`) then starts empty. None of the three stops logs a
+jobs run, with the credentials the first run generated. `--clean` (`make run-clean`) then starts
+empty. None of the three stops logs a
 traceback, in any process.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,12 +59,21 @@ class RunningStack:
 @pytest.fixture
 def stack_env(tmp_path) -> dict[str, str]:
     ports = {"EMULATOR_PORT": free_port(), "API_PORT": free_port(), "FLOWER_PORT": free_port()}
+    generated = ("INTERNAL_TOKEN", "FLOWER_BASIC_AUTH")  # make run generates them, and keeps them
     return {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key not in generated},
         **{k: str(v) for k, v in ports.items()},
         "FAULT_DRILLS": "1",
         "LOCAL_STACK_DIR": str(tmp_path / "state"),
     }
+
+
+def credentials(banner: str) -> tuple[str, str]:
+    """The operators' token and Flower's user:password a banner prints."""
+    token = re.search(r"export INTERNAL_TOKEN=(\S+)", banner)
+    flower = re.search(r"user:password (\S+)\)", banner)
+    assert token and flower, banner
+    return token[1], flower[1]
 
 
 def wait_state(api: str, job_id: str, states: set[str], timeout: float = 90) -> dict:
@@ -112,6 +123,11 @@ def test_jobs_steps_and_artifacts_survive_a_restart_and_run_clean_forgets_them(s
     second = RunningStack(stack_env, tmp_path / "second.log")
     try:
         assert "2 jobs from earlier runs" in second.banner, second.banner
+        # The credentials it generated too: an operator's terminal and a console tab still work.
+        assert credentials(second.banner) == credentials(first.banner)
+        token = {"X-INTERNAL-TOKEN": credentials(first.banner)[0]}
+        refused = requests.post(f"{api}/jobs/{done_id}/cancel", headers=token, timeout=10)
+        assert refused.status_code == 409, refused.text  # let in, and refused: the job is done
         after = requests.get(f"{api}/status/{done_id}", timeout=10).json()
         assert after["state"] == "done" and after["steps"] == before["steps"]
         assert after["result"]["summary"] == before["result"]["summary"]
@@ -130,6 +146,7 @@ def test_jobs_steps_and_artifacts_survive_a_restart_and_run_clean_forgets_them(s
     clean = RunningStack(stack_env, tmp_path / "clean.log", "--clean")
     try:
         assert "0 jobs from earlier runs" in clean.banner
+        assert credentials(clean.banner) == credentials(first.banner)  # run-clean forgets jobs, not these
         assert requests.get(f"{api}/jobs", timeout=10).json()["jobs"] == []
         assert requests.get(f"{api}/status/{done_id}", timeout=10).status_code == 404
     finally:

@@ -50,3 +50,55 @@ def test_make_run_stops_before_starting_anything_when_a_setting_is_bad(monkeypat
     assert local_stack.main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"local stack not started: {var} ") and err.count("\n") == 1
+
+
+# --- the credentials make run generates -------------------------------------------------------
+
+
+def test_generated_credentials_are_kept_for_the_next_run_and_readable_by_the_owner_only(tmp_path):
+    config = StackConfig(state_dir=tmp_path / "state")
+    first = local_stack.kept_credentials(config, {})
+    assert set(first) == {"INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"} and first["FLOWER_BASIC_AUTH"].startswith("ops:")
+    assert len(first["INTERNAL_TOKEN"]) >= 32  # 24 random bytes
+    assert config.credentials_file.stat().st_mode & 0o777 == 0o600
+    assert local_stack.kept_credentials(config, {}) == first  # the next `make run`: the same ones
+    other = local_stack.kept_credentials(StackConfig(state_dir=tmp_path / "other"), {})
+    assert other["INTERNAL_TOKEN"] != first["INTERNAL_TOKEN"]  # random, not a constant
+
+
+def test_a_credential_set_in_the_environment_wins_and_the_kept_one_stays_for_later(tmp_path):
+    config = StackConfig(state_dir=tmp_path)
+    kept = local_stack.kept_credentials(config, {})
+    assert local_stack.kept_credentials(config, {"INTERNAL_TOKEN": "mine"}) == {
+        "FLOWER_BASIC_AUTH": kept["FLOWER_BASIC_AUTH"]
+    }
+    assert local_stack.kept_credentials(config, {"INTERNAL_TOKEN": "mine", "FLOWER_BASIC_AUTH": "a:b"}) == {}
+    assert local_stack.kept_credentials(config, {}) == kept
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"INTERNAL_TOKEN": 5}', '{"INTERNAL_TOKEN": ""}'])
+def test_an_unreadable_credentials_file_is_replaced_with_new_ones(tmp_path, text):
+    config = StackConfig(state_dir=tmp_path)
+    config.credentials_file.write_text(text)
+    new = local_stack.kept_credentials(config, {})
+    assert new["INTERNAL_TOKEN"] and new["FLOWER_BASIC_AUTH"].startswith("ops:")
+    assert local_stack.kept_credentials(config, {}) == new
+    assert config.credentials_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_make_run_starts_with_the_kept_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCAL_STACK_DIR", str(tmp_path))
+    for name in ("INTERNAL_TOKEN", "FLOWER_BASIC_AUTH"):
+        monkeypatch.delenv(name, raising=False)
+    kept = local_stack.kept_credentials(StackConfig.from_env())
+    started: list = []
+
+    def start(self):
+        started.append({name: self.env[name] for name in kept})
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(local_stack.Stack, "start", start)
+    monkeypatch.setattr(local_stack.Stack, "stop", lambda self: None)
+    monkeypatch.setattr(local_stack.signal, "signal", lambda *args: None)  # this process's handlers stay
+    assert local_stack.main([]) == 1
+    assert started == [kept]
