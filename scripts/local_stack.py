@@ -160,11 +160,13 @@ def kept_credentials(config: StackConfig, environ: Mapping[str, str] | None = No
         for name, make in GENERATED.items()
     }
     if kept != saved:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(config.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(kept, out)
-        config.credentials_file.chmod(0o600)  # a file left by an earlier, looser umask
+        # A directory that cannot be written keeps nothing: this run's are good all the same.
+        with contextlib.suppress(OSError):
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(config.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(kept, out)
+            config.credentials_file.chmod(0o600)  # a file left by an earlier, looser umask
     return {name: kept[name] for name in wanted}
 
 

@@ -102,3 +102,10 @@ def test_make_run_starts_with_the_kept_credentials(tmp_path, monkeypatch):
     monkeypatch.setattr(local_stack.signal, "signal", lambda *args: None)  # this process's handlers stay
     assert local_stack.main([]) == 1
     assert started == [kept]
+
+
+def test_credentials_that_cannot_be_kept_are_generated_all_the_same(tmp_path):
+    (tmp_path / "file").write_text("")
+    config = StackConfig(state_dir=tmp_path / "file" / "state")  # under a file: no directory there
+    new = local_stack.kept_credentials(config, {})
+    assert new["INTERNAL_TOKEN"] and new["FLOWER_BASIC_AUTH"].startswith("ops:")
