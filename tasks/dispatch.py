@@ -287,13 +287,13 @@ def _retried_by(stored: Job, entry: Mapping) -> bool:
 
 
 def _settle_in_background(
-    jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None], *, written: bool = False
+    jobs: JobStore, job_id: str, applied: Callable[[Job], bool] | None, send: Callable[[], None]
 ) -> Look:
     """Find out in a thread whether a write answered with an error was applied; if so, send (_settle).
 
-    ``written``: the write is known to be applied (``applied`` is then always true).
+    ``applied`` None: the write is known to be applied, only its send is left (_enqueue_or_fail).
     """
-    look = Look(job_id, written=written)
+    look = Look(job_id, written=applied is None)
 
     def run() -> None:
         try:
@@ -305,7 +305,7 @@ def _settle_in_background(
     return look
 
 
-def _settle(jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: Callable[[], None]) -> Settled:
+def _settle(jobs: JobStore, job_id: str, applied: Callable[[Job], bool] | None, send: Callable[[], None]) -> Settled:
     """Send the job if the write that queued it, answered with an error, was applied after all
     (``applied`` to the stored item) and nothing sent it since; give up after SETTLE_PAUSES.
 
@@ -322,7 +322,7 @@ def _settle(jobs: JobStore, job_id: str, applied: Callable[[Job], bool], send: C
             return Settled.NOT_APPLIED  # not written: the 503 was the whole truth
         except GhostEngineError:
             continue  # the store is still down: look again
-        if not applied(stored):
+        if applied is not None and not applied(stored):
             return Settled.NOT_APPLIED  # or someone else's write (the same key)
         if stored.state is not JobState.QUEUED or _started(stored):
             return Settled.UNDER_WAY  # sent by another's hand (a client's resend), or ended
@@ -462,7 +462,7 @@ def _enqueue_or_fail(
         except GhostEngineError:
             log.exception("job.enqueue_failed_unrecorded", jobId=job_id, error=exc.message)
             if look_later:
-                look = _settle_in_background(jobs, job_id, lambda stored: True, send, written=True)
+                look = _settle_in_background(jobs, job_id, None, send)
                 if looks is not None:
                     looks.append(look)
         if failed is False and _sent_after_all(jobs, job_id):

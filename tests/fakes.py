@@ -192,13 +192,13 @@ class FakeJobStore:
             )
             return RecordOutcome.RECORDED
 
-    def _transition(self, job_id: str, target: JobState, *, sources: tuple[JobState, ...] = (), **fields) -> bool:
+    def _transition(self, job_id: str, target: JobState, *, only_from: tuple[JobState, ...] = (), **fields) -> bool:
         self._check_up(target.value)
         with self._lock:
             job = self._item(job_id)
             if job.state is target:
                 return False
-            if job.state not in (sources or sources_of(target)):
+            if job.state not in (only_from or sources_of(target)):
                 if job.state in TERMINAL_STATES:
                     raise JobTerminal(f"job is {job.state}")
                 raise InvalidTransition(f"{job.state} -> {target}")
@@ -258,7 +258,7 @@ class FakeJobStore:
             return False
         try:
             return self._transition(
-                job_id, JobState.FAILED, sources=(JobState.QUEUED,) if if_queued else (), error=error
+                job_id, JobState.FAILED, only_from=(JobState.QUEUED,) if if_queued else (), error=error
             )
         except JobTerminal:
             return False
